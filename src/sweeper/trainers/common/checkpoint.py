@@ -1,0 +1,74 @@
+"""Epoch-level checkpoints, so a preempted or requeued trial resumes where it stopped."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+FILENAME = "checkpoint.pt"
+
+
+class Checkpoint:
+    """Saves model, optimizer, scheduler, RNG states and loop state after each epoch.
+
+    A no-op when `run_dir` is None (a trial that keeps no files).
+    """
+
+    def __init__(self, run_dir: Path | None) -> None:
+        self.path = Path(run_dir) / FILENAME if run_dir is not None else None
+
+    def save(
+        self,
+        epoch: int,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: LRScheduler | None,
+        state: dict[str, Any],
+    ) -> None:
+        if self.path is None:
+            return
+        payload = {
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "state": state,
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.path)  # atomic: a kill mid-save leaves the last good checkpoint
+
+    def restore(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: LRScheduler | None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Load the last checkpoint if there is one; return (epochs done, loop state)."""
+        if self.path is None or not self.path.exists():
+            return 0, {}
+        payload = torch.load(self.path, map_location="cpu", weights_only=False)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        if scheduler is not None and payload["scheduler"] is not None:
+            scheduler.load_state_dict(payload["scheduler"])
+        rng = payload["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        return payload["epoch"], payload["state"]

@@ -1,0 +1,48 @@
+"""The epoch loop every trainer shares: resume, log, checkpoint, stop when told."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+from sweeper.trainers.common.checkpoint import Checkpoint
+from sweeper.trainers.logger import Logger
+
+EpochFn = Callable[[int], dict[str, float]]
+
+
+class NonFiniteMetricError(ArithmeticError):
+    """A metric went NaN or infinite: the trial fails instead of logging garbage."""
+
+
+def fit(
+    *,
+    epochs: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRScheduler | None,
+    logger: Logger,
+    train_epoch: EpochFn,
+    evaluate: EpochFn,
+) -> list[dict[str, float]]:
+    """Run the remaining epochs and return the whole per-epoch history."""
+    checkpoint = Checkpoint(logger.run_dir)
+    start, state = checkpoint.restore(model, optimizer, scheduler)
+    history: list[dict[str, float]] = state.get("history", [])
+    for epoch in range(start, epochs):
+        lr = optimizer.param_groups[0]["lr"]
+        metrics = {**train_epoch(epoch), **evaluate(epoch), "lr": lr}
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise NonFiniteMetricError(f"{name} is {value} at epoch {epoch}")
+        if scheduler is not None:
+            scheduler.step()
+        history.append(metrics)
+        logger.log(metrics, step=epoch)
+        checkpoint.save(epoch + 1, model, optimizer, scheduler, {"history": history})
+        if logger.should_stop():
+            break
+    return history

@@ -1,0 +1,85 @@
+"""Registered trainers, resolved lazily so that listing or validating never imports torch."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sweeper.errors import NotFoundError
+from sweeper.trainers.common.config import TrainConfig
+from sweeper.trainers.logger import Logger
+
+TrainFn = Callable[[Any, Logger], dict[str, float]]
+
+
+def _resolve(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class TrainerInfo:
+    name: str
+    summary: str
+    config_ref: str
+    """`module:Class` of the config model; that module must not import torch."""
+    train_ref: str
+    """`module:function` implementing `train(config, logger) -> metrics`."""
+    metric: str
+    """The metric a spec for this trainer usually optimises (a default for `train`)."""
+
+    def config_model(self) -> type[TrainConfig]:
+        return _resolve(self.config_ref)
+
+    def train_fn(self) -> TrainFn:
+        return _resolve(self.train_ref)
+
+
+TRAINERS: dict[str, TrainerInfo] = {
+    info.name: info
+    for info in (
+        TrainerInfo(
+            name="xor",
+            summary="noisy-XOR MLP (depth 0-3, width 1-3, tanh): the quickstart study",
+            config_ref="sweeper.trainers.classify.config:XorConfig",
+            train_ref="sweeper.trainers.classify.xor:train",
+            metric="val_acc",
+        ),
+        TrainerInfo(
+            name="classify",
+            summary="image classification: MLP/CNN, LeNet, LeNet-5, AlexNet, torchvision nets",
+            config_ref="sweeper.trainers.classify.config:ClassifyConfig",
+            train_ref="sweeper.trainers.classify.train:train",
+            metric="val_acc",
+        ),
+        TrainerInfo(
+            name="reid",
+            summary="vehicle re-identification (VeRi-776): xent+triplet, CMC/mAP",
+            config_ref="sweeper.trainers.reid.config:ReidConfig",
+            train_ref="sweeper.trainers.reid.train:train",
+            metric="mAP",
+        ),
+    )
+}
+
+GENERATORS: dict[str, str] = {
+    "shapes": "sweeper.trainers.classify.data.synthetic:write_shapes",
+    "veri": "sweeper.trainers.reid.data.synthetic:write_veri",
+}
+"""Small on-disk data sets in the real layouts: `fn(out: Path, seed: int = 0) -> Path`."""
+
+
+def generate(name: str, out: str, seed: int = 0) -> object:
+    if name not in GENERATORS:
+        raise NotFoundError(f"unknown data set generator {name!r} (known: {', '.join(GENERATORS)})")
+    return _resolve(GENERATORS[name])(out, seed=seed)
+
+
+def get_trainer(name: str) -> TrainerInfo:
+    try:
+        return TRAINERS[name]
+    except KeyError:
+        known = ", ".join(sorted(TRAINERS))
+        raise NotFoundError(f"unknown trainer {name!r} (known: {known})") from None
