@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,20 @@ FILENAME = "checkpoint.pt"
 
 
 class Checkpoint:
-    """Saves model, optimizer, scheduler, RNG states and loop state after each epoch.
+    """Saves model, optimizer, scheduler, RNG states and loop state at epoch boundaries.
 
+    Saving is throttled to once per `every` seconds unless forced (a stop, the last epoch):
+    a SIGKILL loses at most that much work, and tiny epochs do not pay a save each.
     A no-op when `run_dir` is None (a trial that keeps no files).
     """
 
-    def __init__(self, run_dir: Path | None) -> None:
+    def __init__(self, run_dir: Path | None, every: float = 30.0) -> None:
         self.path = Path(run_dir) / FILENAME if run_dir is not None else None
+        self.every = every
+        self._last_save = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last_save >= self.every
 
     def save(
         self,
@@ -50,6 +58,7 @@ class Checkpoint:
         tmp = self.path.with_suffix(".tmp")
         torch.save(payload, tmp)
         os.replace(tmp, self.path)  # atomic: a kill mid-save leaves the last good checkpoint
+        self._last_save = time.monotonic()
 
     def restore(
         self,

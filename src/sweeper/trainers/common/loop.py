@@ -42,7 +42,9 @@ def fit(
             scheduler.step()
         history.append(metrics)
         logger.log(metrics, step=epoch)
-        checkpoint.save(epoch + 1, model, optimizer, scheduler, {"history": history})
-        if logger.should_stop():
+        stop = logger.should_stop()
+        if stop or epoch + 1 == epochs or checkpoint.due():
+            checkpoint.save(epoch + 1, model, optimizer, scheduler, {"history": history})
+        if stop:
             break
     return history

@@ -1,0 +1,250 @@
+"""The agent: keep every slot busy with a trial in its own forked child until the sweep ends.
+
+The parent imports torch and the trainer once (warm) and never touches CUDA, so each fork
+starts training in milliseconds instead of paying a fresh interpreter and torch import.
+The parent is single-threaded (fork and threads do not mix): it polls children, heartbeats,
+and reacts to signals between polls.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from sweeper.agent.tracking import StopFlag, WandbMode
+from sweeper.agent.trial import execute
+from sweeper.backends.local import Claim, LocalBackend, new_id
+from sweeper.trainers.registry import get_trainer
+
+WANDB_WARM_MODULES = ("wandb", "wandb.sdk.launch")
+"""wandb.init imports its launch package lazily: about 2 s a trial unless the parent has it."""
+
+FLAPPING_LIMIT = 5
+"""Consecutive failed trials, with no success, after which the agent gives up."""
+
+
+@dataclass
+class AgentOptions:
+    store: Path
+    sweep_id: str
+    slots: list[str | None] = field(default_factory=lambda: [None])
+    count: int | None = None
+    wandb_mode: WandbMode = "offline"
+    heartbeat_interval: float = 5.0
+    heartbeat_timeout: float = 60.0
+    grace: float = 10.0
+    """Seconds a stopped trial gets to reach an epoch boundary before it is killed."""
+    poll: float = 0.2
+    threads: int | None = None
+    """CPU threads per trial; None: this machine's cores shared among the agent's slots."""
+
+    def threads_per_trial(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 1) // len(self.slots))
+
+
+@dataclass
+class Running:
+    claim: Claim
+    slot: str | None
+    process: BaseProcess
+    killed_for_stop: bool = False
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child if the agent dies, so no orphan trains on."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _child_main(options: AgentOptions, claim: Claim, slot: str | None, trainer: str) -> None:
+    _die_with_parent()
+    os.setpgid(0, 0)  # a terminal's Ctrl-C goes to the agent, which stops trials itself
+    if slot is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = slot
+    import torch
+
+    torch.set_num_threads(options.threads_per_trial())  # trials sharing cores must not spin-wait
+    backend = LocalBackend(options.store)
+    run_dir = backend.run_dir(claim.run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    flag = StopFlag()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: flag.set(f"{signal.Signals(signum).name}"))
+    sweep = backend.sweep(claim.sweep_id) if claim.sweep_id else None
+    execute(
+        backend, claim, trainer,
+        project=sweep.project if sweep else "sweeper",
+        entity=sweep.config.get("entity") if sweep else None,
+        stage_name=sweep.stage_name if sweep else None,
+        spec_hash=sweep.spec_hash if sweep else None,
+        wandb_mode=options.wandb_mode, stop_flag=flag,
+    )  # fmt: skip
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _output_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Agent:
+    def __init__(self, options: AgentOptions, say: Callable[[str], None] = print) -> None:
+        self.options = options
+        self.say = say
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id(4)}"
+        self.backend = LocalBackend(options.store, create=False)
+        self.sweep = self.backend.sweep(options.sweep_id)
+        self.running: dict[str | None, Running] = {}
+        self.started = 0
+        self.failures_in_a_row = 0
+        self.stop_reason: str | None = None
+        self.stop_deadline: float | None = None
+        self._next_claim = 0.0
+        self._context = multiprocessing.get_context("fork")
+
+    def warm_up(self) -> None:
+        """Import the trainer (and torch) once here, so no child pays for it."""
+        info = get_trainer(self.sweep.trainer)
+        importlib.import_module(info.train_ref.partition(":")[0])
+        importlib.import_module("torch._dynamo")  # what the first optimizer imports lazily (~6 s)
+        if self.options.wandb_mode != "disabled":
+            for module in WANDB_WARM_MODULES:
+                importlib.import_module(module)
+
+    def run(self) -> int:
+        """Work until the sweep is complete, --count is reached, or a signal. Exit code."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.warm_up()
+            last_beat = time.monotonic()
+            while True:
+                self._reap()
+                if self.stop_reason is None:
+                    self._fill_slots()
+                if not self.running and self._finished():
+                    break
+                if time.monotonic() - last_beat >= self.options.heartbeat_interval:
+                    self._heartbeat()
+                    last_beat = time.monotonic()
+                self._enforce_grace()
+                time.sleep(self.options.poll)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self.stop_reason:
+            self.say(f"agent {self.id} stopped: {self.stop_reason}")
+        return 1 if self.failures_in_a_row >= FLAPPING_LIMIT else 0
+
+    def _finished(self) -> bool:
+        if self.stop_reason is not None:
+            return True
+        if self.options.count is not None and self.started >= self.options.count:
+            return True
+        return self.backend.is_complete(self.sweep.id)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.stop_reason is not None:  # a second signal: stop waiting
+            self.stop_deadline = 0.0
+            return
+        self.stop_reason = f"{name}: running trials preempted and requeued"
+        self.stop_deadline = time.monotonic() + self.options.grace
+        for running in self.running.values():
+            if running.process.pid is not None:
+                os.kill(running.process.pid, signal.SIGTERM)
+
+    def _fill_slots(self) -> None:
+        if time.monotonic() < self._next_claim:
+            return
+        for slot in self.options.slots:
+            if slot in self.running:
+                continue
+            if self.options.count is not None and self.started >= self.options.count:
+                return
+            claim = self.backend.claim(self.sweep.id, self.id, self.options.heartbeat_timeout)
+            if claim is None:  # nothing to hand out now: ask again in a second, not every poll
+                self._next_claim = time.monotonic() + 1.0
+                return
+            process = self._context.Process(
+                target=_child_main,
+                args=(self.options, claim, slot, self.sweep.trainer),
+                name=f"trial-{claim.run_id}",
+            )
+            process.start()
+            self.running[slot] = Running(claim, slot, process)
+            self.started += 1
+            where = f"GPU {slot}" if slot is not None else "CPU"
+            self.say(f"[{self.id}] trial {claim.run_id} (attempt {claim.attempt}) on {where}")
+
+    def _reap(self) -> None:
+        for slot, running in list(self.running.items()):
+            if running.process.is_alive():
+                continue
+            running.process.join()
+            del self.running[slot]
+            self._record_exit(running)
+
+    def _record_exit(self, running: Running) -> None:
+        claim, code = running.claim, running.process.exitcode
+        run = self.backend.run(claim.run_id)
+        if run["state"] == "running" and run["attempt"] == claim.attempt:
+            # The child died before it could record anything: crash, kill, or our stop.
+            if running.killed_for_stop:
+                state, reason = "preempted", f"requeued: {self.stop_reason}"
+            else:
+                state = "crashed"
+                how = (
+                    f"killed by {signal.Signals(-code).name}"
+                    if code is not None and code < 0
+                    else f"exit code {code}"
+                )
+                tail = _output_tail(self.backend.run_dir(claim.run_id) / "output.log")
+                reason = f"trial process died ({how})" + (f"\n{tail}" if tail else "")
+            self.backend.finish(claim.run_id, claim.attempt, state, exit_code=code, error=reason)
+            run = self.backend.run(claim.run_id)
+        state = run["state"]
+        if state in ("failed", "crashed"):
+            self.failures_in_a_row += 1
+            first_line = (run["error"] or "").splitlines()[0] if run["error"] else "no reason"
+            self.say(f"[{self.id}] trial {claim.run_id} {state}: {first_line}")
+            if self.failures_in_a_row >= FLAPPING_LIMIT and self.stop_reason is None:
+                self.stop_reason = (
+                    f"{FLAPPING_LIMIT} trials failed in a row with no success; "
+                    f"last: {first_line}"
+                )
+        elif state in ("finished", "stopped"):
+            self.failures_in_a_row = 0
+            self.say(f"[{self.id}] trial {claim.run_id} {state}")
+
+    def _heartbeat(self) -> None:
+        for running in self.running.values():
+            if not self.backend.heartbeat(running.claim.run_id, running.claim.attempt):
+                # Requeued elsewhere (we lapsed): this copy must not go on.
+                running.process.kill()
+
+    def _enforce_grace(self) -> None:
+        if self.stop_deadline is None or time.monotonic() < self.stop_deadline:
+            return
+        for running in self.running.values():
+            if running.process.is_alive():
+                running.killed_for_stop = True
+                running.process.kill()

@@ -1,0 +1,40 @@
+"""GPU slots: one trial per GPU, found without initialising CUDA in the agent.
+
+The agent forks its trials; a parent that touched CUDA could not give its children a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use, from CUDA_VISIBLE_DEVICES or nvidia-smi."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def parse_gpus(text: str | None) -> list[str]:
+    """`--gpus 0,1` -> ['0', '1']; empty or None -> []."""
+    return [g.strip() for g in (text or "").split(",") if g.strip()]
+
+
+def make_slots(gpus: list[str], gpus_per_trial: int = 1) -> list[str | None]:
+    """CUDA_VISIBLE_DEVICES value per slot; [None] (one CPU slot) without GPUs."""
+    if not gpus or gpus_per_trial == 0:
+        return [None]
+    per = max(1, gpus_per_trial)
+    return [",".join(gpus[i : i + per]) for i in range(0, len(gpus) - per + 1, per)]

@@ -1,0 +1,470 @@
+"""The embedded backend: one SQLite file (WAL) shared by every agent on the machine.
+
+Claims happen inside `BEGIN IMMEDIATE`, so N agent processes never get the same trial and
+never lose a result. Every write from a trial is fenced by its attempt number: a trial that
+was requeued behind its back (its agent's heartbeat lapsed) can no longer write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import string
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeper.backends.controller import ACTIVE, RunView, next_params, runs_to_stop
+from sweeper.errors import NotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_STORE = ".sweeper/sweeper.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    project TEXT NOT NULL,
+    trainer TEXT NOT NULL,
+    config TEXT NOT NULL,          -- the compiled W&B sweep config (JSON)
+    spec TEXT NOT NULL,            -- the validated spec (JSON)
+    spec_hash TEXT NOT NULL,
+    spec_path TEXT,
+    state TEXT NOT NULL DEFAULT 'running',  -- running | finished | stopped
+    exhausted INTEGER NOT NULL DEFAULT 0,   -- the engine has no new trial to give
+    study TEXT,                    -- id shared by the stages of one staged study
+    stage INTEGER NOT NULL DEFAULT 0,
+    stage_name TEXT,
+    carried TEXT NOT NULL DEFAULT '{}',     -- best config inherited from the previous stage
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    sweep_id TEXT REFERENCES sweeps(id),    -- NULL for `sweeper train`
+    seq INTEGER NOT NULL,
+    params TEXT NOT NULL,          -- W&B form {name: {value: v}}
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    agent TEXT,
+    heartbeat_at REAL,
+    should_stop INTEGER NOT NULL DEFAULT 0,
+    summary TEXT NOT NULL DEFAULT '{}',
+    meta TEXT NOT NULL DEFAULT '{}',        -- what reproduces it: config, seed, commit, versions
+    exit_code INTEGER,
+    error TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_by_sweep ON runs (sweep_id, state);
+CREATE TABLE IF NOT EXISTS history (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+"""
+
+
+def new_id(length: int = 8) -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def store_path(store: str | os.PathLike[str] | None = None) -> Path:
+    return Path(store or os.environ.get("SWEEPER_STORE") or DEFAULT_STORE)
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    id: str
+    name: str
+    project: str
+    trainer: str
+    config: dict[str, Any]
+    spec: dict[str, Any]
+    spec_hash: str
+    spec_path: str | None
+    state: str
+    exhausted: bool
+    study: str | None
+    stage: int
+    stage_name: str | None
+    carried: dict[str, Any]
+    created_at: float
+
+    @property
+    def metric(self) -> tuple[str, str]:
+        metric = self.config.get("metric", {})
+        return metric.get("name", ""), metric.get("goal", "minimize")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A trial handed to one agent: run it as attempt `attempt`."""
+
+    run_id: str
+    sweep_id: str | None
+    attempt: int
+    params: dict[str, Any]
+    """Flat {dotted path: value}."""
+
+
+class LocalBackend:
+    """The SQLite store. Open one per process (connections do not survive a fork)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = True) -> None:
+        self.path = store_path(path)
+        if not self.path.exists():
+            if not create:
+                raise NotFoundError(f"no sweeper store at {self.path} (run `sweeper launch` first)")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=60000")
+        self.db.executescript(SCHEMA)
+
+    @property
+    def root(self) -> Path:
+        """Where runs keep files (checkpoints, logs, wandb offline runs)."""
+        return self.path.parent
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken up front so readers-turned-writers never deadlock."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # sweeps ---------------------------------------------------------------------------------
+
+    def create_sweep(
+        self,
+        config: Mapping[str, Any],
+        *,
+        trainer: str,
+        spec: Mapping[str, Any],
+        spec_hash: str,
+        spec_path: str | None = None,
+        study: str | None = None,
+        stage: int = 0,
+        stage_name: str | None = None,
+        carried: Mapping[str, Any] | None = None,
+    ) -> str:
+        sweep_id = new_id()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO sweeps (id, name, project, trainer, config, spec, spec_hash, spec_path,"
+                " study, stage, stage_name, carried, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sweep_id, config.get("name", sweep_id), config.get("project", "sweeper"),
+                    trainer, json.dumps(config), json.dumps(spec, default=str), spec_hash,
+                    spec_path, study, stage, stage_name, json.dumps(carried or {}), time.time(),
+                ),
+            )  # fmt: skip
+        return sweep_id
+
+    def sweep(self, sweep_id: str) -> SweepRecord:
+        row = self.db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        if row is None:
+            row = self.db.execute(
+                "SELECT * FROM sweeps WHERE study = ? ORDER BY stage DESC LIMIT 1", (sweep_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no sweep {sweep_id!r} in {self.path}")
+        return _sweep_record(row)
+
+    def sweeps(self, study: str | None = None) -> list[SweepRecord]:
+        if study is None:
+            rows = self.db.execute("SELECT * FROM sweeps ORDER BY created_at").fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM sweeps WHERE study = ? ORDER BY stage", (study,)
+            ).fetchall()
+        return [_sweep_record(row) for row in rows]
+
+    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE sweeps SET state = ? WHERE id = ?", (state, sweep_id))
+
+    def counts(self, sweep_id: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT state, COUNT(*) FROM runs WHERE sweep_id = ? GROUP BY state", (sweep_id,)
+        ).fetchall()
+        return {state: n for state, n in rows}
+
+    def is_complete(self, sweep_id: str) -> bool:
+        """Nothing left to hand out and nothing still running."""
+        sweep = self.sweep(sweep_id)
+        active = sum(self.counts(sweep_id).get(state, 0) for state in ACTIVE)
+        return active == 0 and (sweep.exhausted or sweep.state != "running")
+
+    # trials ---------------------------------------------------------------------------------
+
+    def claim(self, sweep_id: str, agent: str, heartbeat_timeout: float = 60.0) -> Claim | None:
+        """Hand the agent its next trial: a requeued one first, else the engine's next config."""
+        now = time.time()
+        with self._write() as db:
+            row = db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no sweep {sweep_id!r} in {self.path}")
+            sweep = _sweep_record(row)
+            db.execute(
+                "UPDATE runs SET state = 'preempted', agent = NULL,"
+                " error = 'requeued: agent ' || COALESCE(agent, '?') || ' stopped heartbeating'"
+                " WHERE sweep_id = ? AND state = 'running' AND heartbeat_at < ?",
+                (sweep_id, now - heartbeat_timeout),
+            )
+            if sweep.state != "running":
+                return None
+            row = db.execute(
+                "SELECT id FROM runs WHERE sweep_id = ? AND state IN ('pending', 'preempted')"
+                " ORDER BY seq LIMIT 1",
+                (sweep_id,),
+            ).fetchone()
+            if row is not None:
+                run_id = row["id"]
+            elif sweep.exhausted:
+                return None
+            else:
+                views = self._views(sweep_id, with_history=False)
+                params = next_params(sweep.config, views, sweep.config.get("run_cap"))
+                if params is None:
+                    db.execute("UPDATE sweeps SET exhausted = 1 WHERE id = ?", (sweep_id,))
+                    return None
+                run_id = new_id()
+                db.execute(
+                    "INSERT INTO runs (id, sweep_id, seq, params, state, created_at)"
+                    " VALUES (?, ?, ?, ?, 'pending', ?)",
+                    (run_id, sweep_id, len(views) + 1, json.dumps(params), now),
+                )
+            db.execute(
+                "UPDATE runs SET state = 'running', attempt = attempt + 1, agent = ?,"
+                " heartbeat_at = ?, started_at = COALESCE(started_at, ?), should_stop = 0"
+                " WHERE id = ?",
+                (agent, now, now, run_id),
+            )
+        return self._claim(run_id)
+
+    def create_run(self, params: Mapping[str, Any], agent: str) -> Claim:
+        """A run outside any sweep (`sweeper train`), already claimed."""
+        run_id, now = new_id(), time.time()
+        wandb_params = {k: {"value": v} for k, v in params.items()}
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO runs (id, sweep_id, seq, params, state, attempt, agent, heartbeat_at,"
+                " created_at, started_at) VALUES (?, NULL, 0, ?, 'running', 1, ?, ?, ?, ?)",
+                (run_id, json.dumps(wandb_params), agent, now, now, now),
+            )
+        return self._claim(run_id)
+
+    def _claim(self, run_id: str) -> Claim:
+        row = self.db.execute(
+            "SELECT id, sweep_id, attempt, params FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        params = {k: v["value"] for k, v in json.loads(row["params"]).items()}
+        return Claim(run_id=row["id"], sweep_id=row["sweep_id"], attempt=row["attempt"], params=params)
+
+    def heartbeat(self, run_id: str, attempt: int) -> bool:
+        """Keep a trial alive; False when it is no longer ours (requeued elsewhere)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET heartbeat_at = ? WHERE id = ? AND attempt = ? AND state = 'running'",
+                (time.time(), run_id, attempt),
+            )
+        return cursor.rowcount == 1
+
+    def record_meta(self, run_id: str, attempt: int, meta: Mapping[str, Any]) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET meta = ? WHERE id = ? AND attempt = ?",
+                (json.dumps(meta, default=str), run_id, attempt),
+            )
+
+    def log(self, run_id: str, attempt: int, step: int, metrics: Mapping[str, float]) -> bool:
+        """Append one history step (replacing it when a resumed trial repeats the step)."""
+        payload = json.dumps(dict(metrics))
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET summary = json_patch(summary, ?), heartbeat_at = ?"
+                " WHERE id = ? AND attempt = ? AND state = 'running'",
+                (payload, time.time(), run_id, attempt),
+            )
+            if cursor.rowcount != 1:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO history (run_id, step, metrics) VALUES (?, ?, ?)",
+                (run_id, step, payload),
+            )
+        return True
+
+    def should_stop(self, run_id: str) -> bool:
+        """Apply early termination across the sweep now; True if this run must stop."""
+        row = self.db.execute(
+            "SELECT sweep_id, should_stop, state FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        if row is None or row["should_stop"] or row["state"] != "running":
+            return True
+        if row["sweep_id"] is None:
+            return False
+        sweep = self.sweep(row["sweep_id"])
+        if not sweep.config.get("early_terminate"):
+            return False
+        with self._write() as db:
+            stop = runs_to_stop(sweep.config, self._views(sweep.id, with_history=True))
+            if stop:
+                marks = ",".join("?" * len(stop))
+                db.execute(f"UPDATE runs SET should_stop = 1 WHERE id IN ({marks})", stop)
+        return run_id in stop
+
+    def request_stop(self, run_id: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET should_stop = 1 WHERE id = ?", (run_id,))
+
+    def finish(
+        self,
+        run_id: str,
+        attempt: int,
+        state: str,
+        summary: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record a terminal state (or `preempted`, which requeues). False if not ours."""
+        now = time.time()
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, summary = json_patch(summary, ?), exit_code = ?,"
+                " error = ?, agent = CASE WHEN ? = 'preempted' THEN NULL ELSE agent END,"
+                " finished_at = CASE WHEN ? = 'preempted' THEN NULL ELSE ? END"
+                " WHERE id = ? AND attempt = ? AND state = 'running'",
+                (
+                    state, json.dumps(dict(summary or {})), exit_code, error,
+                    state, state, now, run_id, attempt,
+                ),
+            )  # fmt: skip
+        return cursor.rowcount == 1
+
+    # reading --------------------------------------------------------------------------------
+
+    def _views(self, sweep_id: str, with_history: bool) -> list[RunView]:
+        rows = self.db.execute(
+            "SELECT id, state, params, summary FROM runs WHERE sweep_id = ? ORDER BY seq",
+            (sweep_id,),
+        ).fetchall()
+        history: dict[str, list[dict[str, Any]]] = {}
+        if with_history:
+            for run_id, metrics in self.db.execute(
+                "SELECT h.run_id, h.metrics FROM history h JOIN runs r ON r.id = h.run_id"
+                " WHERE r.sweep_id = ? ORDER BY h.run_id, h.step",
+                (sweep_id,),
+            ):
+                history.setdefault(run_id, []).append(json.loads(metrics))
+        return [
+            RunView(
+                name=row["id"],
+                state=row["state"],
+                params=json.loads(row["params"]),
+                summary=json.loads(row["summary"]),
+                history=history.get(row["id"], []),
+            )
+            for row in rows
+        ]
+
+    def run_views(self, sweep_id: str) -> list[RunView]:
+        return self._views(sweep_id, with_history=False)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no run {run_id!r} in {self.path}")
+        out = dict(row)
+        for key in ("params", "summary", "meta"):
+            out[key] = json.loads(out[key])
+        return out
+
+    def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame:
+        """The run table: one row per run, `config.*` and `summary.*` columns, as W&B gives."""
+        import pandas as pd
+
+        ids = [sweep_ids] if isinstance(sweep_ids, str) else list(sweep_ids)
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT r.*, s.stage, s.stage_name FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
+            f" WHERE r.sweep_id IN ({marks}) ORDER BY s.stage, r.seq",
+            ids,
+        ).fetchall()
+        records = []
+        for row in rows:
+            end = row["finished_at"] or (time.time() if row["state"] == "running" else None)
+            record = {
+                "run_id": row["id"],
+                "sweep_id": row["sweep_id"],
+                "stage": row["stage"],
+                "stage_name": row["stage_name"],
+                "state": row["state"],
+                "agent": row["agent"],
+                "attempts": row["attempt"],
+                "created_at": pd.to_datetime(row["created_at"], unit="s"),
+                "runtime": (end - row["started_at"]) if end and row["started_at"] else None,
+                "exit_code": row["exit_code"],
+                "error": row["error"],
+            }
+            record.update({f"config.{k}": v["value"] for k, v in json.loads(row["params"]).items()})
+            record.update({f"summary.{k}": v for k, v in json.loads(row["summary"]).items()})
+            records.append(record)
+        return pd.DataFrame.from_records(records)
+
+    def history(self, run_ids: list[str]) -> pd.DataFrame:
+        """Per-step metrics of the given runs: columns run_id, _step, and one per metric."""
+        import pandas as pd
+
+        marks = ",".join("?" * len(run_ids))
+        rows = self.db.execute(
+            f"SELECT run_id, step, metrics FROM history WHERE run_id IN ({marks})"
+            " ORDER BY run_id, step",
+            run_ids,
+        ).fetchall()
+        return pd.DataFrame.from_records(
+            [{"run_id": r, "_step": s, **json.loads(m)} for r, s, m in rows]
+        )
+
+
+def _sweep_record(row: sqlite3.Row) -> SweepRecord:
+    return SweepRecord(
+        id=row["id"],
+        name=row["name"],
+        project=row["project"],
+        trainer=row["trainer"],
+        config=json.loads(row["config"]),
+        spec=json.loads(row["spec"]),
+        spec_hash=row["spec_hash"],
+        spec_path=row["spec_path"],
+        state=row["state"],
+        exhausted=bool(row["exhausted"]),
+        study=row["study"],
+        stage=row["stage"],
+        stage_name=row["stage_name"],
+        carried=json.loads(row["carried"]),
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,337 @@
+"""The `sweeper` command. Thin: parse, call the library, print. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Experiment specs -> W&B sweeps, run by local agents, with or without a W&B server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+Store = Annotated[
+    Path | None,
+    typer.Option("--store", envvar="SWEEPER_STORE", help="SQLite store [default: .sweeper/sweeper.db]"),
+]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a trainer config value: PATH=VALUE (repeatable)."),
+]
+Smoke = Annotated[bool, typer.Option("--smoke", help="Apply the spec's `smoke` section.")]
+Wandb = Annotated[
+    str, typer.Option("--wandb", help="Mirror runs to wandb: offline | online | disabled.")
+]
+HeartbeatTimeout = Annotated[
+    float, typer.Option("--heartbeat-timeout", help="Requeue a trial whose agent is silent this long (s).")
+]
+
+
+def user_errors(command: F) -> F:
+    """Bad input becomes one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sweeper.errors import SweeperError
+
+        try:
+            return command(*args, **kwargs)
+        except SweeperError as exc:
+            errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _wandb_mode(value: str) -> Any:
+    from sweeper.errors import SweeperError
+
+    if value not in ("offline", "online", "disabled"):
+        raise SweeperError(f"--wandb: expected offline, online or disabled, got {value!r}")
+    return value
+
+
+def _load(spec: Path, sets: list[str] | None, smoke: bool, device: str | None = None) -> Any:
+    from sweeper.spec.load import load_spec, parse_overrides
+
+    overrides = parse_overrides(sets or [])
+    if device:
+        overrides["device"] = device
+    return load_spec(spec, overrides, smoke=smoke)
+
+
+@app.command()
+@user_errors
+def validate(spec: Path, sets: Sets = None, smoke: Smoke = False) -> None:
+    """Check a spec against its trainer's config and the W&B schema; writes nothing."""
+    from sweeper.spec.compile import compile_spec
+    from sweeper.spec.load import grid_size
+
+    loaded = _load(spec, sets, smoke)
+    configs = compile_spec(loaded.spec, loaded.path)
+    for stage, config in zip(loaded.spec.stage_list(), configs, strict=True):
+        size = f"{grid_size(stage.search) * loaded.spec.repeats} trials" if config["method"] == "grid" else config["method"]
+        console.print(f"[green]ok[/green] {config['name']}: {size}")
+
+
+@app.command("compile")
+@user_errors
+def compile_(
+    spec: Path,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
+    sets: Sets = None,
+    smoke: Smoke = False,
+) -> None:
+    """Print the W&B sweep config (one YAML document per stage)."""
+    import yaml
+
+    from sweeper.spec.compile import compile_spec
+
+    loaded = _load(spec, sets, smoke)
+    text = yaml.safe_dump_all(compile_spec(loaded.spec, loaded.path), sort_keys=False)
+    if output:
+        output.write_text(text)
+        console.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+@user_errors
+def schema(trainer: str) -> None:
+    """Print the JSON Schema of a trainer's config (for editors)."""
+    import json
+
+    from sweeper.trainers.registry import get_trainer
+
+    sys.stdout.write(json.dumps(get_trainer(trainer).config_model().model_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def trainers() -> None:
+    """List the registered trainers."""
+    from sweeper.trainers.registry import TRAINERS
+
+    for info in TRAINERS.values():
+        console.print(f"[bold]{info.name:10}[/bold] {info.summary}  (metric: {info.metric})")
+
+
+@app.command()
+@user_errors
+def generate(
+    name: str,
+    out: Path,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+) -> None:
+    """Write a small data set in a real on-disk layout (shapes, veri)."""
+    from sweeper.trainers.registry import generate as write
+
+    console.print(f"wrote {write(name, str(out), seed=seed)}")
+
+
+@app.command()
+@user_errors
+def launch(
+    spec: Path,
+    agents: Annotated[int | None, typer.Option(help="Agent processes [default: one per GPU, else 1].")] = None,
+    gpus: Annotated[str | None, typer.Option(help="GPU ids to use, e.g. 0,1 [default: all visible].")] = None,
+    store: Store = None,
+    wandb: Wandb = "offline",
+    sets: Sets = None,
+    smoke: Smoke = False,
+    device: Annotated[str | None, typer.Option(help="Trainer device: auto, cpu, cuda.")] = None,
+    heartbeat_timeout: HeartbeatTimeout = 60.0,
+) -> None:
+    """Create the sweep, run it to completion with local agents, print the best and a summary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from sweeper.agent.launch import launch as run_launch
+    from sweeper.agent.slots import parse_gpus, visible_gpus
+    from sweeper.backends.local import LocalBackend
+
+    loaded = _load(spec, sets, smoke, device)
+    mode = _wandb_mode(wandb)
+    backend = LocalBackend(store)
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[best]}"), TimeRemainingColumn(), console=console,
+    )  # fmt: skip
+    tasks: dict[str, Any] = {}
+
+    def on_stage(sweep: Any) -> None:
+        console.print(f"sweep [bold]{sweep.id}[/bold] {sweep.name} (store {backend.path})")
+        tasks[sweep.id] = bar.add_task(sweep.stage_name or sweep.name, total=None, best="")
+
+    def on_progress(p: Any) -> None:
+        name, _ = p.sweep.metric
+        best = f"best {name} {p.best:.4g}" if p.best is not None else ""
+        bar.update(tasks[p.sweep.id], completed=p.done, total=p.total, best=best)
+
+    gpu_list = parse_gpus(gpus) if gpus is not None else visible_gpus()
+    with bar:
+        results = run_launch(
+            loaded, backend, agents=agents, gpus=gpu_list, wandb_mode=mode,
+            heartbeat_timeout=heartbeat_timeout, on_stage=on_stage, on_progress=on_progress,
+        )  # fmt: skip
+    for result in results:
+        _print_summary(backend, result.sweep.id)
+    if len(results) > 1:
+        _print_stages(results)
+
+
+def _print_summary(backend: Any, sweep_id: str) -> None:
+    from sweeper.backends.controller import best_run
+    from sweeper.report.tables import config_table, swept_params
+
+    sweep = backend.sweep(sweep_id)
+    metric, goal = sweep.metric
+    params = swept_params(sweep.config)
+    table = config_table(backend.runs(sweep.id), params, metric, goal)
+    title = f"{sweep.name}: {metric} ({goal}), mean ± std over seeds"
+    out = Table(title=title)
+    for column in [*params, metric, "n"]:
+        out.add_column(column, justify="right")
+    for row in table.to_dict("records"):
+        cells = [str(row[p]) for p in params]
+        out.add_row(*cells, f"{row['mean']:.4f} ± {row['std']:.4f}", str(row["n"]))
+    console.print(out)
+    best = best_run(backend.run_views(sweep.id), metric, goal)
+    if best:
+        run, value = best
+        config = ", ".join(f"{p}={run.params[p]['value']}" for p in swept_params(sweep.config, True))
+        console.print(f"best run [bold]{run.name}[/bold]: {metric} = {value:.4f} ({config})")
+
+
+def _print_stages(results: list[Any]) -> None:
+    out = Table(title="staged study: best configuration carried from each stage")
+    for column in ("stage", "searched", "best"):
+        out.add_column(column)
+    for result in results:
+        searched = ", ".join(
+            k for k, v in result.sweep.config["parameters"].items() if "value" not in v and k != "seed"
+        )
+        best = ", ".join(f"{k}={v}" for k, v in (result.best_config or {}).items())
+        out.add_row(result.sweep.stage_name or result.sweep.name, searched, best)
+    console.print(out)
+
+
+@app.command()
+@user_errors
+def agent(
+    sweep_id: str,
+    count: Annotated[int | None, typer.Option(help="Run at most this many trials.")] = None,
+    gpus: Annotated[str | None, typer.Option(help="GPU ids, one trial per GPU slot [default: CPU].")] = None,
+    store: Store = None,
+    wandb: Wandb = "offline",
+    heartbeat_timeout: HeartbeatTimeout = 60.0,
+    grace: Annotated[float, typer.Option(help="Seconds a stopped trial gets before it is killed.")] = 10.0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per trial [default: cores / slots].")] = None,
+) -> None:
+    """Pull trials of a sweep and run each in its own child process until the sweep is done."""
+    from sweeper.agent.loop import Agent, AgentOptions
+    from sweeper.agent.slots import make_slots, parse_gpus
+    from sweeper.backends.local import store_path
+
+    options = AgentOptions(
+        store=store_path(store), sweep_id=sweep_id, count=count, wandb_mode=_wandb_mode(wandb),
+        heartbeat_timeout=heartbeat_timeout, heartbeat_interval=max(0.2, heartbeat_timeout / 6),
+        grace=grace, threads=threads,
+    )  # fmt: skip
+    runner = Agent(options, say=lambda line: console.print(line, markup=False, highlight=False))
+    options.slots = make_slots(parse_gpus(gpus), runner.sweep.spec["agents"]["gpus_per_trial"])
+    raise typer.Exit(runner.run())
+
+
+@app.command()
+@user_errors
+def status(sweep_id: str, store: Store = None) -> None:
+    """States, best run so far, and progress of a sweep."""
+    from sweeper.agent.launch import planned_trials
+    from sweeper.backends.controller import ACTIVE, best_run
+    from sweeper.backends.local import LocalBackend
+
+    backend = LocalBackend(store, create=False)
+    sweep = backend.sweep(sweep_id)
+    counts = backend.counts(sweep.id)
+    metric, goal = sweep.metric
+    total = planned_trials(sweep.config)
+    done = sum(n for s, n in counts.items() if s not in ACTIVE)
+    states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
+    console.print(f"sweep [bold]{sweep.id}[/bold] {sweep.name} [{sweep.state}]")
+    console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
+    best = best_run(backend.run_views(sweep.id), metric, goal)
+    if best:
+        console.print(f"best so far: run {best[0].name}, {metric} = {best[1]:.4f}")
+
+
+@app.command()
+@user_errors
+def runs(
+    sweep_id: str,
+    store: Store = None,
+    csv: Annotated[Path | None, typer.Option(help="Export the run table as CSV.")] = None,
+) -> None:
+    """Print (or export) the run table of a sweep."""
+    from sweeper.backends.local import LocalBackend
+
+    backend = LocalBackend(store, create=False)
+    table = backend.runs(backend.sweep(sweep_id).id)
+    if csv:
+        table.to_csv(csv, index=False)
+        console.print(f"wrote {csv} ({len(table)} runs)")
+    else:
+        console.print(table.to_string(index=False))
+
+
+@app.command()
+@user_errors
+def train(
+    trainer: str,
+    config: Annotated[Path | None, typer.Argument(help="A spec (its base is used) or a config YAML.")] = None,
+    sets: Sets = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
+    store: Store = None,
+    wandb: Wandb = "offline",
+) -> None:
+    """Run one trial outside any sweep, with the same logging, to debug a config."""
+    from sweeper.agent.trial import execute
+    from sweeper.backends.local import LocalBackend
+    from sweeper.spec.load import parse_overrides, read_yaml, validate_config
+    from sweeper.spec.paths import flatten, with_path
+    from sweeper.trainers.registry import get_trainer
+
+    info = get_trainer(trainer)
+    raw = read_yaml(config) if config else {}
+    base = raw.get("base", {}) if "trainer" in raw else raw
+    overrides = parse_overrides(sets or [])
+    if device:
+        overrides["device"] = device
+    for path, value in overrides.items():
+        base = with_path(base, path, value)
+    resolved = validate_config(info.config_model(), base, str(config or "--set"), "config")
+    backend = LocalBackend(store)
+    claim = backend.create_run(flatten(resolved.model_dump(mode="json")), agent="train")
+    console.print(f"run [bold]{claim.run_id}[/bold] ({trainer}) in {backend.path}")
+
+    def echo(step: int, metrics: dict[str, float]) -> None:
+        console.print(f"epoch {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+    state = execute(backend, claim, trainer, wandb_mode=_wandb_mode(wandb), echo=echo)
+    run = backend.run(claim.run_id)
+    console.print(f"{state}: " + ", ".join(f"{k}={v:.4g}" for k, v in run["summary"].items() if isinstance(v, float)))
+    if state not in ("finished", "stopped"):
+        errors.print(run["error"] or "", highlight=False)
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Reading a sweep: run tables, summary tables, plots."""

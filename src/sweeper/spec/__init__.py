@@ -1,0 +1,1 @@
+"""Experiment specs: load and validate (torch-free), compile to W&B sweep configs."""

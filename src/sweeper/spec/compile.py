@@ -1,0 +1,79 @@
+"""Spec -> plain W&B sweep configs, one per stage (`wandb sweep compiled.yaml` works)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweeper._sweeps import sweeps
+
+from sweeper.errors import SpecError
+from sweeper.spec.models import Spec, Stage, as_distribution
+from sweeper.spec.paths import deep_merge, flatten
+
+TRIAL_MODULE = "sweeper.trial"
+
+
+def trial_command(trainer: str) -> list[str]:
+    """What `wandb agent` runs: our trial entry point reading W&B's args JSON file."""
+    return ["${env}", "${interpreter}", "-m", TRIAL_MODULE, "--trainer", trainer, "${args_json_file}"]
+
+
+def compile_stage(
+    spec: Spec, index: int = 0, carried: dict[str, Any] | None = None, file: str = "spec"
+) -> dict[str, Any]:
+    """The W&B sweep config of stage `index`.
+
+    `carried` holds the best configuration of the previous stage (dotted paths); it is
+    layered over `base` as fixed values. Every fixed value is a W&B constant parameter, so a
+    run's W&B config is its whole configuration.
+    """
+    stage: Stage = spec.stage_list()[index]
+    fixed = flatten(spec.base)
+    fixed.update(carried or {})
+    parameters: dict[str, Any] = {
+        path: {"value": value}
+        for path, value in fixed.items()
+        if not any(path == p or path.startswith(f"{p}.") for p in stage.search)
+    }
+    for path, value in stage.search.items():
+        parameters[path] = as_distribution(value).to_wandb()
+    if spec.repeats > 1:
+        first = int(fixed.get("seed", 0))
+        parameters["seed"] = {"values": list(range(first, first + spec.repeats))}
+    config: dict[str, Any] = {
+        "name": spec.name if not spec.stages else f"{spec.name} / {stage.name}",
+        "project": spec.project,
+        "method": stage.method or spec.method,
+        "metric": spec.metric.model_dump(),
+        "parameters": dict(sorted(parameters.items())),
+        "command": trial_command(spec.trainer),
+    }
+    if spec.entity:
+        config["entity"] = spec.entity
+    if spec.description:
+        config["description"] = spec.description
+    if spec.early_terminate:
+        config["early_terminate"] = spec.early_terminate.model_dump(exclude_none=True)
+    run_cap = stage.run_cap or spec.run_cap
+    if run_cap:
+        config["run_cap"] = run_cap
+    check_wandb_schema(config, file)
+    return config
+
+
+def check_wandb_schema(config: dict[str, Any], file: str) -> None:
+    # run_cap is a W&B sweep key newer than the schema bundled with `sweeps` 0.2.0.
+    candidate = {k: v for k, v in config.items() if k != "run_cap"}
+    violations = sweeps.schema_violations_from_proposed_config(candidate)
+    if violations:
+        raise SpecError(file, "", f"the W&B sweep schema rejects the compiled config: {violations[0]}")
+
+
+def compile_spec(spec: Spec, file: str = "spec") -> list[dict[str, Any]]:
+    """One config per stage; later stages show only `base` (their carried best is added at run time)."""
+    return [compile_stage(spec, i, file=file) for i in range(len(spec.stage_list()))]
+
+
+def carried_config(best_config: dict[str, Any], stage: Stage, previous: dict[str, Any]) -> dict[str, Any]:
+    """What stage k+1 inherits: everything stage k fixed plus the winning values it searched."""
+    return deep_merge(previous, {p: best_config[p] for p in stage.search if p in best_config})

@@ -1,0 +1,206 @@
+"""Read a spec file and reject every mistake that can be known before a GPU is touched."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sweeper.errors import NotFoundError, SpecError
+from sweeper.spec.models import GRID_DISTRIBUTIONS, MAX_GRID, Distribution, Spec, as_distribution
+from sweeper.spec.paths import deep_merge, missing_part, with_path
+from sweeper.trainers.common.config import TrainConfig
+from sweeper.trainers.registry import get_trainer
+
+FULL_CHECK_LIMIT = 4096
+"""Grids up to this size are validated point by point (catches cross-field errors)."""
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    spec: Spec
+    path: str
+    hash: str
+    """sha256 of the effective spec (after --smoke and --set): what exactly ran."""
+
+
+def _first_error(error: ValidationError) -> tuple[str, str]:
+    first = error.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    return loc, first["msg"].removeprefix("Value error, ")
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: YAML scalars and lists (`1e-3`, `true`, `[1, 2]`), else the string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(pairs: list[str], source: str = "--set") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        path, sep, value = pair.partition("=")
+        if not sep or not path:
+            raise SpecError(source, pair, "expected PATH=VALUE, e.g. optim.lr=1e-3")
+        out[path.strip()] = parse_value(value)
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(str(path), "", f"cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SpecError(str(path), "", f"invalid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise SpecError(str(path), "", "expected a mapping of spec fields at the top level")
+    return data
+
+
+def load_spec(
+    path: str | Path, overrides: dict[str, Any] | None = None, smoke: bool = False
+) -> LoadedSpec:
+    """Load, apply --smoke and --set (trainer config paths into `base`), and validate."""
+    file = str(path)
+    raw = read_yaml(path)
+    if smoke:
+        if not isinstance(raw.get("smoke"), dict):
+            raise SpecError(file, "smoke", "--smoke given, but the spec has no `smoke` section")
+        raw = deep_merge(raw, raw["smoke"])
+    for key, value in (overrides or {}).items():
+        raw["base"] = with_path(raw.get("base") or {}, key, value)
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(file, *_first_error(exc)) from None
+    check_spec(spec, file)
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    return LoadedSpec(spec=spec, path=file, hash=digest)
+
+
+def check_spec(spec: Spec, file: str) -> None:
+    """Search paths exist, every value and bound passes the trainer config, grids are finite."""
+    try:
+        model = get_trainer(spec.trainer).config_model()
+    except NotFoundError as exc:
+        raise SpecError(file, "trainer", str(exc)) from None
+    validate_config(model, spec.base, file, "base")
+    for i, stage in enumerate(spec.stage_list()):
+        prefix = f"stages.{i}.search" if spec.stages else "search"
+        method = stage.method or spec.method
+        if "seed" in stage.search and spec.repeats > 1:
+            raise SpecError(file, f"{prefix}.seed", "seed is swept by `repeats`; drop one of them")
+        for param, value in stage.search.items():
+            field = f"{prefix}.{param}"
+            problem = missing_part(model, param)
+            if problem:
+                raise SpecError(file, field, f"not a field of the {spec.trainer} config: {problem}")
+            dist = as_distribution(value)
+            if method == "grid" and (dist.kind not in GRID_DISTRIBUTIONS or dist.probabilities):
+                raise SpecError(
+                    file, field,
+                    f"grid search needs discrete values (a list, int_uniform or q_uniform), "
+                    f"got {dist.kind}{' with probabilities' if dist.probabilities else ''}",
+                )
+            for j, sample in enumerate(representative_values(dist)):
+                where = f"{field}[{j}]" if dist.kind == "categorical" else field
+                validate_config(model, with_path(spec.base, param, sample), file, where, (sample,))
+        if method == "grid":
+            size = grid_size(stage.search) * spec.repeats
+            if size > MAX_GRID:
+                raise SpecError(
+                    file, prefix, f"grid has {size:,} points; the limit is {MAX_GRID:,}"
+                )
+            if size <= FULL_CHECK_LIMIT:
+                _check_combinations(model, spec.base, stage.search, file, prefix)
+
+
+def validate_config(
+    model: type[TrainConfig],
+    config: dict[str, Any],
+    file: str,
+    field: str,
+    swept: tuple[Any] | None = None,
+) -> BaseModel:
+    """Validate a trainer config; `swept` holds the one searched value being tried, if any."""
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        loc, msg = _first_error(exc)
+        if swept is None:
+            raise SpecError(file, f"{field}.{loc}" if loc else field, msg) from None
+        elsewhere = f" (at {loc})" if loc and not field.endswith(loc) else ""
+        raise SpecError(file, field, f"{swept[0]!r} rejected: {msg}{elsewhere}") from None
+
+
+def representative_values(dist: Distribution) -> list[Any]:
+    """The values a trainer may receive at the edges of a parameter's range."""
+    kind = dist.kind
+    if kind == "constant":
+        return [dist.value]
+    if kind == "categorical":
+        return list(dist.values or [])
+    if kind in ("int_uniform",):
+        return [int(dist.min), int(dist.max)]  # type: ignore[arg-type]
+    if kind in ("uniform", "q_uniform", "log_uniform_values", "q_log_uniform_values"):
+        return [dist.min, dist.max]
+    if kind in ("log_uniform", "q_log_uniform"):
+        return [math.exp(dist.min), math.exp(dist.max)]  # type: ignore[arg-type]
+    if kind == "inv_log_uniform":
+        return [math.exp(-dist.max), math.exp(-dist.min)]  # type: ignore[operator]
+    if kind == "inv_log_uniform_values":
+        return [1 / dist.max, 1 / dist.min]  # type: ignore[operator]
+    if kind in ("normal", "q_normal"):
+        return [dist.mu if dist.mu is not None else 0.0]
+    if kind in ("log_normal", "q_log_normal"):
+        return [math.exp(dist.mu if dist.mu is not None else 0.0)]
+    a, b = dist.a or 1.0, dist.b or 1.0  # beta, q_beta: the mean
+    return [a / (a + b)]
+
+
+def grid_points(dist: Distribution) -> list[Any]:
+    if dist.kind == "constant":
+        return [dist.value]
+    if dist.kind == "int_uniform":
+        return list(range(int(dist.min), int(dist.max) + 1))  # type: ignore[arg-type]
+    if dist.kind == "q_uniform":
+        q = dist.q or 1.0
+        count = math.ceil((dist.max - dist.min) / q)  # type: ignore[operator]
+        return [dist.min + k * q for k in range(count)]  # type: ignore[operator]
+    return list(dist.values or [])
+
+
+def grid_size(search: dict[str, Any]) -> int:
+    return math.prod(len(grid_points(as_distribution(v))) for v in search.values())
+
+
+def _check_combinations(
+    model: type[TrainConfig], base: dict[str, Any], search: dict[str, Any], file: str, prefix: str
+) -> None:
+    names = list(search)
+    axes = [grid_points(as_distribution(search[n])) for n in names]
+    for point in itertools.product(*axes):
+        config = base
+        for name, value in zip(names, point, strict=True):
+            config = with_path(config, name, value)
+        try:
+            model.model_validate(config)
+        except ValidationError as exc:
+            combo = ", ".join(f"{n}={v!r}" for n, v in zip(names, point, strict=True))
+            raise SpecError(
+                file, prefix, f"the grid point {combo} is invalid: {_first_error(exc)[1]}"
+            ) from None

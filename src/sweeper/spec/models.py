@@ -1,0 +1,155 @@
+"""The experiment spec: one YAML file, validated before anything runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Method = Literal["grid", "random", "bayes"]
+
+DistributionName = Literal[
+    "constant", "categorical", "int_uniform", "uniform", "q_uniform",
+    "log_uniform", "log_uniform_values", "q_log_uniform", "q_log_uniform_values",
+    "inv_log_uniform", "inv_log_uniform_values",
+    "normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta",
+]  # fmt: skip
+
+GRID_DISTRIBUTIONS = {"constant", "categorical", "int_uniform", "q_uniform"}
+MAX_GRID = 100_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Distribution(_Strict):
+    """A W&B parameter: `value`, `values` (+ `probabilities`), or a distribution with its arguments."""
+
+    distribution: DistributionName | None = None
+    value: Any = None
+    values: list[Any] | None = Field(None, min_length=1)
+    probabilities: list[float] | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+    q: float | None = Field(None, gt=0)
+    mu: float | None = None
+    sigma: float | None = Field(None, gt=0)
+    a: float | None = Field(None, gt=0)
+    b: float | None = Field(None, gt=0)
+
+    @property
+    def kind(self) -> str:
+        """The distribution W&B infers when none is named."""
+        if self.distribution:
+            return self.distribution
+        if self.values is not None:
+            return "categorical"
+        if self.min is not None and self.max is not None:
+            ints = isinstance(self.min, int) and isinstance(self.max, int)
+            return "int_uniform" if ints else "uniform"
+        return "constant"
+
+    @model_validator(mode="after")
+    def _arguments_fit(self) -> Distribution:
+        kind = self.kind
+        if kind == "constant" and "value" not in self.model_fields_set:
+            raise ValueError("give `values`, `value`, or a `distribution` with its arguments")
+        if kind == "categorical" and self.values is None:
+            raise ValueError("categorical needs `values`")
+        if self.probabilities is not None:
+            if self.values is None or len(self.probabilities) != len(self.values):
+                raise ValueError("`probabilities` needs one entry per value in `values`")
+            if abs(sum(self.probabilities) - 1) > 1e-6:
+                raise ValueError("`probabilities` must sum to 1")
+        if "uniform" in kind and (self.min is None or self.max is None):
+            raise ValueError(f"{kind} needs `min` and `max`")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"`min` ({self.min}) must be below `max` ({self.max})")
+        if kind.endswith("_values") and self.min is not None and self.min <= 0:
+            raise ValueError(f"{kind} needs `min` > 0 (it samples on a log scale)")
+        if kind.startswith("q_") and self.q is None:
+            self.q = 1.0
+        return self
+
+    def to_wandb(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+SearchValue = list[Any] | Distribution
+
+
+def as_distribution(value: SearchValue) -> Distribution:
+    return Distribution(values=value) if isinstance(value, list) else value
+
+
+class MetricSpec(_Strict):
+    name: str = Field(min_length=1, description="A metric the trainer logs, e.g. val_acc or mAP.")
+    goal: Literal["maximize", "minimize"] = "maximize"
+
+
+class Hyperband(_Strict):
+    """W&B's hyperband early termination, applied by the local backend too."""
+
+    type: Literal["hyperband"] = "hyperband"
+    min_iter: int | None = Field(None, ge=1)
+    max_iter: int | None = Field(None, ge=1)
+    s: int | None = Field(None, ge=1)
+    eta: float = Field(3, gt=1)
+    strict: bool = False
+
+    @model_validator(mode="after")
+    def _bands_defined(self) -> Hyperband:
+        if self.min_iter is None and self.max_iter is None:
+            raise ValueError("hyperband needs `min_iter`, or `max_iter` with `s`")
+        if self.max_iter is not None and self.min_iter is None and self.s is None:
+            raise ValueError("hyperband with `max_iter` needs `s`")
+        return self
+
+
+class Stage(_Strict):
+    """One step of a sequential study; it starts from base plus the previous stage's best."""
+
+    name: str = Field(min_length=1)
+    search: dict[str, SearchValue] = Field(min_length=1)
+    method: Method | None = None
+    run_cap: int | None = Field(None, ge=1)
+
+
+class Agents(_Strict):
+    gpus_per_trial: int = Field(1, ge=0, le=16)
+    max_parallel: int | None = Field(None, ge=1)
+
+
+class Spec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$", max_length=128)
+    project: str = "sweeper"
+    entity: str | None = None
+    description: str | None = None
+    trainer: str
+    method: Method = "grid"
+    metric: MetricSpec
+    base: dict[str, Any] = Field(default_factory=dict, description="Fixed trainer config.")
+    search: dict[str, SearchValue] = Field(default_factory=dict)
+    repeats: int = Field(1, ge=1, le=100, description="Seeds per configuration.")
+    run_cap: int | None = Field(None, ge=1)
+    early_terminate: Hyperband | None = None
+    stages: list[Stage] = Field(default_factory=list)
+    agents: Agents = Field(default_factory=Agents)
+    smoke: dict[str, Any] | None = Field(
+        None, description="Partial spec deep-merged over this one by --smoke."
+    )
+
+    @model_validator(mode="after")
+    def _search_or_stages(self) -> Spec:
+        if self.search and self.stages:
+            raise ValueError("give either `search` or `stages`, not both")
+        if not self.search and not self.stages:
+            raise ValueError("nothing to sweep: give `search` or `stages`")
+        return self
+
+    def stage_list(self) -> list[Stage]:
+        """Every spec as stages: a plain sweep is one unnamed stage."""
+        if self.stages:
+            return self.stages
+        return [Stage(name=self.name, search=self.search, method=self.method, run_cap=self.run_cap)]

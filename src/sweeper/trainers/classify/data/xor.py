@@ -1,0 +1,20 @@
+"""Noisy XOR points: Gaussian blobs at the unit square's corners, label = x1 xor x2."""
+
+from __future__ import annotations
+
+import torch
+
+from sweeper.trainers.classify.data.source import Source
+
+
+def xor_points(n: int, noise: float, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    corners = torch.randint(0, 2, (n, 2), generator=generator)
+    x = corners.float() + noise * torch.randn(n, 2, generator=generator)
+    return x, (corners[:, 0] != corners[:, 1]).long()
+
+
+def read_xor(n_samples: int, noise: float, seed: int) -> Source:
+    generator = torch.Generator().manual_seed(seed)
+    x_train, y_train = xor_points(n_samples, noise, generator)
+    x_test, y_test = xor_points(max(n_samples // 2, 4), noise, generator)
+    return Source(x_train, y_train, ["same", "different"], x_test, y_test)

@@ -1,0 +1,1 @@
+"""Classification models by name (catalog.py is torch-free; build.py constructs them)."""

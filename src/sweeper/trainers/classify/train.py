@@ -1,0 +1,69 @@
+"""The `classify` trainer: read the data once, build model and objective, run the epochs."""
+
+from __future__ import annotations
+
+from sweeper.errors import SweeperError
+from sweeper.trainers.classify.config import ClassifyConfig
+from sweeper.trainers.classify.data.augment import Augment
+from sweeper.trainers.classify.data.build import load_data
+from sweeper.trainers.classify.engine import Engine
+from sweeper.trainers.classify.losses import make_objective
+from sweeper.trainers.classify.metrics import accuracy, per_class_accuracy
+from sweeper.trainers.classify.models.build import build_model, parameter_count
+from sweeper.trainers.common.device import select_device
+from sweeper.trainers.common.loop import fit
+from sweeper.trainers.common.optim import build_optimizer, build_scheduler
+from sweeper.trainers.common.seed import seed_everything
+from sweeper.trainers.logger import Logger
+
+
+def train(config: ClassifyConfig, logger: Logger) -> dict[str, float]:
+    seed_everything(config.seed, config.deterministic)
+    device = select_device(config.device)
+    data = load_data(config.data, device)
+    # With no validation split (retrain_full, val_fraction 0) the epochs are scored on test.
+    scored = data.val if data.val is not None else data.test
+    if scored is None:
+        raise SweeperError(
+            "nothing to evaluate on: no validation split and no test split; "
+            "set data.val_fraction or data.test_fraction"
+        )
+    objective = make_objective(config.loss, len(data.classes))
+    model = build_model(config.model, data.shape, objective.n_outputs).to(device)
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    scheduler = build_scheduler(optimizer, config.sched, config.epochs)
+    augment = Augment(config.aug, data.mean, data.std) if config.aug.names else None
+    engine = Engine(model, objective, optimizer, device, config.amp)
+    batch, eval_batch = config.data.batch_size, config.data.test_batch_size
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        return {"train_loss": engine.train_epoch(data.train, batch, augment)}
+
+    def evaluate(epoch: int) -> dict[str, float]:
+        loss, predicted = engine.predict(scored, eval_batch)
+        return {"val_loss": loss, "val_acc": accuracy(predicted, scored.y)}
+
+    history = fit(
+        epochs=config.epochs,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        logger=logger,
+        train_epoch=train_epoch,
+        evaluate=evaluate,
+    )
+    final = history[-1]
+    summary = {
+        "train_loss": final["train_loss"],
+        "val_loss": final["val_loss"],
+        "val_acc": final["val_acc"],
+        "best_val_acc": max(h["val_acc"] for h in history),
+        "n_params": float(parameter_count(model)),
+    }
+    _, predicted = engine.predict(scored, eval_batch)
+    per_class = per_class_accuracy(predicted, scored.y, len(data.classes))
+    summary.update({f"val_acc_class_{c}": acc for c, acc in per_class.items()})
+    if data.test is not None:
+        test_loss, predicted = engine.predict(data.test, eval_batch)
+        summary.update(test_loss=test_loss, test_acc=accuracy(predicted, data.test.y))
+    return summary

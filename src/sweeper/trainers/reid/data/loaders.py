@@ -1,0 +1,75 @@
+"""Datasets and loaders for one trial: training batches, query and gallery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from sweeper.errors import SweeperError
+from sweeper.trainers.reid.config import ReidConfig
+from sweeper.trainers.reid.data.transforms import build_transforms
+from sweeper.trainers.reid.data.veri import Item, ensure_synthetic, load_veri
+from sweeper.trainers.reid.samplers import RandomIdentitySampler
+
+
+class ImageDataset(Dataset):
+    """(image tensor, vehicle id, camera id) per item."""
+
+    def __init__(self, items: list[Item], transform: Callable) -> None:
+        self.items, self.transform = items, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        item = self.items[index]
+        with Image.open(item.path) as image:
+            return self.transform(image.convert("RGB")), item.pid, item.camid
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    query: DataLoader
+    gallery: DataLoader
+    num_classes: int
+
+
+def build_loaders(config: ReidConfig, generator: torch.Generator, device: torch.device) -> Loaders:
+    data = config.data
+    if data.synthetic:
+        ensure_synthetic(data.root)
+    veri = load_veri(data.root)
+    train_tf, eval_tf = build_transforms(data.image_size, data.augment)
+    common = {"num_workers": data.workers, "pin_memory": device.type == "cuda"}
+    keep = data.workers > 0  # training workers live across epochs; evaluation ones do not
+    train_set = ImageDataset(veri.train, train_tf)
+    if data.sampler == "identity":
+        pids = [item.pid for item in veri.train]
+        sampler = RandomIdentitySampler(pids, data.batch_size, data.num_instances, generator)
+        train = DataLoader(
+            train_set, batch_sampler=sampler, generator=generator, persistent_workers=keep, **common
+        )
+    else:
+        if len(train_set) < data.batch_size:
+            raise SweeperError(
+                f"the training set has {len(train_set)} images, fewer than data.batch_size "
+                f"{data.batch_size}"
+            )
+        train = DataLoader(
+            train_set,
+            batch_size=data.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=generator,
+            persistent_workers=keep,
+            **common,
+        )
+    batch = config.eval.batch_size
+    query = DataLoader(ImageDataset(veri.query, eval_tf), batch_size=batch, **common)
+    gallery = DataLoader(ImageDataset(veri.gallery, eval_tf), batch_size=batch, **common)
+    return Loaders(train, query, gallery, veri.num_train_ids)

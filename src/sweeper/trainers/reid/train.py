@@ -1,0 +1,115 @@
+"""The re-id trainer: P x K batches, xent + triplet, CMC/mAP on query vs gallery each eval epoch."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from sweeper.trainers.common.device import select_device
+from sweeper.trainers.common.loop import fit
+from sweeper.trainers.common.optim import build_optimizer, build_scheduler
+from sweeper.trainers.common.seed import seed_everything
+from sweeper.trainers.logger import Logger
+from sweeper.trainers.reid.config import ReidConfig
+from sweeper.trainers.reid.data.loaders import build_loaders
+from sweeper.trainers.reid.losses import ReidCriterion
+from sweeper.trainers.reid.metrics import rank_features
+from sweeper.trainers.reid.models import ReidNet, build_model
+
+
+@torch.no_grad()
+def extract_features(
+    model: ReidNet, loader: DataLoader, device: torch.device
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """(features, vehicle ids, camera ids) of a query or gallery loader, in eval mode."""
+    model.eval()
+    features, pids, camids = [], [], []
+    for images, pid, camid in loader:
+        with torch.autocast("cuda", enabled=device.type == "cuda"):
+            features.append(model(images.to(device, non_blocking=True)).float())
+        pids.append(pid.numpy())
+        camids.append(camid.numpy())
+    return torch.cat(features), np.concatenate(pids), np.concatenate(camids)
+
+
+def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
+    generator = seed_everything(config.seed, config.deterministic)
+    device = select_device(config.device)
+    loaders = build_loaders(config, generator, device)
+    model = build_model(config, loaders.num_classes).to(device)
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    scheduler = build_scheduler(optimizer, config.sched, config.epochs)
+    criterion = ReidCriterion(config.loss)
+    amp = device.type == "cuda"  # mixed precision on CUDA only
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        model.train()
+        start = time.perf_counter()
+        sums = torch.zeros(4, device=device)  # total, xent, triplet, correct; read once per epoch
+        seen = 0
+        for images, pids, _ in loaders.train:
+            images, pids = images.to(device, non_blocking=True), pids.to(device, non_blocking=True)
+            with torch.autocast("cuda", enabled=amp):
+                logits, features = model(images)
+                loss, xent, htri = criterion(logits, features, pids)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            n = len(pids)
+            correct = (logits.argmax(1) == pids).sum()
+            sums += torch.stack([loss.detach() * n, xent.detach() * n, htri.detach() * n, correct])
+            seen += n
+        total, xent, htri, correct = (sums / max(seen, 1)).tolist()
+        seconds = time.perf_counter() - start
+        return {
+            "train_loss": total,
+            "xent_loss": xent,
+            "triplet_loss": htri,
+            "train_acc": correct,
+            "epoch_time": seconds,
+            "images_per_s": seen / seconds,
+        }
+
+    def evaluate(epoch: int) -> dict[str, float]:
+        if (epoch + 1) % config.eval.every and epoch + 1 < config.epochs:
+            return {}
+        query, q_pids, q_camids = extract_features(model, loaders.query, device)
+        gallery, g_pids, g_camids = extract_features(model, loaders.gallery, device)
+        cmc, mean_ap = rank_features(
+            query,
+            gallery,
+            q_pids,
+            g_pids,
+            q_camids,
+            g_camids,
+            metric=config.eval.distance,
+            max_rank=config.eval.max_rank,
+        )
+        return {"mAP": mean_ap, **{f"rank{k}": float(cmc[k - 1]) for k in (1, 5, 10)}}
+
+    history = fit(
+        epochs=config.epochs,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        logger=logger,
+        train_epoch=train_epoch,
+        evaluate=evaluate,
+    )
+    evaluated = [(epoch, h) for epoch, h in enumerate(history) if "mAP" in h]
+    if not evaluated:  # stopped before the first evaluation epoch
+        evaluated = [(len(history) - 1, evaluate(config.epochs - 1))]
+    last = evaluated[-1][1]
+    best_epoch, best = max(evaluated, key=lambda pair: pair[1]["mAP"])
+    return {
+        **{name: float(last[name]) for name in ("mAP", "rank1", "rank5", "rank10")},
+        "best_mAP": float(best["mAP"]),
+        "best_epoch": float(best_epoch),
+        "train_loss": history[-1]["train_loss"],
+        "epochs_done": float(len(history)),
+    }
