@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 
 DEFAULT_STORE = ".sweeper/sweeper.db"
 
+RUN_COLUMNS = [
+    "run_id", "sweep_id", "stage", "stage_name", "state", "agent", "attempts",
+    "created_at", "runtime", "exit_code", "error",
+]  # fmt: skip
+"""The run table's fixed columns; `config.*` and `summary.*` columns follow."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
     id TEXT PRIMARY KEY,
@@ -433,7 +439,7 @@ class LocalBackend:
             record.update({f"config.{k}": v["value"] for k, v in json.loads(row["params"]).items()})
             record.update({f"summary.{k}": v for k, v in json.loads(row["summary"]).items()})
             records.append(record)
-        return pd.DataFrame.from_records(records)
+        return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=RUN_COLUMNS)
 
     def history(self, run_ids: list[str]) -> pd.DataFrame:
         """Per-step metrics of the given runs: columns run_id, _step, and one per metric."""
@@ -445,9 +451,8 @@ class LocalBackend:
             " ORDER BY run_id, step",
             run_ids,
         ).fetchall()
-        return pd.DataFrame.from_records(
-            [{"run_id": r, "_step": s, **json.loads(m)} for r, s, m in rows]
-        )
+        records = [{"run_id": r, "_step": s, **json.loads(m)} for r, s, m in rows]
+        return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["run_id", "_step"])
 
 
 def _sweep_record(row: sqlite3.Row) -> SweepRecord:

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from sweeper.report.values import label
+
 DONE = ("finished", "stopped")
 """Runs whose metric counts; failed and running runs are shown but never win."""
 
@@ -43,7 +45,7 @@ def best_config(runs: pd.DataFrame, params: list[str], metric: str, goal: str) -
     table = config_table(runs, params, metric, goal)
     if table.empty:
         return None
-    return {p: _plain(table.iloc[0][p]) for p in params}
+    return {p: _plain(table[p].iloc[0]) for p in params}  # per column: a row would upcast ints
 
 
 def _hashable(value: Any) -> Any:
@@ -55,3 +57,81 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value.item() if hasattr(value, "item") else value
+
+
+def goal_of(metric: str, primary: str, goal: str) -> str:
+    """The sweep's goal for its metric; for the others, losses and errors go down."""
+    if metric == primary:
+        return goal
+    lowered = metric.lower()
+    return "minimize" if "loss" in lowered or "err" in lowered else "maximize"
+
+
+def param_table(
+    done: pd.DataFrame,
+    groups: pd.Series,
+    metrics: list[str],
+    baseline: str | None,
+) -> pd.DataFrame:
+    """One row per value (or range) of a parameter: n, mean and std of each metric, and the
+    difference of each mean from the baseline value's row (NaN when the baseline was not run)."""
+    columns = [f"summary.{m}" for m in metrics]
+    stats = done[columns].groupby(groups.loc[done.index], observed=True).agg(["mean", "std"])
+    table = pd.DataFrame({"value": stats.index.astype(str)})
+    table["n"] = done.groupby(groups.loc[done.index], observed=True).size().to_numpy()
+    table["baseline"] = table["value"] == baseline
+    for metric, column in zip(metrics, columns, strict=True):
+        mean = stats[(column, "mean")].to_numpy()
+        table[metric] = mean
+        table[f"{metric} std"] = stats[(column, "std")].fillna(0.0).to_numpy()
+        base = mean[table["baseline"].to_numpy()]
+        table[f"{metric} Δ"] = mean - base[0] if len(base) else float("nan")
+    return table
+
+
+def pivot_table(done: pd.DataFrame, rows: pd.Series, cols: pd.Series, metric: str) -> pd.DataFrame:
+    """Mean, std and n of one metric over a two-parameter grid; columns (stat, col value)."""
+    values = done[f"summary.{metric}"]
+    grouped = values.groupby([rows.loc[done.index], cols.loc[done.index]], observed=True)
+    stats = grouped.agg(["mean", "std", "count"])
+    stats["std"] = stats["std"].fillna(0.0)
+    return stats.unstack(level=1)
+
+
+def stage_table(
+    parts: list[tuple[str, list[str], pd.DataFrame, dict[str, Any]]],
+    metrics: list[str],
+    primary: str,
+    goal: str,
+) -> pd.DataFrame:
+    """One row per stage of a study: what it searched, what won, and the winner's metrics.
+
+    `parts` holds (stage name, searched params, its runs, carried config) per stage.
+    """
+    rows = []
+    previous: float | None = None
+    for name, params, runs, carried in parts:
+        table = config_table(runs, params, primary, goal)
+        row: dict[str, Any] = {"stage": name, "searched": ", ".join(params)}
+        if table.empty:
+            rows.append(row)
+            continue
+        best = {p: _plain(table[p].iloc[0]) for p in params}
+        row["best"] = ", ".join(f"{p}={label(v)}" for p, v in best.items())
+        row["configuration"] = ", ".join(
+            f"{p}={label(v)}" for p, v in {**carried, **best}.items()
+        )
+        winners = runs[runs["state"].isin(DONE)]
+        for p, v in best.items():
+            winners = winners[winners[f"config.{p}"].map(_hashable) == _hashable(v)]
+        row["n"] = len(winners)
+        for metric in metrics:
+            column = f"summary.{metric}"
+            values = winners[column] if column in winners else pd.Series(dtype=float)
+            row[metric] = values.mean()
+            row[f"{metric} std"] = values.std() if len(values) > 1 else 0.0
+        mean = row[primary]
+        row[f"{primary} Δ"] = mean - previous if previous is not None else float("nan")
+        previous = mean
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -53,7 +53,9 @@ def compile_stage(
     if spec.description:
         config["description"] = spec.description
     if spec.early_terminate:
-        config["early_terminate"] = spec.early_terminate.model_dump(exclude_none=True)
+        config["early_terminate"] = spec.early_terminate.model_dump(
+            exclude_none=True, exclude={"strict"} if not spec.early_terminate.strict else None
+        )
     run_cap = stage.run_cap or spec.run_cap
     if run_cap:
         config["run_cap"] = run_cap
@@ -62,8 +64,12 @@ def compile_stage(
 
 
 def check_wandb_schema(config: dict[str, Any], file: str) -> None:
-    # run_cap is a W&B sweep key newer than the schema bundled with `sweeps` 0.2.0.
+    # run_cap and hyperband's strict are W&B keys newer than the schema in `sweeps` 0.2.0.
     candidate = {k: v for k, v in config.items() if k != "run_cap"}
+    if "early_terminate" in candidate:
+        candidate["early_terminate"] = {
+            k: v for k, v in candidate["early_terminate"].items() if k != "strict"
+        }
     violations = sweeps.schema_violations_from_proposed_config(candidate)
     if violations:
         raise SpecError(file, "", f"the W&B sweep schema rejects the compiled config: {violations[0]}")

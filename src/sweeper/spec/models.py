@@ -96,7 +96,9 @@ class Hyperband(_Strict):
     max_iter: int | None = Field(None, ge=1)
     s: int | None = Field(None, ge=1)
     eta: float = Field(3, gt=1)
-    strict: bool = False
+    strict: bool = Field(
+        False, description="Passed to W&B; the local engine (sweeps 0.2.0) does not implement it."
+    )
 
     @model_validator(mode="after")
     def _bands_defined(self) -> Hyperband:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,19 @@ def generate(name: str, out: str, seed: int = 0) -> object:
     return _resolve(GENERATORS[name])(out, seed=seed)
 
 
+def register(info: TrainerInfo) -> None:
+    """Add a trainer: call it from a module named in SWEEPER_PLUGINS (comma-separated)."""
+    TRAINERS[info.name] = info
+
+
+def _load_plugins() -> None:
+    for module in filter(None, os.environ.get("SWEEPER_PLUGINS", "").split(",")):
+        importlib.import_module(module.strip())
+
+
 def get_trainer(name: str) -> TrainerInfo:
+    if name not in TRAINERS:
+        _load_plugins()
     try:
         return TRAINERS[name]
     except KeyError:

@@ -66,7 +66,9 @@ class ClassifyModel(Strict):
     batch_norm: bool = Field(
         False, description="Batch norm after each conv (cnn, lenet, alexnet, two_branch)."
     )
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before each linear layer.")
+    dropout: float = Field(
+        0.0, ge=0, lt=1, description="Dropout before the linear layers (not lenet5, torchvision)."
+    )
     weights: str | None = Field(
         None,
         description="torchvision models: a local state-dict file to start from "

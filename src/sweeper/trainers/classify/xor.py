@@ -45,7 +45,7 @@ def train(config: XorConfig, logger: Logger) -> dict[str, float]:
 
     def train_epoch(epoch: int) -> dict[str, float]:
         model.train()
-        order = torch.randperm(len(x_train), generator=generator).to(device)
+        order = torch.randperm(len(x_train)).to(device)  # global RNG: checkpointed, so resume is exact
         total = 0.0
         for i in range(0, len(order), batch):
             idx = order[i : i + batch]

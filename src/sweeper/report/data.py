@@ -1,0 +1,125 @@
+"""What a report is built from: the run table, the sweeps behind it, and how to read history.
+
+Both backends (the local store and the W&B public API) fill the same `ReportData`, so every
+table and plot works the same for both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from sweeper.errors import SweeperError
+from sweeper.report.tables import DONE, swept_params
+from sweeper.report.values import Kind, param_kind
+
+HistoryFn = Callable[[list[str], list[str]], pd.DataFrame]
+"""(run ids, metric keys) -> DataFrame with run_id, _step and one column per key."""
+
+RUN_COLUMNS = [
+    "run_id", "sweep_id", "stage", "stage_name", "state", "agent", "attempts", "created_at",
+    "runtime", "exit_code", "error",
+]  # fmt: skip
+"""The fixed columns of a run table, before `config.*` and `summary.*`."""
+
+_NOT_A_METRIC = re.compile(r"^(_.*|lr|epoch|runtime|.*_class_\d+)$")
+"""Summary keys that are bookkeeping or per-class detail, not metrics for the tables."""
+
+
+@dataclass(frozen=True)
+class SweepPart:
+    """One sweep of the report (a study has one per stage)."""
+
+    id: str
+    name: str
+    stage: int
+    stage_name: str | None
+    parameters: dict[str, Any]
+    """The compiled W&B `parameters` block."""
+    carried: dict[str, Any] = field(default_factory=dict)
+    """Best configuration inherited from the previous stage."""
+
+    @property
+    def params(self) -> list[str]:
+        return swept_params({"parameters": self.parameters})
+
+    @property
+    def has_repeats(self) -> bool:
+        return "seed" in swept_params({"parameters": self.parameters}, include_seed=True)
+
+
+@dataclass
+class ReportData:
+    title: str
+    source: str
+    """Where the runs came from, said in the report (store path or W&B path)."""
+    metric: str
+    goal: str
+    parts: list[SweepPart]
+    runs: pd.DataFrame
+    history: HistoryFn
+    base: dict[str, Any] = field(default_factory=dict)
+    """The base configuration as flat {dotted path: value}: the default baseline."""
+    project: str | None = None
+    entity: str | None = None
+
+    @property
+    def is_study(self) -> bool:
+        return len(self.parts) > 1
+
+    @property
+    def params(self) -> list[str]:
+        """Every parameter searched in any part, in first-seen order."""
+        return list(dict.fromkeys(p for part in self.parts for p in part.params))
+
+    def kind(self, param: str) -> Kind:
+        for part in self.parts:
+            if param in part.params:
+                return param_kind(part.parameters[param], self.runs.get(f"config.{param}"))
+        return "numeric"
+
+    def declared(self, param: str) -> list[Any] | None:
+        """The values the spec lists for a parameter (their order is the table order)."""
+        for part in self.parts:
+            if param in part.params:
+                return part.parameters[param].get("values")
+        return None
+
+    def done(self) -> pd.DataFrame:
+        """Runs whose metric counts (finished or early-stopped, with the metric logged)."""
+        column = f"summary.{self.metric}"
+        mask = self.runs["state"].isin(DONE) & self.runs[column].notna()
+        return self.runs[mask]
+
+    def metrics(self, limit: int = 4) -> list[str]:
+        """The report's metric first, then other scalar summary metrics the runs logged."""
+        others = [
+            c.removeprefix("summary.")
+            for c in self.runs.columns
+            if c.startswith("summary.") and pd.api.types.is_numeric_dtype(self.runs[c])
+        ]
+        others = [m for m in others if m != self.metric and not _NOT_A_METRIC.match(m)]
+        return [self.metric, *others[: limit - 1]]
+
+    def check(self) -> None:
+        """Refuse to build a report with nothing to show, in one line."""
+        what = f"{'study' if self.is_study else 'sweep'} {self.title}"
+        if self.runs.empty:
+            raise SweeperError(f"{what} has no runs yet")
+        column = f"summary.{self.metric}"
+        if column not in self.runs:
+            have = sorted(
+                c.removeprefix("summary.") for c in self.runs.columns if c.startswith("summary.")
+            )
+            raise SweeperError(
+                f"metric {self.metric!r} is not in the runs of {what}"
+                f" (they logged: {', '.join(have) or 'nothing'})"
+            )
+        if self.done().empty:
+            counts = self.runs["state"].value_counts().to_dict()
+            states = ", ".join(f"{n} {s}" for s, n in counts.items())
+            raise SweeperError(f"{what} has no finished run with {self.metric!r} ({states})")

@@ -1,0 +1,92 @@
+"""Shared fixtures: a private store per test, the probe trainer, real agent processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PLUGINS = Path(__file__).parent / "plugins"
+sys.path.insert(0, str(PLUGINS))
+os.environ["SWEEPER_PLUGINS"] = "testing_trainers"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])
+)
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "store" / "sweeper.db"
+    monkeypatch.setenv("SWEEPER_STORE", str(path))
+    monkeypatch.chdir(tmp_path)
+    return path
+
+
+@pytest.fixture
+def backend(store: Path) -> Iterator[Any]:
+    from sweeper.backends.local import LocalBackend
+
+    db = LocalBackend(store)
+    yield db
+    db.close()
+
+
+def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.yaml") -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def make_sweep(backend: Any, tmp_path: Path) -> Callable[..., str]:
+    """Validate and compile a spec dict, create its (first) sweep, return the sweep id."""
+    from sweeper.spec.compile import compile_stage
+    from sweeper.spec.load import load_spec
+
+    def make(spec: dict[str, Any]) -> str:
+        loaded = load_spec(write_spec(tmp_path, spec))
+        config = compile_stage(loaded.spec, 0, file=loaded.path)
+        return backend.create_sweep(
+            config, trainer=loaded.spec.trainer, spec=loaded.spec.model_dump(mode="json"),
+            spec_hash=loaded.hash, spec_path=loaded.path,
+        )  # fmt: skip
+
+    return make
+
+
+def probe_spec(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "probe",
+        "trainer": "probe",
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "base": {"epochs": 3},
+        "search": {"x": [0.0, 1.0, 2.0]},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def start_agent(sweep_id: str, store: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeper", "agent", sweep_id, "--store", str(store),
+         "--wandb", "disabled", "--threads", "1", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)

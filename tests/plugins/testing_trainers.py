@@ -1,0 +1,65 @@
+"""A probe trainer the agent tests steer: slow, crashing, or NaN on demand.
+
+Registered through SWEEPER_PLUGINS, the same way users add their own trainers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Literal
+
+from pydantic import Field
+
+from sweeper.trainers.common.config import TrainConfig
+from sweeper.trainers.logger import Logger
+from sweeper.trainers.registry import TrainerInfo, register
+
+
+class ProbeConfig(TrainConfig):
+    epochs: int = Field(3, ge=1, le=1000)
+    x: float = Field(0.0, ge=-100, le=100, description="loss = (x - 1)^2 + 1 / (epoch + 1)")
+    epoch_seconds: float = Field(0.0, ge=0, le=10)
+    crash: Literal["none", "raise", "segfault", "exit", "nan"] = "none"
+
+
+def train(config: ProbeConfig, logger: Logger) -> dict[str, float]:
+    import torch
+
+    from sweeper.trainers.common.loop import fit
+    from sweeper.trainers.common.optim import build_optimizer
+
+    model = torch.nn.Linear(1, 1)
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    first: list[int] = []
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        first.append(epoch)
+        time.sleep(config.epoch_seconds)
+        if config.crash == "raise":
+            raise RuntimeError(f"boom at epoch {epoch}")
+        if config.crash == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if config.crash == "exit":
+            sys.exit(3)
+        loss = float("nan") if config.crash == "nan" else (config.x - 1) ** 2 + 1 / (epoch + 1)
+        return {"loss": loss}
+
+    history = fit(
+        epochs=config.epochs, model=model, optimizer=optimizer, scheduler=None, logger=logger,
+        train_epoch=train_epoch, evaluate=lambda epoch: {},
+    )  # fmt: skip
+    return {"loss": history[-1]["loss"], "resumed_from": float(first[0]), "epochs_run": float(len(first))}
+
+
+register(
+    TrainerInfo(
+        name="probe",
+        summary="test probe: loss = (x-1)^2 + 1/(epoch+1); sleeps, crashes or NaNs on demand",
+        config_ref="testing_trainers:ProbeConfig",
+        train_ref="testing_trainers:train",
+        metric="loss",
+    )
+)

@@ -1,0 +1,98 @@
+"""The SQLite store around the `sweeps` engine: claims, caps, fencing, requeue, early stop."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from conftest import probe_spec
+
+from sweeper.backends.controller import RunView, best_run, next_params, runs_to_stop
+from sweeper.errors import NotFoundError
+
+
+def test_claims_walk_the_grid_then_report_exhaustion(backend: Any, make_sweep: Any) -> None:
+    sweep_id = make_sweep(probe_spec())
+    claims = [backend.claim(sweep_id, "a") for _ in range(3)]
+    assert sorted(c.params["x"] for c in claims) == [0.0, 1.0, 2.0]
+    assert backend.claim(sweep_id, "a") is None
+    assert backend.sweep(sweep_id).exhausted
+    assert not backend.is_complete(sweep_id)  # still running
+    for claim in claims:
+        assert backend.finish(claim.run_id, claim.attempt, "finished", {"loss": claim.params["x"]})
+    assert backend.is_complete(sweep_id)
+
+
+def test_run_cap_is_enforced_for_random_search(backend: Any, make_sweep: Any) -> None:
+    sweep_id = make_sweep(probe_spec(method="random", run_cap=4, search={"x": {"min": 0.0, "max": 2.0}}))
+    claims = [backend.claim(sweep_id, "a") for _ in range(6)]
+    assert sum(c is not None for c in claims) == 4
+    assert len(backend.runs(sweep_id)) == 4
+
+
+def test_a_requeued_attempt_can_no_longer_write(backend: Any, make_sweep: Any) -> None:
+    sweep_id = make_sweep(probe_spec(search={"x": [0.0]}))
+    first = backend.claim(sweep_id, "a")
+    assert backend.log(first.run_id, first.attempt, 0, {"loss": 3.0})
+    time.sleep(0.05)
+    second = backend.claim(sweep_id, "b", heartbeat_timeout=0.01)  # a's heartbeat lapsed
+    assert second.run_id == first.run_id and second.attempt == first.attempt + 1
+    assert not backend.log(first.run_id, first.attempt, 1, {"loss": 2.0})
+    assert not backend.heartbeat(first.run_id, first.attempt)
+    assert not backend.finish(first.run_id, first.attempt, "finished", {"loss": 2.0})
+    assert backend.finish(second.run_id, second.attempt, "finished", {"loss": 1.0})
+    run = backend.run(first.run_id)
+    assert (run["state"], run["summary"]["loss"], run["attempt"]) == ("finished", 1.0, 2)
+
+
+def test_preempted_runs_are_handed_out_before_new_points(backend: Any, make_sweep: Any) -> None:
+    sweep_id = make_sweep(probe_spec())
+    first = backend.claim(sweep_id, "a")
+    backend.finish(first.run_id, first.attempt, "preempted", error="requeued: SIGTERM")
+    again = backend.claim(sweep_id, "b")
+    assert (again.run_id, again.attempt, again.params) == (first.run_id, 2, first.params)
+
+
+def test_unknown_sweep_is_a_clear_error(backend: Any) -> None:
+    with pytest.raises(NotFoundError, match="no sweep 'nope'"):
+        backend.sweep("nope")
+    with pytest.raises(NotFoundError, match="no sweep 'nope'"):
+        backend.claim("nope", "a")
+
+
+def test_hyperband_stops_the_run_behind_the_band(backend: Any, make_sweep: Any) -> None:
+    sweep_id = make_sweep(probe_spec(
+        search={"x": [1.0, 1.5, 9.0]}, early_terminate={"type": "hyperband", "min_iter": 2, "eta": 2},
+    ))  # fmt: skip
+    claims = {c.params["x"]: c for c in (backend.claim(sweep_id, "a") for _ in range(3))}
+    for x, claim in claims.items():
+        for step in range(3):
+            backend.log(claim.run_id, claim.attempt, step, {"loss": (x - 1) ** 2 + 1 / (step + 1)})
+    assert backend.should_stop(claims[9.0].run_id)
+    assert not backend.should_stop(claims[1.0].run_id)
+    assert backend.run(claims[9.0].run_id)["should_stop"] == 1
+
+
+def test_controller_is_pure_and_uses_the_engine() -> None:
+    config = {"method": "grid", "metric": {"name": "loss", "goal": "minimize"},
+              "parameters": {"x": {"values": [1, 2]}}}  # fmt: skip
+    done = RunView("r1", "finished", {"x": {"value": 1}}, {"loss": 0.5})
+    assert next_params(config, [done]) == {"x": {"value": 2}}
+    assert next_params(config, [done], run_cap=1) is None
+    crashed = RunView("r2", "crashed", {"x": {"value": 2}}, {"loss": 0.1})
+    assert best_run([done, crashed], "loss", "minimize") == (done, 0.5)
+    assert runs_to_stop(config, [done]) == []
+
+
+def test_run_table_has_config_and_summary_columns(backend: Any, make_sweep: Any) -> None:
+    sweep_id = make_sweep(probe_spec(search={"x": [0.0, 2.0]}))
+    for _ in range(2):
+        claim = backend.claim(sweep_id, "a")
+        backend.log(claim.run_id, claim.attempt, 0, {"loss": 1.5})
+        backend.finish(claim.run_id, claim.attempt, "finished", {"loss": claim.params["x"]})
+    table = backend.runs(sweep_id)
+    assert {"run_id", "state", "config.x", "config.epochs", "summary.loss", "runtime"} <= set(table)
+    assert sorted(table["summary.loss"]) == [0.0, 2.0]
+    history = backend.history(list(table["run_id"]))
+    assert list(history.columns) == ["run_id", "_step", "loss"] and len(history) == 2
