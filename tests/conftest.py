@@ -56,9 +56,12 @@ def make_sweep(backend: Any, tmp_path: Path) -> Callable[..., str]:
         loaded = load_spec(write_spec(tmp_path, spec))
         config = compile_stage(loaded.spec, 0, file=loaded.path)
         return backend.create_sweep(
-            config, trainer=loaded.spec.trainer, spec=loaded.spec.model_dump(mode="json"),
-            spec_hash=loaded.hash, spec_path=loaded.path,
-        )  # fmt: skip
+            config,
+            trainer=loaded.spec.trainer,
+            spec=loaded.spec.model_dump(mode="json"),
+            spec_hash=loaded.hash,
+            spec_path=loaded.path,
+        )
 
     return make
 
@@ -78,10 +81,24 @@ def probe_spec(**overrides: Any) -> dict[str, Any]:
 
 def start_agent(sweep_id: str, store: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "sweeper", "agent", sweep_id, "--store", str(store),
-         "--wandb", "disabled", "--threads", "1", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sweeper",
+            "agent",
+            sweep_id,
+            "--store",
+            str(store),
+            "--wandb",
+            "disabled",
+            "--threads",
+            "1",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:

@@ -18,9 +18,12 @@ def test_three_agents_share_a_grid_without_duplicates_or_gaps(
     backend: Any, make_sweep: Any, store: Path
 ) -> None:
     xs = [float(x) for x in range(12)]
-    sweep_id = make_sweep(probe_spec(
-        search={"x": xs}, base={"epochs": 2, "epoch_seconds": 0.3},
-    ))  # fmt: skip
+    sweep_id = make_sweep(
+        probe_spec(
+            search={"x": xs},
+            base={"epochs": 2, "epoch_seconds": 0.3},
+        )
+    )
     agents = [start_agent(sweep_id, store) for _ in range(3)]
     for agent in agents:
         out, _ = agent.communicate(timeout=180)
@@ -35,12 +38,17 @@ def test_three_agents_share_a_grid_without_duplicates_or_gaps(
 def test_a_killed_agents_trial_is_requeued_and_completed_once(
     backend: Any, make_sweep: Any, store: Path
 ) -> None:
-    sweep_id = make_sweep(probe_spec(
-        search={"x": [0.0, 1.0]}, base={"epochs": 6, "epoch_seconds": 0.4},
-    ))  # fmt: skip
+    sweep_id = make_sweep(
+        probe_spec(
+            search={"x": [0.0, 1.0]},
+            base={"epochs": 6, "epoch_seconds": 0.4},
+        )
+    )
     doomed = start_agent(sweep_id, store, "--count", "1", "--heartbeat-timeout", "2")
-    wait_for(lambda: len(backend.history(list(backend.runs(sweep_id)["run_id"]))) >= 2,
-             what="the first trial to log two epochs")  # fmt: skip
+    wait_for(
+        lambda: len(backend.history(list(backend.runs(sweep_id)["run_id"]))) >= 2,
+        what="the first trial to log two epochs",
+    )
     victim = backend.runs(sweep_id)["run_id"].iloc[0]
     doomed.kill()  # SIGKILL: no chance to clean up
     doomed.wait()
@@ -57,7 +65,9 @@ def test_a_killed_agents_trial_is_requeued_and_completed_once(
 def test_crashing_trials_are_recorded_and_the_agent_goes_on(
     backend: Any, make_sweep: Any, store: Path
 ) -> None:
-    sweep_id = make_sweep(probe_spec(search={"crash": ["raise", "segfault", "exit", "nan", "none"]}))
+    sweep_id = make_sweep(
+        probe_spec(search={"crash": ["raise", "segfault", "exit", "nan", "none"]})
+    )
     agent = start_agent(sweep_id, store)
     out, _ = agent.communicate(timeout=120)
     assert agent.returncode == 0, out
@@ -76,9 +86,12 @@ def test_crashing_trials_are_recorded_and_the_agent_goes_on(
 
 
 def test_five_failures_in_a_row_stop_the_agent(backend: Any, make_sweep: Any, store: Path) -> None:
-    sweep_id = make_sweep(probe_spec(
-        base={"crash": "raise"}, search={"x": [float(x) for x in range(8)]},
-    ))  # fmt: skip
+    sweep_id = make_sweep(
+        probe_spec(
+            base={"crash": "raise"},
+            search={"x": [float(x) for x in range(8)]},
+        )
+    )
     agent = start_agent(sweep_id, store)
     out, _ = agent.communicate(timeout=120)
     assert agent.returncode == 1
@@ -89,12 +102,16 @@ def test_five_failures_in_a_row_stop_the_agent(backend: Any, make_sweep: Any, st
 def test_sigterm_preempts_requeues_and_the_trial_resumes_from_its_checkpoint(
     backend: Any, make_sweep: Any, store: Path
 ) -> None:
-    sweep_id = make_sweep(probe_spec(
-        search={"x": [3.0]}, base={"epochs": 8, "epoch_seconds": 0.3},
-    ))  # fmt: skip
+    sweep_id = make_sweep(
+        probe_spec(
+            search={"x": [3.0]},
+            base={"epochs": 8, "epoch_seconds": 0.3},
+        )
+    )
     agent = start_agent(sweep_id, store)
-    wait_for(lambda: len(backend.history(list(backend.runs(sweep_id)["run_id"]))) >= 2,
-             what="two epochs")  # fmt: skip
+    wait_for(
+        lambda: len(backend.history(list(backend.runs(sweep_id)["run_id"]))) >= 2, what="two epochs"
+    )
     os.kill(agent.pid, signal.SIGTERM)
     out, _ = agent.communicate(timeout=60)
     assert agent.returncode == 0, out
@@ -115,10 +132,13 @@ def test_sigterm_preempts_requeues_and_the_trial_resumes_from_its_checkpoint(
 
 
 def test_hyperband_stops_a_bad_trial_early(backend: Any, make_sweep: Any, store: Path) -> None:
-    sweep_id = make_sweep(probe_spec(
-        search={"x": [1.0, 1.5, 9.0]}, base={"epochs": 6},
-        early_terminate={"type": "hyperband", "min_iter": 2, "eta": 2},
-    ))  # fmt: skip
+    sweep_id = make_sweep(
+        probe_spec(
+            search={"x": [1.0, 1.5, 9.0]},
+            base={"epochs": 6},
+            early_terminate={"type": "hyperband", "min_iter": 2, "eta": 2},
+        )
+    )
     agent = start_agent(sweep_id, store)
     out, _ = agent.communicate(timeout=120)
     assert agent.returncode == 0, out

@@ -25,7 +25,9 @@ def test_claims_walk_the_grid_then_report_exhaustion(backend: Any, make_sweep: A
 
 
 def test_run_cap_is_enforced_for_random_search(backend: Any, make_sweep: Any) -> None:
-    sweep_id = make_sweep(probe_spec(method="random", run_cap=4, search={"x": {"min": 0.0, "max": 2.0}}))
+    sweep_id = make_sweep(
+        probe_spec(method="random", run_cap=4, search={"x": {"min": 0.0, "max": 2.0}})
+    )
     claims = [backend.claim(sweep_id, "a") for _ in range(6)]
     assert sum(c is not None for c in claims) == 4
     assert len(backend.runs(sweep_id)) == 4
@@ -62,9 +64,12 @@ def test_unknown_sweep_is_a_clear_error(backend: Any) -> None:
 
 
 def test_hyperband_stops_the_run_behind_the_band(backend: Any, make_sweep: Any) -> None:
-    sweep_id = make_sweep(probe_spec(
-        search={"x": [1.0, 1.5, 9.0]}, early_terminate={"type": "hyperband", "min_iter": 2, "eta": 2},
-    ))  # fmt: skip
+    sweep_id = make_sweep(
+        probe_spec(
+            search={"x": [1.0, 1.5, 9.0]},
+            early_terminate={"type": "hyperband", "min_iter": 2, "eta": 2},
+        )
+    )
     claims = {c.params["x"]: c for c in (backend.claim(sweep_id, "a") for _ in range(3))}
     for x, claim in claims.items():
         for step in range(3):
@@ -75,8 +80,11 @@ def test_hyperband_stops_the_run_behind_the_band(backend: Any, make_sweep: Any) 
 
 
 def test_controller_is_pure_and_uses_the_engine() -> None:
-    config = {"method": "grid", "metric": {"name": "loss", "goal": "minimize"},
-              "parameters": {"x": {"values": [1, 2]}}}  # fmt: skip
+    config = {
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"values": [1, 2]}},
+    }
     done = RunView("r1", "finished", {"x": {"value": 1}}, {"loss": 0.5})
     assert next_params(config, [done]) == {"x": {"value": 2}}
     assert next_params(config, [done], run_cap=1) is None

@@ -117,12 +117,12 @@ def test_bounds() -> None:
     assert "aug.names" in rejected({"aug": {"names": ["mixup"]}})
 
 
-@pytest.mark.parametrize("name", ["xor.yaml", *CLASSIFY_SPECS])
+@pytest.mark.parametrize("name", ["quickstart.yaml", *CLASSIFY_SPECS])
 @pytest.mark.parametrize("smoke", [False, True])
 def test_ready_specs_validate(name: str, smoke: bool) -> None:
     """Base, every searched value and every grid point pass the trainer config."""
     loaded = load_spec(SPECS / name, smoke=smoke)
-    assert loaded.spec.trainer == ("xor" if name == "xor.yaml" else "classify")
+    assert loaded.spec.trainer == ("xor" if name == "quickstart.yaml" else "classify")
 
 
 @pytest.mark.parametrize("name", CLASSIFY_SPECS)

@@ -40,8 +40,14 @@ def test_grid_engine_enumerates_every_point_once() -> None:
     runs: list = []
     while (run := sweeps.next_run(config, runs)) is not None:
         runs.append(sweeps.SweepRun(config=run.config, state="finished"))
-    points = {(r.config["model.depth"]["value"], r.config["model.width"]["value"],
-               r.config["seed"]["value"]) for r in runs}  # fmt: skip
+    points = {
+        (
+            r.config["model.depth"]["value"],
+            r.config["model.width"]["value"],
+            r.config["seed"]["value"],
+        )
+        for r in runs
+    }
     assert len(runs) == len(points) == planned_trials(config) == 36
 
 
@@ -54,10 +60,15 @@ def test_grid_engine_enumerates_every_point_once() -> None:
 def test_any_valid_grid_compiles_and_runs_exactly_its_points(
     depths: list[int], lrs: list[float], repeats: int
 ) -> None:
-    spec = Spec.model_validate({
-        "name": "h", "trainer": "xor", "metric": {"name": "val_acc"}, "repeats": repeats,
-        "search": {"model.depth": depths, "optim.lr": lrs},
-    })  # fmt: skip
+    spec = Spec.model_validate(
+        {
+            "name": "h",
+            "trainer": "xor",
+            "metric": {"name": "val_acc"},
+            "repeats": repeats,
+            "search": {"model.depth": depths, "optim.lr": lrs},
+        }
+    )
     config = compile_stage(spec)
     _schema_ok(config)
     runs: list = []
@@ -67,10 +78,18 @@ def test_any_valid_grid_compiles_and_runs_exactly_its_points(
 
 
 def test_later_stages_carry_the_previous_best(tmp_path: Path) -> None:
-    spec = load_spec(write_spec(tmp_path, probe_spec(search={}, stages=[
-        {"name": "x", "search": {"x": [0.0, 1.0]}},
-        {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
-    ]))).spec  # fmt: skip
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            probe_spec(
+                search={},
+                stages=[
+                    {"name": "x", "search": {"x": [0.0, 1.0]}},
+                    {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
+                ],
+            ),
+        )
+    ).spec
     second = compile_stage(spec, 1, carried={"x": 1.0})
     assert second["parameters"]["x"] == {"value": 1.0}
     assert second["parameters"]["optim.lr"] == {"values": [0.1, 0.01]}
@@ -78,9 +97,16 @@ def test_later_stages_carry_the_previous_best(tmp_path: Path) -> None:
 
 
 def test_compile_cli_writes_one_document_per_stage(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, probe_spec(search={}, stages=[
-        {"name": "a", "search": {"x": [0.0]}}, {"name": "b", "search": {"x": [1.0]}},
-    ]))  # fmt: skip
+    spec = write_spec(
+        tmp_path,
+        probe_spec(
+            search={},
+            stages=[
+                {"name": "a", "search": {"x": [0.0]}},
+                {"name": "b", "search": {"x": [1.0]}},
+            ],
+        ),
+    )
     out = tmp_path / "sweep.yaml"
     result = CliRunner().invoke(app, ["compile", str(spec), "-o", str(out)])
     assert result.exit_code == 0, result.output

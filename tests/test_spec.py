@@ -59,7 +59,12 @@ XOR = {
             "greater than 0",
         ),
         (
-            {"method": "grid", "search": {"optim.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 0.1}}},
+            {
+                "method": "grid",
+                "search": {
+                    "optim.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 0.1}
+                },
+            },
             "search.optim.lr",
             "grid search needs discrete values",
         ),
@@ -102,8 +107,12 @@ def test_grid_over_100k_points_is_rejected(tmp_path: Path) -> None:
 
 
 def test_random_search_accepts_distributions_and_checks_both_bounds(tmp_path: Path) -> None:
-    good = {**XOR, "method": "random", "run_cap": 5,
-            "search": {"optim.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1.0}}}  # fmt: skip
+    good = {
+        **XOR,
+        "method": "random",
+        "run_cap": 5,
+        "search": {"optim.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1.0}},
+    }
     assert load_spec(write_spec(tmp_path, good)).spec.run_cap == 5
     bad = {**good, "search": {"optim.momentum": {"min": 0.5, "max": 1.5}}}
     assert "1.5 rejected" in _error(tmp_path, bad).message
@@ -121,9 +130,13 @@ def test_smoke_without_section_is_an_error(tmp_path: Path) -> None:
 
 
 def test_stages_are_validated_per_stage(tmp_path: Path) -> None:
-    spec = {**probe_spec(), "search": {}, "stages": [
-        {"name": "a", "search": {"x": [0.0, 1.0]}},
-        {"name": "b", "search": {"optim.lr": [0.1, 20.0]}},
-    ]}  # fmt: skip
+    spec = {
+        **probe_spec(),
+        "search": {},
+        "stages": [
+            {"name": "a", "search": {"x": [0.0, 1.0]}},
+            {"name": "b", "search": {"optim.lr": [0.1, 20.0]}},
+        ],
+    }
     error = _error(tmp_path, spec)
     assert error.field == "stages.1.search.optim.lr[1]"

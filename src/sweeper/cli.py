@@ -1,4 +1,7 @@
-"""The `sweeper` command. Thin: parse, call the library, print. Heavy imports stay inside commands."""
+"""The `sweeper` command. Thin: parse, call the library, print.
+
+Heavy imports (torch, wandb, pandas) stay inside commands: `--help` and `validate` stay fast.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 Store = Annotated[
     Path | None,
-    typer.Option("--store", envvar="SWEEPER_STORE", help="SQLite store [default: .sweeper/sweeper.db]"),
+    typer.Option(
+        "--store", envvar="SWEEPER_STORE", help="SQLite store [default: .sweeper/sweeper.db]"
+    ),
 ]
 Sets = Annotated[
     list[str] | None,
@@ -36,7 +41,10 @@ Wandb = Annotated[
     str, typer.Option("--wandb", help="Mirror runs to wandb: offline | online | disabled.")
 ]
 HeartbeatTimeout = Annotated[
-    float, typer.Option("--heartbeat-timeout", help="Requeue a trial whose agent is silent this long (s).")
+    float,
+    typer.Option(
+        "--heartbeat-timeout", help="Requeue a trial whose agent is silent this long (s)."
+    ),
 ]
 
 
@@ -83,7 +91,11 @@ def validate(spec: Path, sets: Sets = None, smoke: Smoke = False) -> None:
     loaded = _load(spec, sets, smoke)
     configs = compile_spec(loaded.spec, loaded.path)
     for stage, config in zip(loaded.spec.stage_list(), configs, strict=True):
-        size = f"{grid_size(stage.search) * loaded.spec.repeats} trials" if config["method"] == "grid" else config["method"]
+        size = (
+            f"{grid_size(stage.search) * loaded.spec.repeats} trials"
+            if config["method"] == "grid"
+            else config["method"]
+        )
         console.print(f"[green]ok[/green] {config['name']}: {size}")
 
 
@@ -117,7 +129,9 @@ def schema(trainer: str) -> None:
 
     from sweeper.trainers.registry import get_trainer
 
-    sys.stdout.write(json.dumps(get_trainer(trainer).config_model().model_json_schema(), indent=2) + "\n")
+    sys.stdout.write(
+        json.dumps(get_trainer(trainer).config_model().model_json_schema(), indent=2) + "\n"
+    )
 
 
 @app.command()
@@ -146,8 +160,12 @@ def generate(
 @user_errors
 def launch(
     spec: Path,
-    agents: Annotated[int | None, typer.Option(help="Agent processes [default: one per GPU, else 1].")] = None,
-    gpus: Annotated[str | None, typer.Option(help="GPU ids to use, e.g. 0,1 [default: all visible].")] = None,
+    agents: Annotated[
+        int | None, typer.Option(help="Agent processes [default: one per GPU, else 1].")
+    ] = None,
+    gpus: Annotated[
+        str | None, typer.Option(help="GPU ids to use, e.g. 0,1 [default: all visible].")
+    ] = None,
     store: Store = None,
     wandb: Wandb = "offline",
     sets: Sets = None,
@@ -156,7 +174,13 @@ def launch(
     heartbeat_timeout: HeartbeatTimeout = 60.0,
 ) -> None:
     """Create the sweep, run it to completion with local agents, print the best and a summary."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.slots import parse_gpus, visible_gpus
@@ -166,9 +190,13 @@ def launch(
     mode = _wandb_mode(wandb)
     backend = LocalBackend(store)
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[best]}"), TimeRemainingColumn(), console=console,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[best]}"),
+        TimeRemainingColumn(),
+        console=console,
+    )
     tasks: dict[str, Any] = {}
 
     def on_stage(sweep: Any) -> None:
@@ -183,9 +211,15 @@ def launch(
     gpu_list = parse_gpus(gpus) if gpus is not None else visible_gpus()
     with bar:
         results = run_launch(
-            loaded, backend, agents=agents, gpus=gpu_list, wandb_mode=mode,
-            heartbeat_timeout=heartbeat_timeout, on_stage=on_stage, on_progress=on_progress,
-        )  # fmt: skip
+            loaded,
+            backend,
+            agents=agents,
+            gpus=gpu_list,
+            wandb_mode=mode,
+            heartbeat_timeout=heartbeat_timeout,
+            on_stage=on_stage,
+            on_progress=on_progress,
+        )
     for result in results:
         _print_summary(backend, result.sweep.id)
     if len(results) > 1:
@@ -211,7 +245,9 @@ def _print_summary(backend: Any, sweep_id: str) -> None:
     best = best_run(backend.run_views(sweep.id), metric, goal)
     if best:
         run, value = best
-        config = ", ".join(f"{p}={run.params[p]['value']}" for p in swept_params(sweep.config, True))
+        config = ", ".join(
+            f"{p}={run.params[p]['value']}" for p in swept_params(sweep.config, True)
+        )
         console.print(f"best run [bold]{run.name}[/bold]: {metric} = {value:.4f} ({config})")
 
 
@@ -221,7 +257,9 @@ def _print_stages(results: list[Any]) -> None:
         out.add_column(column)
     for result in results:
         searched = ", ".join(
-            k for k, v in result.sweep.config["parameters"].items() if "value" not in v and k != "seed"
+            k
+            for k, v in result.sweep.config["parameters"].items()
+            if "value" not in v and k != "seed"
         )
         best = ", ".join(f"{k}={v}" for k, v in (result.best_config or {}).items())
         out.add_row(result.sweep.stage_name or result.sweep.name, searched, best)
@@ -233,12 +271,18 @@ def _print_stages(results: list[Any]) -> None:
 def agent(
     sweep_id: str,
     count: Annotated[int | None, typer.Option(help="Run at most this many trials.")] = None,
-    gpus: Annotated[str | None, typer.Option(help="GPU ids, one trial per GPU slot [default: CPU].")] = None,
+    gpus: Annotated[
+        str | None, typer.Option(help="GPU ids, one trial per GPU slot [default: CPU].")
+    ] = None,
     store: Store = None,
     wandb: Wandb = "offline",
     heartbeat_timeout: HeartbeatTimeout = 60.0,
-    grace: Annotated[float, typer.Option(help="Seconds a stopped trial gets before it is killed.")] = 10.0,
-    threads: Annotated[int | None, typer.Option(help="CPU threads per trial [default: cores / slots].")] = None,
+    grace: Annotated[
+        float, typer.Option(help="Seconds a stopped trial gets before it is killed.")
+    ] = 10.0,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads per trial [default: cores / slots].")
+    ] = None,
 ) -> None:
     """Pull trials of a sweep and run each in its own child process until the sweep is done."""
     from sweeper.agent.loop import Agent, AgentOptions
@@ -246,10 +290,15 @@ def agent(
     from sweeper.backends.local import store_path
 
     options = AgentOptions(
-        store=store_path(store), sweep_id=sweep_id, count=count, wandb_mode=_wandb_mode(wandb),
-        heartbeat_timeout=heartbeat_timeout, heartbeat_interval=max(0.2, heartbeat_timeout / 6),
-        grace=grace, threads=threads,
-    )  # fmt: skip
+        store=store_path(store),
+        sweep_id=sweep_id,
+        count=count,
+        wandb_mode=_wandb_mode(wandb),
+        heartbeat_timeout=heartbeat_timeout,
+        heartbeat_interval=max(0.2, heartbeat_timeout / 6),
+        grace=grace,
+        threads=threads,
+    )
     runner = Agent(options, say=lambda line: console.print(line, markup=False, highlight=False))
     options.slots = make_slots(parse_gpus(gpus), runner.sweep.spec["agents"]["gpus_per_trial"])
     raise typer.Exit(runner.run())
@@ -300,7 +349,9 @@ def runs(
 @user_errors
 def train(
     trainer: str,
-    config: Annotated[Path | None, typer.Argument(help="A spec (its base is used) or a config YAML.")] = None,
+    config: Annotated[
+        Path | None, typer.Argument(help="A spec (its base is used) or a config YAML.")
+    ] = None,
     sets: Sets = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
     store: Store = None,
@@ -331,7 +382,10 @@ def train(
 
     state = execute(backend, claim, trainer, wandb_mode=_wandb_mode(wandb), echo=echo)
     run = backend.run(claim.run_id)
-    console.print(f"{state}: " + ", ".join(f"{k}={v:.4g}" for k, v in run["summary"].items() if isinstance(v, float)))
+    console.print(
+        f"{state}: "
+        + ", ".join(f"{k}={v:.4g}" for k, v in run["summary"].items() if isinstance(v, float))
+    )
     if state not in ("finished", "stopped"):
         errors.print(run["error"] or "", highlight=False)
         raise typer.Exit(1)

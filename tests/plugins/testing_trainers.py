@@ -48,10 +48,19 @@ def train(config: ProbeConfig, logger: Logger) -> dict[str, float]:
         return {"loss": loss}
 
     history = fit(
-        epochs=config.epochs, model=model, optimizer=optimizer, scheduler=None, logger=logger,
-        train_epoch=train_epoch, evaluate=lambda epoch: {},
-    )  # fmt: skip
-    return {"loss": history[-1]["loss"], "resumed_from": float(first[0]), "epochs_run": float(len(first))}
+        epochs=config.epochs,
+        model=model,
+        optimizer=optimizer,
+        scheduler=None,
+        logger=logger,
+        train_epoch=train_epoch,
+        evaluate=lambda epoch: {},
+    )
+    return {
+        "loss": history[-1]["loss"],
+        "resumed_from": float(first[0]),
+        "epochs_run": float(len(first)),
+    }
 
 
 register(

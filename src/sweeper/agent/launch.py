@@ -55,13 +55,31 @@ def planned_trials(config: dict[str, Any]) -> int | None:
     return cap
 
 
-def _agent_command(sweep_id: str, store: Path, slot: str | None, wandb_mode: WandbMode,
-                   heartbeat_timeout: float, threads: int) -> list[str]:  # fmt: skip
+def _agent_command(
+    sweep_id: str,
+    store: Path,
+    slot: str | None,
+    wandb_mode: WandbMode,
+    heartbeat_timeout: float,
+    threads: int,
+) -> list[str]:
     return [
-        sys.executable, "-m", "sweeper", "agent", sweep_id, "--store", str(store),
-        "--gpus", slot or "", "--wandb", wandb_mode, "--threads", str(threads),
-        "--heartbeat-timeout", str(heartbeat_timeout),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "sweeper",
+        "agent",
+        sweep_id,
+        "--store",
+        str(store),
+        "--gpus",
+        slot or "",
+        "--wandb",
+        wandb_mode,
+        "--threads",
+        str(threads),
+        "--heartbeat-timeout",
+        str(heartbeat_timeout),
+    ]
 
 
 def run_agents(
@@ -84,9 +102,13 @@ def run_agents(
         with open(logs / f"{sweep.id}-{i}.log", "ab") as log:
             processes.append(
                 subprocess.Popen(
-                    _agent_command(sweep.id, backend.path, slot, wandb_mode, heartbeat_timeout, threads),
-                    stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
-                )  # fmt: skip
+                    _agent_command(
+                        sweep.id, backend.path, slot, wandb_mode, heartbeat_timeout, threads
+                    ),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=os.environ.copy(),
+                )
             )
     total = planned_trials(sweep.config)
     metric, goal = sweep.metric
@@ -107,8 +129,9 @@ def run_agents(
         )
 
 
-def _snapshot(backend: LocalBackend, sweep: SweepRecord, total: int | None, metric: str,
-              goal: str) -> Progress:  # fmt: skip
+def _snapshot(
+    backend: LocalBackend, sweep: SweepRecord, total: int | None, metric: str, goal: str
+) -> Progress:
     best = best_run(backend.run_views(sweep.id), metric, goal)
     return Progress(sweep, backend.counts(sweep.id), total, best[1] if best else None)
 
@@ -136,16 +159,27 @@ def launch(
     for index, stage in enumerate(spec.stage_list()):
         config = compile_stage(spec, index, carried, loaded.path)
         sweep_id = backend.create_sweep(
-            config, trainer=spec.trainer, spec=spec.model_dump(mode="json"),
-            spec_hash=loaded.hash, spec_path=loaded.path, study=study, stage=index,
-            stage_name=stage.name if spec.stages else None, carried=carried,
-        )  # fmt: skip
+            config,
+            trainer=spec.trainer,
+            spec=spec.model_dump(mode="json"),
+            spec_hash=loaded.hash,
+            spec_path=loaded.path,
+            study=study,
+            stage=index,
+            stage_name=stage.name if spec.stages else None,
+            carried=carried,
+        )
         sweep = backend.sweep(sweep_id)
         on_stage(sweep)
         run_agents(
-            backend, sweep, n_agents, slots, wandb_mode=wandb_mode,
-            heartbeat_timeout=heartbeat_timeout, on_progress=on_progress,
-        )  # fmt: skip
+            backend,
+            sweep,
+            n_agents,
+            slots,
+            wandb_mode=wandb_mode,
+            heartbeat_timeout=heartbeat_timeout,
+            on_progress=on_progress,
+        )
         backend.set_sweep_state(sweep_id, "finished")
         metric, goal = sweep.metric
         best = best_config(backend.runs(sweep_id), swept_params(config), metric, goal)

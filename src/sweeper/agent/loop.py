@@ -88,13 +88,16 @@ def _child_main(options: AgentOptions, claim: Claim, slot: str | None, trainer: 
         signal.signal(sig, lambda signum, _frame: flag.set(f"{signal.Signals(signum).name}"))
     sweep = backend.sweep(claim.sweep_id) if claim.sweep_id else None
     execute(
-        backend, claim, trainer,
+        backend,
+        claim,
+        trainer,
         project=sweep.project if sweep else "sweeper",
         entity=sweep.config.get("entity") if sweep else None,
         stage_name=sweep.stage_name if sweep else None,
         spec_hash=sweep.spec_hash if sweep else None,
-        wandb_mode=options.wandb_mode, stop_flag=flag,
-    )  # fmt: skip
+        wandb_mode=options.wandb_mode,
+        stop_flag=flag,
+    )
     sys.stdout.flush()
     sys.stderr.flush()
 
@@ -132,7 +135,9 @@ class Agent:
 
     def run(self) -> int:
         """Work until the sweep is complete, --count is reached, or a signal. Exit code."""
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
         try:
             self.warm_up()
             last_beat = time.monotonic()
@@ -228,8 +233,7 @@ class Agent:
             self.say(f"[{self.id}] trial {claim.run_id} {state}: {first_line}")
             if self.failures_in_a_row >= FLAPPING_LIMIT and self.stop_reason is None:
                 self.stop_reason = (
-                    f"{FLAPPING_LIMIT} trials failed in a row with no success; "
-                    f"last: {first_line}"
+                    f"{FLAPPING_LIMIT} trials failed in a row with no success; last: {first_line}"
                 )
         elif state in ("finished", "stopped"):
             self.failures_in_a_row = 0

@@ -59,9 +59,16 @@ class TrialLogger:
 
 
 def start_wandb(
-    mode: WandbMode, *, project: str, entity: str | None, group: str | None, name: str,
-    job_type: str | None, config: dict[str, Any], directory: Path,
-) -> Any | None:  # fmt: skip
+    mode: WandbMode,
+    *,
+    project: str,
+    entity: str | None,
+    group: str | None,
+    name: str,
+    job_type: str | None,
+    config: dict[str, Any],
+    directory: Path,
+) -> Any | None:
     """A wandb run grouped by sweep, or None when disabled."""
     if mode == "disabled":
         return None
@@ -69,7 +76,14 @@ def start_wandb(
 
     directory.mkdir(parents=True, exist_ok=True)
     return wandb.init(
-        mode=mode, project=project, entity=entity, group=group, name=name, job_type=job_type,
-        config=config, dir=str(directory), reinit="finish_previous",
+        mode=mode,
+        project=project,
+        entity=entity,
+        group=group,
+        name=name,
+        job_type=job_type,
+        config=config,
+        dir=str(directory),
+        reinit="finish_previous",
         settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
-    )  # fmt: skip
+    )

@@ -58,10 +58,15 @@ def execute(
         meta = provenance(config, spec_hash, describe(select_device(config.device)))
         backend.record_meta(claim.run_id, claim.attempt, meta)
         wandb_run = start_wandb(
-            wandb_mode, project=project, entity=entity, group=claim.sweep_id,
-            name=claim.run_id, job_type=stage_name, directory=backend.root,
+            wandb_mode,
+            project=project,
+            entity=entity,
+            group=claim.sweep_id,
+            name=claim.run_id,
+            job_type=stage_name,
+            directory=backend.root,
             config={**meta["config"], "_sweeper": {k: v for k, v in meta.items() if k != "config"}},
-        )  # fmt: skip
+        )
         logger = TrialLogger(backend, claim, run_dir, wandb_run, stop_flag, echo)
         summary = dict(info.train_fn()(config, logger))
         bad = non_finite(summary)
@@ -82,8 +87,11 @@ def execute(
             wandb_run.summary.update({k: v for k, v in summary.items() if not non_finite({k: v})})
             wandb_run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
     backend.finish(
-        claim.run_id, claim.attempt, state,
+        claim.run_id,
+        claim.attempt,
+        state,
         summary={k: v for k, v in summary.items() if not non_finite({k: v})},
-        exit_code=0 if state in ("finished", "stopped", "preempted") else 1, error=error,
-    )  # fmt: skip
+        exit_code=0 if state in ("finished", "stopped", "preempted") else 1,
+        error=error,
+    )
     return state

@@ -71,9 +71,7 @@ def runs_to_stop(config: Mapping[str, Any], runs: list[RunView]) -> list[str]:
     return [run.name for run in sweeps.stop_runs(dict(config), _engine_runs(runs)) if run.name]
 
 
-def best_run(
-    runs: Iterable[RunView], metric: str, goal: str
-) -> tuple[RunView, float] | None:
+def best_run(runs: Iterable[RunView], metric: str, goal: str) -> tuple[RunView, float] | None:
     """The finished run with the best summary metric (failed and running runs never win)."""
     scored = [
         (run, float(run.summary[metric]))

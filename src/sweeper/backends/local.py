@@ -28,9 +28,18 @@ if TYPE_CHECKING:
 DEFAULT_STORE = ".sweeper/sweeper.db"
 
 RUN_COLUMNS = [
-    "run_id", "sweep_id", "stage", "stage_name", "state", "agent", "attempts",
-    "created_at", "runtime", "exit_code", "error",
-]  # fmt: skip
+    "run_id",
+    "sweep_id",
+    "stage",
+    "stage_name",
+    "state",
+    "agent",
+    "attempts",
+    "created_at",
+    "runtime",
+    "exit_code",
+    "error",
+]
 """The run table's fixed columns; `config.*` and `summary.*` columns follow."""
 
 SCHEMA = """
@@ -179,15 +188,25 @@ class LocalBackend:
         sweep_id = new_id()
         with self._write() as db:
             db.execute(
-                "INSERT INTO sweeps (id, name, project, trainer, config, spec, spec_hash, spec_path,"
-                " study, stage, stage_name, carried, created_at)"
+                "INSERT INTO sweeps (id, name, project, trainer, config, spec, spec_hash,"
+                " spec_path, study, stage, stage_name, carried, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    sweep_id, config.get("name", sweep_id), config.get("project", "sweeper"),
-                    trainer, json.dumps(config), json.dumps(spec, default=str), spec_hash,
-                    spec_path, study, stage, stage_name, json.dumps(carried or {}), time.time(),
+                    sweep_id,
+                    config.get("name", sweep_id),
+                    config.get("project", "sweeper"),
+                    trainer,
+                    json.dumps(config),
+                    json.dumps(spec, default=str),
+                    spec_hash,
+                    spec_path,
+                    study,
+                    stage,
+                    stage_name,
+                    json.dumps(carried or {}),
+                    time.time(),
                 ),
-            )  # fmt: skip
+            )
         return sweep_id
 
     def sweep(self, sweep_id: str) -> SweepRecord:
@@ -289,13 +308,16 @@ class LocalBackend:
             "SELECT id, sweep_id, attempt, params FROM runs WHERE id = ?", (run_id,)
         ).fetchone()
         params = {k: v["value"] for k, v in json.loads(row["params"]).items()}
-        return Claim(run_id=row["id"], sweep_id=row["sweep_id"], attempt=row["attempt"], params=params)
+        return Claim(
+            run_id=row["id"], sweep_id=row["sweep_id"], attempt=row["attempt"], params=params
+        )
 
     def heartbeat(self, run_id: str, attempt: int) -> bool:
         """Keep a trial alive; False when it is no longer ours (requeued elsewhere)."""
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE runs SET heartbeat_at = ? WHERE id = ? AND attempt = ? AND state = 'running'",
+                "UPDATE runs SET heartbeat_at = ?"
+                " WHERE id = ? AND attempt = ? AND state = 'running'",
                 (time.time(), run_id, attempt),
             )
         return cursor.rowcount == 1
@@ -365,10 +387,17 @@ class LocalBackend:
                 " finished_at = CASE WHEN ? = 'preempted' THEN NULL ELSE ? END"
                 " WHERE id = ? AND attempt = ? AND state = 'running'",
                 (
-                    state, json.dumps(dict(summary or {})), exit_code, error,
-                    state, state, now, run_id, attempt,
+                    state,
+                    json.dumps(dict(summary or {})),
+                    exit_code,
+                    error,
+                    state,
+                    state,
+                    now,
+                    run_id,
+                    attempt,
                 ),
-            )  # fmt: skip
+            )
         return cursor.rowcount == 1
 
     # reading --------------------------------------------------------------------------------
@@ -452,7 +481,11 @@ class LocalBackend:
             run_ids,
         ).fetchall()
         records = [{"run_id": r, "_step": s, **json.loads(m)} for r, s, m in rows]
-        return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["run_id", "_step"])
+        return (
+            pd.DataFrame.from_records(records)
+            if records
+            else pd.DataFrame(columns=["run_id", "_step"])
+        )
 
 
 def _sweep_record(row: sqlite3.Row) -> SweepRecord:

@@ -7,24 +7,19 @@ table and plot works the same for both.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from sweeper.backends.local import RUN_COLUMNS
 from sweeper.errors import SweeperError
 from sweeper.report.tables import DONE, swept_params
 from sweeper.report.values import Kind, param_kind
 
 HistoryFn = Callable[[list[str], list[str]], pd.DataFrame]
 """(run ids, metric keys) -> DataFrame with run_id, _step and one column per key."""
-
-RUN_COLUMNS = [
-    "run_id", "sweep_id", "stage", "stage_name", "state", "agent", "attempts", "created_at",
-    "runtime", "exit_code", "error",
-]  # fmt: skip
-"""The fixed columns of a run table, before `config.*` and `summary.*`."""
 
 _NOT_A_METRIC = re.compile(r"^(_.*|lr|epoch|runtime|.*_class_\d+)$")
 """Summary keys that are bookkeeping or per-class detail, not metrics for the tables."""
@@ -64,6 +59,8 @@ class ReportData:
     history: HistoryFn
     base: dict[str, Any] = field(default_factory=dict)
     """The base configuration as flat {dotted path: value}: the default baseline."""
+    key: str = ""
+    """The sweep or study id: names the default report folder."""
     project: str | None = None
     entity: str | None = None
 

@@ -42,9 +42,7 @@ def importance(
     keep = x.notna().all(axis=1) & y.notna()
     x, y = x[keep], y[keep]
     x = x.loc[:, x.nunique() > 1]
-    rows = pd.DataFrame(
-        {"feature": x.columns, "param": [c.split("=", 1)[0] for c in x.columns]}
-    )
+    rows = pd.DataFrame({"feature": x.columns, "param": [c.split("=", 1)[0] for c in x.columns]})
     if len(y) < 3 or y.nunique() < 2 or x.empty:
         return rows.assign(importance=np.nan, correlation=np.nan)
     forest = RandomForestRegressor(
@@ -62,4 +60,6 @@ def param_order(table: pd.DataFrame, params: list[str]) -> list[str]:
     """Parameters by summed importance, most important first; unmeasured ones keep their order."""
     summed = table.groupby("param")["importance"].sum(min_count=1)
     rank = {p: -summed.get(p, np.nan) for p in params}
-    return sorted(params, key=lambda p: (np.isnan(rank[p]), rank[p] if not np.isnan(rank[p]) else 0))
+    return sorted(
+        params, key=lambda p: (np.isnan(rank[p]), rank[p] if not np.isnan(rank[p]) else 0)
+    )

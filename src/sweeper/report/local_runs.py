@@ -39,7 +39,9 @@ def _latest_from_spec(backend: LocalBackend, path: Path) -> list[SweepRecord]:
     sweeps = backend.sweeps()
     made = [s for s in sweeps if same_spec(s)] or [s for s in sweeps if s.spec.get("name") == name]
     if not made:
-        raise NotFoundError(f"no sweep made from {path} in {backend.path} (run `sweeper launch {path}`)")
+        raise NotFoundError(
+            f"no sweep made from {path} in {backend.path} (run `sweeper launch {path}`)"
+        )
     latest = made[-1]
     return backend.sweeps(latest.study) if latest.study else [latest]
 
@@ -62,6 +64,7 @@ def load_local(backend: LocalBackend, target: str, metric: str | None = None) ->
         runs=backend.runs([s.id for s in sweeps]),
         history=lambda run_ids, keys: history(backend, run_ids, keys),
         base=resolved_base(first.trainer, first.spec.get("base", {})),
+        key=study or first.id,
         project=first.project,
         entity=first.config.get("entity"),
     )

@@ -33,7 +33,9 @@ def make_axis(name: str, values: pd.Series, kind: Kind, declared: list[Any] | No
         categories = ordered(values, declared)
         index = {v: i for i, v in enumerate(categories)}
         positions = values.map(lambda v: index[hashable(v)]).to_numpy(dtype=float)
-        return Axis(name, kind, positions, list(range(len(categories))), [label(v) for v in categories])
+        return Axis(
+            name, kind, positions, list(range(len(categories))), [label(v) for v in categories]
+        )
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     distinct = np.unique(numbers[np.isfinite(numbers)])
     if kind == "log":
@@ -62,9 +64,11 @@ def figure(axes: list[Axis], color: np.ndarray, metric: str, title: str) -> Any:
             dimension["range"] = [min(low, finite.min()), max(high, finite.max())]
         dimensions.append(dimension)
     line = {
-        "color": color, "colorscale": COLORSCALE, "showscale": True,
+        "color": color,
+        "colorscale": COLORSCALE,
+        "showscale": True,
         "colorbar": {"title": {"text": metric}},
-    }  # fmt: skip
+    }
     fig = go.Figure(go.Parcoords(line=line, dimensions=dimensions))
     fig.update_layout(title=title, height=480, margin={"l": 80, "r": 80, "t": 90, "b": 40})
     return fig

@@ -40,7 +40,9 @@ def config_table(runs: pd.DataFrame, params: list[str], metric: str, goal: str) 
     return grouped.sort_values("mean", ascending=goal != "maximize", ignore_index=True)
 
 
-def best_config(runs: pd.DataFrame, params: list[str], metric: str, goal: str) -> dict[str, Any] | None:
+def best_config(
+    runs: pd.DataFrame, params: list[str], metric: str, goal: str
+) -> dict[str, Any] | None:
     """The configuration with the best mean metric, as {param: value}; None if nothing finished."""
     table = config_table(runs, params, metric, goal)
     if table.empty:
@@ -118,9 +120,7 @@ def stage_table(
             continue
         best = {p: _plain(table[p].iloc[0]) for p in params}
         row["best"] = ", ".join(f"{p}={label(v)}" for p, v in best.items())
-        row["configuration"] = ", ".join(
-            f"{p}={label(v)}" for p, v in {**carried, **best}.items()
-        )
+        row["configuration"] = ", ".join(f"{p}={label(v)}" for p, v in {**carried, **best}.items())
         winners = runs[runs["state"].isin(DONE)]
         for p, v in best.items():
             winners = winners[winners[f"config.{p}"].map(_hashable) == _hashable(v)]

@@ -125,6 +125,7 @@ def load_wandb(path: str, metric: str | None = None, api: Any = None) -> ReportD
         runs=runs_frame(runs, sweep.id),
         history=lambda run_ids, keys: history_frame(by_id, run_ids, keys),
         base=resolved_base(_trainer(config), {}),
+        key=sweep.id,
         project=getattr(sweep, "project", None),
         entity=getattr(sweep, "entity", None),
     )

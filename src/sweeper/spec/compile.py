@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sweeper._sweeps import sweeps
-
 from sweeper.errors import SpecError
 from sweeper.spec.models import Spec, Stage, as_distribution
 from sweeper.spec.paths import deep_merge, flatten
@@ -15,7 +14,15 @@ TRIAL_MODULE = "sweeper.trial"
 
 def trial_command(trainer: str) -> list[str]:
     """What `wandb agent` runs: our trial entry point reading W&B's args JSON file."""
-    return ["${env}", "${interpreter}", "-m", TRIAL_MODULE, "--trainer", trainer, "${args_json_file}"]
+    return [
+        "${env}",
+        "${interpreter}",
+        "-m",
+        TRIAL_MODULE,
+        "--trainer",
+        trainer,
+        "${args_json_file}",
+    ]
 
 
 def compile_stage(
@@ -72,14 +79,18 @@ def check_wandb_schema(config: dict[str, Any], file: str) -> None:
         }
     violations = sweeps.schema_violations_from_proposed_config(candidate)
     if violations:
-        raise SpecError(file, "", f"the W&B sweep schema rejects the compiled config: {violations[0]}")
+        raise SpecError(
+            file, "", f"the W&B sweep schema rejects the compiled config: {violations[0]}"
+        )
 
 
 def compile_spec(spec: Spec, file: str = "spec") -> list[dict[str, Any]]:
-    """One config per stage; later stages show only `base` (their carried best is added at run time)."""
+    """One config per stage; later stages show `base` only (their carried best comes later)."""
     return [compile_stage(spec, i, file=file) for i in range(len(spec.stage_list()))]
 
 
-def carried_config(best_config: dict[str, Any], stage: Stage, previous: dict[str, Any]) -> dict[str, Any]:
+def carried_config(
+    best_config: dict[str, Any], stage: Stage, previous: dict[str, Any]
+) -> dict[str, Any]:
     """What stage k+1 inherits: everything stage k fixed plus the winning values it searched."""
     return deep_merge(previous, {p: best_config[p] for p in stage.search if p in best_config})

@@ -112,7 +112,8 @@ def check_spec(spec: Spec, file: str) -> None:
             dist = as_distribution(value)
             if method == "grid" and (dist.kind not in GRID_DISTRIBUTIONS or dist.probabilities):
                 raise SpecError(
-                    file, field,
+                    file,
+                    field,
                     f"grid search needs discrete values (a list, int_uniform or q_uniform), "
                     f"got {dist.kind}{' with probabilities' if dist.probabilities else ''}",
                 )

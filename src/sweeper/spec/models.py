@@ -9,11 +9,24 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Method = Literal["grid", "random", "bayes"]
 
 DistributionName = Literal[
-    "constant", "categorical", "int_uniform", "uniform", "q_uniform",
-    "log_uniform", "log_uniform_values", "q_log_uniform", "q_log_uniform_values",
-    "inv_log_uniform", "inv_log_uniform_values",
-    "normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta",
-]  # fmt: skip
+    "constant",
+    "categorical",
+    "int_uniform",
+    "uniform",
+    "q_uniform",
+    "log_uniform",
+    "log_uniform_values",
+    "q_log_uniform",
+    "q_log_uniform_values",
+    "inv_log_uniform",
+    "inv_log_uniform_values",
+    "normal",
+    "q_normal",
+    "log_normal",
+    "q_log_normal",
+    "beta",
+    "q_beta",
+]
 
 GRID_DISTRIBUTIONS = {"constant", "categorical", "int_uniform", "q_uniform"}
 MAX_GRID = 100_000
@@ -24,7 +37,7 @@ class _Strict(BaseModel):
 
 
 class Distribution(_Strict):
-    """A W&B parameter: `value`, `values` (+ `probabilities`), or a distribution with its arguments."""
+    """A W&B parameter: `value`, `values` (+ `probabilities`), or a named distribution."""
 
     distribution: DistributionName | None = None
     value: Any = None

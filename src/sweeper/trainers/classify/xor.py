@@ -35,8 +35,12 @@ def make_mlp(depth: int, width: int, activation: str) -> nn.Sequential:
 def train(config: XorConfig, logger: Logger) -> dict[str, float]:
     generator = seed_everything(config.seed, config.deterministic)
     device = select_device(config.device)
-    x_train, y_train = (t.to(device) for t in make_xor(config.data.n_train, config.data.noise, generator))
-    x_test, y_test = (t.to(device) for t in make_xor(config.data.n_test, config.data.noise, generator))
+    x_train, y_train = (
+        t.to(device) for t in make_xor(config.data.n_train, config.data.noise, generator)
+    )
+    x_test, y_test = (
+        t.to(device) for t in make_xor(config.data.n_test, config.data.noise, generator)
+    )
     model = make_mlp(config.model.depth, config.model.width, config.model.activation).to(device)
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.sched, config.epochs)
@@ -45,7 +49,9 @@ def train(config: XorConfig, logger: Logger) -> dict[str, float]:
 
     def train_epoch(epoch: int) -> dict[str, float]:
         model.train()
-        order = torch.randperm(len(x_train)).to(device)  # global RNG: checkpointed, so resume is exact
+        order = torch.randperm(len(x_train)).to(
+            device
+        )  # global RNG: checkpointed, so resume is exact
         total = 0.0
         for i in range(0, len(order), batch):
             idx = order[i : i + batch]
@@ -64,8 +70,13 @@ def train(config: XorConfig, logger: Logger) -> dict[str, float]:
         return {"val_loss": loss_fn(logits, y_test).item(), "val_acc": accuracy.item()}
 
     history = fit(
-        epochs=config.epochs, model=model, optimizer=optimizer, scheduler=scheduler,
-        logger=logger, train_epoch=train_epoch, evaluate=evaluate,
+        epochs=config.epochs,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        logger=logger,
+        train_epoch=train_epoch,
+        evaluate=evaluate,
     )
     final = history[-1]
     return {

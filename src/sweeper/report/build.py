@@ -1,0 +1,445 @@
+"""`sweeper report`: run table -> tables, parallel coordinates and curves, in one folder.
+
+The folder is written under a temporary name next to the target and renamed at the end, so
+a failed build never leaves half a report behind.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sweeper.errors import SweeperError
+from sweeper.report import curves, parcoords
+from sweeper.report.data import ReportData, SweepPart
+from sweeper.report.importance import importance, param_order
+from sweeper.report.render import (
+    Block,
+    Heading,
+    Plot,
+    Table,
+    Text,
+    html_page,
+    markdown,
+    write_files,
+)
+from sweeper.report.tables import (
+    DONE,
+    config_table,
+    goal_of,
+    param_table,
+    pivot_table,
+    stage_table,
+)
+from sweeper.report.values import group_values, is_number, label
+
+MAX_AXES = 12
+"""Parallel-coordinates axes by default (the most important parameters), plus the metric."""
+MAX_CURVES = 4
+"""Curve plots per sweep: one per parameter, the most important first."""
+CONFIG_ROWS = 50
+RUN_ROWS = 100
+"""Finished runs listed in the page (best first); every failed or running run is listed too."""
+
+
+def build_report(
+    data: ReportData,
+    out: Path,
+    fmt: str = "html",
+    axes: list[str] | None = None,
+    baseline: dict[str, Any] | None = None,
+) -> Path:
+    """Check the input, build every block, then write the folder in one rename."""
+    if fmt not in ("html", "md"):
+        raise SweeperError(f"--format: expected html or md, got {fmt!r}")
+    data.check()
+    baselines = _baselines(data, baseline or {})
+    done = data.done()
+    kinds = {p: data.kind(p) for p in data.params}
+    ranks = importance(done, data.params, kinds, data.metric)
+    order = param_order(ranks, data.params)
+    axis_names = _axes(data, axes) if axes else order[:MAX_AXES]
+
+    blocks: list[Block] = [Text(_summary_line(data, done))]
+    if data.is_study:
+        blocks += [Heading("Stages"), _stage_block(data)]
+    blocks += [Heading("Parallel coordinates"), _parcoords(data, done, axis_names, kinds)]
+    blocks += [Heading("Parameter importance"), _importance_block(data, ranks)]
+    history = _history(data, done)
+    for part in data.parts:
+        blocks += _part_blocks(data, part, done, kinds, order, baselines, history)
+    blocks += [Heading("Runs"), _runs_block(data)]
+
+    subtitle = f"{data.source} · metric {data.metric} ({data.goal})"
+    return _write_atomically(out, partial(_fill, data.title, subtitle, blocks, fmt))
+
+
+def _fill(title: str, subtitle: str, blocks: list[Block], fmt: str, folder: Path) -> None:
+    write_files(blocks, folder)
+    (folder / "report.md").write_text(markdown(title, [Text(subtitle), *blocks]))
+    if fmt == "html":
+        (folder / "report.html").write_text(html_page(title, subtitle, blocks))
+
+
+def _write_atomically(out: Path, fill: Callable[[Path], None]) -> Path:
+    out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise SweeperError(f"{out} exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        fill(staging)
+        staging.chmod(0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(old / out.name)
+            staging.rename(out)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+# input checks -----------------------------------------------------------------------------
+
+
+def _baselines(data: ReportData, given: dict[str, Any]) -> dict[str, Any]:
+    """Per swept parameter, the value the deltas are taken from: --baseline, else the base."""
+    unknown = [p for p in given if p not in data.params]
+    if unknown:
+        raise SweeperError(
+            f"--baseline {unknown[0]}: not a swept parameter (swept: {', '.join(data.params)})"
+        )
+    return {p: given[p] if p in given else data.base.get(p) for p in data.params}
+
+
+def _axes(data: ReportData, names: list[str]) -> list[str]:
+    known = [c.removeprefix("config.") for c in data.runs.columns if c.startswith("config.")]
+    for name in names:
+        if name not in known:
+            raise SweeperError(f"--axes {name}: not a config parameter (known: {', '.join(known)})")
+    return names
+
+
+# blocks ------------------------------------------------------------------------------------
+
+
+def _summary_line(data: ReportData, done: pd.DataFrame) -> str:
+    counts = data.runs["state"].value_counts().to_dict()
+    states = ", ".join(f"{n} {s}" for s, n in counts.items())
+    column = f"summary.{data.metric}"
+    best = done.loc[done[column].idxmax() if data.goal == "maximize" else done[column].idxmin()]
+    config = ", ".join(f"{p}={label(best.get(f'config.{p}'))}" for p in data.params)
+    return (
+        f"{len(data.runs)} runs ({states}); failed and running runs are listed but never best. "
+        f"Best run {best['run_id']}: {data.metric} = {_num(best[column])} ({config})."
+    )
+
+
+def _stage_block(data: ReportData) -> Table:
+    metrics = data.metrics()
+    parts = [
+        (part.stage_name or part.name, part.params, _runs_of(data.runs, part), part.carried)
+        for part in data.parts
+    ]
+    table = stage_table(parts, metrics, data.metric, data.goal)
+    shown = pd.DataFrame(
+        {c: table.get(c, "") for c in ("stage", "searched", "best", "configuration")}
+    )
+    shown["n"] = table.get("n", pd.Series(dtype=float)).map(_int)
+    for metric in metrics:
+        shown[metric] = [
+            _pm(m, s) for m, s in zip(table[metric], table[f"{metric} std"], strict=True)
+        ]
+    delta = f"{data.metric} Δ vs previous stage"
+    shown[delta] = table[f"{data.metric} Δ"].map(_signed)
+    best = _best_cells(table, shown, {m: goal_of(m, data.metric, data.goal) for m in metrics})
+    return Table("Best configuration after each stage", shown.fillna(""), table, "stages.csv", best)
+
+
+def _parcoords(data: ReportData, done: pd.DataFrame, names: list[str], kinds: dict) -> Plot:
+    axes = [
+        parcoords.make_axis(
+            name,
+            done[f"config.{name}"],
+            kinds.get(name) or _kind_of(done[f"config.{name}"]),
+            data.declared(name),
+        )
+        for name in names
+    ]
+    color = done[f"summary.{data.metric}"].to_numpy(dtype=float)
+    axes.append(parcoords.Axis(data.metric, "numeric", color, None, None))
+    title = f"{data.title}: {len(done)} finished runs, coloured by {data.metric}"
+    return Plot(
+        "parallel coordinates",
+        "parallel_coordinates.png",
+        partial(parcoords.save_png, axes, color, data.metric, title),
+        parcoords.figure(axes, color, data.metric, title),
+    )
+
+
+def _kind_of(values: pd.Series) -> Any:
+    from sweeper.report.values import param_kind
+
+    return param_kind({}, values)
+
+
+def _importance_block(data: ReportData, ranks: pd.DataFrame) -> Table:
+    shown = pd.DataFrame(
+        {
+            "parameter": ranks["feature"],
+            "importance": ranks["importance"].map(_num),
+            f"correlation with {data.metric}": ranks["correlation"].map(_signed),
+        }
+    )
+    note = (
+        "Importance: a random forest (scikit-learn, 100 trees) predicting the metric from the "
+        "parameters of finished runs; correlation: Pearson's r. Categorical parameters are "
+        "one-hot (one row per value), log-scaled ones enter as log10."
+    )
+    return Table("Parameter importance", shown, ranks, "importance.csv", note=note)
+
+
+def _part_blocks(
+    data: ReportData,
+    part: SweepPart,
+    done: pd.DataFrame,
+    kinds: dict,
+    order: list[str],
+    baselines: dict[str, Any],
+    history: pd.DataFrame,
+) -> list[Block]:
+    runs = _runs_of(done, part)
+    params = [p for p in order if p in part.params]
+    slug = f"stage{part.stage}_" if data.is_study else ""
+    blocks: list[Block] = []
+    if data.is_study:
+        carried = ", ".join(f"{k}={label(v)}" for k, v in part.carried.items()) or "the base"
+        blocks += [
+            Heading(f"Stage {part.stage}: {part.stage_name or part.name}"),
+            Text(f"Sweep {part.id}; starts from {carried}."),
+        ]
+    groups = {
+        p: group_values(data.runs[f"config.{p}"], kinds[p], data.declared(p)) for p in params
+    }
+    blocks.append(Heading("Per parameter", 3))
+    for param in params:
+        blocks.append(_param_block(data, runs, param, groups[param], baselines[param], slug))
+    if len(params) >= 2:
+        rows, cols = params[0], params[1]
+        blocks.append(Heading(f"Grid: {rows} × {cols}", 3))
+        for metric in data.metrics():
+            blocks.append(_pivot_block(data, runs, rows, cols, groups, metric, slug))
+    if part.has_repeats or len(params) > 1:
+        blocks += [Heading("Configurations", 3), _config_block(data, runs, part, slug)]
+    blocks.append(Heading("Training curves", 3))
+    for param in params[:MAX_CURVES]:
+        blocks.append(_curves_block(data, runs, param, groups[param][0], history, slug))
+    return blocks
+
+
+def _param_block(
+    data: ReportData,
+    runs: pd.DataFrame,
+    param: str,
+    grouping: tuple[pd.Series, Callable[[Any], str | None]],
+    baseline: Any,
+    slug: str,
+) -> Table:
+    groups, place = grouping
+    metrics = data.metrics()
+    base_group = place(baseline) if baseline is not None else None
+    table = param_table(runs, groups, metrics, base_group)
+    shown = pd.DataFrame({param: table["value"] + np.where(table["baseline"], " (baseline)", "")})
+    shown["n"] = table["n"].astype(str)
+    goals = {}
+    for metric in metrics:
+        shown[metric] = [
+            _pm(m, s) for m, s in zip(table[metric], table[f"{metric} std"], strict=True)
+        ]
+        shown[f"{metric} Δ"] = table[f"{metric} Δ"].map(_signed)
+        goals[metric] = goals[f"{metric} Δ"] = goal_of(metric, data.metric, data.goal)
+    if baseline is None:
+        note = f"No baseline value for {param}: give one with --baseline {param}=VALUE."
+    elif base_group is None or not table["baseline"].any():
+        note = f"Baseline {param}={label(baseline)} was not run in this sweep, so there is no Δ."
+    else:
+        note = (
+            f"Δ: difference from the baseline {param}={label(baseline)}; best per column in bold."
+        )
+    if _binned(groups):
+        note += " Values are grouped into ranges with equal run counts."
+    return Table(
+        f"{param}: mean ± std over runs per value",
+        shown,
+        table,
+        f"{slug}param_{_file(param)}.csv",
+        _best_cells(table, shown, goals),
+        note=note,
+    )
+
+
+def _pivot_block(
+    data: ReportData,
+    runs: pd.DataFrame,
+    rows: str,
+    cols: str,
+    groups: dict[str, tuple[pd.Series, Any]],
+    metric: str,
+    slug: str,
+) -> Table:
+    stats = pivot_table(runs, groups[rows][0], groups[cols][0], metric)
+    mean, std = stats["mean"], stats["std"]
+    shown = pd.DataFrame({f"{rows} \\ {cols}": mean.index.astype(str)})
+    for col in mean.columns:
+        shown[str(col)] = [_pm(m, s) for m, s in zip(mean[col], std[col], strict=True)]
+    values = mean.to_numpy(dtype=float)
+    best = set()
+    if np.isfinite(values).any():
+        pick = (
+            np.nanargmax if goal_of(metric, data.metric, data.goal) == "maximize" else np.nanargmin
+        )
+        r, c = np.unravel_index(pick(values), values.shape)
+        best.add((int(r), str(mean.columns[c])))
+    flat = stats.stack(level=1, future_stack=True).reset_index()
+    flat.columns = [rows, cols, *flat.columns[2:]]
+    return Table(
+        f"{metric}: {rows} × {cols} (mean ± std)",
+        shown,
+        flat,
+        f"{slug}pivot_{_file(metric)}.csv",
+        best,
+    )
+
+
+def _config_block(data: ReportData, runs: pd.DataFrame, part: SweepPart, slug: str) -> Table:
+    table = config_table(runs, part.params, data.metric, data.goal)
+    head = table.head(CONFIG_ROWS)
+    shown = pd.DataFrame({p: head[p].map(label) for p in part.params})
+    shown[data.metric] = [_pm(m, s) for m, s in zip(head["mean"], head["std"], strict=True)]
+    shown["n"] = head["n"].astype(str)
+    seeds = " over seeds" if part.has_repeats else ""
+    note = f"Showing the best {CONFIG_ROWS} of {len(table)}." if len(table) > CONFIG_ROWS else ""
+    best = {(0, data.metric)} if len(head) else set()
+    return Table(
+        f"Configurations: {data.metric} mean ± std{seeds}",
+        shown,
+        table,
+        f"{slug}configs.csv",
+        best,
+        note=note,
+    )
+
+
+def _curves_block(
+    data: ReportData,
+    runs: pd.DataFrame,
+    param: str,
+    groups: pd.Series,
+    history: pd.DataFrame,
+    slug: str,
+) -> Plot:
+    by_run = curves.run_groups(groups.loc[runs.index], runs["run_id"])
+    part_history = history[history["run_id"].isin(by_run.index)]
+    keys = [k for k in curves.curve_keys(data.metric, list(history.columns)) if k in history]
+    title = f"{', '.join(keys)} per epoch by {param} (mean ± std over runs)"
+    return Plot(
+        title,
+        f"{slug}curves_{_file(param)}.png",
+        partial(curves.save_png, part_history, by_run, keys, param, title),
+        curves.figure(part_history, by_run, keys, param, title),
+    )
+
+
+def _runs_block(data: ReportData) -> Table:
+    runs = data.runs
+    column = f"summary.{data.metric}"
+    ok = runs["state"].isin(DONE) & runs[column].notna()
+    ranked = runs[ok].sort_values(column, ascending=data.goal != "maximize")
+    listed = pd.concat([runs[~ok], ranked.head(RUN_ROWS)])
+    metrics = data.metrics()
+    shown = pd.DataFrame({"run": listed["run_id"], "state": listed["state"]})
+    if data.is_study:
+        shown["stage"] = listed["stage_name"]
+    for p in data.params:
+        shown[p] = listed[f"config.{p}"].map(lambda v: "" if _missing(v) else label(v))
+    for metric in metrics:
+        shown[metric] = listed[f"summary.{metric}"].map(_num)
+    shown["runtime (s)"] = listed["runtime"].map(lambda v: _num(v, 3))
+    shown["error"] = listed["error"].fillna("").astype(str).str.slice(0, 80)
+    shown = shown.reset_index(drop=True)
+    marked = set(range(int((~ok).sum())))
+    best = {(len(marked), data.metric)} if len(ranked) else set()
+    note = (
+        f"Best {RUN_ROWS} of {len(ranked)} finished runs shown." if len(ranked) > RUN_ROWS else ""
+    )
+    return Table(
+        "All runs (failed and running runs flagged)", shown, runs, "runs.csv", best, marked, note
+    )
+
+
+# helpers ------------------------------------------------------------------------------------
+
+
+def _history(data: ReportData, done: pd.DataFrame) -> pd.DataFrame:
+    logged = [c.removeprefix("summary.") for c in data.runs.columns if c.startswith("summary.")]
+    keys = curves.curve_keys(data.metric, logged)
+    return data.history(done["run_id"].tolist(), keys)
+
+
+def _runs_of(runs: pd.DataFrame, part: SweepPart) -> pd.DataFrame:
+    return runs[runs["sweep_id"] == part.id]
+
+
+def _best_cells(table: pd.DataFrame, shown: pd.DataFrame, goals: dict[str, str]) -> set:
+    best = set()
+    for column, goal in goals.items():
+        values = pd.to_numeric(table.get(column), errors="coerce")
+        if values is None or values.isna().all():
+            continue
+        position = int(np.nanargmax(values) if goal == "maximize" else np.nanargmin(values))
+        if column in shown:
+            best.add((position, column))
+    return best
+
+
+def _binned(groups: pd.Series) -> bool:
+    return any("–" in str(c) for c in groups.cat.categories)
+
+
+def _file(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _int(value: Any) -> str:
+    return "" if _missing(value) else str(int(value))
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}g}" if is_number(value) else ""
+
+
+def _signed(value: Any) -> str:
+    return f"{value:+.4g}" if is_number(value) else ""
+
+
+def _pm(mean: Any, std: Any) -> str:
+    if not is_number(mean):
+        return ""
+    return f"{mean:.4g} ± {std:.2g}" if is_number(std) and std > 0 else f"{mean:.4g}"

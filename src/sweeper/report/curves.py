@@ -1,0 +1,193 @@
+"""Training curves grouped by one swept parameter: a mean line per value, ± std over its runs.
+
+Single runs are drawn too (thin) while there are few enough to read; beyond that only the
+group means and bands are drawn, which keeps a 10,000-run report small and legible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RUN_LINES = 200
+"""Draw every run's own curve up to this many runs."""
+
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
+
+LOSSES = ("val_loss", "train_loss", "loss")
+
+
+def curve_keys(metric: str, logged: list[str]) -> list[str]:
+    """The metric and a loss (validation loss first) among what the runs logged."""
+    keys = [metric]
+    losses = [k for k in LOSSES if k in logged] + sorted(k for k in logged if k.endswith("_loss"))
+    for loss in losses:
+        if loss != metric:
+            return [*keys, loss]
+    return keys
+
+
+def curve_stats(history: pd.DataFrame, groups: pd.Series, key: str) -> pd.DataFrame:
+    """Mean, std and n of `key` per (group, step); `groups` maps run_id -> group label."""
+    frame = history[["run_id", "_step", key]].dropna()
+    frame = frame.assign(group=frame["run_id"].map(groups))
+    stats = frame.groupby(["group", "_step"], observed=True)[key].agg(["mean", "std", "count"])
+    return stats.reset_index()
+
+
+def _rgba(color: str, alpha: float) -> str:
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _run_lines(history: pd.DataFrame, run_ids: list[str], key: str) -> tuple[list, list]:
+    """Every run of a group as one polyline with gaps (one trace, not one per run)."""
+    xs: list[Any] = []
+    ys: list[Any] = []
+    for _, rows in history[history["run_id"].isin(run_ids)].groupby("run_id"):
+        xs += [*rows["_step"].tolist(), None]
+        ys += [*rows[key].tolist(), None]
+    return xs, ys
+
+
+def figure(
+    history: pd.DataFrame, groups: pd.Series, keys: list[str], param: str, title: str
+) -> Any:
+    """Interactive curves: one panel per key, one colour per value of `param`."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=keys)
+    show_runs = groups.size <= RUN_LINES
+    order = list(groups.cat.categories) if hasattr(groups, "cat") else sorted(set(groups))
+    for col, key in enumerate(keys, start=1):
+        stats = curve_stats(history, groups, key)
+        for i, group in enumerate(order):
+            color = PALETTE[i % len(PALETTE)]
+            part = stats[stats["group"] == group]
+            if part.empty:
+                continue
+            legend = {"legendgroup": str(group), "showlegend": col == 1}
+            if show_runs:
+                xs, ys = _run_lines(history, groups.index[groups == group].tolist(), key)
+                fig.add_trace(
+                    go.Scatter(
+                        x=xs,
+                        y=ys,
+                        mode="lines",
+                        hoverinfo="skip",
+                        line={"color": _rgba(color, 0.25), "width": 1},
+                        legendgroup=str(group),
+                        showlegend=False,
+                    ),
+                    1,
+                    col,
+                )
+            if (part["count"] > 1).any():
+                upper, lower = (
+                    part["mean"] + part["std"].fillna(0),
+                    part["mean"] - part["std"].fillna(0),
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        x=part["_step"],
+                        y=upper,
+                        mode="lines",
+                        line={"width": 0},
+                        hoverinfo="skip",
+                        legendgroup=str(group),
+                        showlegend=False,
+                    ),
+                    1,
+                    col,
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        x=part["_step"],
+                        y=lower,
+                        mode="lines",
+                        line={"width": 0},
+                        fill="tonexty",
+                        fillcolor=_rgba(color, 0.2),
+                        hoverinfo="skip",
+                        legendgroup=str(group),
+                        showlegend=False,
+                    ),
+                    1,
+                    col,
+                )
+            fig.add_trace(
+                go.Scatter(
+                    x=part["_step"],
+                    y=part["mean"],
+                    mode="lines",
+                    line={"color": color, "width": 2},
+                    name=f"{param}={group}",
+                    **legend,
+                ),
+                1,
+                col,
+            )
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_layout(title=title, height=400, legend={"title": {"text": param}})
+    return fig
+
+
+def save_png(
+    history: pd.DataFrame, groups: pd.Series, keys: list[str], param: str, title: str, path: Path
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), dpi=110, squeeze=False)
+    show_runs = groups.size <= RUN_LINES
+    order = list(groups.cat.categories) if hasattr(groups, "cat") else sorted(set(groups))
+    for ax, key in zip(axes[0], keys, strict=True):
+        stats = curve_stats(history, groups, key)
+        for i, group in enumerate(order):
+            color = PALETTE[i % len(PALETTE)]
+            part = stats[stats["group"] == group]
+            if part.empty:
+                continue
+            if show_runs:
+                runs = history[history["run_id"].isin(groups.index[groups == group])]
+                lines = [
+                    rows[["_step", key]].dropna().to_numpy() for _, rows in runs.groupby("run_id")
+                ]
+                ax.add_collection(LineCollection(lines, colors=color, alpha=0.2, linewidths=0.8))
+            step, mean, std = part["_step"], part["mean"], part["std"].fillna(0)
+            if (part["count"] > 1).any():
+                ax.fill_between(step, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+            ax.plot(step, mean, color=color, linewidth=2, label=f"{param}={group}")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.autoscale_view()
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_groups(groups: pd.Series, run_ids: pd.Series) -> pd.Series:
+    """Group labels indexed by run id (the history frame's key)."""
+    return pd.Series(groups.to_numpy(), index=run_ids.to_numpy(), dtype=groups.dtype)

@@ -1,0 +1,151 @@
+"""The report as blocks (headings, tables, plots) written out as HTML, Markdown and CSV.
+
+The HTML is one self-contained file: plotly's JS is embedded once, nothing loads from a CDN.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Text:
+    text: str
+
+
+@dataclass
+class Table:
+    title: str
+    shown: pd.DataFrame
+    """Formatted cells (strings), what HTML and Markdown show."""
+    data: pd.DataFrame
+    """The numbers, written to `csv`."""
+    csv: str
+    best: set[tuple[int, str]] = field(default_factory=set)
+    """(row position, column) cells marked best."""
+    marked_rows: set[int] = field(default_factory=set)
+    """Rows to flag (runs that failed or are still running)."""
+    note: str = ""
+
+
+@dataclass
+class Plot:
+    title: str
+    png: str
+    save: Callable[[Path], None]
+    """Draws the static PNG at the given path."""
+    figure: Any = None
+    """A plotly figure for the HTML (the PNG stands in where there is none)."""
+
+
+Block = Heading | Text | Table | Plot
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+td.best{font-weight:bold;background:#e3f4e1}tr.marked td{background:#fbe9e7;color:#8a2a1a}
+.note{color:#666;font-size:.85em}img{max-width:100%}
+"""
+
+
+def write_files(blocks: list[Block], folder: Path) -> None:
+    """The PNGs and CSVs the pages link to."""
+    for block in blocks:
+        if isinstance(block, Table):
+            block.data.to_csv(folder / block.csv, index=False)
+        elif isinstance(block, Plot):
+            block.save(folder / block.png)
+
+
+def markdown(title: str, blocks: list[Block]) -> str:
+    lines = [f"# {title}", ""]
+    for block in blocks:
+        if isinstance(block, Heading):
+            lines += ["#" * (block.level) + f" {block.text}", ""]
+        elif isinstance(block, Text):
+            lines += [block.text, ""]
+        elif isinstance(block, Plot):
+            lines += [f"![{block.title}]({block.png})", ""]
+        else:
+            lines += [f"**{block.title}** ([csv]({block.csv}))", ""]
+            lines += _markdown_table(block)
+            lines += [f"_{block.note}_", ""] if block.note else []
+    return "\n".join(lines)
+
+
+def _markdown_table(table: Table) -> list[str]:
+    def cell(row: int, column: str, value: str) -> str:
+        text = value.replace("|", "\\|")
+        return f"**{text}**" if (row, column) in table.best and text else text
+
+    columns = list(table.shown.columns)
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for i, row in enumerate(table.shown.itertuples(index=False)):
+        cells = [cell(i, c, str(v)) for c, v in zip(columns, row, strict=True)]
+        if i in table.marked_rows:
+            cells[0] = f"⚠ {cells[0]}"
+        out.append("| " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
+def html_page(title: str, subtitle: str, blocks: list[Block]) -> str:
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class='note'>{html.escape(subtitle)}</p>",
+    ]
+    plotly_js = True  # embedded with the first figure, reused by the rest
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+        elif isinstance(block, Text):
+            parts.append(f"<p>{html.escape(block.text)}</p>")
+        elif isinstance(block, Plot):
+            if block.figure is None:
+                parts.append(f"<img src='{block.png}' alt='{html.escape(block.title)}'>")
+                continue
+            parts.append(
+                block.figure.to_html(
+                    full_html=False, include_plotlyjs=plotly_js, config={"responsive": True}
+                )
+            )
+            parts.append(f"<p class='note'>static: <a href='{block.png}'>{block.png}</a></p>")
+            plotly_js = False
+        else:
+            parts.append(_html_table(block))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.shown.columns)
+    rows = []
+    for i, row in enumerate(table.shown.itertuples(index=False)):
+        cells = "".join(
+            f"<td class='best'>{html.escape(str(v))}</td>"
+            if (i, c) in table.best
+            else f"<td>{html.escape(str(v))}</td>"
+            for c, v in zip(table.shown.columns, row, strict=True)
+        )
+        marked = " class='marked'" if i in table.marked_rows else ""
+        rows.append(f"<tr{marked}>{cells}</tr>")
+    note = f"<p class='note'>{html.escape(table.note)}</p>" if table.note else ""
+    link = f" <a class='note' href='{table.csv}'>csv</a>"
+    return (
+        f"<h4>{html.escape(table.title)}{link}</h4>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>{note}"
+    )

@@ -1,0 +1,132 @@
+"""The `sweeper` command as users type it: real subprocesses, exit codes, what gets written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import probe_spec, write_spec
+
+ROOT = Path(__file__).parents[1]
+QUICKSTART = ROOT / "sweeps" / "quickstart.yaml"
+
+
+def sweeper(
+    *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sweeper", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def test_help_and_validate_do_not_import_torch_or_wandb(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from sweeper.cli import app\n"
+        f"r = CliRunner().invoke(app, ['validate', {str(QUICKSTART)!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = ('torch', 'wandb', 'torchvision', 'pandas')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, probe_spec(search={"x": [0.0, 500.0]}))
+    for command in ("validate", "launch", "compile"):
+        result = sweeper(command, str(spec), cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "search.x[1]: 500.0 rejected" in lines[0], result.stderr
+        assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"], "nothing may be written"
+
+
+def test_unknown_sweep_and_bad_set_exit_2(tmp_path: Path) -> None:
+    result = sweeper("status", "nope", "--store", str(tmp_path / "none.db"), cwd=tmp_path)
+    assert result.returncode == 2 and "no sweeper store" in result.stderr
+    result = sweeper("train", "xor", "--set", "model.depth=9", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "model.depth: Input should be less than or equal to 3" in result.stderr
+
+
+def test_schema_and_trainers() -> None:
+    schema = json.loads(sweeper("schema", "xor").stdout)
+    assert schema["properties"]["epochs"]["default"] == 100
+    assert "XorModel" in schema["$defs"]
+    listing = sweeper("trainers").stdout
+    assert "xor" in listing and "classify" in listing and "reid" in listing
+
+
+def test_train_runs_one_trial_and_records_what_reproduces_it(tmp_path: Path) -> None:
+    result = sweeper(
+        "train", "xor", str(QUICKSTART), "--set", "epochs=3", "--wandb", "disabled", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("epoch ") == 3
+    from sweeper.backends.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / ".sweeper" / "sweeper.db", create=False)
+    (run_id,) = [r[0] for r in backend.db.execute("SELECT id FROM runs")]
+    run = backend.run(run_id)
+    assert run["state"] == "finished"
+    meta = run["meta"]
+    assert meta["config"]["epochs"] == 3 and meta["seed"] == 0
+    assert set(meta["versions"]) == {"python", "torch", "torchvision", "sweeper"}
+    assert all(meta["versions"].values())
+    assert meta["device"] == "cpu"
+
+
+def test_quickstart_smoke_launch_end_to_end(tmp_path: Path) -> None:
+    result = sweeper(
+        "launch", str(QUICKSTART), "--smoke", "--agents", "2", "--wandb", "offline", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "36/36" in out and "best run" in out and "mean ± std" in out
+    from sweeper.backends.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / ".sweeper" / "sweeper.db", create=False)
+    (sweep,) = backend.sweeps()
+    table = backend.runs(sweep.id)
+    assert len(table) == 36 and set(table["state"]) == {"finished"}
+    points = table[["config.model.depth", "config.model.width", "config.seed"]]
+    assert not points.duplicated().any()
+    offline_runs = list((tmp_path / ".sweeper" / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 36, "every run is mirrored to wandb offline for `wandb sync`"
+    status = sweeper("status", sweep.id, cwd=tmp_path)
+    assert status.returncode == 0 and "36/36 done (36 finished)" in status.stdout
+
+
+def test_wandb_agent_entry_point_runs_a_trial_offline(tmp_path: Path) -> None:
+    args = tmp_path / "config.json"
+    args.write_text(json.dumps({"epochs": {"value": 2}, "model.depth": {"value": 1}}))
+    env: dict[str, Any] = {
+        **__import__("os").environ,
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "sweeper.trial", "--trainer", "xor", str(args)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "wandb").glob("offline-run-*"))

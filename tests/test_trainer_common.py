@@ -1,0 +1,55 @@
+"""Shared trainer pieces: checkpoint resume is exact, optimizers and schedules by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sweeper.trainers.classify.config import XorConfig
+from sweeper.trainers.classify.xor import train
+from sweeper.trainers.common.config import OptimConfig, SchedConfig
+from sweeper.trainers.common.optim import build_optimizer, build_scheduler
+from sweeper.trainers.logger import MemoryLogger
+
+
+def test_a_stopped_trial_resumes_to_the_same_result(tmp_path: Path) -> None:
+    config = XorConfig(epochs=12, model={"depth": 1, "width": 3})
+    straight = train(config, MemoryLogger(run_dir=tmp_path / "a"))
+
+    first = MemoryLogger(run_dir=tmp_path / "b", stop_after=5)
+    train(config, first)
+    assert len(first.history) == 5
+    second = MemoryLogger(run_dir=tmp_path / "b")
+    resumed = train(config, second)
+    assert [h["_step"] for h in second.history] == list(range(5, 12))
+    assert resumed == straight
+
+
+def test_xor_learns_with_a_hidden_layer_and_not_without() -> None:
+    hidden = train(XorConfig(epochs=60, model={"depth": 1, "width": 3}), MemoryLogger())
+    linear = train(XorConfig(epochs=60, model={"depth": 0}), MemoryLogger())
+    assert hidden["val_acc"] > 0.95
+    assert linear["val_acc"] < 0.8
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop"])
+def test_optimizers_by_name(name: str) -> None:
+    param = torch.nn.Parameter(torch.ones(1))
+    optimizer = build_optimizer([param], OptimConfig(name=name, lr=0.5, weight_decay=0.1))
+    assert optimizer.param_groups[0]["lr"] == 0.5
+    assert optimizer.param_groups[0]["weight_decay"] == 0.1
+    if name == "amsgrad":
+        assert optimizer.param_groups[0]["amsgrad"] is True
+
+
+def test_schedules_by_name() -> None:
+    param = torch.nn.Parameter(torch.ones(1))
+    optimizer = build_optimizer([param], OptimConfig(lr=1.0))
+    assert build_scheduler(optimizer, SchedConfig(name="none"), 10) is None
+    step = build_scheduler(optimizer, SchedConfig(name="step", step_size=2, gamma=0.5), 10)
+    for _ in range(4):
+        optimizer.step()
+        step.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
