@@ -209,17 +209,21 @@ def launch(
         bar.update(tasks[p.sweep.id], completed=p.done, total=p.total, best=best)
 
     gpu_list = parse_gpus(gpus) if gpus is not None else visible_gpus()
-    with bar:
-        results = run_launch(
-            loaded,
-            backend,
-            agents=agents,
-            gpus=gpu_list,
-            wandb_mode=mode,
-            heartbeat_timeout=heartbeat_timeout,
-            on_stage=on_stage,
-            on_progress=on_progress,
-        )
+    try:
+        with bar:
+            results = run_launch(
+                loaded,
+                backend,
+                agents=agents,
+                gpus=gpu_list,
+                wandb_mode=mode,
+                heartbeat_timeout=heartbeat_timeout,
+                on_stage=on_stage,
+                on_progress=on_progress,
+            )
+    except KeyboardInterrupt:
+        errors.print("interrupted: running trials were requeued; `sweeper agent SWEEP` resumes")
+        raise typer.Exit(130) from None
     for result in results:
         _print_summary(backend, result.sweep.id)
     if len(results) > 1:
@@ -272,7 +276,8 @@ def agent(
     sweep_id: str,
     count: Annotated[int | None, typer.Option(help="Run at most this many trials.")] = None,
     gpus: Annotated[
-        str | None, typer.Option(help="GPU ids, one trial per GPU slot [default: CPU].")
+        str | None,
+        typer.Option(help="GPU ids, one trial per slot; '' for CPU [default: all visible]."),
     ] = None,
     store: Store = None,
     wandb: Wandb = "offline",
@@ -286,12 +291,13 @@ def agent(
 ) -> None:
     """Pull trials of a sweep and run each in its own child process until the sweep is done."""
     from sweeper.agent.loop import Agent, AgentOptions
-    from sweeper.agent.slots import make_slots, parse_gpus
+    from sweeper.agent.slots import parse_gpus, visible_gpus
     from sweeper.backends.local import store_path
 
     options = AgentOptions(
         store=store_path(store),
         sweep_id=sweep_id,
+        gpus=parse_gpus(gpus) if gpus is not None else visible_gpus(),
         count=count,
         wandb_mode=_wandb_mode(wandb),
         heartbeat_timeout=heartbeat_timeout,
@@ -300,7 +306,6 @@ def agent(
         threads=threads,
     )
     runner = Agent(options, say=lambda line: console.print(line, markup=False, highlight=False))
-    options.slots = make_slots(parse_gpus(gpus), runner.sweep.spec["agents"]["gpus_per_trial"])
     raise typer.Exit(runner.run())
 
 
@@ -389,3 +394,51 @@ def train(
     if state not in ("finished", "stopped"):
         errors.print(run["error"] or "", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def report(
+    sweep_or_spec: Annotated[
+        str, typer.Argument(help="Sweep id, study id, spec path, or W&B entity/project/sweep_id.")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder [default: reports/ID].")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="html (with Markdown, PNG, CSV) or md (no HTML).")
+    ] = "html",
+    axes: Annotated[
+        str | None, typer.Option(help="Parallel-coordinates axes: a,b [default: by importance].")
+    ] = None,
+    baseline: Annotated[
+        list[str] | None,
+        typer.Option(help="Baseline for the deltas: PATH=VALUE [default: the spec's base]."),
+    ] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric [default: the sweep's].")] = None,
+    store: Store = None,
+    wandb_report: Annotated[
+        bool, typer.Option("--wandb-report", help="Also save a W&B Report (W&B sweeps).")
+    ] = False,
+) -> None:
+    """Tables, parallel coordinates, importance and curves of a sweep or study, in one folder."""
+    from sweeper.report.build import build_report
+    from sweeper.report.load import load_report_data
+    from sweeper.report.wandb_report import publish
+    from sweeper.report.wandb_report import wandb_report as make_wandb_report
+    from sweeper.spec.load import parse_overrides
+
+    data = load_report_data(sweep_or_spec, store, metric)
+    chosen = [a.strip() for a in axes.split(",") if a.strip()] if axes else None
+    if wandb_report:
+        make_wandb_report(data, chosen or data.params)  # refuse before writing anything
+    out = build_report(
+        data,
+        output or Path("reports") / data.key,
+        fmt,
+        chosen,
+        parse_overrides(baseline or [], "--baseline"),
+    )
+    console.print(f"wrote {out / ('report.html' if fmt == 'html' else 'report.md')}")
+    if wandb_report:
+        console.print(f"W&B report: {publish(data, chosen or data.params)}")

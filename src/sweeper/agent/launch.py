@@ -96,7 +96,9 @@ def run_agents(
     logs = backend.root / "agents"
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
-    threads = max(1, (os.cpu_count() or 1) // n_agents)
+    threads = sweep.spec["agents"].get("cpus_per_trial") or max(
+        1, (os.cpu_count() or 1) // n_agents
+    )
     for i in range(n_agents):
         slot = slots[i % len(slots)]
         with open(logs / f"{sweep.id}-{i}.log", "ab") as log:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from sweeper.agent.slots import make_slots
 from sweeper.agent.tracking import StopFlag, WandbMode
 from sweeper.agent.trial import execute
 from sweeper.backends.local import Claim, LocalBackend, new_id
@@ -37,7 +38,8 @@ FLAPPING_LIMIT = 5
 class AgentOptions:
     store: Path
     sweep_id: str
-    slots: list[str | None] = field(default_factory=lambda: [None])
+    gpus: list[str] = field(default_factory=list)
+    """GPU ids to fill, gpus_per_trial (from the spec) at a time; empty: one CPU slot."""
     count: int | None = None
     wandb_mode: WandbMode = "offline"
     heartbeat_interval: float = 5.0
@@ -47,9 +49,6 @@ class AgentOptions:
     poll: float = 0.2
     threads: int | None = None
     """CPU threads per trial; None: this machine's cores shared among the agent's slots."""
-
-    def threads_per_trial(self) -> int:
-        return self.threads or max(1, (os.cpu_count() or 1) // len(self.slots))
 
 
 @dataclass
@@ -69,14 +68,16 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child_main(options: AgentOptions, claim: Claim, slot: str | None, trainer: str) -> None:
+def _child_main(
+    options: AgentOptions, claim: Claim, slot: str | None, trainer: str, threads: int
+) -> None:
     _die_with_parent()
     os.setpgid(0, 0)  # a terminal's Ctrl-C goes to the agent, which stops trials itself
     if slot is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot
     import torch
 
-    torch.set_num_threads(options.threads_per_trial())  # trials sharing cores must not spin-wait
+    torch.set_num_threads(threads)  # trials sharing cores must not spin-wait on each other
     backend = LocalBackend(options.store)
     run_dir = backend.run_dir(claim.run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +117,12 @@ class Agent:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id(4)}"
         self.backend = LocalBackend(options.store, create=False)
         self.sweep = self.backend.sweep(options.sweep_id)
+        self.slots = make_slots(options.gpus, self.sweep.spec["agents"]["gpus_per_trial"])
+        self.threads = (
+            options.threads
+            or self.sweep.spec["agents"].get("cpus_per_trial")
+            or max(1, (os.cpu_count() or 1) // len(self.slots))
+        )
         self.running: dict[str | None, Running] = {}
         self.started = 0
         self.failures_in_a_row = 0
@@ -180,7 +187,7 @@ class Agent:
     def _fill_slots(self) -> None:
         if time.monotonic() < self._next_claim:
             return
-        for slot in self.options.slots:
+        for slot in self.slots:
             if slot in self.running:
                 continue
             if self.options.count is not None and self.started >= self.options.count:
@@ -191,7 +198,7 @@ class Agent:
                 return
             process = self._context.Process(
                 target=_child_main,
-                args=(self.options, claim, slot, self.sweep.trainer),
+                args=(self.options, claim, slot, self.sweep.trainer, self.threads),
                 name=f"trial-{claim.run_id}",
             )
             process.start()

@@ -85,5 +85,20 @@ def start_wandb(
         config=config,
         dir=str(directory),
         reinit="finish_previous",
-        settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+        settings=wandb_settings(wandb),
+    )
+
+
+def wandb_settings(wandb: Any) -> Any:
+    """Quiet and lean: the run's provenance (git, versions, host) is already in its config."""
+    return wandb.Settings(
+        silent=True,
+        console="off",
+        x_disable_stats=True,
+        x_disable_meta=True,
+        x_disable_machine_info=True,
+        x_save_requirements=False,
+        disable_git=True,
+        save_code=False,
+        disable_job_creation=True,
     )

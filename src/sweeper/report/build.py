@@ -231,15 +231,13 @@ def _part_blocks(
             Heading(f"Stage {part.stage}: {part.stage_name or part.name}"),
             Text(f"Sweep {part.id}; starts from {carried}."),
         ]
-    groups = {
-        p: group_values(data.runs[f"config.{p}"], kinds[p], data.declared(p)) for p in params
-    }
+    groups = {p: group_values(data.runs[f"config.{p}"], kinds[p], data.declared(p)) for p in params}
     blocks.append(Heading("Per parameter", 3))
     for param in params:
         blocks.append(_param_block(data, runs, param, groups[param], baselines[param], slug))
     if len(params) >= 2:
         rows, cols = params[0], params[1]
-        blocks.append(Heading(f"Grid: {rows} × {cols}", 3))
+        blocks.append(Heading(f"Grid: {rows} x {cols}", 3))
         for metric in data.metrics():
             blocks.append(_pivot_block(data, runs, rows, cols, groups, metric, slug))
     if part.has_repeats or len(params) > 1:
@@ -316,7 +314,7 @@ def _pivot_block(
     flat = stats.stack(level=1, future_stack=True).reset_index()
     flat.columns = [rows, cols, *flat.columns[2:]]
     return Table(
-        f"{metric}: {rows} × {cols} (mean ± std)",
+        f"{metric}: {rows} x {cols} (mean ± std)",
         shown,
         flat,
         f"{slug}pivot_{_file(metric)}.csv",
@@ -355,11 +353,12 @@ def _curves_block(
     part_history = history[history["run_id"].isin(by_run.index)]
     keys = [k for k in curves.curve_keys(data.metric, list(history.columns)) if k in history]
     title = f"{', '.join(keys)} per epoch by {param} (mean ± std over runs)"
+    stats = {key: curves.curve_stats(part_history, by_run, key) for key in keys}
     return Plot(
         title,
         f"{slug}curves_{_file(param)}.png",
-        partial(curves.save_png, part_history, by_run, keys, param, title),
-        curves.figure(part_history, by_run, keys, param, title),
+        partial(curves.save_png, part_history, by_run, stats, param, title),
+        curves.figure(part_history, by_run, stats, param, title),
     )
 
 
@@ -416,7 +415,7 @@ def _best_cells(table: pd.DataFrame, shown: pd.DataFrame, goals: dict[str, str])
 
 
 def _binned(groups: pd.Series) -> bool:
-    return any("–" in str(c) for c in groups.cat.categories)
+    return any(".." in str(c) for c in groups.cat.categories)
 
 
 def _file(name: str) -> str:

@@ -64,20 +64,20 @@ def _run_lines(history: pd.DataFrame, run_ids: list[str], key: str) -> tuple[lis
 
 
 def figure(
-    history: pd.DataFrame, groups: pd.Series, keys: list[str], param: str, title: str
+    history: pd.DataFrame, groups: pd.Series, stats: dict[str, pd.DataFrame], param: str, title: str
 ) -> Any:
     """Interactive curves: one panel per key, one colour per value of `param`."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    keys = list(stats)
     fig = make_subplots(rows=1, cols=len(keys), subplot_titles=keys)
     show_runs = groups.size <= RUN_LINES
     order = list(groups.cat.categories) if hasattr(groups, "cat") else sorted(set(groups))
     for col, key in enumerate(keys, start=1):
-        stats = curve_stats(history, groups, key)
         for i, group in enumerate(order):
             color = PALETTE[i % len(PALETTE)]
-            part = stats[stats["group"] == group]
+            part = stats[key][stats[key]["group"] == group]
             if part.empty:
                 continue
             legend = {"legendgroup": str(group), "showlegend": col == 1}
@@ -147,7 +147,12 @@ def figure(
 
 
 def save_png(
-    history: pd.DataFrame, groups: pd.Series, keys: list[str], param: str, title: str, path: Path
+    history: pd.DataFrame,
+    groups: pd.Series,
+    stats: dict[str, pd.DataFrame],
+    param: str,
+    title: str,
+    path: Path,
 ) -> None:
     import matplotlib
 
@@ -156,14 +161,14 @@ def save_png(
     from matplotlib.collections import LineCollection
     from matplotlib.ticker import MaxNLocator
 
+    keys = list(stats)
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), dpi=110, squeeze=False)
     show_runs = groups.size <= RUN_LINES
     order = list(groups.cat.categories) if hasattr(groups, "cat") else sorted(set(groups))
     for ax, key in zip(axes[0], keys, strict=True):
-        stats = curve_stats(history, groups, key)
         for i, group in enumerate(order):
             color = PALETTE[i % len(PALETTE)]
-            part = stats[stats["group"] == group]
+            part = stats[key][stats[key]["group"] == group]
             if part.empty:
                 continue
             if show_runs:

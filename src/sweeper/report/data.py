@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from sweeper.backends.local import RUN_COLUMNS
 from sweeper.errors import SweeperError
 from sweeper.report.tables import DONE, swept_params
 from sweeper.report.values import Kind, param_kind
@@ -61,8 +60,29 @@ class ReportData:
     """The base configuration as flat {dotted path: value}: the default baseline."""
     key: str = ""
     """The sweep or study id: names the default report folder."""
+    backend: str = "local"
+    """local or wandb."""
     project: str | None = None
     entity: str | None = None
+
+    def __post_init__(self) -> None:
+        """A run that did not get a searched parameter ran with the base value: say so.
+
+        (Stage 1 of a study does not list what stage 3 will search; its runs used the base.)
+        """
+        if self.runs.empty:
+            return
+        for param in self.params:
+            column = f"config.{param}"
+            if param not in self.base:
+                continue
+            value = self.base[param]
+            if column not in self.runs:
+                self.runs[column] = [value] * len(self.runs)
+            else:
+                self.runs[column] = self.runs[column].map(
+                    lambda v, b=value: b if _missing(v) else v
+                )
 
     @property
     def is_study(self) -> bool:
@@ -105,8 +125,10 @@ class ReportData:
     def check(self) -> None:
         """Refuse to build a report with nothing to show, in one line."""
         what = f"{'study' if self.is_study else 'sweep'} {self.title}"
-        if self.runs.empty:
-            raise SweeperError(f"{what} has no runs yet")
+        counts = self.runs["state"].value_counts().to_dict() if len(self.runs) else {}
+        states = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no runs yet"
+        if not any(state in DONE for state in counts):
+            raise SweeperError(f"{what} has no finished run ({states})")
         column = f"summary.{self.metric}"
         if column not in self.runs:
             have = sorted(
@@ -117,6 +139,8 @@ class ReportData:
                 f" (they logged: {', '.join(have) or 'nothing'})"
             )
         if self.done().empty:
-            counts = self.runs["state"].value_counts().to_dict()
-            states = ", ".join(f"{n} {s}" for s, n in counts.items())
             raise SweeperError(f"{what} has no finished run with {self.metric!r} ({states})")
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

@@ -96,8 +96,10 @@ def save_png(axes: list[Axis], color: np.ndarray, metric: str, title: str, path:
     draw = np.argsort(color)
     segments = [np.column_stack([xs, ys[i]]) for i in draw]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(axes)), 4.8), dpi=110)
+    few = len(color) <= 300
+    # thousands of translucent antialiased lines cost seconds and look the same without it
     lines = LineCollection(
-        segments, cmap="viridis", linewidths=1.0, alpha=0.7 if len(color) <= 300 else 0.25
+        segments, cmap="viridis", linewidths=1.0, alpha=0.7 if few else 0.25, antialiaseds=few
     )
     lines.set_array(color[draw])
     ax.add_collection(lines)

@@ -91,7 +91,7 @@ def group_values(
     numbers = pd.to_numeric(values, errors="coerce")
     _, edges = pd.qcut(scale(numbers), BINS, retbins=True, duplicates="drop")
     bounds = [10**e if kind == "log" else e for e in edges]
-    names = [f"{bounds[i]:.3g}–{bounds[i + 1]:.3g}" for i in range(len(bounds) - 1)]
+    names = [f"{bounds[i]:.3g}..{bounds[i + 1]:.3g}" for i in range(len(bounds) - 1)]
     codes = pd.cut(scale(numbers), edges, labels=names, include_lowest=True)
 
     def place(value: Any) -> str | None:

@@ -14,6 +14,8 @@ from sweeper.report.data import ReportData
 
 def wandb_report(data: ReportData, axes: list[str]) -> Any:
     """The unsaved Report: one panel grid over the sweep's runs."""
+    if data.backend != "wandb" or not data.project or not data.entity:
+        raise SweeperError("--wandb-report needs a W&B sweep given as entity/project/sweep_id")
     try:
         import wandb_workspaces.reports.v2 as wr
     except ImportError:
@@ -21,8 +23,6 @@ def wandb_report(data: ReportData, axes: list[str]) -> Any:
             "--wandb-report needs the optional wandb-workspaces package: "
             "uv sync --extra wandb-report"
         ) from None
-    if not data.project or not data.entity:
-        raise SweeperError("--wandb-report needs a W&B sweep given as entity/project/sweep_id")
     runsets = [
         wr.Runset(
             entity=data.entity,

@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from sweeper.backends.local import RUN_COLUMNS
 from sweeper.errors import SweeperError
-from sweeper.report.data import RUN_COLUMNS, ReportData, SweepPart
+from sweeper.report.data import ReportData, SweepPart
 from sweeper.report.local_runs import resolved_base
 
 WANDB_PATH = re.compile(r"^[\w.-]+/[\w.-]+/(sweeps/)?[\w-]+$")
@@ -126,6 +127,7 @@ def load_wandb(path: str, metric: str | None = None, api: Any = None) -> ReportD
         history=lambda run_ids, keys: history_frame(by_id, run_ids, keys),
         base=resolved_base(_trainer(config), {}),
         key=sweep.id,
+        backend="wandb",
         project=getattr(sweep, "project", None),
         entity=getattr(sweep, "entity", None),
     )

@@ -132,8 +132,14 @@ class Stage(_Strict):
 
 
 class Agents(_Strict):
-    gpus_per_trial: int = Field(1, ge=0, le=16)
-    max_parallel: int | None = Field(None, ge=1)
+    gpus_per_trial: int = Field(1, ge=0, le=16, description="GPUs per trial (one slot each).")
+    max_parallel: int | None = Field(None, ge=1, description="Cap on concurrent agents.")
+    cpus_per_trial: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="torch CPU threads per trial; default: the cores shared among the trials.",
+    )
 
 
 class Spec(_Strict):
