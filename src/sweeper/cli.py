@@ -286,7 +286,10 @@ def agent(
         float, typer.Option(help="Seconds a stopped trial gets before it is killed.")
     ] = 10.0,
     threads: Annotated[
-        int | None, typer.Option(help="CPU threads per trial [default: cores / slots].")
+        int | None,
+        typer.Option(
+            help="CPU threads per trial [default: agents.cpus_per_trial, else cores/slots]."
+        ),
     ] = None,
 ) -> None:
     """Pull trials of a sweep and run each in its own child process until the sweep is done."""

@@ -48,7 +48,8 @@ class AgentOptions:
     """Seconds a stopped trial gets to reach an epoch boundary before it is killed."""
     poll: float = 0.2
     threads: int | None = None
-    """CPU threads per trial; None: this machine's cores shared among the agent's slots."""
+    """CPU threads per trial; None: the spec's agents.cpus_per_trial, else the cores shared
+    among the agent's slots."""
 
 
 @dataclass

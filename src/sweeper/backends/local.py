@@ -460,7 +460,7 @@ class LocalBackend:
                 "state": row["state"],
                 "agent": row["agent"],
                 "attempts": row["attempt"],
-                "created_at": pd.to_datetime(row["created_at"], unit="s"),
+                "created_at": row["created_at"],
                 "runtime": (end - row["started_at"]) if end and row["started_at"] else None,
                 "exit_code": row["exit_code"],
                 "error": row["error"],
@@ -468,7 +468,11 @@ class LocalBackend:
             record.update({f"config.{k}": v["value"] for k, v in json.loads(row["params"]).items()})
             record.update({f"summary.{k}": v for k, v in json.loads(row["summary"]).items()})
             records.append(record)
-        return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=RUN_COLUMNS)
+        if not records:
+            return pd.DataFrame(columns=RUN_COLUMNS)
+        table = pd.DataFrame.from_records(records)
+        table["created_at"] = pd.to_datetime(table["created_at"], unit="s")  # once, not per row
+        return table
 
     def history(self, run_ids: list[str]) -> pd.DataFrame:
         """Per-step metrics of the given runs: columns run_id, _step, and one per metric."""

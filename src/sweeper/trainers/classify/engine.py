@@ -48,7 +48,7 @@ class Engine:
         """One shuffled pass (torch's global RNG: checkpoints restore it); the mean loss."""
         self.model.train()
         order = torch.randperm(len(split)).to(self.device)
-        total, seen = torch.zeros((), device=self.device), 0
+        losses, sizes = [], []
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
             if len(index) == 1 and start > 0:
@@ -56,15 +56,21 @@ class Engine:
             x, y = split.x[index], split.y[index]
             if augment is not None:
                 x = augment(x)
-            with self.autocast():
-                loss = self.objective(self.model(x), y)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            total += loss.detach() * len(index)
-            seen += len(index)
-        return (total / seen).item()
+            if self.amp:
+                with self.autocast():
+                    loss = self.objective(self.model(x), y)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:  # the plain step: no per-step autocast or scaler bookkeeping on CPU
+                loss = self.objective(self.model(x), y)
+                loss.backward()
+                self.optimizer.step()
+            losses.append(loss.detach())
+            sizes.append(len(index))
+        weights = torch.tensor(sizes, device=self.device, dtype=torch.float32)
+        return (torch.stack(losses).float() @ weights / weights.sum()).item()
 
     @torch.no_grad()
     def predict(self, split: Split, batch_size: int) -> tuple[float, torch.Tensor]:
