@@ -14,6 +14,7 @@ from sweeper.agent.provenance import provenance
 from sweeper.agent.tracking import StopFlag, TrialLogger, TrialLost, WandbMode, start_wandb
 from sweeper.backends.local import Claim, LocalBackend
 from sweeper.spec.paths import unflatten
+from sweeper.trainers.common.device import describe, select_device
 from sweeper.trainers.registry import get_trainer
 
 TRACEBACK_TAIL = 20
@@ -53,8 +54,6 @@ def execute(
     try:
         info = get_trainer(trainer)
         config = info.config_model().model_validate(unflatten(claim.params))
-        from sweeper.trainers.common.device import describe, select_device
-
         meta = provenance(config, spec_hash, describe(select_device(config.device)))
         backend.record_meta(claim.run_id, claim.attempt, meta)
         wandb_run = start_wandb(
@@ -83,14 +82,15 @@ def execute(
     except Exception as exc:
         error = _error_text(exc)
     finally:
+        finite = {k: v for k, v in summary.items() if not non_finite({k: v})}
         if wandb_run is not None:
-            wandb_run.summary.update({k: v for k, v in summary.items() if not non_finite({k: v})})
+            wandb_run.summary.update(finite)
             wandb_run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
     backend.finish(
         claim.run_id,
         claim.attempt,
         state,
-        summary={k: v for k, v in summary.items() if not non_finite({k: v})},
+        summary=finite,
         exit_code=0 if state in ("finished", "stopped", "preempted") else 1,
         error=error,
     )
