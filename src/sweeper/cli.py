@@ -72,13 +72,20 @@ def _wandb_mode(value: str) -> Any:
     return value
 
 
-def _load(spec: Path, sets: list[str] | None, smoke: bool, device: str | None = None) -> Any:
-    from sweeper.spec.load import load_spec, parse_overrides
+def _overrides(sets: list[str] | None, device: str | None) -> dict[str, Any]:
+    """Trainer config overrides from --set PATH=VALUE and --device."""
+    from sweeper.spec.load import parse_overrides
 
     overrides = parse_overrides(sets or [])
     if device:
         overrides["device"] = device
-    return load_spec(spec, overrides, smoke=smoke)
+    return overrides
+
+
+def _load(spec: Path, sets: list[str] | None, smoke: bool, device: str | None = None) -> Any:
+    from sweeper.spec.load import load_spec
+
+    return load_spec(spec, _overrides(sets, device), smoke=smoke)
 
 
 @app.command()
@@ -256,15 +263,13 @@ def _print_summary(backend: Any, sweep_id: str) -> None:
 
 
 def _print_stages(results: list[Any]) -> None:
+    from sweeper.report.tables import swept_params
+
     out = Table(title="staged study: best configuration carried from each stage")
     for column in ("stage", "searched", "best"):
         out.add_column(column)
     for result in results:
-        searched = ", ".join(
-            k
-            for k, v in result.sweep.config["parameters"].items()
-            if "value" not in v and k != "seed"
-        )
+        searched = ", ".join(swept_params(result.sweep.config))
         best = ", ".join(f"{k}={v}" for k, v in (result.best_config or {}).items())
         out.add_row(result.sweep.stage_name or result.sweep.name, searched, best)
     console.print(out)
@@ -368,17 +373,14 @@ def train(
     """Run one trial outside any sweep, with the same logging, to debug a config."""
     from sweeper.agent.trial import execute
     from sweeper.backends.local import LocalBackend
-    from sweeper.spec.load import parse_overrides, read_yaml, validate_config
+    from sweeper.spec.load import read_yaml, validate_config
     from sweeper.spec.paths import flatten, with_path
     from sweeper.trainers.registry import get_trainer
 
     info = get_trainer(trainer)
     raw = read_yaml(config) if config else {}
     base = raw.get("base", {}) if "trainer" in raw else raw
-    overrides = parse_overrides(sets or [])
-    if device:
-        overrides["device"] = device
-    for path, value in overrides.items():
+    for path, value in _overrides(sets, device).items():
         base = with_path(base, path, value)
     resolved = validate_config(info.config_model(), base, str(config or "--set"), "config")
     backend = LocalBackend(store)

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import math
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeper.agent.slots import make_slots
+from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import WandbMode
 from sweeper.backends.controller import ACTIVE, best_run
 from sweeper.backends.local import LocalBackend, SweepRecord, new_id
 from sweeper.errors import SweeperError
 from sweeper.report.tables import best_config, swept_params
 from sweeper.spec.compile import carried_config, compile_stage
-from sweeper.spec.load import LoadedSpec, grid_points
-from sweeper.spec.models import Distribution
+from sweeper.spec.load import LoadedSpec, grid_size
 
 
 @dataclass
@@ -41,16 +38,13 @@ class Progress:
 class StageResult:
     sweep: SweepRecord
     best_config: dict[str, Any] | None
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 def planned_trials(config: dict[str, Any]) -> int | None:
     """How many trials the sweep will run, when that is known up front."""
     cap = config.get("run_cap")
     if config["method"] == "grid":
-        size = math.prod(
-            len(grid_points(Distribution.model_validate(p))) for p in config["parameters"].values()
-        )
+        size = grid_size(config["parameters"])  # seed is among them: repeats are counted
         return min(size, cap) if cap else size
     return cap
 
@@ -96,9 +90,7 @@ def run_agents(
     logs = backend.root / "agents"
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
-    threads = sweep.spec["agents"].get("cpus_per_trial") or max(
-        1, (os.cpu_count() or 1) // n_agents
-    )
+    threads = threads_per_trial(sweep.spec["agents"].get("cpus_per_trial"), n_agents)
     for i in range(n_agents):
         slot = slots[i % len(slots)]
         with open(logs / f"{sweep.id}-{i}.log", "ab") as log:
@@ -109,7 +101,6 @@ def run_agents(
                     ),
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=os.environ.copy(),
                 )
             )
     total = planned_trials(sweep.config)
@@ -185,7 +176,7 @@ def launch(
         backend.set_sweep_state(sweep_id, "finished")
         metric, goal = sweep.metric
         best = best_config(backend.runs(sweep_id), swept_params(config), metric, goal)
-        results.append(StageResult(backend.sweep(sweep_id), best, backend.counts(sweep_id)))
+        results.append(StageResult(backend.sweep(sweep_id), best))
         if best is None:
             raise SweeperError(
                 f"sweep {sweep_id} ({stage.name}): no run finished with metric {metric!r}; "

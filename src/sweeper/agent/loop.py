@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from sweeper.agent.slots import make_slots
+from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import StopFlag, WandbMode
 from sweeper.agent.trial import execute
 from sweeper.backends.local import Claim, LocalBackend, new_id
@@ -119,10 +119,8 @@ class Agent:
         self.backend = LocalBackend(options.store, create=False)
         self.sweep = self.backend.sweep(options.sweep_id)
         self.slots = make_slots(options.gpus, self.sweep.spec["agents"]["gpus_per_trial"])
-        self.threads = (
-            options.threads
-            or self.sweep.spec["agents"].get("cpus_per_trial")
-            or max(1, (os.cpu_count() or 1) // len(self.slots))
+        self.threads = options.threads or threads_per_trial(
+            self.sweep.spec["agents"].get("cpus_per_trial"), len(self.slots)
         )
         self.running: dict[str | None, Running] = {}
         self.started = 0

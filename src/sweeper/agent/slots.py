@@ -34,6 +34,11 @@ def parse_gpus(text: str | None) -> list[str]:
     return [g.strip() for g in (text or "").split(",") if g.strip()]
 
 
+def threads_per_trial(cpus_per_trial: int | None, concurrent_trials: int) -> int:
+    """The spec's agents.cpus_per_trial, else this machine's cores shared among the trials."""
+    return cpus_per_trial or max(1, (os.cpu_count() or 1) // concurrent_trials)
+
+
 def make_slots(gpus: list[str], gpus_per_trial: int = 1) -> list[str | None]:
     """CUDA_VISIBLE_DEVICES value per slot; [None] (one CPU slot) without GPUs."""
     if not gpus or gpus_per_trial == 0:

@@ -97,38 +97,26 @@ def figure(
                     col,
                 )
             if (part["count"] > 1).any():
-                upper, lower = (
-                    part["mean"] + part["std"].fillna(0),
-                    part["mean"] - part["std"].fillna(0),
-                )
-                fig.add_trace(
-                    go.Scatter(
-                        x=part["_step"],
-                        y=upper,
-                        mode="lines",
-                        line={"width": 0},
-                        hoverinfo="skip",
-                        legendgroup=str(group),
-                        showlegend=False,
-                    ),
-                    1,
-                    col,
-                )
-                fig.add_trace(
-                    go.Scatter(
-                        x=part["_step"],
-                        y=lower,
-                        mode="lines",
-                        line={"width": 0},
-                        fill="tonexty",
-                        fillcolor=_rgba(color, 0.2),
-                        hoverinfo="skip",
-                        legendgroup=str(group),
-                        showlegend=False,
-                    ),
-                    1,
-                    col,
-                )
+                spread = part["std"].fillna(0)
+                # The band: an invisible upper edge, then the lower edge filled up to it.
+                for edge, fill in (
+                    (part["mean"] + spread, {}),
+                    (part["mean"] - spread, {"fill": "tonexty", "fillcolor": _rgba(color, 0.2)}),
+                ):
+                    fig.add_trace(
+                        go.Scatter(
+                            x=part["_step"],
+                            y=edge,
+                            mode="lines",
+                            line={"width": 0},
+                            hoverinfo="skip",
+                            legendgroup=str(group),
+                            showlegend=False,
+                            **fill,
+                        ),
+                        1,
+                        col,
+                    )
             fig.add_trace(
                 go.Scatter(
                     x=part["_step"],

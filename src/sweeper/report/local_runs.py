@@ -5,15 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from sweeper.backends.local import LocalBackend, SweepRecord
-from sweeper.errors import NotFoundError, SweeperError
+from sweeper.errors import NotFoundError
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.spec.paths import flatten
-
-CHUNK = 900
-"""Run ids per SQL query: under SQLite's bound-variable limit on every build."""
 
 
 def resolve(backend: LocalBackend, target: str) -> list[SweepRecord]:
@@ -62,7 +57,7 @@ def load_local(backend: LocalBackend, target: str, metric: str | None = None) ->
             for s in sweeps
         ],
         runs=backend.runs([s.id for s in sweeps]),
-        history=lambda run_ids, keys: history(backend, run_ids, keys),
+        history=backend.history,
         base=resolved_base(first.trainer, first.spec.get("base", {})),
         key=study or first.id,
         project=first.project,
@@ -83,21 +78,3 @@ def resolved_base(trainer: str | None, base: dict[str, Any]) -> dict[str, Any]:
         return flatten(model.model_validate(base).model_dump(mode="json"))
     except (NotFoundError, ValidationError):
         return flatten(base)
-
-
-def history(backend: LocalBackend, run_ids: list[str], keys: list[str]) -> pd.DataFrame:
-    """Just the needed metrics, extracted in SQL: parsing every history row is the slow part."""
-    if any('"' in key for key in keys):
-        raise SweeperError(f"metric names with quotes are not supported: {keys}")
-    picks = "".join(f", json_extract(metrics, '$.\"{key}\"')" for key in keys)
-    rows: list[Any] = []
-    for start in range(0, len(run_ids), CHUNK):
-        chunk = run_ids[start : start + CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows += backend.db.execute(
-            f"SELECT run_id, step{picks} FROM history WHERE run_id IN ({marks})", chunk
-        ).fetchall()
-    frame = pd.DataFrame.from_records(
-        [tuple(row) for row in rows], columns=["run_id", "_step", *keys]
-    )
-    return frame.sort_values(["run_id", "_step"], ignore_index=True)

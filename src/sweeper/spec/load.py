@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import NotFoundError, SpecError
 from sweeper.spec.models import GRID_DISTRIBUTIONS, MAX_GRID, Distribution, Spec, as_distribution
-from sweeper.spec.paths import deep_merge, missing_part, with_path
+from sweeper.spec.paths import deep_merge, missing_part, set_path, with_path
 from sweeper.trainers.common.config import TrainConfig
 from sweeper.trainers.registry import get_trainer
 
@@ -195,9 +196,9 @@ def _check_combinations(
     names = list(search)
     axes = [grid_points(as_distribution(search[n])) for n in names]
     for point in itertools.product(*axes):
-        config = base
+        config = copy.deepcopy(base)
         for name, value in zip(names, point, strict=True):
-            config = with_path(config, name, value)
+            set_path(config, name, value)
         try:
             model.model_validate(config)
         except ValidationError as exc:

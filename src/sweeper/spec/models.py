@@ -92,8 +92,11 @@ class Distribution(_Strict):
 SearchValue = list[Any] | Distribution
 
 
-def as_distribution(value: SearchValue) -> Distribution:
-    return Distribution(values=value) if isinstance(value, list) else value
+def as_distribution(value: SearchValue | dict[str, Any]) -> Distribution:
+    """A spec's search value, or a compiled W&B parameter dict, as a Distribution."""
+    if isinstance(value, list):
+        return Distribution(values=value)
+    return Distribution.model_validate(value) if isinstance(value, dict) else value
 
 
 class MetricSpec(_Strict):

@@ -72,29 +72,19 @@ def _is_mapping(annotation: Any) -> bool:
 
 def missing_part(model: type[BaseModel], path: str) -> str | None:
     """None when `path` names a field of `model`; else a message saying where it breaks."""
-    candidates: list[type[BaseModel]] = [model]
-    walked: list[str] = []
-    for part in path.split("."):
-        next_candidates: list[type[BaseModel]] = []
-        for candidate in candidates:
-            field = candidate.model_fields.get(part)
-            if field is None:
-                continue
-            if _is_mapping(field.annotation):
-                return None
-            next_candidates += _models_in(field.annotation) or [_LEAF]
-        if not next_candidates:
-            where = ".".join(walked) or "the config"
+    parts = path.split(".")
+    candidates: list[type[BaseModel]] = [model]  # a union field may hold several models
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth]) or "the config"
+        if not candidates:
+            return f"{where} is a value, not a section"
+        fields = [c.model_fields[part] for c in candidates if part in c.model_fields]
+        if not fields:
             known = sorted({name for c in candidates for name in c.model_fields})
             close = difflib.get_close_matches(part, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f" (fields: {', '.join(known)})"
             return f"{where} has no field {part!r}{hint}"
-        if next_candidates == [_LEAF] and part != path.split(".")[-1]:
-            return f"{'.'.join([*walked, part])} is a value, not a section"
-        candidates = [c for c in next_candidates if c is not _LEAF] or [_LEAF]
-        walked.append(part)
+        if any(_is_mapping(f.annotation) for f in fields):
+            return None  # free-form keys below a dict field
+        candidates = [m for f in fields for m in _models_in(f.annotation)]
     return None
-
-
-class _LEAF(BaseModel):
-    """Marks a non-model field while walking a path."""
