@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
+from wandb_server import wandb_server
+
+__all__ = ["wandb_server"]  # the stand-in W&B server fixture, for every test module
 
 PLUGINS = Path(__file__).parent / "plugins"
 sys.path.insert(0, str(PLUGINS))
+sys.path.insert(0, str(Path(__file__).parent))
 os.environ["SWEEPER_PLUGINS"] = "testing_trainers"
 os.environ["PYTHONPATH"] = os.pathsep.join(
     filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from conftest import probe_spec
 
-from sweeper.backends.controller import RunView, best_run, next_params, runs_to_stop
+from sweeper.backends.controller import next_params, runs_to_stop
 from sweeper.errors import NotFoundError
+from sweeper.sweep import RunView, best_run
 
 
 def test_claims_walk_the_grid_then_report_exhaustion(backend: Any, make_sweep: Any) -> None:
@@ -41,7 +42,7 @@ def test_a_requeued_attempt_can_no_longer_write(backend: Any, make_sweep: Any) -
     second = backend.claim(sweep_id, "b", heartbeat_timeout=0.01)  # a's heartbeat lapsed
     assert second.run_id == first.run_id and second.attempt == first.attempt + 1
     assert not backend.log(first.run_id, first.attempt, 1, {"loss": 2.0})
-    assert not backend.heartbeat(first.run_id, first.attempt)
+    assert backend.heartbeat(first.run_id, first.attempt) == "lost"
     assert not backend.finish(first.run_id, first.attempt, "finished", {"loss": 2.0})
     assert backend.finish(second.run_id, second.attempt, "finished", {"loss": 1.0})
     run = backend.run(first.run_id)

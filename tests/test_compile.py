@@ -12,10 +12,12 @@ from typer.testing import CliRunner
 
 from sweeper._sweeps import sweeps
 from sweeper.agent.launch import planned_trials
+from sweeper.backends.controller import next_params
 from sweeper.cli import app
 from sweeper.spec.compile import compile_spec, compile_stage
 from sweeper.spec.load import load_spec
 from sweeper.spec.models import Spec
+from sweeper.sweep import RunView, unwrap
 
 QUICKSTART = Path(__file__).parents[1] / "sweeps" / "quickstart.yaml"
 
@@ -25,30 +27,46 @@ def _schema_ok(config: dict) -> None:
     sweeps.SweepConfig({k: v for k, v in config.items() if k != "run_cap"})
 
 
+def _walk(config: dict) -> list[dict]:
+    """Every run the engine hands out, through our controller, as flat {path: value}."""
+    runs: list[RunView] = []
+    while (params := next_params(config, runs)) is not None:
+        runs.append(RunView(f"r{len(runs)}", "finished", params))
+        assert len(runs) <= 10_000, "the grid never ends"
+    return [unwrap(run.params) for run in runs]
+
+
 def test_quickstart_compiles_to_a_valid_w_and_b_config() -> None:
     loaded = load_spec(QUICKSTART)
     (config,) = compile_spec(loaded.spec)
     _schema_ok(config)
-    assert config["parameters"]["seed"] == {"values": [0, 1, 2]}
-    assert config["parameters"]["epochs"] == {"value": 100}
-    assert config["command"][-1] == "${args_json_file}"
-    assert config["command"][:4] == ["${env}", "${interpreter}", "-m", "sweeper.trial"]
+    parameters = config["parameters"]
+    assert parameters["seed"] == {"values": [0, 1, 2]}
+    assert parameters["epochs"] == {"value": 100}
+    assert parameters["model"] == {
+        "parameters": {"depth": {"values": [0, 1, 2, 3]}, "width": {"values": [1, 2, 3]}}
+    }, "nested as the trainer config is, so a W&B run's config has the trainer's shape"
+    assert config["program"] == "sweeper.trial"
+    assert config["command"] == [
+        "${env}", "${interpreter}", "-m", "${program}", "--trainer", "xor", "${args_json_file}"
+    ]  # fmt: skip
 
 
 def test_grid_engine_enumerates_every_point_once() -> None:
     (config,) = compile_spec(load_spec(QUICKSTART).spec)
-    runs: list = []
-    while (run := sweeps.next_run(config, runs)) is not None:
-        runs.append(sweeps.SweepRun(config=run.config, state="finished"))
-    points = {
-        (
-            r.config["model.depth"]["value"],
-            r.config["model.width"]["value"],
-            r.config["seed"]["value"],
-        )
-        for r in runs
-    }
+    runs = _walk(config)
+    points = {(r["model.depth"], r["model.width"], r["seed"]) for r in runs}
     assert len(runs) == len(points) == planned_trials(config) == 36
+    assert all(r["optim.name"] == "sgd" and r["epochs"] == 100 for r in runs)
+
+
+def test_the_raw_engine_repeats_a_nested_grid_point_forever() -> None:
+    """Why the controller renames nested parameters: sweeps 0.2.0 alone never advances."""
+    (config,) = compile_spec(load_spec(QUICKSTART).spec)
+    runs: list = []
+    for _ in range(3):
+        runs.append(sweeps.SweepRun(config=sweeps.next_run(config, runs).config, state="finished"))
+    assert runs[0].config == runs[1].config == runs[2].config
 
 
 @settings(max_examples=40, deadline=None)
@@ -71,10 +89,11 @@ def test_any_valid_grid_compiles_and_runs_exactly_its_points(
     )
     config = compile_stage(spec)
     _schema_ok(config)
-    runs: list = []
-    while (run := sweeps.next_run(config, runs)) is not None:
-        runs.append(sweeps.SweepRun(config=run.config, state="finished"))
+    runs = _walk(config)
     assert len(runs) == len(depths) * len(lrs) * repeats == planned_trials(config)
+    assert {(r["model.depth"], r["optim.lr"]) for r in runs} == {
+        (d, x) for d in depths for x in lrs
+    }
 
 
 def test_later_stages_carry_the_previous_best(tmp_path: Path) -> None:
@@ -92,25 +111,54 @@ def test_later_stages_carry_the_previous_best(tmp_path: Path) -> None:
     ).spec
     second = compile_stage(spec, 1, carried={"x": 1.0})
     assert second["parameters"]["x"] == {"value": 1.0}
-    assert second["parameters"]["optim.lr"] == {"values": [0.1, 0.01]}
+    assert second["parameters"]["optim"]["parameters"]["lr"] == {"values": [0.1, 0.01]}
     assert second["name"] == "probe / lr"
 
 
-def test_compile_cli_writes_one_document_per_stage(tmp_path: Path) -> None:
-    spec = write_spec(
+def _study(tmp_path: Path) -> Path:
+    return write_spec(
         tmp_path,
         probe_spec(
             search={},
+            base={"epochs": 1},
             stages=[
-                {"name": "a", "search": {"x": [0.0]}},
-                {"name": "b", "search": {"x": [1.0]}},
+                {"name": "a", "search": {"x": [0.0, 3.0]}},
+                {"name": "b", "search": {"optim.lr": [0.1, 0.01]}},
             ],
         ),
     )
+
+
+def test_compile_cli_writes_one_document_that_wandbs_loader_takes(tmp_path: Path) -> None:
+    from wandb.sdk.launch.sweeps.utils import load_sweep_config
+
+    spec = _study(tmp_path)
     out = tmp_path / "sweep.yaml"
     result = CliRunner().invoke(app, ["compile", str(spec), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    documents = list(yaml.safe_load_all(out.read_text()))
-    assert [d["name"] for d in documents] == ["probe / a", "probe / b"]
-    for document in documents:
-        _schema_ok(document)
+    loaded = load_sweep_config(str(out))  # wandb's own loader: one document, or it refuses
+    assert loaded is not None and loaded["name"] == "probe / a"
+    assert loaded == yaml.safe_load(out.read_text())
+    _schema_ok(loaded)
+
+
+def test_a_later_stage_compiles_with_the_winner_of_the_one_before(
+    tmp_path: Path, store: Path
+) -> None:
+    from wandb.sdk.launch.sweeps.utils import load_sweep_config
+
+    spec = _study(tmp_path)
+    refused = CliRunner().invoke(app, ["compile", str(spec), "--stage", "b"])
+    assert refused.exit_code == 2
+    assert "stages.1: 'b' starts from the best of 'a'" in refused.output
+    launched = CliRunner().invoke(app, ["launch", str(spec), "--wandb", "disabled"])
+    assert launched.exit_code == 0, launched.output
+    out = tmp_path / "b.yaml"
+    result = CliRunner().invoke(app, ["compile", str(spec), "--stage", "2", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    stage_b = load_sweep_config(str(out))
+    assert stage_b["parameters"]["x"] == {"value": 0.0}, "the probe's loss is lowest at x=0"
+    by_hand = CliRunner().invoke(app, ["compile", str(spec), "--stage", "b", "--carry", "x=3.0"])
+    assert yaml.safe_load(by_hand.stdout)["parameters"]["x"] == {"value": 3.0}
+    unknown = CliRunner().invoke(app, ["compile", str(spec), "--stage", "c"])
+    assert unknown.exit_code == 2 and "no stage 'c'; the stages are a, b" in unknown.output

@@ -23,9 +23,9 @@ from sweeper.cli import app
 from sweeper.report.build import build_report
 from sweeper.report.local_runs import load_local
 from sweeper.report.parcoords import make_axis
-from sweeper.report.tables import swept_params
 from sweeper.report.values import param_kind
 from sweeper.spec.load import load_spec
+from sweeper.sweep import swept_params
 
 BASE = {"epochs": 3, "data": {"n_train": 200, "n_test": 100}}
 

@@ -4,6 +4,8 @@ import warnings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
+    import sweeps.params  # the engine's nesting delimiter
+
     import sweeps
 
 __all__ = ["sweeps"]

@@ -38,8 +38,25 @@ Sets = Annotated[
 ]
 Smoke = Annotated[bool, typer.Option("--smoke", help="Apply the spec's `smoke` section.")]
 Wandb = Annotated[
-    str, typer.Option("--wandb", help="Mirror runs to wandb: offline | online | disabled.")
+    str | None,
+    typer.Option(
+        "--wandb",
+        help="Mirror runs to wandb: offline | online | disabled [default: offline; "
+        "online with --backend wandb].",
+    ),
 ]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        envvar="SWEEPER_BACKEND",
+        help="Where the sweep lives: local (SQLite store) or wandb (a W&B server).",
+    ),
+]
+Entity = Annotated[
+    str | None, typer.Option(help="W&B entity [default: the spec's, else your default].")
+]
+Project = Annotated[str | None, typer.Option(help="W&B project [default: the spec's].")]
 HeartbeatTimeout = Annotated[
     float,
     typer.Option(
@@ -64,12 +81,32 @@ def user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _wandb_mode(value: str) -> Any:
+def _wandb_mode(value: str | None, backend: str = "local") -> Any:
+    """offline by default; with the W&B backend, trials log online: the run is the record."""
     from sweeper.errors import SweeperError
 
+    if backend == "wandb":
+        if value not in (None, "online"):
+            raise SweeperError(f"--wandb {value}: with --backend wandb, trials log online")
+        return "online"
+    value = value or "offline"
     if value not in ("offline", "online", "disabled"):
         raise SweeperError(f"--wandb: expected offline, online or disabled, got {value!r}")
     return value
+
+
+def _backend_kind(kind: str) -> Any:
+    from sweeper.errors import SweeperError
+
+    if kind not in ("local", "wandb"):
+        raise SweeperError(f"--backend: expected local or wandb, got {kind!r}")
+    return kind
+
+
+def _backend(kind: str, store: Path | None, **options: Any) -> Any:
+    from sweeper.backends import open_backend
+
+    return open_backend(_backend_kind(kind), store, **options)
 
 
 def _overrides(sets: list[str] | None, device: str | None) -> dict[str, Any]:
@@ -111,21 +148,38 @@ def validate(spec: Path, sets: Sets = None, smoke: Smoke = False) -> None:
 def compile_(
     spec: Path,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="A study's stage, by name or number [default: the first].")
+    ] = None,
+    carry: Annotated[
+        list[str] | None,
+        typer.Option(help="The previous stages' best, PATH=VALUE [default: read from the store]."),
+    ] = None,
     sets: Sets = None,
     smoke: Smoke = False,
+    store: Store = None,
 ) -> None:
-    """Print the W&B sweep config (one YAML document per stage)."""
+    """Print one W&B sweep config (a study: one stage, carrying the best of the ones before).
+
+    `wandb sweep` takes the output as it is.
+    """
     import yaml
 
-    from sweeper.spec.compile import compile_spec
+    from sweeper.agent.launch import compile_for_stage
+    from sweeper.spec.load import parse_overrides
 
     loaded = _load(spec, sets, smoke)
-    text = yaml.safe_dump_all(compile_spec(loaded.spec, loaded.path), sort_keys=False)
+    config, note = compile_for_stage(
+        loaded, stage, parse_overrides(carry, "--carry") if carry else None, store
+    )
+    text = yaml.safe_dump(config, sort_keys=False)
     if output:
         output.write_text(text)
         console.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
+    if note:
+        errors.print(note, highlight=False)
 
 
 @app.command()
@@ -174,13 +228,20 @@ def launch(
         str | None, typer.Option(help="GPU ids to use, e.g. 0,1 [default: all visible].")
     ] = None,
     store: Store = None,
-    wandb: Wandb = "offline",
+    wandb: Wandb = None,
     sets: Sets = None,
     smoke: Smoke = False,
     device: Annotated[str | None, typer.Option(help="Trainer device: auto, cpu, cuda.")] = None,
     heartbeat_timeout: HeartbeatTimeout = 60.0,
+    backend_kind: BackendOpt = "local",
+    entity: Entity = None,
+    project: Project = None,
 ) -> None:
-    """Create the sweep, run it to completion with local agents, print the best and a summary."""
+    """Create the sweep, run it to completion with local agents, print the best and a summary.
+
+    With --backend wandb the sweep (one per stage) is created on the W&B server; the agents
+    started here, and any `sweeper agent` elsewhere, pull trials from it.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -191,11 +252,15 @@ def launch(
 
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.slots import parse_gpus, visible_gpus
-    from sweeper.backends.local import LocalBackend
 
     loaded = _load(spec, sets, smoke, device)
-    mode = _wandb_mode(wandb)
-    backend = LocalBackend(store)
+    mode = _wandb_mode(wandb, backend_kind)
+    backend = _backend(
+        backend_kind,
+        store,
+        entity=entity or loaded.spec.entity,
+        project=project or loaded.spec.project,
+    )
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -206,8 +271,13 @@ def launch(
     )
     tasks: dict[str, Any] = {}
 
-    def on_stage(sweep: Any) -> None:
-        console.print(f"sweep [bold]{sweep.id}[/bold] {sweep.name} (store {backend.path})")
+    def on_stage(sweep: Any, resumed: bool) -> None:
+        what = "resumed" if resumed else "created"
+        console.print(f"sweep [bold]{sweep.id}[/bold] {sweep.name} ({what}, {backend.where})")
+        if backend.kind == "wandb":
+            console.print(f"  {backend.url(sweep.id)}")
+            console.print(f"  more agents: sweeper agent {sweep.id} --backend wandb")
+            console.print(f"  in Docker:   {backend.docker_line(sweep.id)}")
         tasks[sweep.id] = bar.add_task(sweep.stage_name or sweep.name, total=None, best="")
 
     def on_progress(p: Any) -> None:
@@ -238,8 +308,7 @@ def launch(
 
 
 def _print_summary(backend: Any, sweep_id: str) -> None:
-    from sweeper.backends.controller import best_run
-    from sweeper.report.tables import config_table, swept_params
+    from sweeper.sweep import best_run, config_table, swept_params
 
     sweep = backend.sweep(sweep_id)
     metric, goal = sweep.metric
@@ -263,7 +332,7 @@ def _print_summary(backend: Any, sweep_id: str) -> None:
 
 
 def _print_stages(results: list[Any]) -> None:
-    from sweeper.report.tables import swept_params
+    from sweeper.sweep import swept_params
 
     out = Table(title="staged study: best configuration carried from each stage")
     for column in ("stage", "searched", "best"):
@@ -285,7 +354,7 @@ def agent(
         typer.Option(help="GPU ids, one trial per slot; '' for CPU [default: all visible]."),
     ] = None,
     store: Store = None,
-    wandb: Wandb = "offline",
+    wandb: Wandb = None,
     heartbeat_timeout: HeartbeatTimeout = 60.0,
     grace: Annotated[
         float, typer.Option(help="Seconds a stopped trial gets before it is killed.")
@@ -296,18 +365,22 @@ def agent(
             help="CPU threads per trial [default: agents.cpus_per_trial, else cores/slots]."
         ),
     ] = None,
+    backend_kind: BackendOpt = "local",
 ) -> None:
-    """Pull trials of a sweep and run each in its own child process until the sweep is done."""
+    """Pull trials of a sweep and run each in its own child process until the sweep is done.
+
+    SWEEP is a local sweep or study id, or entity/project/sweep_id with --backend wandb.
+    """
     from sweeper.agent.loop import Agent, AgentOptions
     from sweeper.agent.slots import parse_gpus, visible_gpus
-    from sweeper.backends.local import store_path
 
     options = AgentOptions(
-        store=store_path(store),
         sweep_id=sweep_id,
+        store=store,
+        backend=_backend_kind(backend_kind),
         gpus=parse_gpus(gpus) if gpus is not None else visible_gpus(),
         count=count,
-        wandb_mode=_wandb_mode(wandb),
+        wandb_mode=_wandb_mode(wandb, backend_kind),
         heartbeat_timeout=heartbeat_timeout,
         heartbeat_interval=max(0.2, heartbeat_timeout / 6),
         grace=grace,
@@ -319,13 +392,12 @@ def agent(
 
 @app.command()
 @user_errors
-def status(sweep_id: str, store: Store = None) -> None:
-    """States, best run so far, and progress of a sweep."""
+def status(sweep_id: str, store: Store = None, backend_kind: BackendOpt = "local") -> None:
+    """States, best run so far, and progress of a sweep (local, or entity/project/id on W&B)."""
     from sweeper.agent.launch import planned_trials
-    from sweeper.backends.controller import ACTIVE, best_run
-    from sweeper.backends.local import LocalBackend
+    from sweeper.sweep import ACTIVE, best_run
 
-    backend = LocalBackend(store, create=False)
+    backend = _backend(backend_kind, store, create=False)
     sweep = backend.sweep(sweep_id)
     counts = backend.counts(sweep.id)
     metric, goal = sweep.metric
@@ -368,7 +440,7 @@ def train(
     sets: Sets = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
     store: Store = None,
-    wandb: Wandb = "offline",
+    wandb: Wandb = None,
 ) -> None:
     """Run one trial outside any sweep, with the same logging, to debug a config."""
     from sweeper.agent.trial import execute

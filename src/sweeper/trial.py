@@ -1,36 +1,23 @@
 """Entry point for a plain `wandb agent`: `python -m sweeper.trial --trainer NAME ARGS_JSON_FILE`.
 
-The compiled sweep config's `command` runs this, so a sweep made by `sweeper compile` also
-runs on W&B's own agents and servers: wandb.init() picks up the sweep and run ids that the
-W&B agent set in the environment.
+The compiled sweep config's `program` is this module, so a sweep made by `sweeper compile`
+also runs on W&B's own agents and servers: wandb.init() picks up the sweep and run ids that
+the W&B agent set in the environment. W&B's agent stops a trial (hyperband, a stopped sweep)
+with SIGTERM; the trial then ends at the next epoch boundary, keeps its summary and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from sweeper.agent.tracking import StopFlag, WandbLogger, finite
 from sweeper.spec.paths import unflatten
+from sweeper.sweep import unwrap
 from sweeper.trainers.registry import get_trainer
-
-
-class WandbLogger:
-    """Logs to the active wandb run; W&B's agent stops a run by signalling its process."""
-
-    run_dir: Path | None = None
-
-    def __init__(self, run: Any) -> None:
-        self._run = run
-
-    def log(self, metrics: Mapping[str, float], step: int) -> None:
-        self._run.log(dict(metrics), step=step)
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,15 +26,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("args_json_file", type=Path, help="W&B's ${args_json_file}")
     args = parser.parse_args(argv)
 
+    flag = StopFlag()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # W&B's agent stops a trial with these
+        signal.signal(sig, lambda signum, _frame: flag.stop_by_sweep())
+
     import wandb
 
     info = get_trainer(args.trainer)
-    params = json.loads(args.args_json_file.read_text())
-    flat = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in params.items()}
-    config = info.config_model().model_validate(unflatten(flat))
+    params = unwrap(json.loads(args.args_json_file.read_text()))
+    config = info.config_model().model_validate(unflatten(params))
+    # The sweep's nested parameters merge into this: one config, the trainer's shape.
     run = wandb.init(config=config.model_dump(mode="json"))
-    summary = info.train_fn()(config, WandbLogger(run))
-    run.summary.update(summary)
+    try:
+        summary = info.train_fn()(config, WandbLogger(run, flag))
+    except Exception as exc:
+        run.summary["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        run.finish(exit_code=1)
+        raise
+    run.summary.update(finite(summary))
+    if flag.by_sweep:
+        run.summary["stopped_early"] = True
     run.finish()
     return 0
 

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import WandbMode
-from sweeper.backends.controller import ACTIVE, best_run
-from sweeper.backends.local import LocalBackend, SweepRecord, new_id
-from sweeper.errors import SweeperError
-from sweeper.report.tables import best_config, swept_params
+from sweeper.backends.base import Backend, SweepRecord
+from sweeper.backends.local import LocalBackend, new_id, store_path
+from sweeper.errors import SpecError, SweeperError
 from sweeper.spec.compile import carried_config, compile_stage
-from sweeper.spec.load import LoadedSpec, grid_size
+from sweeper.spec.load import LoadedSpec, grid_size, validate_config
+from sweeper.spec.models import Spec, Stage
+from sweeper.spec.paths import deep_merge, unflatten
+from sweeper.sweep import ACTIVE, best_config, best_run, flat_parameters, swept_params
+from sweeper.trainers.registry import get_trainer
 
 
 @dataclass
@@ -44,14 +47,14 @@ def planned_trials(config: dict[str, Any]) -> int | None:
     """How many trials the sweep will run, when that is known up front."""
     cap = config.get("run_cap")
     if config["method"] == "grid":
-        size = grid_size(config["parameters"])  # seed is among them: repeats are counted
+        size = grid_size(flat_parameters(config["parameters"]))  # repeats are counted (seed)
         return min(size, cap) if cap else size
     return cap
 
 
 def _agent_command(
+    backend: Backend,
     sweep_id: str,
-    store: Path,
     slot: str | None,
     wandb_mode: WandbMode,
     heartbeat_timeout: float,
@@ -63,8 +66,10 @@ def _agent_command(
         "sweeper",
         "agent",
         sweep_id,
+        "--backend",
+        backend.kind,
         "--store",
-        str(store),
+        str(backend.path),
         "--gpus",
         slot or "",
         "--wandb",
@@ -77,7 +82,7 @@ def _agent_command(
 
 
 def run_agents(
-    backend: LocalBackend,
+    backend: Backend,
     sweep: SweepRecord,
     n_agents: int,
     slots: list[str | None],
@@ -90,15 +95,13 @@ def run_agents(
     logs = backend.root / "agents"
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
-    threads = threads_per_trial(sweep.spec["agents"].get("cpus_per_trial"), n_agents)
+    threads = threads_per_trial(sweep.agents["cpus_per_trial"], n_agents)
     for i in range(n_agents):
         slot = slots[i % len(slots)]
-        with open(logs / f"{sweep.id}-{i}.log", "ab") as log:
+        with open(logs / f"{sweep.key}-{i}.log", "ab") as log:
             processes.append(
                 subprocess.Popen(
-                    _agent_command(
-                        sweep.id, backend.path, slot, wandb_mode, heartbeat_timeout, threads
-                    ),
+                    _agent_command(backend, sweep.id, slot, wandb_mode, heartbeat_timeout, threads),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -108,7 +111,7 @@ def run_agents(
     try:
         while any(p.poll() is None for p in processes):
             on_progress(_snapshot(backend, sweep, total, metric, goal))
-            time.sleep(0.5)
+            time.sleep(backend.progress_every)
     except KeyboardInterrupt:
         for p in processes:  # they got the same Ctrl-C; let them requeue their trials
             p.wait()
@@ -118,69 +121,140 @@ def run_agents(
     if failed and not backend.is_complete(sweep.id):
         raise SweeperError(
             f"sweep {sweep.id}: agents exited with codes {failed} before it completed; "
-            f"see {logs}/{sweep.id}-*.log"
+            f"see {logs}/{sweep.key}-*.log"
         )
 
 
 def _snapshot(
-    backend: LocalBackend, sweep: SweepRecord, total: int | None, metric: str, goal: str
+    backend: Backend, sweep: SweepRecord, total: int | None, metric: str, goal: str
 ) -> Progress:
     best = best_run(backend.run_views(sweep.id), metric, goal)
     return Progress(sweep, backend.counts(sweep.id), total, best[1] if best else None)
 
 
+def stage_carry(
+    backend: Backend, sweep: SweepRecord, stage: Stage, carried: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """A finished stage's best configuration (mean over repeats), and what the next stage
+    inherits from it. Refuses, in one line, a stage with no finished run."""
+    metric, goal = sweep.metric
+    best = best_config(backend.runs(sweep.id), swept_params(sweep.config), metric, goal)
+    if best is None:
+        raise SweeperError(
+            f"sweep {sweep.id} ({stage.name}): no run finished with metric {metric!r}, so the "
+            f"next stage has nothing to start from; see `sweeper status {sweep.id}`"
+        )
+    return best, carried_config(best, stage, carried)
+
+
+def compile_for_stage(
+    loaded: LoadedSpec,
+    stage: str | None,
+    carry: dict[str, Any] | None,
+    store: str | os.PathLike[str] | None,
+) -> tuple[dict[str, Any], str | None]:
+    """One stage's W&B sweep config, carrying the best of the stages before it (given with
+    --carry, or read from the latest study of this spec in the local store); and a note
+    saying which stage of how many it is."""
+    spec, file = loaded.spec, loaded.path
+    stages = spec.stage_list()
+    index = stage_index(spec, stage, file)
+    if carry is None:
+        carry = _carried_from_store(loaded, index, store) if index else {}
+    model = get_trainer(spec.trainer).config_model()
+    validate_config(model, deep_merge(spec.base, unflatten(carry)), file, "--carry")
+    config = compile_stage(spec, index, carry, file)
+    note = f"stage {index + 1} of {len(stages)}: {stages[index].name}" if spec.stages else None
+    return config, note
+
+
+def stage_index(spec: Spec, stage: str | None, file: str) -> int:
+    names = [s.name for s in spec.stage_list()]
+    if stage is None:
+        return 0
+    if stage in names:
+        return names.index(stage)
+    if stage.isdigit() and 1 <= int(stage) <= len(names):
+        return int(stage) - 1
+    raise SpecError(file, "--stage", f"no stage {stage!r}; the stages are {', '.join(names)}")
+
+
+def _carried_from_store(
+    loaded: LoadedSpec, index: int, store: str | os.PathLike[str] | None
+) -> dict[str, Any]:
+    stages = loaded.spec.stage_list()
+    previous = stages[index - 1].name
+    refusal = SpecError(
+        loaded.path,
+        f"stages.{index}",
+        f"{stages[index].name!r} starts from the best of {previous!r}: run that stage first "
+        f"(`sweeper launch`), or give its best with --carry PATH=VALUE",
+    )
+    if not store_path(store).exists():
+        raise refusal
+    backend = LocalBackend(store, create=False)
+    made = {s.stage: s for s in backend.made_from(loaded.path, loaded.spec.name)}
+    if index in made:
+        return made[index].carried
+    if index - 1 not in made or not backend.is_complete(made[index - 1].id):
+        raise refusal
+    prior = made[index - 1]
+    return stage_carry(backend, prior, stages[index - 1], prior.carried)[1]
+
+
 def launch(
     loaded: LoadedSpec,
-    backend: LocalBackend,
+    backend: Backend,
     *,
     agents: int | None = None,
     gpus: list[str] | None = None,
     wandb_mode: WandbMode = "offline",
     heartbeat_timeout: float = 60.0,
-    on_stage: Callable[[SweepRecord], None] = lambda sweep: None,
+    on_stage: Callable[[SweepRecord, bool], None] = lambda sweep, resumed: None,
     on_progress: Callable[[Progress], None] = lambda progress: None,
 ) -> list[StageResult]:
-    """Run every stage to completion; stage k+1 starts from base plus stage k's best."""
+    """Run every stage to completion; stage k+1 starts from base plus stage k's best.
+
+    A backend that can find a study's earlier sweeps (W&B) resumes it: finished stages are
+    read back, not run again; an unfinished one gets agents again.
+    """
     spec = loaded.spec
     slots = make_slots(gpus or [], spec.agents.gpus_per_trial)
     n_agents = agents or len(slots)
     if spec.agents.max_parallel:
         n_agents = min(n_agents, spec.agents.max_parallel)
-    study = new_id() if spec.stages else None
+    study = (loaded.hash[:12] if backend.kind == "wandb" else new_id()) if spec.stages else None
     carried: dict[str, Any] = {}
     results: list[StageResult] = []
     for index, stage in enumerate(spec.stage_list()):
-        config = compile_stage(spec, index, carried, loaded.path)
-        sweep_id = backend.create_sweep(
-            config,
-            trainer=spec.trainer,
-            spec=spec.model_dump(mode="json"),
-            spec_hash=loaded.hash,
-            spec_path=loaded.path,
-            study=study,
-            stage=index,
-            stage_name=stage.name if spec.stages else None,
-            carried=carried,
-        )
-        sweep = backend.sweep(sweep_id)
-        on_stage(sweep)
-        run_agents(
-            backend,
-            sweep,
-            n_agents,
-            slots,
-            wandb_mode=wandb_mode,
-            heartbeat_timeout=heartbeat_timeout,
-            on_progress=on_progress,
-        )
-        backend.set_sweep_state(sweep_id, "finished")
-        metric, goal = sweep.metric
-        best = best_config(backend.runs(sweep_id), swept_params(config), metric, goal)
-        results.append(StageResult(backend.sweep(sweep_id), best))
-        if best is None:
-            raise SweeperError(
-                f"sweep {sweep_id} ({stage.name}): no run finished with metric {metric!r}; "
-                f"see `sweeper status {sweep_id}`"
+        sweep = backend.find_stage(loaded.hash, index)
+        resumed = sweep is not None
+        if sweep is None:
+            config = compile_stage(spec, index, carried, loaded.path)
+            sweep_id = backend.create_sweep(
+                config,
+                trainer=spec.trainer,
+                spec=spec.model_dump(mode="json"),
+                spec_hash=loaded.hash,
+                spec_path=loaded.path,
+                study=study,
+                stage=index,
+                stage_name=stage.name if spec.stages else None,
+                carried=carried,
             )
-        carried = carried_config(best, stage, carried)
+            sweep = backend.sweep(sweep_id)
+        on_stage(sweep, resumed)
+        if not backend.is_complete(sweep.id):
+            run_agents(
+                backend,
+                sweep,
+                n_agents,
+                slots,
+                wandb_mode=wandb_mode,
+                heartbeat_timeout=heartbeat_timeout,
+                on_progress=on_progress,
+            )
+            backend.set_sweep_state(sweep.id, "finished")
+        best, carried = stage_carry(backend, sweep, stage, carried)
+        results.append(StageResult(backend.sweep(sweep.id), best))
     return results

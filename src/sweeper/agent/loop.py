@@ -23,8 +23,9 @@ from pathlib import Path
 
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import StopFlag, WandbMode
-from sweeper.agent.trial import execute
-from sweeper.backends.local import Claim, LocalBackend, new_id
+from sweeper.backends import BackendKind, open_backend
+from sweeper.backends.base import Backend, Claim, SweepRecord
+from sweeper.backends.local import new_id
 from sweeper.trainers.registry import get_trainer
 
 WANDB_WARM_MODULES = ("wandb", "wandb.sdk.launch")
@@ -36,8 +37,10 @@ FLAPPING_LIMIT = 5
 
 @dataclass
 class AgentOptions:
-    store: Path
     sweep_id: str
+    """A local sweep or study id, or entity/project/sweep_id with the wandb backend."""
+    store: Path | None = None
+    backend: BackendKind = "local"
     gpus: list[str] = field(default_factory=list)
     """GPU ids to fill, gpus_per_trial (from the spec) at a time; empty: one CPU slot."""
     count: int | None = None
@@ -69,8 +72,18 @@ def _die_with_parent() -> None:
         pass
 
 
+STOP_SIGNAL = signal.SIGUSR1
+"""What the agent sends a trial that the sweep stopped (W&B's stop command): finish at the
+next epoch boundary. SIGTERM instead means the agent itself is going away: preempt."""
+
+
 def _child_main(
-    options: AgentOptions, claim: Claim, slot: str | None, trainer: str, threads: int
+    backend: Backend,
+    claim: Claim,
+    sweep: SweepRecord,
+    slot: str | None,
+    options: AgentOptions,
+    threads: int,
 ) -> None:
     _die_with_parent()
     os.setpgid(0, 0)  # a terminal's Ctrl-C goes to the agent, which stops trials itself
@@ -79,7 +92,6 @@ def _child_main(
     import torch
 
     torch.set_num_threads(threads)  # trials sharing cores must not spin-wait on each other
-    backend = LocalBackend(options.store)
     run_dir = backend.run_dir(claim.run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     log = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -87,28 +99,13 @@ def _child_main(
     os.dup2(log, 2)
     flag = StopFlag()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: flag.set(f"{signal.Signals(signum).name}"))
-    sweep = backend.sweep(claim.sweep_id) if claim.sweep_id else None
-    execute(
-        backend,
-        claim,
-        trainer,
-        project=sweep.project if sweep else "sweeper",
-        entity=sweep.config.get("entity") if sweep else None,
-        stage_name=sweep.stage_name if sweep else None,
-        spec_hash=sweep.spec_hash if sweep else None,
-        wandb_mode=options.wandb_mode,
-        stop_flag=flag,
-    )
+        signal.signal(sig, lambda signum, _frame: flag.set(signal.Signals(signum).name))
+    signal.signal(STOP_SIGNAL, lambda _signum, _frame: flag.stop_by_sweep())
+    state = backend.run_trial(claim, sweep, wandb_mode=options.wandb_mode, stop_flag=flag)
     sys.stdout.flush()
     sys.stderr.flush()
-
-
-def _output_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+    if state in ("failed", "crashed"):
+        sys.exit(1)  # the exit code is what the agent sees of a trial W&B keeps
 
 
 class Agent:
@@ -116,11 +113,11 @@ class Agent:
         self.options = options
         self.say = say
         self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id(4)}"
-        self.backend = LocalBackend(options.store, create=False)
+        self.backend = open_backend(options.backend, options.store, create=False)
         self.sweep = self.backend.sweep(options.sweep_id)
-        self.slots = make_slots(options.gpus, self.sweep.spec["agents"]["gpus_per_trial"])
+        self.slots = make_slots(options.gpus, self.sweep.agents["gpus_per_trial"])
         self.threads = options.threads or threads_per_trial(
-            self.sweep.spec["agents"].get("cpus_per_trial"), len(self.slots)
+            self.sweep.agents["cpus_per_trial"], len(self.slots)
         )
         self.running: dict[str | None, Running] = {}
         self.started = 0
@@ -191,13 +188,15 @@ class Agent:
                 continue
             if self.options.count is not None and self.started >= self.options.count:
                 return
-            claim = self.backend.claim(self.sweep.id, self.id, self.options.heartbeat_timeout)
+            claim = self.backend.claim(
+                self.sweep.id, f"{self.id}/{slot}", self.options.heartbeat_timeout
+            )
             if claim is None:  # nothing to hand out now: ask again in a second, not every poll
                 self._next_claim = time.monotonic() + 1.0
                 return
             process = self._context.Process(
                 target=_child_main,
-                args=(self.options, claim, slot, self.sweep.trainer, self.threads),
+                args=(self.backend, claim, self.sweep, slot, self.options, self.threads),
                 name=f"trial-{claim.run_id}",
             )
             process.start()
@@ -215,27 +214,12 @@ class Agent:
             self._record_exit(running)
 
     def _record_exit(self, running: Running) -> None:
-        claim, code = running.claim, running.process.exitcode
-        run = self.backend.run(claim.run_id)
-        if run["state"] == "running" and run["attempt"] == claim.attempt:
-            # The child died before it could record anything: crash, kill, or our stop.
-            if running.killed_for_stop:
-                state, reason = "preempted", f"requeued: {self.stop_reason}"
-            else:
-                state = "crashed"
-                how = (
-                    f"killed by {signal.Signals(-code).name}"
-                    if code is not None and code < 0
-                    else f"exit code {code}"
-                )
-                tail = _output_tail(self.backend.run_dir(claim.run_id) / "output.log")
-                reason = f"trial process died ({how})" + (f"\n{tail}" if tail else "")
-            self.backend.finish(claim.run_id, claim.attempt, state, exit_code=code, error=reason)
-            run = self.backend.run(claim.run_id)
-        state = run["state"]
+        claim = running.claim
+        preempted = self.stop_reason if running.killed_for_stop else None
+        state, error = self.backend.record_exit(claim, running.process.exitcode, preempted)
         if state in ("failed", "crashed"):
             self.failures_in_a_row += 1
-            first_line = (run["error"] or "").splitlines()[0] if run["error"] else "no reason"
+            first_line = error.splitlines()[0] if error else "no reason"
             self.say(f"[{self.id}] trial {claim.run_id} {state}: {first_line}")
             if self.failures_in_a_row >= FLAPPING_LIMIT and self.stop_reason is None:
                 self.stop_reason = (
@@ -247,9 +231,11 @@ class Agent:
 
     def _heartbeat(self) -> None:
         for running in self.running.values():
-            if not self.backend.heartbeat(running.claim.run_id, running.claim.attempt):
-                # Requeued elsewhere (we lapsed): this copy must not go on.
+            beat = self.backend.heartbeat(running.claim.run_id, running.claim.attempt)
+            if beat == "lost":  # requeued elsewhere (we lapsed): this copy must not go on
                 running.process.kill()
+            elif beat == "stop" and running.process.pid is not None:
+                os.kill(running.process.pid, STOP_SIGNAL)
 
     def _enforce_grace(self) -> None:
         if self.stop_deadline is None or time.monotonic() < self.stop_deadline:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sweeper.backends.local import Claim, LocalBackend
+if TYPE_CHECKING:
+    from sweeper.backends.base import Claim
+    from sweeper.backends.local import LocalBackend
+
 
 WandbMode = Literal["offline", "online", "disabled"]
 
@@ -16,13 +20,25 @@ class TrialLost(RuntimeError):
 
 
 class StopFlag:
-    """Set by a signal handler; read at the next epoch boundary."""
+    """Set by a signal handler; read at the next epoch boundary.
+
+    `reason` says the agent is going away (the trial is preempted and requeued); `by_sweep`
+    says the sweep stopped the trial (early termination): it ends as `stopped`.
+    """
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.by_sweep = False
 
     def set(self, reason: str) -> None:
         self.reason = reason
+
+    def stop_by_sweep(self) -> None:
+        self.by_sweep = True
+
+    @property
+    def raised(self) -> bool:
+        return self.reason is not None or self.by_sweep
 
 
 class TrialLogger:
@@ -38,7 +54,6 @@ class TrialLogger:
         self.run_dir = run_dir
         self._backend, self._claim, self._wandb = backend, claim, wandb_run
         self.stop_flag = stop_flag or StopFlag()
-        self.stopped_by_sweep = False
         self._echo = echo
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
@@ -51,25 +66,48 @@ class TrialLogger:
             self._echo(step, values)
 
     def should_stop(self) -> bool:
-        if self.stop_flag.reason is not None:
-            return True
-        if self._backend.should_stop(self._claim.run_id):
-            self.stopped_by_sweep = True
-        return self.stopped_by_sweep
+        if not self.stop_flag.raised and self._backend.should_stop(self._claim.run_id):
+            self.stop_flag.stop_by_sweep()
+        return self.stop_flag.raised
+
+
+class WandbLogger:
+    """Logs to a wandb run, which is the record when W&B coordinates the sweep.
+
+    W&B stops a trial by signalling it; the signal sets `stop_flag` and the trainer ends at
+    the next epoch boundary.
+    """
+
+    run_dir: Path | None = None
+
+    def __init__(self, run: Any, stop_flag: StopFlag, run_dir: Path | None = None) -> None:
+        self._run, self.stop_flag, self.run_dir = run, stop_flag, run_dir
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        self._run.log({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def should_stop(self) -> bool:
+        return self.stop_flag.raised
+
+
+def finite(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary without NaN or infinities (JSON and W&B summaries cannot hold them)."""
+    return {k: v for k, v in summary.items() if not (isinstance(v, float) and not math.isfinite(v))}
 
 
 def start_wandb(
     mode: WandbMode,
     *,
+    run_id: str,
     project: str,
     entity: str | None,
     group: str | None,
-    name: str,
     job_type: str | None,
     config: dict[str, Any],
     directory: Path,
 ) -> Any | None:
-    """A wandb run grouped by sweep, or None when disabled."""
+    """A wandb run with the store's run id (a requeued attempt resumes the same W&B run),
+    grouped by study or sweep; None when disabled."""
     if mode == "disabled":
         return None
     import wandb
@@ -79,8 +117,10 @@ def start_wandb(
         mode=mode,
         project=project,
         entity=entity,
+        id=run_id,
+        name=run_id,
+        resume="allow",
         group=group,
-        name=name,
         job_type=job_type,
         config=config,
         dir=str(directory),

@@ -7,13 +7,25 @@ Runs inside the agent's forked child (or in-process for `sweeper train`). Whatev
 from __future__ import annotations
 
 import math
+import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 from sweeper.agent.provenance import provenance
-from sweeper.agent.tracking import StopFlag, TrialLogger, TrialLost, WandbMode, start_wandb
-from sweeper.backends.local import Claim, LocalBackend
+from sweeper.agent.tracking import (
+    StopFlag,
+    TrialLogger,
+    TrialLost,
+    WandbLogger,
+    WandbMode,
+    finite,
+    start_wandb,
+)
+from sweeper.backends.base import Claim, SweepRecord
+from sweeper.backends.local import LocalBackend
 from sweeper.spec.paths import unflatten
+from sweeper.sweep import swept_params
 from sweeper.trainers.common.device import describe, select_device
 from sweeper.trainers.registry import get_trainer
 
@@ -34,47 +46,74 @@ def non_finite(summary: dict[str, Any]) -> str | None:
     return None
 
 
+def wandb_identity(claim: Claim, sweep: SweepRecord | None) -> dict[str, Any]:
+    """What ties a mirrored wandb run to its sweep: W&B cannot know a local sweep's id, so the
+    run carries it, with the swept parameters and the metric, under `_sweeper`."""
+    if sweep is None:
+        return {"run": claim.run_id, "attempt": claim.attempt}
+    metric, goal = sweep.metric
+    return {
+        "run": claim.run_id,
+        "attempt": claim.attempt,
+        "sweep": sweep.id,
+        "study": sweep.study,
+        "stage": sweep.stage_name,
+        "parameters": swept_params(sweep.config, include_seed=True),
+        "metric": {"name": metric, "goal": goal},
+    }
+
+
+def _outcome(summary: dict[str, Any], flag: StopFlag) -> tuple[str, str | None]:
+    """How a trial that returned ended: finished, stopped early, preempted, or NaN."""
+    bad = non_finite(summary)
+    if bad:
+        return "failed", f"non-finite result: {bad}"
+    if flag.reason:
+        return "preempted", f"requeued: {flag.reason}"
+    return ("stopped" if flag.by_sweep else "finished"), None
+
+
+def _sweeper_config(meta: dict[str, Any], claim: Claim, sweep: SweepRecord | None) -> dict:
+    """The wandb run's config: the trainer's own, plus provenance and identity under
+    `_sweeper` (W&B's report ignores keys starting with an underscore)."""
+    extra = {k: v for k, v in meta.items() if k != "config"}
+    return {**meta["config"], "_sweeper": {**wandb_identity(claim, sweep), **extra}}
+
+
 def execute(
     backend: LocalBackend,
     claim: Claim,
     trainer: str,
     *,
-    project: str = "sweeper",
-    entity: str | None = None,
-    stage_name: str | None = None,
-    spec_hash: str | None = None,
+    sweep: SweepRecord | None = None,
     wandb_mode: WandbMode = "offline",
     stop_flag: StopFlag | None = None,
     echo: Any | None = None,
 ) -> str:
-    """Run the claimed trial and record how it ended; returns that state."""
-    run_dir = backend.run_dir(claim.run_id)
+    """Run a trial of the local store and record how it ended; returns that state."""
+    flag = stop_flag or StopFlag()
     wandb_run = None
     state, summary, error = "failed", {}, None
     try:
         info = get_trainer(trainer)
         config = info.config_model().model_validate(unflatten(claim.params))
-        meta = provenance(config, spec_hash, describe(select_device(config.device)))
+        meta = provenance(
+            config, sweep.spec_hash if sweep else None, describe(select_device(config.device))
+        )
         backend.record_meta(claim.run_id, claim.attempt, meta)
         wandb_run = start_wandb(
             wandb_mode,
-            project=project,
-            entity=entity,
-            group=claim.sweep_id,
-            name=claim.run_id,
-            job_type=stage_name,
+            run_id=claim.run_id,
+            project=sweep.project if sweep else "sweeper",
+            entity=sweep.entity if sweep else None,
+            group=(sweep.study or sweep.id) if sweep else None,
+            job_type=sweep.stage_name if sweep else None,
             directory=backend.root,
-            config={**meta["config"], "_sweeper": {k: v for k, v in meta.items() if k != "config"}},
+            config=_sweeper_config(meta, claim, sweep),
         )
-        logger = TrialLogger(backend, claim, run_dir, wandb_run, stop_flag, echo)
+        logger = TrialLogger(backend, claim, backend.run_dir(claim.run_id), wandb_run, flag, echo)
         summary = dict(info.train_fn()(config, logger))
-        bad = non_finite(summary)
-        if bad:
-            error = f"non-finite result: {bad}"
-        elif logger.stop_flag.reason:
-            state, error = "preempted", f"requeued: {logger.stop_flag.reason}"
-        else:
-            state = "stopped" if logger.stopped_by_sweep else "finished"
+        state, error = _outcome(summary, flag)
     except TrialLost:
         return "lost"
     except KeyboardInterrupt:
@@ -82,16 +121,64 @@ def execute(
     except Exception as exc:
         error = _error_text(exc)
     finally:
-        finite = {k: v for k, v in summary.items() if not non_finite({k: v})}
+        kept = finite(summary)
         if wandb_run is not None:
-            wandb_run.summary.update(finite)
+            wandb_run.summary.update(kept)
             wandb_run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
     backend.finish(
         claim.run_id,
         claim.attempt,
         state,
-        summary=finite,
+        summary=kept,
         exit_code=0 if state in ("finished", "stopped", "preempted") else 1,
         error=error,
     )
+    return state
+
+
+def run_on_wandb(
+    claim: Claim,
+    sweep: SweepRecord,
+    *,
+    entity: str,
+    project: str,
+    directory: Path,
+    run_dir: Path,
+    stop_flag: StopFlag,
+) -> str:
+    """Run a trial a W&B server handed out, logging online to the run it created.
+
+    The run is the record: its summary carries the outcome, `error` the reason of a failure,
+    and its exit code tells W&B whether it finished or failed.
+    """
+    state, summary, error = "failed", {}, None
+    run = None
+    try:
+        info = get_trainer(sweep.trainer)
+        config = info.config_model().model_validate(unflatten(claim.params))
+        meta = provenance(config, sweep.spec_hash, describe(select_device(config.device)))
+        run = start_wandb(
+            "online",
+            run_id=claim.run_id,
+            project=project,
+            entity=entity,
+            group=sweep.study,
+            job_type=sweep.stage_name,
+            directory=directory,
+            config=_sweeper_config(meta, claim, sweep),
+        )
+        summary = dict(info.train_fn()(config, WandbLogger(run, stop_flag, run_dir)))
+        state, error = _outcome(summary, stop_flag)
+    except KeyboardInterrupt:
+        state, error = "crashed", "interrupted"
+    except Exception as exc:
+        error = _error_text(exc)
+    finally:
+        if run is not None:
+            run.summary.update(finite(summary))
+            if error:
+                run.summary["error"] = error.splitlines()[0]
+            run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
+    if error:
+        print(error, file=sys.stderr)  # the child's output.log, which the agent quotes
     return state

@@ -10,20 +10,24 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sqlite3
 import string
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper.backends.controller import ACTIVE, RunView, next_params, runs_to_stop
+from sweeper.backends.base import Beat, Claim, SweepRecord
+from sweeper.backends.controller import next_params, runs_to_stop
 from sweeper.errors import NotFoundError, SweeperError
+from sweeper.sweep import ACTIVE, RunView
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from sweeper.agent.tracking import StopFlag, WandbMode
 
 DEFAULT_STORE = ".sweeper/sweeper.db"
 
@@ -100,43 +104,11 @@ def store_path(store: str | os.PathLike[str] | None = None) -> Path:
     return Path(store or os.environ.get("SWEEPER_STORE") or DEFAULT_STORE)
 
 
-@dataclass(frozen=True)
-class SweepRecord:
-    id: str
-    name: str
-    project: str
-    trainer: str
-    config: dict[str, Any]
-    spec: dict[str, Any]
-    spec_hash: str
-    spec_path: str | None
-    state: str
-    exhausted: bool
-    study: str | None
-    stage: int
-    stage_name: str | None
-    carried: dict[str, Any]
-    created_at: float
-
-    @property
-    def metric(self) -> tuple[str, str]:
-        metric = self.config.get("metric", {})
-        return metric.get("name", ""), metric.get("goal", "minimize")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A trial handed to one agent: run it as attempt `attempt`."""
-
-    run_id: str
-    sweep_id: str | None
-    attempt: int
-    params: dict[str, Any]
-    """Flat {dotted path: value}."""
-
-
 class LocalBackend:
     """The SQLite store. Open one per process (connections do not survive a fork)."""
+
+    kind = "local"
+    progress_every = 0.5
 
     def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = True) -> None:
         self.path = store_path(path)
@@ -150,6 +122,10 @@ class LocalBackend:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=60000")
         self.db.executescript(SCHEMA)
+
+    @property
+    def where(self) -> str:
+        return f"store {self.path}"
 
     @property
     def root(self) -> Path:
@@ -230,6 +206,21 @@ class LocalBackend:
                 "SELECT * FROM sweeps WHERE study = ? ORDER BY stage", (study,)
             ).fetchall()
         return [_sweep_record(row) for row in rows]
+
+    def find_stage(self, spec_hash: str, stage: int) -> SweepRecord | None:
+        """Never: each launch on the local store is a new study (`sweeper agent` resumes)."""
+        return None
+
+    def made_from(self, spec_path: str | os.PathLike[str], name: str | None) -> list[SweepRecord]:
+        """The latest sweep (every stage, for a study) made from this spec file, else by name."""
+        wanted = Path(spec_path).resolve()
+        sweeps = self.sweeps()
+        made = [s for s in sweeps if s.spec_path and Path(s.spec_path).resolve() == wanted]
+        made = made or [s for s in sweeps if s.spec.get("name") == name]
+        if not made:
+            return []
+        latest = made[-1]
+        return self.sweeps(latest.study) if latest.study else [latest]
 
     def set_sweep_state(self, sweep_id: str, state: str) -> None:
         with self._write() as db:
@@ -315,15 +306,45 @@ class LocalBackend:
             run_id=row["id"], sweep_id=row["sweep_id"], attempt=row["attempt"], params=params
         )
 
-    def heartbeat(self, run_id: str, attempt: int) -> bool:
-        """Keep a trial alive; False when it is no longer ours (requeued elsewhere)."""
+    def heartbeat(self, run_id: str, attempt: int) -> Beat:
+        """Keep a trial alive; `lost` when it is no longer ours (requeued elsewhere).
+
+        Early termination needs no answer here: the trial asks `should_stop` every epoch.
+        """
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE runs SET heartbeat_at = ?"
                 " WHERE id = ? AND attempt = ? AND state = 'running'",
                 (time.time(), run_id, attempt),
             )
-        return cursor.rowcount == 1
+        return "alive" if cursor.rowcount == 1 else "lost"
+
+    def run_trial(
+        self, claim: Claim, sweep: SweepRecord, *, wandb_mode: WandbMode, stop_flag: StopFlag
+    ) -> str:
+        from sweeper.agent.trial import execute
+
+        backend = LocalBackend(self.path)  # the parent's connection must not cross the fork
+        return execute(
+            backend, claim, sweep.trainer, sweep=sweep, wandb_mode=wandb_mode, stop_flag=stop_flag
+        )
+
+    def record_exit(
+        self, claim: Claim, exit_code: int | None, preempted: str | None
+    ) -> tuple[str, str | None]:
+        run = self.run(claim.run_id)
+        if run["state"] == "running" and run["attempt"] == claim.attempt:
+            # The child died before it could record anything: crash, kill, or our stop.
+            if preempted:
+                state, reason = "preempted", f"requeued: {preempted}"
+            else:
+                state, reason = "crashed", f"trial process died ({exit_reason(exit_code)})"
+                log_tail = output_tail(self.run_dir(claim.run_id) / "output.log")
+                if log_tail:
+                    reason = f"{reason}\n{log_tail}"
+            self.finish(claim.run_id, claim.attempt, state, exit_code=exit_code, error=reason)
+            run = self.run(claim.run_id)
+        return run["state"], run["error"]
 
     def record_meta(self, run_id: str, attempt: int, meta: Mapping[str, Any]) -> None:
         with self._write() as db:
@@ -509,6 +530,20 @@ def _json_field(name: str) -> str:
     return f"json_extract(metrics, '$.\"{name}\"')"
 
 
+def exit_reason(code: int | None) -> str:
+    """How a trial process ended, in words."""
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def output_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 def _sweep_record(row: sqlite3.Row) -> SweepRecord:
     return SweepRecord(
         id=row["id"],
@@ -526,4 +561,5 @@ def _sweep_record(row: sqlite3.Row) -> SweepRecord:
         stage_name=row["stage_name"],
         carried=json.loads(row["carried"]),
         created_at=row["created_at"],
+        entity=json.loads(row["config"]).get("entity"),
     )

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from sweeper.errors import SweeperError
-from sweeper.report.tables import DONE, swept_params
 from sweeper.report.values import Kind, param_kind
+from sweeper.sweep import DONE, swept_params
 
 HistoryFn = Callable[[list[str], list[str]], pd.DataFrame]
 """(run ids, metric keys) -> DataFrame with run_id, _step and one column per key."""
@@ -33,7 +33,7 @@ class SweepPart:
     stage: int
     stage_name: str | None
     parameters: dict[str, Any]
-    """The compiled W&B `parameters` block."""
+    """The compiled W&B `parameters` block as {dotted path: parameter}."""
     carried: dict[str, Any] = field(default_factory=dict)
     """Best configuration inherited from the previous stage."""
 

@@ -9,36 +9,25 @@ from sweeper.backends.local import LocalBackend, SweepRecord
 from sweeper.errors import NotFoundError
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.spec.paths import flatten
+from sweeper.sweep import flat_parameters
 
 
 def resolve(backend: LocalBackend, target: str) -> list[SweepRecord]:
     """The sweeps a target names: one sweep, or every stage of a study."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml") or path.is_file():
-        return _latest_from_spec(backend, path)
+        from sweeper.spec.load import read_yaml
+
+        made = backend.made_from(path, read_yaml(path).get("name"))
+        if not made:
+            raise NotFoundError(
+                f"no sweep made from {path} in {backend.path} (run `sweeper launch {path}`)"
+            )
+        return made
     sweep = backend.sweep(target)
     if sweep.id != target and sweep.study == target:
         return backend.sweeps(sweep.study)
     return [sweep]
-
-
-def _latest_from_spec(backend: LocalBackend, path: Path) -> list[SweepRecord]:
-    from sweeper.spec.load import read_yaml
-
-    name = read_yaml(path).get("name")
-    wanted = path.resolve()
-
-    def same_spec(sweep: SweepRecord) -> bool:
-        return bool(sweep.spec_path) and Path(sweep.spec_path).resolve() == wanted
-
-    sweeps = backend.sweeps()
-    made = [s for s in sweeps if same_spec(s)] or [s for s in sweeps if s.spec.get("name") == name]
-    if not made:
-        raise NotFoundError(
-            f"no sweep made from {path} in {backend.path} (run `sweeper launch {path}`)"
-        )
-    latest = made[-1]
-    return backend.sweeps(latest.study) if latest.study else [latest]
 
 
 def load_local(backend: LocalBackend, target: str, metric: str | None = None) -> ReportData:
@@ -53,7 +42,14 @@ def load_local(backend: LocalBackend, target: str, metric: str | None = None) ->
         metric=metric or name,
         goal=goal,
         parts=[
-            SweepPart(s.id, s.name, s.stage, s.stage_name, s.config["parameters"], s.carried)
+            SweepPart(
+                s.id,
+                s.name,
+                s.stage,
+                s.stage_name,
+                flat_parameters(s.config["parameters"]),
+                s.carried,
+            )
             for s in sweeps
         ],
         runs=backend.runs([s.id for s in sweeps]),

@@ -2,63 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from sweeper.report.values import label
-
-DONE = ("finished", "stopped")
-"""Runs whose metric counts; failed and running runs are shown but never win."""
-
-
-def swept_params(sweep_config: Mapping[str, Any], include_seed: bool = False) -> list[str]:
-    """Parameters the sweep varies (constants are the fixed base config)."""
-    return [
-        name
-        for name, param in sweep_config.get("parameters", {}).items()
-        if "value" not in param and (include_seed or name != "seed")
-    ]
-
-
-def config_table(runs: pd.DataFrame, params: list[str], metric: str, goal: str) -> pd.DataFrame:
-    """Mean ± std of the metric per configuration (repeats averaged over seeds), best first."""
-    column = f"summary.{metric}"
-    done = runs[runs["state"].isin(DONE)] if "state" in runs else runs
-    if column not in done or done.empty:
-        return pd.DataFrame(columns=[*params, "mean", "std", "n"])
-    keys = [f"config.{p}" for p in params]
-    grouped = (
-        done.assign(**{k: done[k].map(_hashable) for k in keys})
-        .groupby(keys, dropna=False)[column]
-        .agg(["mean", "std", "count"])
-        .reset_index()
-        .rename(columns={"count": "n", **{f"config.{p}": p for p in params}})
-    )
-    grouped["std"] = grouped["std"].fillna(0.0)
-    return grouped.sort_values("mean", ascending=goal != "maximize", ignore_index=True)
-
-
-def best_config(
-    runs: pd.DataFrame, params: list[str], metric: str, goal: str
-) -> dict[str, Any] | None:
-    """The configuration with the best mean metric, as {param: value}; None if nothing finished."""
-    table = config_table(runs, params, metric, goal)
-    if table.empty:
-        return None
-    return {p: _plain(table[p].iloc[0]) for p in params}  # per column: a row would upcast ints
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _plain(value: Any) -> Any:
-    """Back from pandas/numpy scalars and tuples to what a config holds."""
-    if isinstance(value, tuple):
-        return list(value)
-    return value.item() if hasattr(value, "item") else value
+from sweeper.sweep import DONE, config_table, hashable, plain
 
 
 def goal_of(metric: str, primary: str, goal: str) -> str:
@@ -118,12 +67,12 @@ def stage_table(
         if table.empty:
             rows.append(row)
             continue
-        best = {p: _plain(table[p].iloc[0]) for p in params}
+        best = {p: plain(table[p].iloc[0]) for p in params}
         row["best"] = ", ".join(f"{p}={label(v)}" for p, v in best.items())
         row["configuration"] = ", ".join(f"{p}={label(v)}" for p, v in {**carried, **best}.items())
         winners = runs[runs["state"].isin(DONE)]
         for p, v in best.items():
-            winners = winners[winners[f"config.{p}"].map(_hashable) == _hashable(v)]
+            winners = winners[winners[f"config.{p}"].map(hashable) == hashable(v)]
         row["n"] = len(winners)
         for metric in metrics:
             column = f"summary.{metric}"

@@ -12,6 +12,7 @@ from sweeper.backends.local import RUN_COLUMNS
 from sweeper.errors import SweeperError
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.report.local_runs import resolved_base
+from sweeper.sweep import flat_parameters
 
 WANDB_PATH = re.compile(r"^[\w.-]+/[\w.-]+/(sweeps/)?[\w-]+$")
 """entity/project/sweep_id (also as W&B's URL tail entity/project/sweeps/sweep_id)."""
@@ -122,7 +123,15 @@ def load_wandb(path: str, metric: str | None = None, api: Any = None) -> ReportD
         source=f"W&B sweep {path}",
         metric=metric or metric_spec.get("name", ""),
         goal=metric_spec.get("goal", "minimize"),
-        parts=[SweepPart(sweep.id, config.get("name") or sweep.id, 0, None, config["parameters"])],
+        parts=[
+            SweepPart(
+                sweep.id,
+                config.get("name") or sweep.id,
+                0,
+                None,
+                flat_parameters(config["parameters"]),
+            )
+        ],
         runs=runs_frame(runs, sweep.id),
         history=lambda run_ids, keys: history_frame(by_id, run_ids, keys),
         base=resolved_base(_trainer(config), {}),

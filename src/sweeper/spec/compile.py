@@ -8,8 +8,10 @@ from sweeper._sweeps import sweeps
 from sweeper.errors import SpecError
 from sweeper.spec.models import Spec, Stage, as_distribution
 from sweeper.spec.paths import deep_merge, flatten
+from sweeper.sweep import nest_parameters
 
 TRIAL_MODULE = "sweeper.trial"
+"""The sweep's `program`: W&B's docs require one, and `-m ${program}` runs it as a module."""
 
 
 def trial_command(trainer: str) -> list[str]:
@@ -18,7 +20,7 @@ def trial_command(trainer: str) -> list[str]:
         "${env}",
         "${interpreter}",
         "-m",
-        TRIAL_MODULE,
+        "${program}",
         "--trainer",
         trainer,
         "${args_json_file}",
@@ -31,8 +33,9 @@ def compile_stage(
     """The W&B sweep config of stage `index`.
 
     `carried` holds the best configuration of the previous stage (dotted paths); it is
-    layered over `base` as fixed values. Every fixed value is a W&B constant parameter, so a
-    run's W&B config is its whole configuration.
+    layered over `base` as fixed values. Every fixed value is a W&B constant parameter, and
+    parameters are nested as the trainer config is, so a run's W&B config has the trainer's
+    shape.
     """
     stage: Stage = spec.stage_list()[index]
     fixed = flatten(spec.base)
@@ -52,7 +55,8 @@ def compile_stage(
         "project": spec.project,
         "method": stage.method or spec.method,
         "metric": spec.metric.model_dump(),
-        "parameters": dict(sorted(parameters.items())),
+        "parameters": nest_parameters(dict(sorted(parameters.items()))),
+        "program": TRIAL_MODULE,
         "command": trial_command(spec.trainer),
     }
     if spec.entity:

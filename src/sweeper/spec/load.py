@@ -111,6 +111,13 @@ def check_spec(spec: Spec, file: str) -> None:
             if problem:
                 raise SpecError(file, field, f"not a field of the {spec.trainer} config: {problem}")
             dist = as_distribution(value)
+            if method == "bayes" and dist.probabilities:
+                raise SpecError(
+                    file,
+                    field,
+                    "bayes search cannot weight values with `probabilities` (W&B's engine "
+                    "fails on them); drop them, or use method: random",
+                )
             if method == "grid" and (dist.kind not in GRID_DISTRIBUTIONS or dist.probabilities):
                 raise SpecError(
                     file,

@@ -1,0 +1,475 @@
+"""The W&B backend: a W&B server (cloud, or self-hosted through WANDB_BASE_URL) coordinates.
+
+The server keeps the sweep, runs the search and decides early stops; this module speaks to it
+through the wandb package's own client code: `_upsert_sweep` to create a sweep, the agent
+protocol (`_register_agent`, then `_agent_heartbeat` answering run/stop/exit commands) to get
+trials, and the public API to read sweeps and runs back. Each GPU slot of a `sweeper agent`
+registers as one W&B agent, since W&B hands each agent one run at a time. Trials log online
+to the run the server created for them.
+
+Nothing here stores the API key: wandb reads it from the environment or its own login.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sweeper.backends.base import Beat, Claim, SweepRecord
+from sweeper.backends.local import exit_reason, output_tail
+from sweeper.errors import NotFoundError, SweeperError
+from sweeper.spec.paths import flatten
+from sweeper.sweep import RunView, unwrap
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sweeper.agent.tracking import StopFlag, WandbMode
+
+T = TypeVar("T")
+
+SWEEP_PATH = re.compile(r"^(?P<entity>[\w.-]+)/(?P<project>[\w.-]+)/(sweeps/)?(?P<id>[\w-]+)$")
+"""entity/project/sweep_id, also as the tail of a W&B sweep URL."""
+
+MARK = re.compile(r"^sweeper: (\{.*\})$", re.MULTILINE)
+"""The line in a sweep's description that says which study and stage it is."""
+
+STATES = {"killed": "stopped", "preempting": "running", "preempted": "preempted"}
+"""W&B run states that differ from ours: a killed sweep run was stopped early."""
+
+SWEEP_STATES = {"PENDING": "running", "RUNNING": "running", "PAUSED": "running"}
+"""W&B sweep states ours call running; FINISHED and CANCELED are over."""
+
+RETRIES = 4
+
+
+def parse_sweep_path(path: str) -> tuple[str, str, str]:
+    match = SWEEP_PATH.match(path)
+    if match is None:
+        raise NotFoundError(f"not a W&B sweep path: {path!r} (expected entity/project/sweep_id)")
+    return match["entity"], match["project"], match["id"]
+
+
+def with_mark(config: Mapping[str, Any], mark: Mapping[str, Any]) -> dict[str, Any]:
+    """The config whose description carries the study mark (how a re-launch finds it)."""
+    text = config.get("description") or ""
+    line = f"sweeper: {json.dumps(dict(mark), sort_keys=True)}"
+    return {**config, "description": f"{text}\n{line}" if text else line}
+
+
+def read_mark(description: str | None) -> dict[str, Any]:
+    match = MARK.search(description or "")
+    return json.loads(match.group(1)) if match else {}
+
+
+def trainer_of(config: Mapping[str, Any]) -> str:
+    """Compiled sweeps run `-m ${program} --trainer NAME`."""
+    command = list(config.get("command") or [])
+    if "--trainer" in command and command.index("--trainer") + 1 < len(command):
+        return command[command.index("--trainer") + 1]
+    raise SweeperError("this W&B sweep was not made by sweeper (its command names no --trainer)")
+
+
+class WandbBackend:
+    kind = "wandb"
+    progress_every = 3.0
+
+    def __init__(
+        self,
+        store: Path,
+        *,
+        entity: str | None = None,
+        project: str | None = None,
+        api: Any = None,
+    ) -> None:
+        self.path = store
+        self.root = store.parent
+        self.entity, self.project = entity, project
+        self._api = api
+        self._agents: dict[str, str] = {}
+        """Our slot name -> W&B agent id."""
+        self._agent_of_run: dict[str, str] = {}
+        self._exhausted: set[str] = set()
+
+    # plumbing ---------------------------------------------------------------------------------
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:  # no key: wandb says so at once (it never prompts without a tty)
+            import wandb
+
+            self._api = self._call("connect", lambda: wandb.Api(timeout=30))
+        return self._api
+
+    @property
+    def where(self) -> str:
+        return f"W&B {self.api.settings['base_url']}"
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Retry with backoff; then one line naming what failed."""
+        delay = 1.0
+        for attempt in range(RETRIES):
+            try:
+                return fn()
+            except (SweeperError, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                if attempt == RETRIES - 1 or _not_retryable(message):
+                    raise SweeperError(f"W&B: {what}: {message}") from None
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _path(self, sweep_id: str) -> tuple[str, str, str]:
+        if "/" not in sweep_id and self.entity and self.project:
+            return self.entity, self.project, sweep_id
+        return parse_sweep_path(sweep_id)
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def url(self, sweep_id: str) -> str:
+        from wandb.sdk.wandb_sweep import _get_sweep_url
+
+        entity, project, sid = self._path(sweep_id)
+        base = self.api.settings["base_url"]
+        return _get_sweep_url(base_url=base, entity=entity, project=project, sweep_id=sid) or ""
+
+    def docker_line(self, sweep_id: str) -> str:
+        base = os.environ.get("WANDB_BASE_URL")
+        server = f" -e WANDB_BASE_URL={base}" if base else ""
+        return (
+            f"docker run --rm --gpus all -e WANDB_API_KEY{server} sweeper-agent "
+            f"{sweep_id} --backend wandb"
+        )
+
+    def close(self) -> None:
+        self._api = None
+
+    # sweeps -----------------------------------------------------------------------------------
+
+    def create_sweep(
+        self,
+        config: Mapping[str, Any],
+        *,
+        trainer: str,
+        spec: Mapping[str, Any],
+        spec_hash: str,
+        spec_path: str | None = None,
+        study: str | None = None,
+        stage: int = 0,
+        stage_name: str | None = None,
+        carried: Mapping[str, Any] | None = None,
+    ) -> str:
+        from wandb.apis.public.sweeps import _upsert_sweep
+
+        entity = self.entity or config.get("entity") or self.api.default_entity
+        project = self.project or config.get("project") or "sweeper"
+        mark = {
+            "spec": spec_hash[:12],
+            "study": study,
+            "stage": stage,
+            "stage_name": stage_name,
+            "carried": dict(carried or {}),
+            "agents": spec.get("agents", {}),
+        }
+        created, warnings = self._call(
+            "create sweep",
+            lambda: _upsert_sweep(
+                self.api, with_mark(config, mark), entity=entity, project=project
+            ),
+        )
+        del warnings  # W&B's own schema check; ours already passed
+        return f"{entity}/{project}/{created['name']}"
+
+    def _sweep(self, sweep_id: str) -> Any:
+        entity, project, sid = self._path(sweep_id)
+        try:
+            return self._call("read sweep", lambda: self._fresh(f"{entity}/{project}/{sid}"))
+        except SweeperError as exc:
+            raise NotFoundError(f"no W&B sweep {entity}/{project}/{sid} ({exc})") from None
+
+    def _fresh(self, path: str) -> Any:
+        """The sweep as the server has it now (wandb.Api caches a sweep and its runs)."""
+        sweep = self.api.sweep(path)
+        sweep.load(force=True)
+        return sweep
+
+    def sweep(self, sweep_id: str) -> SweepRecord:
+        return self._record(self._sweep(sweep_id))
+
+    def _record(self, sweep: Any) -> SweepRecord:
+        config = dict(sweep.config)
+        mark = read_mark(config.get("description"))
+        state = str(sweep.state or "").upper()
+        path = f"{sweep.entity}/{sweep.project}/{sweep.id}"
+        return SweepRecord(
+            id=path,
+            name=config.get("name") or sweep.id,
+            project=sweep.project,
+            trainer=trainer_of(config),
+            config=config,
+            spec={"agents": mark.get("agents", {})},
+            spec_hash=mark.get("spec", ""),
+            spec_path=None,
+            state=SWEEP_STATES.get(state, "finished"),
+            exhausted=state in ("FINISHED", "CANCELED") or path in self._exhausted,
+            study=mark.get("study"),
+            stage=mark.get("stage", 0),
+            stage_name=mark.get("stage_name"),
+            carried=mark.get("carried", {}),
+            created_at=_timestamp(getattr(sweep, "_attrs", {}).get("createdAt")),
+            entity=sweep.entity,
+        )
+
+    def find_stage(self, spec_hash: str, stage: int) -> SweepRecord | None:
+        """The newest sweep in the project made for this stage of this exact spec."""
+        entity = self.entity or self.api.default_entity
+        project = self.project or "sweeper"
+        project_api = self.api.project(project, entity=entity)
+        try:
+            found = self._call("list sweeps", lambda: list(project_api.sweeps()))
+        except SweeperError as exc:
+            if "could not find project" in str(exc).lower():
+                return None  # a new project: nothing to resume
+            raise
+        for sweep in found:
+            mark = read_mark(dict(sweep.config).get("description"))
+            if mark.get("spec") == spec_hash[:12] and mark.get("stage") == stage:
+                return self.sweep(f"{entity}/{project}/{sweep.id}")
+        return None
+
+    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+        from wandb.apis.public.sweeps import _set_sweep_state
+
+        entity, project, sid = self._path(sweep_id)
+        wanted = {"finished": "FINISHED", "stopped": "CANCELED", "running": "RUNNING"}[state]
+        try:
+            self._call(
+                "set sweep state",
+                lambda: _set_sweep_state(self.api, sid, wanted, entity=entity, project=project),
+            )
+        except SweeperError as exc:
+            if "already" not in str(exc):  # the server finished it first: nothing to do
+                raise
+
+    def _runs(self, sweep_id: str) -> list[Any]:
+        sweep = self._sweep(sweep_id)
+        return self._call("read runs", lambda: list(sweep.runs))
+
+    def counts(self, sweep_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for run in self._runs(sweep_id):
+            state = STATES.get(run.state, run.state)
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def is_complete(self, sweep_id: str) -> bool:
+        sweep = self.sweep(sweep_id)
+        running = self.counts(sweep_id).get("running", 0)
+        return running == 0 and (sweep.exhausted or sweep.state != "running")
+
+    def run_views(self, sweep_id: str) -> list[RunView]:
+        return [
+            RunView(
+                name=run.id,
+                state=STATES.get(run.state, run.state),
+                params={k: {"value": v} for k, v in plain_config(run.config).items()},
+                summary=scalars(dict(run.summary)),
+            )
+            for run in self._runs(sweep_id)
+        ]
+
+    def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        ids = [sweep_ids] if isinstance(sweep_ids, str) else list(sweep_ids)
+        frames = [
+            runs_frame(self._runs(sid), record.id, record.stage, record.stage_name)
+            for sid in ids
+            for record in [self.sweep(sid)]
+        ]
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    # the agent protocol -----------------------------------------------------------------------
+
+    def _agent(self, sweep_id: str, slot: str) -> str:
+        from wandb.apis.public.sweeps import _register_agent
+
+        if slot not in self._agents:
+            entity, project, sid = self._path(sweep_id)
+            agent = self._call(
+                "register agent",
+                lambda: _register_agent(
+                    self.api, f"{socket.gethostname()}:{slot}", sweep_id=sid,
+                    entity=entity, project=project,
+                ),
+            )  # fmt: skip
+            self._agents[slot] = agent["id"]
+        return self._agents[slot]
+
+    def _commands(self, agent_id: str, running: dict[str, bool]) -> list[dict[str, Any]]:
+        """One heartbeat. wandb's own call logs and swallows network faults (no commands):
+        the agent keeps its trials and asks again later."""
+        from wandb.apis.public.sweeps import _agent_heartbeat
+
+        return _agent_heartbeat(self.api, agent_id, {}, running) or []
+
+    def claim(self, sweep_id: str, agent: str, heartbeat_timeout: float = 60.0) -> Claim | None:
+        """Heartbeat as this slot's W&B agent with nothing running: the server answers with a
+        run to start, or `exit` when the sweep has nothing left."""
+        agent_id = self._agent(sweep_id, agent)
+        for command in self._commands(agent_id, {}):
+            if command.get("type") in ("run", "resume"):
+                run_id = command["run_id"]
+                self._agent_of_run[run_id] = agent_id
+                return Claim(run_id, sweep_id, 1, unwrap(command.get("args") or {}))
+            if command.get("type") == "exit":
+                self._exhausted.add(sweep_id)
+        return None
+
+    def heartbeat(self, run_id: str, attempt: int) -> Beat:
+        agent_id = self._agent_of_run.get(run_id)
+        if agent_id is None:
+            return "lost"
+        for command in self._commands(agent_id, {run_id: True}):
+            if command.get("type") == "exit" or (
+                command.get("type") == "stop" and command.get("run_id") == run_id
+            ):
+                return "stop"
+        return "alive"
+
+    def run_trial(
+        self, claim: Claim, sweep: SweepRecord, *, wandb_mode: WandbMode, stop_flag: StopFlag
+    ) -> str:
+        from sweeper.agent.trial import run_on_wandb
+
+        entity, project, sid = self._path(sweep.id)
+        os.environ["WANDB_SWEEP_ID"] = sid  # the server files the run under its sweep
+        os.environ["WANDB_RUN_ID"] = claim.run_id
+        os.environ.pop("WANDB_SWEEP_PARAM_PATH", None)
+        return run_on_wandb(
+            claim,
+            sweep,
+            entity=entity,
+            project=project,
+            directory=self.root,
+            run_dir=self.run_dir(claim.run_id),
+            stop_flag=stop_flag,
+        )
+
+    def record_exit(
+        self, claim: Claim, exit_code: int | None, preempted: str | None
+    ) -> tuple[str, str | None]:
+        """W&B files the outcome from the run itself; here only the agent's view of it."""
+        self._agent_of_run.pop(claim.run_id, None)
+        if exit_code == 0:
+            return "finished", None
+        if preempted:
+            return "preempted", f"stopped: {preempted}"
+        tail = output_tail(self.run_dir(claim.run_id) / "output.log")
+        reason = f"trial process ended ({exit_reason(exit_code)})" + (f"\n{tail}" if tail else "")
+        return ("crashed" if exit_code is None or exit_code < 0 else "failed"), reason
+
+
+# run tables -------------------------------------------------------------------------------------
+
+
+def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A W&B run config, nested or dotted, as {dotted path: value}; wandb's and our own
+    bookkeeping (`_wandb`, `_sweeper`) dropped."""
+    return {
+        k: v
+        for k, v in unwrap({k: v for k, v in config.items() if not k.startswith("_")}).items()
+        if not any(part.startswith("_") for part in k.split("."))
+    }
+
+
+def scalars(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Numbers and strings only: W&B summaries also hold histograms, tables and media."""
+    return {
+        k: v
+        for k, v in summary.items()
+        if not k.startswith("_") and isinstance(v, int | float | str | bool) and v is not None
+    }
+
+
+def runs_frame(
+    runs: Iterable[Any], sweep_id: str, stage: int = 0, stage_name: str | None = None
+) -> pd.DataFrame:
+    """Public-API runs -> the run table (`config.*`, `summary.*`, as LocalBackend.runs gives)."""
+    import pandas as pd
+
+    from sweeper.backends.local import RUN_COLUMNS
+
+    records = []
+    for run in runs:
+        summary = dict(run.summary)
+        record: dict[str, Any] = {
+            "run_id": run.id,
+            "sweep_id": sweep_id,
+            "stage": stage,
+            "stage_name": stage_name,
+            "state": STATES.get(run.state, run.state),
+            "agent": None,
+            "attempts": 1,
+            "created_at": _utc_naive(run.created_at),
+            "runtime": summary.get("_runtime"),
+            "exit_code": None,
+            "error": summary.get("error"),
+        }
+        record.update({f"config.{k}": v for k, v in plain_config(run.config).items()})
+        record.update({f"summary.{k}": v for k, v in scalars(summary).items()})
+        records.append(record)
+    seen = dict.fromkeys(RUN_COLUMNS)
+    for record in records:
+        seen.update(dict.fromkeys(record))
+    config = sorted(c for c in seen if c.startswith("config."))
+    summary_columns = [c for c in seen if c.startswith("summary.")]
+    return pd.DataFrame.from_records(records, columns=[*RUN_COLUMNS, *config, *summary_columns])
+
+
+def _utc_naive(when: Any) -> Any:
+    """W&B gives ISO strings (UTC); the store gives naive UTC timestamps."""
+    import pandas as pd
+
+    stamp = pd.Timestamp(when)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
+def _timestamp(when: Any) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _not_retryable(message: str) -> bool:
+    """Answers that another try cannot change: bad input, missing things, no permission."""
+    lowered = message.lower()
+    return any(
+        word in lowered
+        for word in (
+            "api key",
+            "not found",
+            "permission",
+            "unauthorized",
+            "401",
+            "403",
+            "invalid",
+            "404",
+        )
+    )
+
+
+def flat_history(row: Mapping[str, Any]) -> dict[str, Any]:
+    return flatten(dict(row))

@@ -1,0 +1,239 @@
+"""The W&B backend, end to end: the real wandb client against the stand-in W&B server.
+
+Only the server is replaced (tests/wandb_server, on the loopback interface); `sweeper launch`,
+`sweeper agent`, wandb's agent protocol, online runs (wandb-core) and the public API all run
+for real. What the stand-in cannot prove (the real server's controller) is said in the README.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conftest import probe_spec, wait_for, write_spec
+from wandb_server import WandbServer
+
+from sweeper.spec.compile import compile_stage
+from sweeper.spec.load import load_spec
+
+ENTITY = "standin"
+PROJECT = "sweeper-e2e"
+
+
+def sweeper(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sweeper", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _spec(tmp_path: Path, **overrides: Any) -> Path:
+    return write_spec(tmp_path, probe_spec(project=PROJECT, **overrides))
+
+
+def _runs(server: WandbServer) -> list[Any]:
+    return list({run.id: run for run in server.runs.values()}.values())
+
+
+def _only_sweep(server: WandbServer) -> Any:
+    (sweep,) = server.sweeps.values()
+    return sweep
+
+
+def _started_run(server: WandbServer) -> Any:
+    """The one run, once it has trained a little (its history reaches the server only in
+    wandb-core's periodic uploads, so wait on the run's creation, then on the clock)."""
+    wait_for(lambda: len(_runs(server)) == 1, timeout=90, what="the trial's run")
+    time.sleep(2.5)
+    return _runs(server)[0]
+
+
+def _everything_written(root: Path) -> str:
+    return "\n".join(path.read_text(errors="replace") for path in root.rglob("*") if path.is_file())
+
+
+def test_launch_creates_a_wandb_sweep_that_two_agents_run_each_point_once(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    spec = _spec(tmp_path, search={"x": [0.0, 1.0, 2.0, 3.0]}, base={"epochs": 2})
+    launched = sweeper("launch", str(spec), "--backend", "wandb", "--agents", "2")
+    assert launched.returncode == 0, launched.stderr + launched.stdout
+
+    sweep = _only_sweep(wandb_server)
+    path = f"{ENTITY}/{PROJECT}/{sweep.id}"
+    assert sweep.state == "FINISHED"
+    assert sweep.config["program"] == "sweeper.trial"
+    for line in (path, f"sweeper agent {path} --backend wandb", "docker run"):
+        assert line in launched.stdout
+    runs = _runs(wandb_server)
+    assert sorted(run.config["x"] for run in runs) == [0, 1, 2, 3], "each point exactly once"
+    assert all(run.state == "finished" and run.exitcode == 0 for run in runs)
+    assert len({run.agent_id for run in runs}) == 2, "both agents took trials"
+    for run in runs:  # one config shape, the trainer's: nested sections, no dotted keys
+        assert not [key for key in run.config if "." in key], run.config
+        assert run.config["optim"]["name"] == "sgd" and run.config["epochs"] == 2
+        assert run.summary["loss"] == (run.config["x"] - 1) ** 2 + 0.5
+        assert len(run.history) == 2
+    assert "best run" in launched.stdout and "loss = 0.5000 (x=1" in launched.stdout
+
+    status = sweeper("status", path, "--backend", "wandb")
+    assert status.returncode == 0, status.stderr
+    assert "progress: 4/4 done (4 finished)" in status.stdout
+    assert "loss = 0.5000" in status.stdout
+
+    report = sweeper("report", path, "-o", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    assert "x" in (tmp_path / "report" / "report.md").read_text()
+
+    key = wandb_server.api_key  # planted by the fixture: it may reach the server as auth only
+    assert key not in wandb_server.payload_text()
+    for output in (launched, status, report):
+        assert key not in output.stdout + output.stderr
+    assert key not in _everything_written(tmp_path / "store")
+    assert key not in _everything_written(tmp_path / "report")
+    assert key not in spec.read_text()
+
+
+def test_a_stop_command_ends_the_trial_at_an_epoch_boundary_with_its_summary(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    from sweeper.backends.wandb import WandbBackend
+
+    loaded = load_spec(
+        _spec(tmp_path, search={"x": [0.0, 1.0]}, base={"epochs": 40, "epoch_seconds": 0.2})
+    )
+    backend = WandbBackend(store, entity=ENTITY, project=PROJECT)
+    path = backend.create_sweep(
+        compile_stage(loaded.spec),
+        trainer="probe",
+        spec=loaded.spec.model_dump(mode="json"),
+        spec_hash=loaded.hash,
+    )
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "sweeper", "agent", path, "--backend", "wandb", "--count", "1"]
+        + ["--heartbeat-timeout", "6"],  # a heartbeat a second
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run = _started_run(wandb_server)
+    wandb_server.stop_run(run.id)
+    out, _ = agent.communicate(timeout=60)
+    assert agent.returncode == 0, out
+    assert run.state == "killed" and run.exitcode == 0, (run.state, out)
+    assert 2 <= len(run.history) < 40, "stopped early, at an epoch boundary"
+    assert run.summary["loss"] == run.history[-1]["loss"]
+    assert backend.counts(path) == {"stopped": 1}
+
+
+def test_a_staged_study_chains_its_stages_on_wandb_and_resumes(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    spec = _spec(
+        tmp_path,
+        search={},
+        base={"epochs": 1},
+        stages=[
+            {"name": "x", "search": {"x": [0.0, 3.0]}},
+            {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
+        ],
+    )
+    first = sweeper("launch", str(spec), "--backend", "wandb")
+    assert first.returncode == 0, first.stderr + first.stdout
+    by_name = {s.config["name"]: s for s in wandb_server.sweeps.values()}
+    assert set(by_name) == {"probe / x", "probe / lr"}
+    second_stage = by_name["probe / lr"].config["parameters"]
+    assert second_stage["x"] == {"value": 0}, "x=0 won stage one (loss 1 against 4)"
+    assert second_stage["optim"]["parameters"]["lr"] == {"values": [0.1, 0.01]}
+    runs_before = len(_runs(wandb_server))
+
+    again = sweeper("launch", str(spec), "--backend", "wandb")
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert again.stdout.count("(resumed,") == 2, again.stdout
+    assert len(wandb_server.sweeps) == 2 and len(_runs(wandb_server)) == runs_before
+
+
+def test_the_stock_wandb_agent_runs_a_compiled_sweep_and_stops_it_cleanly(
+    wandb_server: WandbServer, tmp_path: Path
+) -> None:
+    """What a W&B user does with `sweeper compile`: `wandb sweep` + `wandb agent`."""
+    spec = _spec(tmp_path, search={"x": [0.0, 1.0]}, base={"epochs": 60, "epoch_seconds": 0.2})
+    compiled = tmp_path / "sweep.yaml"
+    assert sweeper("compile", str(spec), "-o", str(compiled)).returncode == 0
+    created = subprocess.run(
+        [sys.executable, "-m", "wandb", "sweep", "--entity", ENTITY, str(compiled)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    sweep = _only_sweep(wandb_server)
+    assert sweep.config == yaml.safe_load(compiled.read_text())
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "wandb", "agent", "--count", "1", f"{ENTITY}/{PROJECT}/{sweep.id}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run = _started_run(wandb_server)
+    wandb_server.stop_run(run.id)  # the stock agent sends SIGTERM to `python -m sweeper.trial`
+    out, _ = agent.communicate(timeout=90)
+    assert agent.returncode == 0, out
+    assert run.exitcode == 0 and len(run.history) < 60, (run.state, out[-2000:])
+    assert run.summary["stopped_early"] is True and "loss" in run.summary
+    assert not [key for key in run.config if "." in key], run.config
+    assert run.config["optim"] == {
+        "name": "sgd", "lr": 0.1, "momentum": 0, "weight_decay": 0, "nesterov": False,
+        "betas": [0.9, 0.999],
+    }  # fmt: skip
+
+
+def test_wandb_backend_bad_input_is_one_line_and_exit_2(
+    wandb_server: WandbServer, store: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    spec = _spec(tmp_path, search={"x": [0.0]}, base={"epochs": 1})
+    cases = [
+        ("agent", f"{ENTITY}/{PROJECT}/nosuchid", "--backend", "wandb"),
+        ("status", "not-a-path", "--backend", "wandb"),
+        ("launch", str(spec), "--backend", "wandb", "--wandb", "offline"),
+    ]
+    for args in cases:
+        result = sweeper(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    monkeypatch.delenv("WANDB_API_KEY")
+    started = time.monotonic()
+    result = sweeper("launch", str(spec), "--backend", "wandb")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: W&B: connect: No API key configured. Use `wandb login` to log in."
+    ]
+    assert time.monotonic() - started < 30 and not wandb_server.sweeps
+
+
+def test_a_stage_whose_predecessor_has_no_finished_run_is_refused(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    spec = _spec(
+        tmp_path,
+        search={},
+        base={"epochs": 1, "crash": "raise"},
+        stages=[
+            {"name": "x", "search": {"x": [0.0, 1.0]}},
+            {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
+        ],
+    )
+    result = sweeper("launch", str(spec), "--backend", "wandb")
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "no run finished with metric 'loss'" in line and "(x)" in line
+    assert len(wandb_server.sweeps) == 1, "stage two was never created"
+    assert all(run.state == "failed" for run in _runs(wandb_server))
+    assert all(run.summary["error"].startswith("RuntimeError: boom") for run in _runs(wandb_server))

@@ -1,0 +1,423 @@
+"""Resolvers for the part of W&B's GraphQL schema that the wandb client uses.
+
+Field names and shapes follow the documents wandb 0.31 sends (its Python public API and
+the queries compiled into wandb-core). Objects are dicts whose values are data or
+callables taking the field's arguments, evaluated only when selected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from . import gql
+from .filters import matches, sort_runs
+from .state import AgentRecord, RunRecord, ServerState, SweepRecord, new_id
+
+Node = dict[str, Any]
+
+
+class GraphQLError(Exception):
+    """Reported to the client in the response's `errors` list."""
+
+
+def connection(items: list[Any], args: dict[str, Any], to_node: Callable[[Any], Node]) -> Node:
+    """A Relay connection page (`edges`, `pageInfo`) over `items`, cursors being offsets."""
+    start = int(args.get("after") or 0)
+    first = args.get("first")
+    end = len(items) if first is None else min(len(items), start + int(first))
+    edges = [{"node": to_node(item), "cursor": str(i + 1)} for i, item in enumerate(items)]
+    page = edges[start:end]
+    return {
+        "__typename": "Connection",
+        "edges": page,
+        "totalCount": len(items),
+        "pageInfo": {
+            "__typename": "PageInfo",
+            "endCursor": page[-1]["cursor"] if page else None,
+            "hasNextPage": end < len(items),
+            "startCursor": page[0]["cursor"] if page else None,
+            "hasPreviousPage": start > 0,
+        },
+    }
+
+
+def _json_arg(value: Any) -> Any:
+    """JSONString arguments arrive as JSON text (sometimes already decoded)."""
+    if isinstance(value, str):
+        return json.loads(value) if value else None
+    return value
+
+
+def _as_list(value: Any) -> list[Any]:
+    """GraphQL input coercion: a single value where a list is expected is a one-item list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+class Resolvers:
+    """Builds the root objects for queries and mutations over one `ServerState`."""
+
+    def __init__(self, state: ServerState, entity: str, base_url: str) -> None:
+        self.state = state
+        self.entity = entity
+        self.base_url = base_url
+
+    def execute(self, query: str, variables: dict[str, Any], operation: str | None) -> Any:
+        """Run one GraphQL request; the caller holds the state lock."""
+        op = gql.parse(query, operation)
+        root = self.mutation_root() if op.kind == "mutation" else self.query_root()
+        try:
+            return gql.execute(op, root, variables)
+        except KeyError as missing:
+            raise GraphQLError(
+                f"stand-in W&B server: operation {op.name or '<anonymous>'} asks for "
+                f"unsupported root field {missing.args[0]!r}"
+            ) from None
+
+    # -- roots ---------------------------------------------------------------------
+
+    def query_root(self) -> Node:
+        return {
+            "viewer": self.viewer(),
+            "serverInfo": {
+                "features": [],
+                "cliVersionInfo": {},
+                "latestLocalVersionInfo": None,
+                "availableBucketProviders": [],
+            },
+            "project": self.project_field,
+            "model": self.project_field,
+            "models": self.models,
+            "entity": lambda args: self.entity_node(args.get("name") or self.entity),
+        }
+
+    def mutation_root(self) -> Node:
+        return {
+            "upsertSweep": self.upsert_sweep,
+            "createAgent": self.create_agent,
+            "agentHeartbeat": self.agent_heartbeat,
+            "upsertBucket": self.upsert_bucket,
+            "createRunFiles": self.create_run_files,
+            "markRunFilesUploaded": lambda args: {"success": True},
+            "stopRun": self.stop_run,
+            "upsertModel": self.upsert_model,
+        }
+
+    # -- nodes ---------------------------------------------------------------------
+
+    def viewer(self) -> Node:
+        return {
+            "__typename": "User",
+            "id": "VXNlcjox",
+            "name": self.entity,
+            "username": self.entity,
+            "email": f"{self.entity}@example.invalid",
+            "entity": self.entity,
+            "admin": False,
+            "flags": "{}",
+            "deletedAt": None,
+            "apiKeys": {"edges": []},
+            "teams": {"edges": [{"node": {"name": self.entity}}]},
+            "defaultEntity": self.entity_node(self.entity),
+            "userEntity": self.entity_node(self.entity),
+        }
+
+    def entity_node(self, name: str) -> Node:
+        return {"__typename": "Entity", "id": f"entity-{name}", "name": name}
+
+    def project_node(self, entity: str, name: str) -> Node:
+        project_id = self.state.touch_project(entity, name)
+        in_project = [
+            r for r in self.state.runs.values() if r.entity == entity and r.project == name
+        ]
+        sweeps = [s for s in self.state.sweeps.values() if (s.entity, s.project) == (entity, name)]
+
+        def runs(args: dict[str, Any]) -> Node:
+            chosen = [r for r in in_project if matches(r, _json_arg(args.get("filters")))]
+            return connection(sort_runs(chosen, args.get("order")), args, self.run_node)
+
+        def sweep(args: dict[str, Any]) -> Node | None:
+            found = self.state.find_sweep(entity, name, args["sweepName"])
+            return None if found is None else self.sweep_node(found)
+
+        def run(args: dict[str, Any]) -> Node | None:
+            found = self.state.find_run(entity, name, args["name"])
+            return None if found is None else self.run_node(found)
+
+        return {
+            "__typename": "Project",
+            "id": str(project_id),
+            "internalId": str(project_id),
+            "name": name,
+            "entityName": entity,
+            "entity": self.entity_node(entity),
+            "createdAt": "2024-01-01T00:00:00",
+            "isBenchmark": False,
+            "readOnly": False,
+            "access": "PRIVATE",
+            "description": None,
+            "views": "{}",
+            "user": self.viewer(),
+            "totalSweeps": len(sweeps),
+            "sweeps": lambda args: connection(sweeps, args, self.sweep_node),
+            "sweep": sweep,
+            "runCount": lambda args: len(
+                [r for r in in_project if matches(r, _json_arg(args.get("filters")))]
+            ),
+            "runs": runs,
+            "run": run,
+            "bucket": run,
+        }
+
+    def project_field(self, args: dict[str, Any]) -> Node | None:
+        """`project(name, entityName)`: null for a project nobody has written to."""
+        entity = args.get("entityName") or self.entity
+        name = args.get("name")
+        if (entity, name) not in self.state.projects:
+            return None
+        return self.project_node(entity, name)
+
+    def models(self, args: dict[str, Any]) -> Node:
+        entity = args.get("entityName") or self.entity
+        names = [p for (e, p) in self.state.projects if e == entity]
+        return connection(names, args, lambda p: self.project_node(entity, p))
+
+    def sweep_node(self, sweep: SweepRecord) -> Node:
+        runs = self.state.sweep_runs(sweep)
+        agents = [a for a in self.state.agents.values() if a.sweep_id == sweep.id]
+        return {
+            "__typename": "Sweep",
+            "id": sweep.storage_id,
+            "name": sweep.id,
+            "displayName": sweep.display_name,
+            "method": sweep.config.get("method", "grid"),
+            "state": sweep.state,
+            "description": sweep.description,
+            "bestLoss": self.best_loss(sweep, runs),
+            "config": sweep.config_yaml,
+            "createdAt": sweep.created_at,
+            "updatedAt": sweep.updated_at,
+            "heartbeatAt": sweep.updated_at,
+            "runCount": len(runs),
+            "runCountExpected": sweep.config.get("run_cap"),
+            "earlyStopJobRunning": False,
+            "controller": sweep.controller,
+            "scheduler": sweep.scheduler,
+            "controllerRunName": None,
+            "project": lambda args: self.project_node(sweep.entity, sweep.project),
+            "runs": lambda args: connection(
+                [r for r in runs if matches(r, _json_arg(args.get("filters")))],
+                args,
+                self.run_node,
+            ),
+            "agents": lambda args: connection(agents, args, self.agent_node),
+            "agent": lambda args: next(
+                (self.agent_node(a) for a in agents if a.id == args.get("agentID")), None
+            ),
+        }
+
+    @staticmethod
+    def best_loss(sweep: SweepRecord, runs: list[RunRecord]) -> float | None:
+        metric = sweep.config.get("metric") or {}
+        values = [
+            r.summary[metric["name"]]
+            for r in runs
+            if metric.get("name") in r.summary
+            and isinstance(r.summary[metric["name"]], int | float)
+        ]
+        if not values:
+            return None
+        return max(values) if metric.get("goal") == "maximize" else min(values)
+
+    def agent_node(self, agent: AgentRecord) -> Node:
+        return {
+            "__typename": "Agent",
+            "id": agent.id,
+            "name": agent.id,
+            "host": agent.host,
+            "state": agent.state,
+            "totalRuns": len(agent.run_ids),
+            "createdAt": agent.created_at,
+            "heartbeatAt": agent.created_at,
+        }
+
+    def run_node(self, run: RunRecord) -> Node:
+        history = run.history
+        last_step = max((row.get("_step", i) for i, row in enumerate(history)), default=-1)
+        return {
+            "__typename": "Run",
+            "id": run.storage_id,
+            "name": run.id,
+            "displayName": run.display_name or run.id,
+            "description": run.description,
+            "notes": run.notes,
+            "tags": run.tags,
+            "sweepName": run.sweep_id,
+            "state": run.state,
+            "config": json.dumps(run.raw_config),
+            "group": run.group,
+            "jobType": run.job_type,
+            "commit": None,
+            "host": run.host,
+            "readOnly": False,
+            "createdAt": run.created_at,
+            "heartbeatAt": run.heartbeat_at,
+            "updatedAt": run.heartbeat_at,
+            "exitcode": run.exitcode,
+            "shouldStop": run.stop_requested,
+            "stopped": run.state == "killed",
+            "failed": run.state in ("failed", "crashed"),
+            "running": run.state == "running",
+            "systemMetrics": "{}",
+            "summaryMetrics": json.dumps(run.summary),
+            "historyLineCount": len(history),
+            "logLineCount": len(run.output),
+            "eventsLineCount": len(run.events),
+            "historyTail": json.dumps([json.dumps(row) for row in history[-10:]]),
+            "eventsTail": json.dumps([json.dumps(row) for row in run.events[-10:]]),
+            "wandbConfig": lambda args: json.dumps(
+                run.raw_config.get("_wandb", {}).get("value", {})
+            ),
+            "historyKeys": {
+                "lastStep": last_step,
+                "keys": {
+                    key: {"typeCounts": [{"type": "number", "count": 1}]}
+                    for row in history
+                    for key in row
+                },
+            },
+            "projectId": self.state.touch_project(run.entity, run.project),
+            "project": lambda args: self.project_node(run.entity, run.project),
+            "user": {"name": self.entity, "username": self.entity},
+            "sampledHistory": lambda args: [
+                self.sample(history, _json_arg(spec) or {}) for spec in _as_list(args.get("specs"))
+            ],
+            "history": lambda args: [
+                json.dumps(row)
+                for row in history
+                if args.get("minStep") is None
+                or args["minStep"] <= row.get("_step", 0) < args.get("maxStep", float("inf"))
+            ][: args.get("samples") or None],
+            "events": lambda args: [json.dumps(row) for row in run.events][
+                : args.get("samples") or None
+            ],
+            "sweep": None if run.sweep_id is None else self.sweep_ref(run),
+        }
+
+    def sweep_ref(self, run: RunRecord) -> Node | None:
+        sweep = self.state.sweeps.get(run.sweep_id or "")
+        return None if sweep is None else self.sweep_node(sweep)
+
+    @staticmethod
+    def sample(history: list[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows holding every requested key, reduced to those keys (W&B's sampledHistory)."""
+        keys = spec.get("keys") or []
+        rows = [{k: row[k] for k in keys} for row in history if all(k in row for k in keys)]
+        return rows[: spec.get("samples") or None]
+
+    # -- mutations -----------------------------------------------------------------
+
+    def upsert_sweep(self, args: dict[str, Any]) -> Node:
+        fields = args["input"]
+        entity = fields.get("entityName") or self.entity
+        project = fields.get("projectName") or "uncategorized"
+        if fields.get("id") and self.state.find_sweep(None, None, fields["id"]) is None:
+            raise GraphQLError(f"sweep {fields['id']} not found")
+        sweep = self.state.upsert_sweep(entity, project, fields)
+        return {
+            "sweep": self.sweep_node(sweep),
+            "configValidationWarnings": [],
+            "inserted": True,
+        }
+
+    def create_agent(self, args: dict[str, Any]) -> Node:
+        fields = args["input"]
+        sweep = self.state.find_sweep(
+            fields.get("entityName"), fields.get("projectName"), fields["sweep"]
+        )
+        if sweep is None:
+            raise GraphQLError(f"sweep {fields['sweep']} not found")
+        agent = self.state.register_agent(sweep, fields.get("host") or "unknown")
+        return {"agent": self.agent_node(agent)}
+
+    def agent_heartbeat(self, args: dict[str, Any]) -> Node:
+        fields = args["input"]
+        agent = self.state.agents.get(fields["id"])
+        if agent is None:
+            raise GraphQLError(f"agent {fields['id']} not found")
+        run_state = _json_arg(fields.get("runState")) or {}
+        commands = self.state.heartbeat(agent, run_state)
+        return {"agent": self.agent_node(agent), "commands": json.dumps(commands)}
+
+    def upsert_bucket(self, args: dict[str, Any]) -> Node:
+        """Create or update a run; wandb-core sends this when a run starts or changes."""
+        fields = args["input"]
+        run = None
+        if fields.get("id"):
+            run = next((r for r in self.state.runs.values() if r.storage_id == fields["id"]), None)
+        entity = fields.get("entityName") or (run.entity if run else self.entity)
+        project = fields.get("modelName") or (run.project if run else "uncategorized")
+        inserted = False
+        if run is None:
+            name = fields.get("name") or new_id(8)
+            run = self.state.find_run(entity, project, name)
+            if run is None:
+                run = self.state.add_run(RunRecord(id=name, entity=entity, project=project))
+                inserted = True
+        if run.state == "pending":
+            run.state = "running"
+        if fields.get("config") is not None:
+            run.raw_config = _json_arg(fields["config"]) or {}
+        if fields.get("summaryMetrics") is not None:
+            run.summary.update(_json_arg(fields["summaryMetrics"]) or {})
+        for attr, key in (
+            ("group", "groupName"),
+            ("job_type", "jobType"),
+            ("display_name", "displayName"),
+            ("description", "description"),
+            ("notes", "notes"),
+            ("host", "host"),
+            ("program", "jobProgram"),
+            ("tags", "tags"),
+            ("state", "state"),
+        ):
+            if fields.get(key) is not None:
+                setattr(run, attr, fields[key])
+        if fields.get("sweep"):
+            sweep = self.state.find_sweep(run.entity, run.project, fields["sweep"])
+            if sweep is None:
+                raise GraphQLError(f"sweep {fields['sweep']} not found")
+            self.state.attach_to_sweep(run, sweep)
+        node = self.run_node(run)
+        node["sweepName"] = run.sweep_id
+        return {"bucket": node, "inserted": inserted}
+
+    def create_run_files(self, args: dict[str, Any]) -> Node:
+        fields = args["input"]
+        entity = fields.get("entityName") or self.entity
+        project = fields["projectName"]
+        run = self.state.find_run(entity, project, fields["runName"])
+        if run is None:
+            raise GraphQLError(f"run {fields['runName']} not found")
+        base = f"{self.base_url}/storage/{entity}/{project}/{run.id}"
+        return {
+            "runID": run.storage_id,
+            "uploadHeaders": [],
+            "files": [{"name": name, "uploadUrl": f"{base}/{name}"} for name in fields["files"]],
+        }
+
+    def stop_run(self, args: dict[str, Any]) -> Node:
+        run = self.state.find_run(None, None, args["input"]["id"])
+        if run is None:
+            raise GraphQLError(f"run {args['input']['id']} not found")
+        run.stop_requested = True
+        return {"success": True}
+
+    def upsert_model(self, args: dict[str, Any]) -> Node:
+        fields = args["input"]
+        entity = fields.get("entityName") or self.entity
+        node = self.project_node(entity, fields["name"])
+        return {"project": node, "model": node, "inserted": True}

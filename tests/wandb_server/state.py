@@ -1,0 +1,322 @@
+"""In-memory W&B data (sweeps, runs, agents) and the sweep controller behind heartbeats."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from sweeper._sweeps import sweeps  # W&B's own engine, as the server runs it
+
+from .filters import matches
+
+HyperParameterSet = sweeps.params.HyperParameterSet
+
+LIVE_RUN_STATES = ("pending", "running")
+# W&B stops handing out runs in these states; agents exit once their runs are done.
+CLOSED_SWEEP_STATES = ("FINISHED", "CANCELED", "STOPPED", "FAILED")
+# In these states the live runs are stopped too (`wandb sweep --cancel`).
+KILLING_SWEEP_STATES = ("CANCELED", "STOPPED")
+
+
+def new_id(length: int = 8) -> str:
+    """A random lowercase id like the ones W&B gives runs and sweeps."""
+    return "".join(random.choices(string.ascii_lowercase + string.digits, k=length))
+
+
+def now_iso() -> str:
+    """A timestamp in the form W&B's GraphQL API returns (UTC, no offset)."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def unwrap_config(config: dict[str, Any]) -> dict[str, Any]:
+    """`{key: {"value": v, "desc": ...}}` -> `{key: v}`, dropping wandb's internal keys."""
+    plain: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in ("_wandb", "wandb_version"):
+            continue
+        plain[key] = value["value"] if isinstance(value, dict) and "value" in value else value
+    return plain
+
+
+def flatten_for_engine(config: dict[str, Any]) -> dict[str, Any]:
+    """Add flattened `{outer<DELIM>inner: {"value": v}}` keys for nested values.
+
+    sweeps 0.2.0 suggests nested parameters as `{"outer": {"value": {"inner": v}}}` but
+    looks up earlier runs under flattened keys, so without these a grid never advances.
+    """
+    flat = dict(config)
+
+    def walk(prefix: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            flat[prefix] = {"value": value}
+            return
+        for key, inner in value.items():
+            walk(f"{prefix}{HyperParameterSet.NESTING_DELIMITER}{key}", inner)
+
+    for key, value in config.items():
+        inner = value.get("value") if isinstance(value, dict) else None
+        if isinstance(inner, dict):
+            for sub_key, sub_value in inner.items():
+                walk(f"{key}{HyperParameterSet.NESTING_DELIMITER}{sub_key}", sub_value)
+    return flat
+
+
+@dataclass
+class RunRecord:
+    """One run (W&B "bucket"), as the stand-in stores it.
+
+    `raw_config` is the config as the client sent it (`{key: {"value": v, "desc": ...}}`);
+    `uploads` counts finished write sessions (file_stream `complete`), so a run that a
+    live process or `wandb sync` wrote once has 1 however many requests that took.
+    """
+
+    id: str
+    entity: str
+    project: str
+    storage_id: str = field(default_factory=lambda: new_id(12))
+    sweep_id: str | None = None
+    agent_id: str | None = None
+    state: str = "running"
+    raw_config: dict[str, Any] = field(default_factory=dict)
+    assigned: dict[str, Any] | None = None
+    """The parameters the controller handed out for this run. The engine reads these, not
+    the run's own config: wandb-core re-encodes numbers (0.0 arrives as 0), and the grid
+    engine tells 0 and 0.0 apart."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    group: str | None = None
+    job_type: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    notes: str | None = None
+    host: str | None = None
+    program: str | None = None
+    tags: list[str] = field(default_factory=list)
+    exitcode: int | None = None
+    stop_requested: bool = False
+    uploads: int = 0
+    created_at: str = field(default_factory=now_iso)
+    heartbeat_at: str = field(default_factory=now_iso)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config as the user sees it (values unwrapped, no `_wandb`)."""
+        return unwrap_config(self.raw_config)
+
+    @property
+    def name(self) -> str:
+        """W&B calls the run id the run's "name"."""
+        return self.id
+
+
+@dataclass
+class SweepRecord:
+    """One sweep; `config` is parsed from the YAML the client sent.
+
+    New sweeps are RUNNING, as on W&B; only launch-scheduler sweeps ask for PENDING.
+    """
+
+    id: str
+    entity: str
+    project: str
+    config: dict[str, Any]
+    config_yaml: str
+    storage_id: str = field(default_factory=lambda: new_id(12))
+    state: str = "RUNNING"
+    run_ids: list[str] = field(default_factory=list)
+    display_name: str | None = None
+    description: str | None = None
+    controller: str | None = None
+    scheduler: str | None = None
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class AgentRecord:
+    """A registered sweep agent and the runs handed to it."""
+
+    id: str
+    sweep_id: str
+    entity: str
+    project: str
+    host: str
+    state: str = "RUNNING"
+    run_ids: list[str] = field(default_factory=list)
+    heartbeat_at: float = field(default_factory=time.time)
+    created_at: str = field(default_factory=now_iso)
+
+
+class ServerState:
+    """Everything the stand-in knows, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.sweeps: dict[str, SweepRecord] = {}
+        self.runs: dict[tuple[str, str, str], RunRecord] = {}
+        self.agents: dict[str, AgentRecord] = {}
+        self.projects: dict[tuple[str, str], int] = {}
+
+    def touch_project(self, entity: str, project: str) -> int:
+        """Projects spring into existence on first use, as on W&B; returns the project id."""
+        return self.projects.setdefault((entity, project), len(self.projects) + 1)
+
+    def find_sweep(self, entity: str | None, project: str | None, name: str) -> SweepRecord | None:
+        sweep = self.sweeps.get(name) or next(
+            (s for s in self.sweeps.values() if s.storage_id == name), None
+        )
+        if sweep is None:
+            return None
+        if (entity and sweep.entity != entity) or (project and sweep.project != project):
+            return None
+        return sweep
+
+    def find_run(self, entity: str | None, project: str | None, name: str) -> RunRecord | None:
+        for run in self.runs.values():
+            if run.id != name and run.storage_id != name:
+                continue
+            if (entity and run.entity != entity) or (project and run.project != project):
+                continue
+            return run
+        return None
+
+    def add_run(self, run: RunRecord) -> RunRecord:
+        self.touch_project(run.entity, run.project)
+        self.runs[(run.entity, run.project, run.id)] = run
+        return run
+
+    def attach_to_sweep(self, run: RunRecord, sweep: SweepRecord) -> None:
+        run.sweep_id = sweep.id
+        if run.id not in sweep.run_ids:
+            sweep.run_ids.append(run.id)
+
+    def upsert_sweep(self, entity: str, project: str, fields: dict[str, Any]) -> SweepRecord:
+        """Create a sweep, or update the one whose id (or storage id) is given."""
+        sweep = self.find_sweep(None, None, fields["id"]) if fields.get("id") else None
+        if sweep is None:
+            config_yaml = fields.get("config") or "{}"
+            sweep = SweepRecord(
+                id=new_id(8),
+                entity=entity,
+                project=project,
+                config=yaml.safe_load(config_yaml) or {},
+                config_yaml=config_yaml,
+            )
+            self.touch_project(entity, project)
+            self.sweeps[sweep.id] = sweep
+        elif fields.get("config"):
+            sweep.config_yaml = fields["config"]
+            sweep.config = yaml.safe_load(sweep.config_yaml) or {}
+        for attr, key in (
+            ("state", "state"),
+            ("display_name", "displayName"),
+            ("description", "description"),
+            ("controller", "controller"),
+            ("scheduler", "scheduler"),
+        ):
+            if fields.get(key) is not None:
+                setattr(sweep, attr, fields[key])
+        sweep.updated_at = now_iso()
+        if fields.get("priorRunsFilters"):
+            prior = json.loads(fields["priorRunsFilters"])
+            for run in list(self.runs.values()):
+                same_project = (run.entity, run.project) == (sweep.entity, sweep.project)
+                if same_project and matches(run, prior):
+                    self.attach_to_sweep(run, sweep)
+        return sweep
+
+    def register_agent(self, sweep: SweepRecord, host: str) -> AgentRecord:
+        agent = AgentRecord(
+            id=new_id(12), sweep_id=sweep.id, entity=sweep.entity, project=sweep.project, host=host
+        )
+        self.agents[agent.id] = agent
+        if sweep.state == "PENDING":
+            sweep.state = "RUNNING"
+        return agent
+
+    def sweep_runs(self, sweep: SweepRecord) -> list[RunRecord]:
+        found = (self.find_run(sweep.entity, sweep.project, rid) for rid in sweep.run_ids)
+        return [run for run in found if run is not None]
+
+    def heartbeat(self, agent: AgentRecord, run_state: dict[str, bool]) -> list[dict[str, Any]]:
+        """Decide the agent's commands the way W&B's sweep controller does.
+
+        One run per agent: stop runs that were asked to stop, hand out the engine's next
+        suggestion when the agent is idle, and send `exit` when nothing is left.
+        """
+        agent.heartbeat_at = time.time()
+        sweep = self.sweeps[agent.sweep_id]
+        commands: list[dict[str, Any]] = []
+        live: list[RunRecord] = []
+        for run_id in agent.run_ids:
+            run = self.find_run(agent.entity, agent.project, run_id)
+            if run is None:
+                continue
+            if run_state.get(run_id):
+                live.append(run)
+                if run.stop_requested or sweep.state in KILLING_SWEEP_STATES:
+                    commands.append({"type": "stop", "run_id": run.id})
+            elif run.state in LIVE_RUN_STATES:
+                # The agent's process ended without the run reporting an end state.
+                run.state = "killed" if run.stop_requested else "crashed"
+        if live:
+            return commands
+        if sweep.state in ("PAUSED", *CLOSED_SWEEP_STATES):
+            return [] if sweep.state == "PAUSED" else [{"type": "exit"}]
+        suggestion = self._suggest(sweep)
+        if suggestion is None:
+            if not any(run.state in LIVE_RUN_STATES for run in self.sweep_runs(sweep)):
+                sweep.state = "FINISHED"
+            return [{"type": "exit"}]
+        sweep.state = "RUNNING"
+        run = self.add_run(
+            RunRecord(
+                id=new_id(8),
+                entity=sweep.entity,
+                project=sweep.project,
+                state="pending",
+                raw_config=suggestion,
+                assigned=suggestion,
+                agent_id=agent.id,
+            )
+        )
+        self.attach_to_sweep(run, sweep)
+        agent.run_ids.append(run.id)
+        return [
+            {
+                "type": "run",
+                "run_id": run.id,
+                "args": suggestion,
+                "program": sweep.config.get("program"),
+            }
+        ]
+
+    def _suggest(self, sweep: SweepRecord) -> dict[str, Any] | None:
+        """Ask W&B's own `sweeps` engine for the next parameters, or None when done."""
+        history_runs = [
+            sweeps.SweepRun(
+                name=run.id,
+                state=run.state,
+                config=flatten_for_engine(run.assigned or run.raw_config),
+                summaryMetrics=run.summary,
+                sampledHistory=run.history,
+                exitcode=run.exitcode,
+            )
+            for run in self.sweep_runs(sweep)
+        ]
+        suggestion = sweeps.next_run(sweep.config, history_runs)
+        if suggestion is None:
+            return None
+        # The engine suggests numpy scalars; the client gets (and stores) plain JSON.
+        return json.loads(json.dumps(suggestion.config, default=lambda value: value.item()))
