@@ -115,9 +115,9 @@ def test_a_stop_command_ends_the_trial_at_an_epoch_boundary_with_its_summary(
         spec=loaded.spec.model_dump(mode="json"),
         spec_hash=loaded.hash,
     )
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "sweeper", "agent", path, "--backend", "wandb", "--count", "1"]
-        + ["--heartbeat-timeout", "6"],  # a heartbeat a second
+    command = ["agent", path, "--backend", "wandb", "--count", "1", "--heartbeat-timeout", "6"]
+    agent = subprocess.Popen(  # --heartbeat-timeout 6: a heartbeat a second
+        [sys.executable, "-m", "sweeper", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
