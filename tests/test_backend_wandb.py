@@ -237,3 +237,54 @@ def test_a_stage_whose_predecessor_has_no_finished_run_is_refused(
     assert len(wandb_server.sweeps) == 1, "stage two was never created"
     assert all(run.state == "failed" for run in _runs(wandb_server))
     assert all(run.summary["error"].startswith("RuntimeError: boom") for run in _runs(wandb_server))
+
+
+def test_sync_publishes_a_local_study_once_with_the_stores_run_ids(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    from sweeper.backends.local import LocalBackend
+
+    spec = _spec(
+        tmp_path,
+        search={},
+        base={"epochs": 3},
+        stages=[
+            {"name": "x", "search": {"x": [0.0, 3.0]}},
+            {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
+        ],
+    )
+    launched = sweeper("launch", str(spec), "--wandb", "disabled")
+    assert launched.returncode == 0, launched.stderr
+    local = LocalBackend(store, create=False)
+    stages = local.sweeps(local.sweeps()[0].study)
+    table = local.runs([s.id for s in stages])
+
+    first = sweeper("sync", stages[0].study, "--entity", ENTITY)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("2 uploaded, 0 already there") == 2, first.stdout
+    runs = {run.id: run for run in _runs(wandb_server)}
+    assert set(runs) == set(table["run_id"]), "W&B run ids are the store's run ids"
+    for row in table.to_dict("records"):
+        run = runs[row["run_id"]]
+        assert run.state == "finished" and run.uploads == 1
+        assert run.group == stages[0].study and run.job_type == row["stage_name"]
+        assert run.summary["loss"] == row["summary.loss"]
+        assert [h["loss"] for h in run.history] == list(local.history([row["run_id"]])["loss"])
+        assert not [key for key in run.config if "." in key]
+        assert (
+            run.config["x"] == row["config.x"]
+            and run.config["_sweeper"]["sweep"] == row["sweep_id"]
+        )
+    by_name = {s.config["name"]: s for s in wandb_server.sweeps.values()}
+    assert set(by_name) == {"probe / x", "probe / lr"}
+    for stage in stages:
+        synced = by_name[stage.name]
+        assert sorted(synced.run_ids) == sorted(table[table["sweep_id"] == stage.id]["run_id"])
+        assert synced.config["parameters"] == stage.config["parameters"]
+
+    second = sweeper("sync", stages[0].study, "--entity", ENTITY)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("0 uploaded, 2 already there") == 2, second.stdout
+    assert all(run.uploads == 1 for run in _runs(wandb_server)), "syncing twice uploads once"
+    assert len(wandb_server.sweeps) == 2
+    assert wandb_server.api_key not in wandb_server.payload_text() + first.stdout + second.stdout

@@ -65,6 +65,11 @@ HeartbeatTimeout = Annotated[
 ]
 
 
+def _say(line: str) -> None:
+    """A line from the library, printed as it is (no rich markup in run ids or paths)."""
+    console.print(line, markup=False, highlight=False)
+
+
 def user_errors(command: F) -> F:
     """Bad input becomes one line on stderr and exit code 2, never a traceback."""
 
@@ -386,7 +391,7 @@ def agent(
         grace=grace,
         threads=threads,
     )
-    runner = Agent(options, say=lambda line: console.print(line, markup=False, highlight=False))
+    runner = Agent(options, say=_say)
     raise typer.Exit(runner.run())
 
 
@@ -409,6 +414,31 @@ def status(sweep_id: str, store: Store = None, backend_kind: BackendOpt = "local
     best = best_run(backend.run_views(sweep.id), metric, goal)
     if best:
         console.print(f"best so far: run {best[0].name}, {metric} = {best[1]:.4f}")
+
+
+@app.command()
+@user_errors
+def sync(
+    sweep_id: Annotated[str, typer.Argument(help="A local sweep or study id.")],
+    entity: Entity = None,
+    project: Project = None,
+    store: Store = None,
+) -> None:
+    """Publish a local sweep (every stage of a study) to W&B: its runs under their own ids,
+    then a W&B sweep over them. Runs already there are skipped."""
+    from sweeper.backends.local import LocalBackend
+    from sweeper.backends.sync import sync as publish
+    from sweeper.backends.wandb import WandbBackend
+
+    local = LocalBackend(store, create=False)
+    target = WandbBackend(local.path, entity=entity, project=project)
+    for result in publish(local, target, sweep_id, _say):
+        waiting = f", {len(result.skipped)} not over yet" if result.skipped else ""
+        console.print(
+            f"sweep {result.local} -> {result.sweep}: {len(result.uploaded)} uploaded, "
+            f"{len(result.already)} already there{waiting}"
+        )
+        console.print(f"  {target.url(result.sweep)}")
 
 
 @app.command()

@@ -127,6 +127,15 @@ class WandbBackend:
                 delay *= 2
         raise AssertionError("unreachable")
 
+    def _listing(self, what: str, fn: Callable[[], list[Any]]) -> list[Any]:
+        """A listing of a project, empty when the project does not exist yet."""
+        try:
+            return self._call(what, fn)
+        except SweeperError as exc:
+            if "could not find project" in str(exc).lower():
+                return []
+            raise
+
     def _path(self, sweep_id: str) -> tuple[str, str, str]:
         if "/" not in sweep_id and self.entity and self.project:
             return self.entity, self.project, sweep_id
@@ -170,8 +179,7 @@ class WandbBackend:
     ) -> str:
         from wandb.apis.public.sweeps import _upsert_sweep
 
-        entity = self.entity or config.get("entity") or self.api.default_entity
-        project = self.project or config.get("project") or "sweeper"
+        entity, project = self.entity_and_project(config.get("entity"), config.get("project"))
         mark = {
             "spec": spec_hash[:12],
             "study": study,
@@ -180,13 +188,12 @@ class WandbBackend:
             "carried": dict(carried or {}),
             "agents": spec.get("agents", {}),
         }
-        created, warnings = self._call(
+        created, _warnings = self._call(  # W&B's schema warnings: ours already passed
             "create sweep",
             lambda: _upsert_sweep(
                 self.api, with_mark(config, mark), entity=entity, project=project
             ),
         )
-        del warnings  # W&B's own schema check; ours already passed
         return f"{entity}/{project}/{created['name']}"
 
     def _sweep(self, sweep_id: str) -> Any:
@@ -229,22 +236,59 @@ class WandbBackend:
             entity=sweep.entity,
         )
 
+    def entity_and_project(self, entity: str | None, project: str | None) -> tuple[str, str]:
+        """This backend's --entity/--project, else the given ones, else wandb's defaults."""
+        return (
+            self.entity or entity or self.api.default_entity,
+            self.project or project or "sweeper",
+        )
+
+    def find_sweep(
+        self, entity: str, project: str, wanted: Callable[[dict[str, Any]], bool]
+    ) -> str | None:
+        """The newest sweep of the project whose study mark `wanted` accepts, as its path."""
+        project_api = self.api.project(project, entity=entity)
+        for sweep in self._listing("list sweeps", lambda: list(project_api.sweeps())):
+            if wanted(read_mark(dict(sweep.config).get("description"))):
+                return f"{entity}/{project}/{sweep.id}"
+        return None
+
     def find_stage(self, spec_hash: str, stage: int) -> SweepRecord | None:
         """The newest sweep in the project made for this stage of this exact spec."""
-        entity = self.entity or self.api.default_entity
-        project = self.project or "sweeper"
-        project_api = self.api.project(project, entity=entity)
-        try:
-            found = self._call("list sweeps", lambda: list(project_api.sweeps()))
-        except SweeperError as exc:
-            if "could not find project" in str(exc).lower():
-                return None  # a new project: nothing to resume
-            raise
-        for sweep in found:
-            mark = read_mark(dict(sweep.config).get("description"))
-            if mark.get("spec") == spec_hash[:12] and mark.get("stage") == stage:
-                return self.sweep(f"{entity}/{project}/{sweep.id}")
-        return None
+        entity, project = self.entity_and_project(None, None)
+        path = self.find_sweep(
+            entity, project, lambda m: m.get("spec") == spec_hash[:12] and m.get("stage") == stage
+        )
+        return None if path is None else self.sweep(path)
+
+    def existing_runs(self, entity: str, project: str, run_ids: list[str]) -> set[str]:
+        """Which of these run ids the project already has."""
+        if not run_ids:
+            return set()
+        path, filters = f"{entity}/{project}", {"name": {"$in": run_ids}}
+        found = self._listing("list runs", lambda: list(self.api.runs(path, filters=filters)))
+        return {run.id for run in found}
+
+    def attach_runs(
+        self,
+        entity: str,
+        project: str,
+        config: Mapping[str, Any],
+        run_ids: list[str],
+        existing: str | None = None,
+    ) -> str:
+        """A sweep over runs already on the server (W&B's prior runs): made, or extended."""
+        from wandb.apis.public.sweeps import _upsert_sweep
+
+        storage_id = self._sweep(existing)._attrs["id"] if existing else None
+        created, _warnings = self._call(
+            "create sweep over runs",
+            lambda: _upsert_sweep(
+                self.api, dict(config), obj_id=storage_id, entity=entity, project=project,
+                prior_runs=run_ids or None,
+            ),
+        )  # fmt: skip
+        return existing or f"{entity}/{project}/{created['name']}"
 
     def set_sweep_state(self, sweep_id: str, state: str) -> None:
         from wandb.apis.public.sweeps import _set_sweep_state

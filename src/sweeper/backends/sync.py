@@ -1,0 +1,108 @@
+"""`sweeper sync`: publish a local sweep (or every stage of a study) to a W&B server.
+
+Each finished run is uploaded once, under the store's own run id (a requeued trial is one W&B
+run), with its config in the trainer's shape, its per-epoch history and its summary, grouped
+by study and stage. Then a W&B sweep carrying the compiled config is created over those runs
+(W&B's `prior_runs`), so the W&B UI shows them as the sweep they were. Runs already on the
+server are skipped, so syncing twice uploads nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sweeper.agent.tracking import finite, start_wandb
+from sweeper.agent.trial import wandb_identity
+from sweeper.backends.base import Claim, SweepRecord
+from sweeper.backends.local import LocalBackend
+from sweeper.backends.wandb import WandbBackend, with_mark
+from sweeper.spec.paths import unflatten
+from sweeper.sweep import TERMINAL
+
+
+@dataclass
+class Synced:
+    """What one sync did for one local sweep."""
+
+    local: str
+    sweep: str
+    """entity/project/sweep_id on W&B."""
+    uploaded: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Runs not yet over (pending, running, preempted): a later sync takes them."""
+
+
+def sync(
+    local: LocalBackend,
+    target: WandbBackend,
+    sweep_or_study: str,
+    say: Callable[[str], None] = lambda line: None,
+) -> list[Synced]:
+    first = local.sweep(sweep_or_study)
+    sweeps = local.sweeps(first.study) if first.study == sweep_or_study else [first]
+    return [_sync_one(local, target, sweep, say) for sweep in sweeps]
+
+
+def _sync_one(
+    local: LocalBackend, target: WandbBackend, sweep: SweepRecord, say: Callable[[str], None]
+) -> Synced:
+    entity, project = target.entity_and_project(sweep.entity, sweep.project)
+    table = local.runs(sweep.id)
+    over = table[table["state"].isin(TERMINAL)]
+    ids = list(over["run_id"])
+    result = Synced(local=sweep.id, sweep="")
+    result.skipped = [r for r in table["run_id"] if r not in set(ids)]
+    result.already = sorted(target.existing_runs(entity, project, ids))
+    for run_id in ids:
+        if run_id in result.already:
+            continue
+        _upload(local, sweep, run_id, entity, project, target)
+        result.uploaded.append(run_id)
+        say(f"uploaded run {run_id}")
+    mark = {"synced_from": sweep.id, "study": sweep.study, "stage": sweep.stage}
+    mark |= {"stage_name": sweep.stage_name, "carried": sweep.carried}
+    mark |= {"spec": sweep.spec_hash[:12], "agents": sweep.spec.get("agents", {})}
+    found = target.find_sweep(entity, project, lambda m: m.get("synced_from") == sweep.id)
+    config = with_mark({**sweep.config, "project": project}, mark)
+    result.sweep = target.attach_runs(entity, project, config, ids, existing=found)
+    target.set_sweep_state(result.sweep, "finished")
+    return result
+
+
+def _upload(
+    local: LocalBackend,
+    sweep: SweepRecord,
+    run_id: str,
+    entity: str,
+    project: str,
+    target: WandbBackend,
+) -> None:
+    row = local.run(run_id)
+    claim = Claim(run_id, sweep.id, row["attempt"], {})
+    meta = row["meta"]
+    trainer_config = meta.get("config") or unflatten(
+        {k: v["value"] for k, v in row["params"].items()}
+    )
+    extra = {k: v for k, v in meta.items() if k != "config"}
+    run = start_wandb(
+        "online",
+        run_id=run_id,
+        project=project,
+        entity=entity,
+        group=sweep.study or sweep.id,
+        job_type=sweep.stage_name,
+        directory=target.root,
+        config={**trainer_config, "_sweeper": {**wandb_identity(claim, sweep), **extra}},
+    )
+    history = local.history([run_id])
+    for record in history.to_dict("records"):
+        step = int(record.pop("_step"))
+        record.pop("run_id")
+        run.log(finite({k: v for k, v in record.items() if v == v}), step=step)
+    run.summary.update(finite(row["summary"]))
+    if row["error"]:
+        run.summary["error"] = row["error"].splitlines()[0]
+    run.summary["state"] = row["state"]
+    run.finish(exit_code=0 if row["state"] in ("finished", "stopped") else 1)
