@@ -288,3 +288,42 @@ def test_sync_publishes_a_local_study_once_with_the_stores_run_ids(
     assert all(run.uploads == 1 for run in _runs(wandb_server)), "syncing twice uploads once"
     assert len(wandb_server.sweeps) == 2
     assert wandb_server.api_key not in wandb_server.payload_text() + first.stdout + second.stdout
+
+
+def test_an_agent_keeps_its_trial_through_a_server_outage(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    from sweeper.backends.wandb import WandbBackend
+
+    loaded = load_spec(
+        _spec(tmp_path, search={"x": [0.0]}, base={"epochs": 30, "epoch_seconds": 0.2})
+    )
+    path = WandbBackend(store, entity=ENTITY, project=PROJECT).create_sweep(
+        compile_stage(loaded.spec), trainer="probe", spec={}, spec_hash=loaded.hash
+    )
+    command = ["agent", path, "--backend", "wandb", "--heartbeat-timeout", "6"]
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "sweeper", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run = _started_run(wandb_server)
+    wandb_server.set_unreachable(True)
+    time.sleep(4)  # heartbeats and uploads fail meanwhile; the trial goes on
+    wandb_server.set_unreachable(False)
+    out, _ = agent.communicate(timeout=120)
+    assert agent.returncode == 0, out
+    assert run.state == "finished" and len(run.history) == 30, (run.state, out)
+    assert wandb_server.sweeps[path.rsplit("/", 1)[1]].state == "FINISHED"
+
+
+def test_an_unreachable_server_is_one_line_and_exit_2(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    spec = _spec(tmp_path, search={"x": [0.0]}, base={"epochs": 1})
+    wandb_server.set_unreachable(True)
+    result = sweeper("launch", str(spec), "--backend", "wandb", timeout=120)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: W&B: connect: ") and "Traceback" not in result.stderr

@@ -240,3 +240,33 @@ def test_syncing_an_offline_run_twice_uploads_it_once(wandb_server: WandbServer)
     assert stored.state == "finished"
     assert stored.config == {"lr": 0.5}
     assert [row["loss"] for row in stored.history] == [0.25]
+
+
+def test_a_config_the_sweeps_schema_rejects_creates_no_sweep(wandb_server: WandbServer) -> None:
+    """W&B refuses such a config with an error (not a warning), so sweeper must hear of it."""
+    from wandb.errors import CommError
+
+    bad = {"method": "grid", "metric": {"name": "loss"}, "parameters": {"x": {"values": []}}}
+
+    with pytest.raises(CommError, match=r"Invalid sweep config: .*'values': \[\]"):
+        _sweep(bad)
+
+    assert wandb_server.sweeps == {}
+    assert wandb_server.errors == []  # a refusal, not a gap in the stand-in
+
+
+def test_newer_w_and_b_keys_and_sweeper_shapes_are_accepted(wandb_server: WandbServer) -> None:
+    """`run_cap` and hyperband's `strict` postdate the `sweeps` 0.2.0 schema; W&B takes them."""
+    config = {
+        **NESTED_GRID,
+        "method": "random",
+        "run_cap": 3,
+        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2, "strict": True},
+        "program": "sweeper.trial",
+        "command": ["${env}", "${interpreter}", "-m", "${program}", "--trainer", "probe"],
+        "description": 'sweeper: {"stage": 0}',
+    }
+
+    sweep_id = _sweep(config)
+
+    assert wandb_server.sweeps[sweep_id].config == config

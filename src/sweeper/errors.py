@@ -15,3 +15,8 @@ class SpecError(SweeperError):
 
 class NotFoundError(SweeperError):
     """An unknown sweep, run or trainer."""
+
+
+class Unreachable(SweeperError):
+    """A server that did not answer, even after retries: callers that can wait (an agent with
+    trials running) try again later; the rest say it in one line."""

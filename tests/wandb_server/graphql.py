@@ -13,13 +13,29 @@ from typing import Any
 
 from . import gql
 from .filters import matches, sort_runs
-from .state import AgentRecord, RunRecord, ServerState, SweepRecord, new_id
+from .state import (
+    AgentRecord,
+    RunRecord,
+    ServerState,
+    SweepRecord,
+    new_id,
+    sweep_config_violations,
+)
 
 Node = dict[str, Any]
 
 
 class GraphQLError(Exception):
     """Reported to the client in the response's `errors` list."""
+
+
+class Rejected(GraphQLError):
+    """Input the real server refuses (HTTP 400), unlike a gap in the stand-in: not logged as
+    a stand-in error. `field` is the mutation that refused it, as W&B reports in `path`."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def connection(items: list[Any], args: dict[str, Any], to_node: Callable[[Any], Node]) -> Node:
@@ -326,6 +342,10 @@ class Resolvers:
         project = fields.get("projectName") or "uncategorized"
         if fields.get("id") and self.state.find_sweep(None, None, fields["id"]) is None:
             raise GraphQLError(f"sweep {fields['id']} not found")
+        if fields.get("config"):
+            violations = sweep_config_violations(fields["config"])
+            if violations:
+                raise Rejected(f"Invalid sweep config: {violations[0]}", "upsertSweep")
         sweep = self.state.upsert_sweep(entity, project, fields)
         return {
             "sweep": self.sweep_node(sweep),

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from . import gql
-from .graphql import GraphQLError, Resolvers
+from .graphql import GraphQLError, Rejected, Resolvers
 from .state import AgentRecord, RunRecord, ServerState, SweepRecord
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,10 @@ class WandbServer:
         try:
             with self.state.lock:
                 data = self._resolvers.execute(query, body.get("variables") or {}, operation)
+        except Rejected as err:
+            # As W&B answers a config it refuses: 400, the message, the mutation's path.
+            error = {"message": str(err), "path": [err.field]}
+            return HTTPStatus.BAD_REQUEST, {"errors": [error], "data": {err.field: None}}
         except (GraphQLError, gql.GraphQLSyntaxError) as err:
             self._complain(str(err), query)
             return HTTPStatus.OK, {"data": None, "errors": [{"message": str(err)}]}

@@ -69,6 +69,25 @@ def flatten_for_engine(config: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def sweep_config_violations(config_yaml: str) -> list[str]:
+    """Why W&B would refuse this sweep config, as its `sweeps` engine's schema says.
+
+    `run_cap` and hyperband's `strict` are W&B keys newer than the schema in `sweeps` 0.2.0,
+    so they are left out of the check, as sweeper's own check does.
+    """
+    try:
+        config = yaml.safe_load(config_yaml)
+    except yaml.YAMLError as err:
+        return [f"not YAML: {err}"]
+    if not isinstance(config, dict):
+        return [f"a sweep config is a mapping, not {type(config).__name__}"]
+    candidate = {k: v for k, v in config.items() if k != "run_cap"}
+    early = candidate.get("early_terminate")
+    if isinstance(early, dict):
+        candidate["early_terminate"] = {k: v for k, v in early.items() if k != "strict"}
+    return list(sweeps.schema_violations_from_proposed_config(candidate))
+
+
 @dataclass
 class RunRecord:
     """One run (W&B "bucket"), as the stand-in stores it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import WandbMode
 from sweeper.backends.base import Backend, SweepRecord
 from sweeper.backends.local import LocalBackend, new_id, store_path
-from sweeper.errors import SpecError, SweeperError
+from sweeper.errors import SpecError, SweeperError, Unreachable
 from sweeper.spec.compile import carried_config, compile_stage
 from sweeper.spec.load import LoadedSpec, grid_size, validate_config
 from sweeper.spec.models import Spec, Stage
@@ -110,7 +111,8 @@ def run_agents(
     metric, goal = sweep.metric
     try:
         while any(p.poll() is None for p in processes):
-            on_progress(_snapshot(backend, sweep, total, metric, goal))
+            with contextlib.suppress(Unreachable):  # the agents wait out an outage; so do we
+                on_progress(_snapshot(backend, sweep, total, metric, goal))
             time.sleep(backend.progress_every)
     except KeyboardInterrupt:
         for p in processes:  # they got the same Ctrl-C; let them requeue their trials

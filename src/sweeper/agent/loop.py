@@ -26,6 +26,7 @@ from sweeper.agent.tracking import StopFlag, WandbMode
 from sweeper.backends import BackendKind, open_backend
 from sweeper.backends.base import Backend, Claim, SweepRecord
 from sweeper.backends.local import new_id
+from sweeper.errors import Unreachable
 from sweeper.trainers.registry import get_trainer
 
 WANDB_WARM_MODULES = ("wandb", "wandb.sdk.launch")
@@ -125,6 +126,7 @@ class Agent:
         self.stop_reason: str | None = None
         self.stop_deadline: float | None = None
         self._next_claim = 0.0
+        self._outage: str | None = None
         self._context = multiprocessing.get_context("fork")
 
     def warm_up(self) -> None:
@@ -146,10 +148,17 @@ class Agent:
             last_beat = time.monotonic()
             while True:
                 self._reap()
-                if self.stop_reason is None:
-                    self._fill_slots()
-                if not self.running and self._finished():
-                    break
+                try:
+                    if self.stop_reason is None:
+                        self._fill_slots()
+                    if not self.running and self._finished():
+                        break
+                    self._outage = None
+                except Unreachable as exc:  # running trials go on; ask again in a while
+                    if self._outage is None:
+                        self.say(f"[{self.id}] {exc}; trials keep running, retrying")
+                    self._outage = str(exc)
+                    self._next_claim = time.monotonic() + self.options.heartbeat_interval
                 if time.monotonic() - last_beat >= self.options.heartbeat_interval:
                     self._heartbeat()
                     last_beat = time.monotonic()

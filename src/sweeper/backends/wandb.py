@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sweeper.backends.base import Beat, Claim, SweepRecord
 from sweeper.backends.local import exit_reason, output_tail
-from sweeper.errors import NotFoundError, SweeperError
-from sweeper.spec.paths import flatten
+from sweeper.errors import NotFoundError, SweeperError, Unreachable
 from sweeper.sweep import RunView, unwrap
 
 if TYPE_CHECKING:
@@ -47,6 +46,9 @@ SWEEP_STATES = {"PENDING": "running", "RUNNING": "running", "PAUSED": "running"}
 """W&B sweep states ours call running; FINISHED and CANCELED are over."""
 
 RETRIES = 4
+"""Tries of one W&B call (1, 2, 4 s apart) before it is reported."""
+API_TIMEOUT = 20
+"""Seconds wandb's own client keeps trying one request."""
 
 
 def parse_sweep_path(path: str) -> tuple[str, str, str]:
@@ -68,12 +70,12 @@ def read_mark(description: str | None) -> dict[str, Any]:
     return json.loads(match.group(1)) if match else {}
 
 
-def trainer_of(config: Mapping[str, Any]) -> str:
-    """Compiled sweeps run `-m ${program} --trainer NAME`."""
+def trainer_of(config: Mapping[str, Any]) -> str | None:
+    """Compiled sweeps run `-m ${program} --trainer NAME`; None for a sweep made elsewhere."""
     command = list(config.get("command") or [])
     if "--trainer" in command and command.index("--trainer") + 1 < len(command):
         return command[command.index("--trainer") + 1]
-    raise SweeperError("this W&B sweep was not made by sweeper (its command names no --trainer)")
+    return None
 
 
 class WandbBackend:
@@ -101,10 +103,15 @@ class WandbBackend:
 
     @property
     def api(self) -> Any:
-        if self._api is None:  # no key: wandb says so at once (it never prompts without a tty)
+        if self._api is None:
             import wandb
 
-            self._api = self._call("connect", lambda: wandb.Api(timeout=30))
+            # wandb retries inside for `timeout` seconds; a missing key it reports at once
+            # (it never prompts without a terminal). Both end here as one line.
+            try:
+                self._api = wandb.Api(timeout=API_TIMEOUT)
+            except Exception as exc:
+                raise SweeperError(f"W&B: connect: {_first_line(exc)}") from None
         return self._api
 
     @property
@@ -120,12 +127,14 @@ class WandbBackend:
             except (SweeperError, KeyboardInterrupt):
                 raise
             except Exception as exc:
-                message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                if attempt == RETRIES - 1 or _not_retryable(message):
+                message = _first_line(exc)
+                if _not_retryable(message):
                     raise SweeperError(f"W&B: {what}: {message}") from None
+                if attempt == RETRIES - 1:
+                    raise Unreachable(f"W&B: {what}: {message}") from None
                 time.sleep(delay)
                 delay *= 2
-        raise AssertionError("unreachable")
+        raise AssertionError("the loop returns or raises")
 
     def _listing(self, what: str, fn: Callable[[], list[Any]]) -> list[Any]:
         """A listing of a project, empty when the project does not exist yet."""
@@ -200,6 +209,8 @@ class WandbBackend:
         entity, project, sid = self._path(sweep_id)
         try:
             return self._call("read sweep", lambda: self._fresh(f"{entity}/{project}/{sid}"))
+        except Unreachable:
+            raise
         except SweeperError as exc:
             raise NotFoundError(f"no W&B sweep {entity}/{project}/{sid} ({exc})") from None
 
@@ -217,11 +228,14 @@ class WandbBackend:
         mark = read_mark(config.get("description"))
         state = str(sweep.state or "").upper()
         path = f"{sweep.entity}/{sweep.project}/{sweep.id}"
+        trainer = trainer_of(config)
+        if trainer is None:
+            raise SweeperError(f"W&B sweep {path} was not made by sweeper (no --trainer)")
         return SweepRecord(
             id=path,
             name=config.get("name") or sweep.id,
             project=sweep.project,
-            trainer=trainer_of(config),
+            trainer=trainer,
             config=config,
             spec={"agents": mark.get("agents", {})},
             spec_hash=mark.get("spec", ""),
@@ -497,6 +511,10 @@ def _timestamp(when: Any) -> float:
         return 0.0
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _not_retryable(message: str) -> bool:
     """Answers that another try cannot change: bad input, missing things, no permission."""
     lowered = message.lower()
@@ -513,7 +531,3 @@ def _not_retryable(message: str) -> bool:
             "404",
         )
     )
-
-
-def flat_history(row: Mapping[str, Any]) -> dict[str, Any]:
-    return flatten(dict(row))
