@@ -82,7 +82,7 @@ def test_launch_creates_a_wandb_sweep_that_two_agents_run_each_point_once(
         assert len(run.history) == 2
     assert "best run" in launched.stdout and "loss = 0.5000 (x=1" in launched.stdout
 
-    status = sweeper("status", path, "--backend", "wandb")
+    status = sweeper("status", path)  # an entity/project/id path means W&B
     assert status.returncode == 0, status.stderr
     assert "progress: 4/4 done (4 finished)" in status.stdout
     assert "loss = 0.5000" in status.stdout

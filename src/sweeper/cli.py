@@ -46,11 +46,12 @@ Wandb = Annotated[
     ),
 ]
 BackendOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--backend",
         envvar="SWEEPER_BACKEND",
-        help="Where the sweep lives: local (SQLite store) or wandb (a W&B server).",
+        help="Where the sweep lives: local (SQLite store) or wandb (a W&B server) "
+        "[default: wandb for an entity/project/sweep_id path, else local].",
     ),
 ]
 Entity = Annotated[
@@ -100,9 +101,11 @@ def _wandb_mode(value: str | None, backend: str = "local") -> Any:
     return value
 
 
-def _backend_kind(kind: str) -> Any:
+def _backend_kind(kind: str | None, sweep: str = "") -> Any:
     from sweeper.errors import SweeperError
 
+    if kind is None:
+        return "wandb" if sweep.count("/") >= 2 else "local"
     if kind not in ("local", "wandb"):
         raise SweeperError(f"--backend: expected local or wandb, got {kind!r}")
     return kind
@@ -111,7 +114,7 @@ def _backend_kind(kind: str) -> Any:
 def _backend(kind: str, store: Path | None, **options: Any) -> Any:
     from sweeper.backends import open_backend
 
-    return open_backend(_backend_kind(kind), store, **options)
+    return open_backend(kind, store, **options)  # type: ignore[arg-type]
 
 
 def _overrides(sets: list[str] | None, device: str | None) -> dict[str, Any]:
@@ -238,7 +241,7 @@ def launch(
     smoke: Smoke = False,
     device: Annotated[str | None, typer.Option(help="Trainer device: auto, cpu, cuda.")] = None,
     heartbeat_timeout: HeartbeatTimeout = 60.0,
-    backend_kind: BackendOpt = "local",
+    backend_kind: BackendOpt = None,
     entity: Entity = None,
     project: Project = None,
 ) -> None:
@@ -259,9 +262,10 @@ def launch(
     from sweeper.agent.slots import parse_gpus, visible_gpus
 
     loaded = _load(spec, sets, smoke, device)
-    mode = _wandb_mode(wandb, backend_kind)
+    kind = _backend_kind(backend_kind)
+    mode = _wandb_mode(wandb, kind)
     backend = _backend(
-        backend_kind,
+        kind,
         store,
         entity=entity or loaded.spec.entity,
         project=project or loaded.spec.project,
@@ -370,7 +374,7 @@ def agent(
             help="CPU threads per trial [default: agents.cpus_per_trial, else cores/slots]."
         ),
     ] = None,
-    backend_kind: BackendOpt = "local",
+    backend_kind: BackendOpt = None,
 ) -> None:
     """Pull trials of a sweep and run each in its own child process until the sweep is done.
 
@@ -379,13 +383,14 @@ def agent(
     from sweeper.agent.loop import Agent, AgentOptions
     from sweeper.agent.slots import parse_gpus, visible_gpus
 
+    kind = _backend_kind(backend_kind, sweep_id)
     options = AgentOptions(
         sweep_id=sweep_id,
         store=store,
-        backend=_backend_kind(backend_kind),
+        backend=kind,
         gpus=parse_gpus(gpus) if gpus is not None else visible_gpus(),
         count=count,
-        wandb_mode=_wandb_mode(wandb, backend_kind),
+        wandb_mode=_wandb_mode(wandb, kind),
         heartbeat_timeout=heartbeat_timeout,
         heartbeat_interval=max(0.2, heartbeat_timeout / 6),
         grace=grace,
@@ -397,12 +402,12 @@ def agent(
 
 @app.command()
 @user_errors
-def status(sweep_id: str, store: Store = None, backend_kind: BackendOpt = "local") -> None:
+def status(sweep_id: str, store: Store = None, backend_kind: BackendOpt = None) -> None:
     """States, best run so far, and progress of a sweep (local, or entity/project/id on W&B)."""
     from sweeper.agent.launch import planned_trials
     from sweeper.sweep import ACTIVE, best_run
 
-    backend = _backend(backend_kind, store, create=False)
+    backend = _backend(_backend_kind(backend_kind, sweep_id), store, create=False)
     sweep = backend.sweep(sweep_id)
     counts = backend.counts(sweep.id)
     metric, goal = sweep.metric

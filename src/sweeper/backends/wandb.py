@@ -207,6 +207,7 @@ class WandbBackend:
 
     def _sweep(self, sweep_id: str) -> Any:
         entity, project, sid = self._path(sweep_id)
+        self.api  # noqa: B018 - connect first: a login or network failure is not "no sweep"
         try:
             return self._call("read sweep", lambda: self._fresh(f"{entity}/{project}/{sid}"))
         except Unreachable:
