@@ -37,6 +37,15 @@ def _spec(tmp_path: Path, **overrides: Any) -> Path:
     return write_spec(tmp_path, probe_spec(project=PROJECT, **overrides))
 
 
+def _study(tmp_path: Path, base: dict[str, Any]) -> Path:
+    """Two stages: x (0 beats 3: loss 1 against 4), then the learning rate."""
+    stages = [
+        {"name": "x", "search": {"x": [0.0, 3.0]}},
+        {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
+    ]
+    return _spec(tmp_path, search={}, base=base, stages=stages)
+
+
 def _runs(server: WandbServer) -> list[Any]:
     return list({run.id: run for run in server.runs.values()}.values())
 
@@ -135,15 +144,7 @@ def test_a_stop_command_ends_the_trial_at_an_epoch_boundary_with_its_summary(
 def test_a_staged_study_chains_its_stages_on_wandb_and_resumes(
     wandb_server: WandbServer, store: Path, tmp_path: Path
 ) -> None:
-    spec = _spec(
-        tmp_path,
-        search={},
-        base={"epochs": 1},
-        stages=[
-            {"name": "x", "search": {"x": [0.0, 3.0]}},
-            {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
-        ],
-    )
+    spec = _study(tmp_path, {"epochs": 1})
     first = sweeper("launch", str(spec), "--backend", "wandb")
     assert first.returncode == 0, first.stderr + first.stdout
     by_name = {s.config["name"]: s for s in wandb_server.sweeps.values()}
@@ -221,15 +222,7 @@ def test_wandb_backend_bad_input_is_one_line_and_exit_2(
 def test_a_stage_whose_predecessor_has_no_finished_run_is_refused(
     wandb_server: WandbServer, store: Path, tmp_path: Path
 ) -> None:
-    spec = _spec(
-        tmp_path,
-        search={},
-        base={"epochs": 1, "crash": "raise"},
-        stages=[
-            {"name": "x", "search": {"x": [0.0, 1.0]}},
-            {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
-        ],
-    )
+    spec = _study(tmp_path, {"epochs": 1, "crash": "raise"})
     result = sweeper("launch", str(spec), "--backend", "wandb")
     assert result.returncode == 2, result.stdout + result.stderr
     (line,) = result.stderr.strip().splitlines()
@@ -244,15 +237,7 @@ def test_sync_publishes_a_local_study_once_with_the_stores_run_ids(
 ) -> None:
     from sweeper.backends.local import LocalBackend
 
-    spec = _spec(
-        tmp_path,
-        search={},
-        base={"epochs": 3},
-        stages=[
-            {"name": "x", "search": {"x": [0.0, 3.0]}},
-            {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
-        ],
-    )
+    spec = _study(tmp_path, {"epochs": 3})
     launched = sweeper("launch", str(spec), "--wandb", "disabled")
     assert launched.returncode == 0, launched.stderr
     local = LocalBackend(store, create=False)

@@ -130,3 +130,38 @@ def test_wandb_agent_entry_point_runs_a_trial_offline(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+BAD_OPTIONS = [
+    (["launch", "{spec}", "--agents", "-1"], "--agents: must be at least 1, got -1"),
+    (["launch", "{spec}", "--heartbeat-timeout", "0"], "--heartbeat-timeout: must be above 0"),
+    (["launch", "{spec}", "--gpus", "abc"], "--gpus: 'abc' is not a GPU index or UUID"),
+    (["launch", "{spec}", "--backend", "cloud"], "--backend: expected local or wandb"),
+    (["launch", "{spec}", "--wandb", "loud"], "--wandb: expected offline, online or disabled"),
+    (["agent", "s", "--count", "-3"], "--count: must be at least 1, got -3"),
+    (["agent", "s", "--threads", "-1"], "--threads: must be at least 1, got -1"),
+    (["agent", "s", "--heartbeat-timeout", "-5"], "--heartbeat-timeout: must be above 0"),
+    (["agent", "s", "--grace", "-1"], "--grace: must be at least 0, got -1"),
+    (["agent", "s", "--gpus", "0,0"], "--gpus: '0,0' names a GPU twice"),
+    (["compile", "{spec}", "--stage", "9"], "--stage: no stage '9'"),
+    (["compile", "{spec}", "--carry", "x"], "--carry: x: expected PATH=VALUE"),
+    (["validate", "{folder}"], "is a folder, not a YAML file"),
+]
+
+
+def test_every_bad_option_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sweeper.cli import app
+
+    spec = write_spec(tmp_path, probe_spec())
+    (tmp_path / "folder").mkdir()
+    runner = CliRunner()
+    for args, message in BAD_OPTIONS:
+        argv = [a.format(spec=spec, folder=tmp_path / "folder") for a in args]
+        store = [] if args[0] == "validate" else ["--store", str(tmp_path / "store.db")]
+        result = runner.invoke(app, [*argv, *store])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2, (args, result.output)
+        assert len(lines) == 1 and message in lines[0], (args, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "spec.yaml"]

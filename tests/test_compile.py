@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import probe_spec, write_spec
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sweeper._sweeps import sweeps
-from sweeper.agent.launch import planned_trials
+from sweeper.agent.launch import compile_for_stage, planned_trials
 from sweeper.backends.controller import next_params
 from sweeper.cli import app
 from sweeper.spec.compile import compile_spec, compile_stage
@@ -162,3 +163,22 @@ def test_a_later_stage_compiles_with_the_winner_of_the_one_before(
     assert yaml.safe_load(by_hand.stdout)["parameters"]["x"] == {"value": 3.0}
     unknown = CliRunner().invoke(app, ["compile", str(spec), "--stage", "c"])
     assert unknown.exit_code == 2 and "no stage 'c'; the stages are a, b" in unknown.output
+
+
+@pytest.mark.parametrize(
+    "spec_file", sorted(QUICKSTART.parent.glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_stage_of_every_ready_spec_loads_with_wandbs_own_loader(
+    spec_file: Path, tmp_path: Path
+) -> None:
+    from wandb.sdk.launch.sweeps.utils import load_sweep_config
+
+    loaded = load_spec(spec_file)
+    for number in range(1, len(loaded.spec.stage_list()) + 1):
+        config, _note = compile_for_stage(loaded, str(number), {}, None)
+        out = tmp_path / f"stage-{number}.yaml"
+        out.write_text(yaml.safe_dump(config, sort_keys=False))
+        assert load_sweep_config(str(out)) == config
+        _schema_ok(config)
+        if config["method"] == "grid":  # and the engine walks it, each point once
+            assert len(_walk(config)) == planned_trials(config)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import probe_spec, write_spec
 
 from sweeper.errors import SpecError
@@ -73,6 +74,43 @@ XOR = {
             "search.model.width",
             "with probabilities",
         ),
+        (
+            {
+                "method": "bayes",
+                "search": {"model.width": {"values": [1, 2], "probabilities": [0.3, 0.7]}},
+            },
+            "search.model.width",
+            "bayes search cannot weight values with `probabilities`",
+        ),
+        ({"search": {"model.depth": []}}, "search.model.depth.values", "at least 1 item"),
+        (
+            {"method": "random", "search": {"optim.lr": {"min": 0.1, "max": 0.01}}},
+            "search.optim.lr",
+            "`min` (0.1) must be below `max` (0.01)",
+        ),
+        (
+            {
+                "method": "random",
+                "search": {"optim.lr": {"distribution": "log_uniform_values", "min": 0, "max": 1}},
+            },
+            "search.optim.lr",
+            "needs `min` > 0",
+        ),
+        (
+            {"search": {"model.depth": {"values": [1, 2], "probabilities": [0.3, 0.3]}}},
+            "search.model.depth",
+            "`probabilities` must sum to 1",
+        ),
+        (
+            {"method": "random", "search": {"optim.lr": {"distribution": "normal", "sigma": -1}}},
+            "search.optim.lr.sigma",
+            "greater than 0",
+        ),
+        (
+            {"search": {"seed": {"min": 0, "max": 10**12}}},
+            "search",
+            "grid has 1,000,000,000,001 points",
+        ),
         ({"trainer": "nope"}, "trainer", "unknown trainer 'nope'"),
         ({"base": {"epochs": 0}}, "base.epochs", "greater than or equal to 1"),
         ({"base": {"model": {"colour": 1}}}, "base.model.colour", "Extra inputs"),
@@ -116,6 +154,49 @@ def test_random_search_accepts_distributions_and_checks_both_bounds(tmp_path: Pa
     assert load_spec(write_spec(tmp_path, good)).spec.run_cap == 5
     bad = {**good, "search": {"optim.momentum": {"min": 0.5, "max": 1.5}}}
     assert "1.5 rejected" in _error(tmp_path, bad).message
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n"
+    for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"name: a\n\xff\xfe\n", "not UTF-8 text (byte 0xff at offset 8)"),
+        (bytes(range(256)), "not UTF-8 text (byte 0x80 at offset 128)"),
+        (b"name: a\nmethod: grid\nmethod: random\n", "`method` is given twice (line 3)"),
+        (BOMB.encode(), "the document holds more than 100,000 values (aliases expanded)"),
+        (
+            b"x: [" + b"1, " * 100_001 + b"]\n",
+            "the document holds more than 100,000 values (aliases expanded)",
+        ),
+    ],
+    ids=["non-utf8", "binary", "duplicate-key", "alias-bomb", "huge"],
+)
+def test_files_that_are_not_specs_are_refused_in_one_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(content)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_a_folder_is_not_a_spec(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="is a folder, not a YAML file"):
+        load_spec(tmp_path)
+
+
+def test_a_huge_value_list_is_refused_before_any_value_is_checked(tmp_path: Path) -> None:
+    spec = {**XOR, "method": "random", "search": {"seed": list(range(100_001))}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SpecError, match="holds more than 100,000 values"):
+        load_spec(path)
 
 
 def test_invalid_yaml_is_one_line(tmp_path: Path) -> None:

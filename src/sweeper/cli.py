@@ -6,13 +6,15 @@ Heavy imports (torch, wandb, pandas) stay inside commands: `--help` and `validat
 from __future__ import annotations
 
 import functools
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -71,6 +73,18 @@ def _say(line: str) -> None:
     console.print(line, markup=False, highlight=False)
 
 
+MAX_ERROR = 400
+"""Characters of an error line shown; the rest is said to exist, not printed."""
+
+
+def _refuse(message: str) -> NoReturn:
+    line = " ".join(message.split("\n", 1)[0].split())
+    if len(line) > MAX_ERROR:
+        line = f"{line[:MAX_ERROR]}… ({len(line) - MAX_ERROR:,} more characters)"
+    errors.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
 def user_errors(command: F) -> F:
     """Bad input becomes one line on stderr and exit code 2, never a traceback."""
 
@@ -81,8 +95,9 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except SweeperError as exc:
-            errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _refuse(str(exc))
+        except sqlite3.DatabaseError as exc:  # a store damaged past what opening it showed
+            _refuse(f"the sweeper store is damaged: {exc}")
 
     return wrapper  # type: ignore[return-value]
 
@@ -115,6 +130,15 @@ def _backend(kind: str, store: Path | None, **options: Any) -> Any:
     from sweeper.backends import open_backend
 
     return open_backend(kind, store, **options)  # type: ignore[arg-type]
+
+
+def _at_least(option: str, value: float | None, minimum: float, strict: bool = False) -> None:
+    """Options a bad value would turn into a livelock or a crash loop, refused up front."""
+    from sweeper.errors import SweeperError
+
+    if value is not None and (value <= minimum if strict else value < minimum):
+        bound = f"above {minimum:g}" if strict else f"at least {minimum:g}"
+        raise SweeperError(f"{option}: must be {bound}, got {value:g}")
 
 
 def _overrides(sets: list[str] | None, device: str | None) -> dict[str, Any]:
@@ -259,9 +283,13 @@ def launch(
     )
 
     from sweeper.agent.launch import launch as run_launch
-    from sweeper.agent.slots import parse_gpus, visible_gpus
+    from sweeper.agent.slots import make_slots, parse_gpus, visible_gpus
 
     loaded = _load(spec, sets, smoke, device)
+    _at_least("--agents", agents, 1)
+    _at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
+    gpu_list = parse_gpus(gpus) if gpus is not None else visible_gpus()
+    make_slots(gpu_list, loaded.spec.agents.gpus_per_trial)  # refused before the store is made
     kind = _backend_kind(backend_kind)
     mode = _wandb_mode(wandb, kind)
     backend = _backend(
@@ -294,7 +322,6 @@ def launch(
         best = f"best {name} {p.best:.4g}" if p.best is not None else ""
         bar.update(tasks[p.sweep.id], completed=p.done, total=p.total, best=best)
 
-    gpu_list = parse_gpus(gpus) if gpus is not None else visible_gpus()
     try:
         with bar:
             results = run_launch(
@@ -383,6 +410,10 @@ def agent(
     from sweeper.agent.loop import Agent, AgentOptions
     from sweeper.agent.slots import parse_gpus, visible_gpus
 
+    _at_least("--count", count, 1)
+    _at_least("--threads", threads, 1)
+    _at_least("--grace", grace, 0)
+    _at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
     kind = _backend_kind(backend_kind, sweep_id)
     options = AgentOptions(
         sweep_id=sweep_id,
@@ -407,14 +438,15 @@ def status(sweep_id: str, store: Store = None, backend_kind: BackendOpt = None) 
     from sweeper.agent.launch import planned_trials
     from sweeper.sweep import ACTIVE, best_run
 
-    backend = _backend(_backend_kind(backend_kind, sweep_id), store, create=False)
+    kind = _backend_kind(backend_kind, sweep_id)
+    backend = _backend(kind, store, create=False, readonly=True)
     sweep = backend.sweep(sweep_id)
     counts = backend.counts(sweep.id)
     metric, goal = sweep.metric
     total = planned_trials(sweep.config)
     done = sum(n for s, n in counts.items() if s not in ACTIVE)
     states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
-    console.print(f"sweep [bold]{sweep.id}[/bold] {sweep.name} [{sweep.state}]")
+    console.print(f"sweep [bold]{sweep.id}[/bold] {escape(sweep.name)} \\[{sweep.state}]")
     console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
     best = best_run(backend.run_views(sweep.id), metric, goal)
     if best:
@@ -435,7 +467,7 @@ def sync(
     from sweeper.backends.sync import sync as publish
     from sweeper.backends.wandb import WandbBackend
 
-    local = LocalBackend(store, create=False)
+    local = LocalBackend(store, create=False, readonly=True)
     target = WandbBackend(local.path, entity=entity, project=project)
     for result in publish(local, target, sweep_id, _say):
         waiting = f", {len(result.skipped)} not over yet" if result.skipped else ""
@@ -455,11 +487,15 @@ def runs(
 ) -> None:
     """Print (or export) the run table of a sweep."""
     from sweeper.backends.local import LocalBackend
+    from sweeper.errors import SweeperError
 
-    backend = LocalBackend(store, create=False)
+    backend = LocalBackend(store, create=False, readonly=True)
     table = backend.runs(backend.sweep(sweep_id).id)
     if csv:
-        table.to_csv(csv, index=False)
+        try:
+            table.to_csv(csv, index=False)
+        except OSError as exc:
+            raise SweeperError(f"--csv {csv}: cannot write: {exc.strerror}") from None
         console.print(f"wrote {csv} ({len(table)} runs)")
     else:
         console.print(table.to_string(index=False))

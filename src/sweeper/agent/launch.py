@@ -194,7 +194,7 @@ def _carried_from_store(
     )
     if not store_path(store).exists():
         raise refusal
-    backend = LocalBackend(store, create=False)
+    backend = LocalBackend(store, create=False, readonly=True)
     made = {s.stage: s for s in backend.made_from(loaded.path, loaded.spec.name)}
     if index in made:
         return made[index].carried

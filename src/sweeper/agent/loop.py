@@ -103,6 +103,8 @@ def _child_main(
         signal.signal(sig, lambda signum, _frame: flag.set(signal.Signals(signum).name))
     signal.signal(STOP_SIGNAL, lambda _signum, _frame: flag.stop_by_sweep())
     state = backend.run_trial(claim, sweep, wandb_mode=options.wandb_mode, stop_flag=flag)
+    if "wandb" in sys.modules:  # a forked child skips atexit: flush wandb's run files now
+        sys.modules["wandb"].teardown()
     sys.stdout.flush()
     sys.stderr.flush()
     if state in ("failed", "crashed"):

@@ -6,8 +6,11 @@ The agent forks its trials; a parent that touched CUDA could not give its childr
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+
+from sweeper.errors import SweeperError
 
 
 def visible_gpus() -> list[str]:
@@ -29,9 +32,19 @@ def visible_gpus() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
+GPU_ID = re.compile(r"^(\d+|(GPU|MIG)-[\w/-]+)$")
+"""What CUDA_VISIBLE_DEVICES accepts: an index, or a GPU or MIG UUID."""
+
+
 def parse_gpus(text: str | None) -> list[str]:
     """`--gpus 0,1` -> ['0', '1']; empty or None -> []."""
-    return [g.strip() for g in (text or "").split(",") if g.strip()]
+    gpus = [g.strip() for g in (text or "").split(",") if g.strip()]
+    for gpu in gpus:
+        if not GPU_ID.match(gpu):
+            raise SweeperError(f"--gpus: {gpu!r} is not a GPU index or UUID (e.g. --gpus 0,1)")
+    if len(set(gpus)) != len(gpus):
+        raise SweeperError(f"--gpus: {text!r} names a GPU twice")
+    return gpus
 
 
 def threads_per_trial(cpus_per_trial: int | None, concurrent_trials: int) -> int:
@@ -44,4 +57,8 @@ def make_slots(gpus: list[str], gpus_per_trial: int = 1) -> list[str | None]:
     if not gpus or gpus_per_trial == 0:
         return [None]
     per = max(1, gpus_per_trial)
+    if per > len(gpus):
+        raise SweeperError(
+            f"agents.gpus_per_trial is {per}, but only {len(gpus)} GPU(s) given: {','.join(gpus)}"
+        )
     return [",".join(gpus[i : i + per]) for i in range(0, len(gpus) - per + 1, per)]

@@ -16,6 +16,7 @@ def open_backend(
     store: str | os.PathLike[str] | None = None,
     *,
     create: bool = True,
+    readonly: bool = False,
     entity: str | None = None,
     project: str | None = None,
 ) -> Backend:
@@ -24,7 +25,7 @@ def open_backend(
     from sweeper.backends.local import LocalBackend, store_path
 
     if kind == "local":
-        return LocalBackend(store, create=create)
+        return LocalBackend(store, create=create, readonly=readonly)
     from sweeper.backends.wandb import WandbBackend
 
     return WandbBackend(store_path(store), entity=entity, project=project)

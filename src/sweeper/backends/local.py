@@ -13,6 +13,7 @@ import secrets
 import signal
 import sqlite3
 import string
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -110,18 +111,67 @@ class LocalBackend:
     kind = "local"
     progress_every = 0.5
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        create: bool = True,
+        readonly: bool = False,
+    ) -> None:
+        """Open (or create) the store. `readonly` is for commands that only read: they work on
+        a store they cannot write (a read-only file, folder or mount)."""
         self.path = store_path(path)
+        if self.path.is_dir():
+            raise SweeperError(f"{self.path}: is a folder, not a sweeper store")
         if not self.path.exists():
             if not create:
                 raise NotFoundError(f"no sweeper store at {self.path} (run `sweeper launch` first)")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=60000")
-        self.db.executescript(SCHEMA)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SweeperError(
+                    f"{self.path}: cannot create the store: {exc.strerror}"
+                ) from None
+        try:
+            self.db = self._connect()
+            with tempfile.TemporaryFile(dir=self.root):  # trials keep their files beside it
+                pass
+        except (sqlite3.OperationalError, OSError) as exc:
+            if not readonly:
+                reason = exc.strerror if isinstance(exc, OSError) else exc
+                raise SweeperError(f"{self.path}: cannot write the store: {reason}") from None
+            self.db = self._connect_readonly()
+        except sqlite3.DatabaseError as exc:
+            raise SweeperError(f"{self.path}: not a sweeper store, or damaged: {exc}") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=60000")
+        db.executescript(SCHEMA)
+        # Can we write? SQLite opens a read-only file quietly and fails at the first write.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(f"PRAGMA user_version = {int(version)}")
+        finally:
+            db.execute("ROLLBACK")
+        return db
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Read a store this process may not write: `mode=ro` needs the WAL index to exist or
+        be creatable; `immutable` reads the file alone (what a read-only folder leaves)."""
+        last: sqlite3.Error | None = None
+        for flags in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{flags}", uri=True)
+                db.row_factory = sqlite3.Row
+                db.execute("SELECT COUNT(*) FROM sweeps").fetchone()
+                return db
+            except sqlite3.Error as exc:
+                last = exc
+        raise SweeperError(f"{self.path}: cannot read the store: {last}") from None
 
     @property
     def where(self) -> str:

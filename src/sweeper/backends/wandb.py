@@ -45,8 +45,9 @@ STATES = {"killed": "stopped", "preempting": "running", "preempted": "preempted"
 SWEEP_STATES = {"PENDING": "running", "RUNNING": "running", "PAUSED": "running"}
 """W&B sweep states ours call running; FINISHED and CANCELED are over."""
 
-RETRIES = 4
-"""Tries of one W&B call (1, 2, 4 s apart) before it is reported."""
+RETRIES = 3
+"""Tries of one W&B call (1 and 2 s apart) before it is reported; wandb itself keeps trying
+each one for API_TIMEOUT seconds."""
 API_TIMEOUT = 20
 """Seconds wandb's own client keeps trying one request."""
 
@@ -88,12 +89,11 @@ class WandbBackend:
         *,
         entity: str | None = None,
         project: str | None = None,
-        api: Any = None,
     ) -> None:
         self.path = store
         self.root = store.parent
         self.entity, self.project = entity, project
-        self._api = api
+        self._api: Any = None
         self._agents: dict[str, str] = {}
         """Our slot name -> W&B agent id."""
         self._agent_of_run: dict[str, str] = {}
@@ -128,7 +128,7 @@ class WandbBackend:
                 raise
             except Exception as exc:
                 message = _first_line(exc)
-                if _not_retryable(message):
+                if not _transient(message):  # a refusal: the same request fails the same way
                     raise SweeperError(f"W&B: {what}: {message}") from None
                 if attempt == RETRIES - 1:
                     raise Unreachable(f"W&B: {what}: {message}") from None
@@ -206,20 +206,21 @@ class WandbBackend:
         return f"{entity}/{project}/{created['name']}"
 
     def _sweep(self, sweep_id: str) -> Any:
+        """The sweep as the server has it now (wandb.Api caches a sweep and its runs)."""
         entity, project, sid = self._path(sweep_id)
-        self.api  # noqa: B018 - connect first: a login or network failure is not "no sweep"
+        api = self.api  # connect first: a login or network failure is not "no such sweep"
+
+        def fresh() -> Any:
+            sweep = api.sweep(f"{entity}/{project}/{sid}")
+            sweep.load(force=True)
+            return sweep
+
         try:
-            return self._call("read sweep", lambda: self._fresh(f"{entity}/{project}/{sid}"))
+            return self._call("read sweep", fresh)
         except Unreachable:
             raise
         except SweeperError as exc:
             raise NotFoundError(f"no W&B sweep {entity}/{project}/{sid} ({exc})") from None
-
-    def _fresh(self, path: str) -> Any:
-        """The sweep as the server has it now (wandb.Api caches a sweep and its runs)."""
-        sweep = self.api.sweep(path)
-        sweep.load(force=True)
-        return sweep
 
     def sweep(self, sweep_id: str) -> SweepRecord:
         return self._record(self._sweep(sweep_id))
@@ -441,14 +442,20 @@ class WandbBackend:
 # run tables -------------------------------------------------------------------------------------
 
 
-def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A W&B run config, nested or dotted, as {dotted path: value}; wandb's and our own
-    bookkeeping (`_wandb`, `_sweeper`) dropped."""
-    return {
-        k: v
-        for k, v in unwrap({k: v for k, v in config.items() if not k.startswith("_")}).items()
-        if not any(part.startswith("_") for part in k.split("."))
-    }
+def plain_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A W&B run config, nested or dotted, `{value: v}`-wrapped at any depth or not, as
+    {dotted path: value}; wandb's and our own bookkeeping (`_wandb`, `_sweeper`) dropped."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, Mapping) and "value" in value and set(value) <= {"value", "desc"}:
+            value = value["value"]
+        if isinstance(value, Mapping) and value:
+            flat.update(plain_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def scalars(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -516,19 +523,13 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _not_retryable(message: str) -> bool:
-    """Answers that another try cannot change: bad input, missing things, no permission."""
+def _transient(message: str) -> bool:
+    """A fault another try may clear: the server or the way to it, not the request."""
     lowered = message.lower()
     return any(
-        word in lowered
-        for word in (
-            "api key",
-            "not found",
-            "permission",
-            "unauthorized",
-            "401",
-            "403",
-            "invalid",
-            "404",
+        sign in lowered
+        for sign in (
+            "did not respond in time", "timed out", "timeout", "connection", "temporarily",
+            "unavailable", "429", "502", "503", "504",
         )
-    )
+    )  # fmt: skip

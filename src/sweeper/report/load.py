@@ -19,4 +19,4 @@ def load_report_data(
     path = Path(target)
     if is_wandb_path(target) and path.suffix not in (".yaml", ".yml") and not path.exists():
         return load_wandb(target, metric)
-    return load_local(LocalBackend(store, create=False), target, metric)
+    return load_local(LocalBackend(store, create=False, readonly=True), target, metric)

@@ -22,6 +22,8 @@ from sweeper.trainers.registry import get_trainer
 
 FULL_CHECK_LIMIT = 4096
 """Grids up to this size are validated point by point (catches cross-field errors)."""
+MAX_YAML_NODES = 100_000
+"""A spec expanding past this many YAML values is refused (it would be an alias bomb)."""
 
 
 @dataclass(frozen=True)
@@ -56,19 +58,71 @@ def parse_overrides(pairs: list[str], source: str = "--set") -> dict[str, Any]:
     return out
 
 
+class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML (libyaml's parser when present) that also refuses what YAML allows but a
+    spec never means: a key given twice (silently last-wins otherwise)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise _Refused(f"`{key}` is given twice (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Refused(Exception):
+    """A well-formed YAML document that is not an acceptable spec."""
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes the document holds once every alias is expanded (an alias is its anchor's node,
+    so memoising by identity counts each expansion without performing it): a YAML bomb or a
+    giant list is refused before anything is built from it."""
+    if id(node) not in sizes:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+        if sizes[id(node)] > MAX_YAML_NODES:
+            raise _Refused(
+                f"the document holds more than {MAX_YAML_NODES:,} values (aliases expanded)"
+            )
+    return sizes[id(node)]
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    file = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise SpecError(file, "", "is a folder, not a YAML file") from None
     except OSError as exc:
-        raise SpecError(str(path), "", f"cannot read: {exc.strerror}") from None
+        raise SpecError(file, "", f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise SpecError(
+            file, "", f"not UTF-8 text (byte 0x{byte:02x} at offset {exc.start})"
+        ) from None
+    loader = _SpecLoader(text)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None:
+            _expanded_size(node, {})
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(str(path), "", f"invalid YAML{where}") from None
+        raise SpecError(file, "", f"invalid YAML{where}") from None
+    except _Refused as exc:
+        raise SpecError(file, "", str(exc)) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
-        raise SpecError(str(path), "", "expected a mapping of spec fields at the top level")
+        raise SpecError(file, "", "expected a mapping of spec fields at the top level")
     return data
 
 
@@ -105,6 +159,19 @@ def check_spec(spec: Spec, file: str) -> None:
         method = stage.method or spec.method
         if "seed" in stage.search and spec.repeats > 1:
             raise SpecError(file, f"{prefix}.seed", "seed is swept by `repeats`; drop one of them")
+        for param, dist in stage.search.items():
+            if dist.values is not None and len(dist.values) > MAX_GRID:
+                raise SpecError(
+                    file,
+                    f"{prefix}.{param}",
+                    f"{len(dist.values):,} values; the limit is {MAX_GRID:,}",
+                )
+        if method == "grid":  # counted, not built: an int_uniform can span 10^12 points
+            size = grid_size(stage.search) * spec.repeats
+            if size > MAX_GRID:
+                raise SpecError(
+                    file, prefix, f"grid has {size:,} points; the limit is {MAX_GRID:,}"
+                )
         for param, value in stage.search.items():
             field = f"{prefix}.{param}"
             problem = missing_part(model, param)
@@ -128,14 +195,8 @@ def check_spec(spec: Spec, file: str) -> None:
             for j, sample in enumerate(representative_values(dist)):
                 where = f"{field}[{j}]" if dist.kind == "categorical" else field
                 validate_config(model, with_path(spec.base, param, sample), file, where, (sample,))
-        if method == "grid":
-            size = grid_size(stage.search) * spec.repeats
-            if size > MAX_GRID:
-                raise SpecError(
-                    file, prefix, f"grid has {size:,} points; the limit is {MAX_GRID:,}"
-                )
-            if size <= FULL_CHECK_LIMIT:
-                _check_combinations(model, spec.base, stage.search, file, prefix)
+        if method == "grid" and grid_size(stage.search) * spec.repeats <= FULL_CHECK_LIMIT:
+            _check_combinations(model, spec.base, stage.search, file, prefix)
 
 
 def validate_config(
@@ -181,6 +242,17 @@ def representative_values(dist: Distribution) -> list[Any]:
     return [a / (a + b)]
 
 
+def grid_count(dist: Distribution) -> int:
+    """How many grid points a parameter has, without listing them."""
+    if dist.kind == "constant":
+        return 1
+    if dist.kind == "int_uniform":
+        return int(dist.max) - int(dist.min) + 1  # type: ignore[arg-type]
+    if dist.kind == "q_uniform":
+        return math.ceil((dist.max - dist.min) / (dist.q or 1.0))  # type: ignore[operator]
+    return len(dist.values or [])
+
+
 def grid_points(dist: Distribution) -> list[Any]:
     if dist.kind == "constant":
         return [dist.value]
@@ -188,13 +260,12 @@ def grid_points(dist: Distribution) -> list[Any]:
         return list(range(int(dist.min), int(dist.max) + 1))  # type: ignore[arg-type]
     if dist.kind == "q_uniform":
         q = dist.q or 1.0
-        count = math.ceil((dist.max - dist.min) / q)  # type: ignore[operator]
-        return [dist.min + k * q for k in range(count)]  # type: ignore[operator]
+        return [dist.min + k * q for k in range(grid_count(dist))]  # type: ignore[operator]
     return list(dist.values or [])
 
 
 def grid_size(search: dict[str, Any]) -> int:
-    return math.prod(len(grid_points(as_distribution(v))) for v in search.values())
+    return math.prod(grid_count(as_distribution(v)) for v in search.values())
 
 
 def _check_combinations(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 Method = Literal["grid", "random", "bayes"]
 
@@ -89,13 +89,16 @@ class Distribution(_Strict):
         return self.model_dump(exclude_none=True)
 
 
-SearchValue = list[Any] | Distribution
+def _list_as_values(value: Any) -> Any:
+    """`[1, 2]` is shorthand for `{values: [1, 2]}`: one model, so errors name the real fault."""
+    return {"values": value} if isinstance(value, list) else value
 
 
-def as_distribution(value: SearchValue | dict[str, Any]) -> Distribution:
+SearchValue = Annotated[Distribution, BeforeValidator(_list_as_values)]
+
+
+def as_distribution(value: Distribution | dict[str, Any]) -> Distribution:
     """A spec's search value, or a compiled W&B parameter dict, as a Distribution."""
-    if isinstance(value, list):
-        return Distribution(values=value)
     return Distribution.model_validate(value) if isinstance(value, dict) else value
 
 
