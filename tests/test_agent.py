@@ -60,6 +60,8 @@ def test_a_killed_agents_trial_is_requeued_and_completed_once(
     assert runs[victim]["attempt"] == 2
     history = backend.history([victim])
     assert sorted(history["_step"]) == list(range(6)), "each epoch recorded exactly once"
+    # checkpointed every epoch: the second attempt goes on from the last one, not epoch 0
+    assert runs[victim]["summary"]["resumed_from"] >= 2
 
 
 def test_crashing_trials_are_recorded_and_the_agent_goes_on(
@@ -148,3 +150,35 @@ def test_hyperband_stops_a_bad_trial_early(backend: Any, make_sweep: Any, store:
     for good in (1.0, 1.5):
         assert by_x[good]["state"] == "finished"
         assert len(backend.history([by_x[good]["id"]])) == 6
+
+
+def test_ctrl_c_is_recorded_as_sigint_and_requeues(
+    backend: Any, make_sweep: Any, store: Path
+) -> None:
+    sweep_id = make_sweep(
+        probe_spec(search={"x": [3.0]}, base={"epochs": 30, "epoch_seconds": 0.3})
+    )
+    agent = start_agent(sweep_id, store)
+    wait_for(
+        lambda: len(backend.history(list(backend.runs(sweep_id)["run_id"]))) >= 1, what="an epoch"
+    )
+    os.kill(agent.pid, signal.SIGINT)
+    out, _ = agent.communicate(timeout=60)
+    (run,) = _runs(backend, sweep_id)
+    assert (run["state"], run["error"]) == ("preempted", "requeued: SIGINT"), out
+
+
+def test_a_trial_past_its_timeout_is_killed_and_failed_with_that_reason(
+    backend: Any, make_sweep: Any, store: Path
+) -> None:
+    spec = probe_spec(search={"x": [3.0]}, base={"epochs": 50, "epoch_seconds": 0.3})
+    sweep_id = make_sweep({**spec, "agents": {"trial_timeout": 2}})
+    agent = start_agent(sweep_id, store)
+    out, _ = agent.communicate(timeout=60)
+    (run,) = _runs(backend, sweep_id)
+    assert run["state"] == "failed", out
+    assert run["error"].startswith("timed out after 2 s (agents.trial_timeout)")
+    assert 0 < len(backend.history([run["id"]])) < 50
+    override = start_agent(make_sweep(spec), store, "--trial-timeout", "1.5")
+    out, _ = override.communicate(timeout=60)
+    assert "timed out after 1.5 s" in out

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from sweeper.agent.launch import launch
+from sweeper.agent.launch import AgentSettings, launch
 from sweeper.backends.local import LocalBackend
 from sweeper.cli import app
 from sweeper.report.build import build_report
@@ -68,7 +68,7 @@ def backend(workdir: Path) -> Iterator[LocalBackend]:
 def _run(workdir: Path, backend: LocalBackend, spec: dict[str, Any]) -> list[Any]:
     path = workdir / f"{spec['name']}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return launch(load_spec(path), backend, agents=2, wandb_mode="disabled")
+    return launch(load_spec(path), backend, agents=2, settings=AgentSettings("disabled"))
 
 
 @pytest.fixture(scope="module")

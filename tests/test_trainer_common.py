@@ -53,3 +53,19 @@ def test_schedules_by_name() -> None:
         optimizer.step()
         step.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
+
+
+def test_checkpoints_every_epoch_unless_saving_is_slow(tmp_path: Path) -> None:
+    import time
+
+    from sweeper.trainers.common.checkpoint import Checkpoint
+
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    checkpoint = Checkpoint(tmp_path)
+    assert checkpoint.due(), "the first epoch saves"
+    checkpoint.save(1, model, optimizer, None, {})
+    time.sleep(checkpoint._cost / Checkpoint.OVERHEAD + 0.01)
+    assert checkpoint.due(), "a save of a few milliseconds: every epoch"
+    checkpoint._cost = 2.0  # a model whose save takes 2 s saves every 40 s at most
+    assert not checkpoint.due()

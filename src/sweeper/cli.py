@@ -60,6 +60,13 @@ Entity = Annotated[
     str | None, typer.Option(help="W&B entity [default: the spec's, else your default].")
 ]
 Project = Annotated[str | None, typer.Option(help="W&B project [default: the spec's].")]
+TrialTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--trial-timeout",
+        help="Kill and fail a trial running longer than this (s) [default: agents.trial_timeout].",
+    ),
+]
 HeartbeatTimeout = Annotated[
     float,
     typer.Option(
@@ -167,12 +174,13 @@ def validate(spec: Path, sets: Sets = None, smoke: Smoke = False) -> None:
     loaded = _load(spec, sets, smoke)
     configs = compile_spec(loaded.spec, loaded.path)
     for stage, config in zip(loaded.spec.stage_list(), configs, strict=True):
-        size = (
-            f"{grid_size(stage.search) * loaded.spec.repeats} trials"
-            if config["method"] == "grid"
-            else config["method"]
-        )
-        console.print(f"[green]ok[/green] {config['name']}: {size}")
+        cap, method = config.get("run_cap"), config["method"]
+        if method == "grid":
+            points = grid_size(stage.search) * loaded.spec.repeats
+            size = f"{min(points, cap) if cap else points} trials"
+        else:
+            size = f"{method}, up to {cap} trials" if cap else f"{method}, runs until stopped"
+        console.print(f"[green]ok[/green] {escape(config['name'])}: {size}")
 
 
 @app.command("compile")
@@ -268,11 +276,16 @@ def launch(
     backend_kind: BackendOpt = None,
     entity: Entity = None,
     project: Project = None,
+    trial_timeout: TrialTimeout = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start a new study, even if this spec has one.")
+    ] = False,
 ) -> None:
     """Create the sweep, run it to completion with local agents, print the best and a summary.
 
     With --backend wandb the sweep (one per stage) is created on the W&B server; the agents
-    started here, and any `sweeper agent` elsewhere, pull trials from it.
+    started here, and any `sweeper agent` elsewhere, pull trials from it. Running the same
+    launch again resumes the latest study made from this exact spec (--fresh: a new one).
     """
     from rich.progress import (
         BarColumn,
@@ -282,12 +295,14 @@ def launch(
         TimeRemainingColumn,
     )
 
+    from sweeper.agent.launch import AgentSettings, Interrupted
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.slots import make_slots, parse_gpus, visible_gpus
 
     loaded = _load(spec, sets, smoke, device)
     _at_least("--agents", agents, 1)
     _at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
+    _at_least("--trial-timeout", trial_timeout, 0, strict=True)
     gpu_list = parse_gpus(gpus) if gpus is not None else visible_gpus()
     make_slots(gpu_list, loaded.spec.agents.gpus_per_trial)  # refused before the store is made
     kind = _backend_kind(backend_kind)
@@ -315,6 +330,8 @@ def launch(
             console.print(f"  {backend.url(sweep.id)}")
             console.print(f"  more agents: sweeper agent {sweep.id} --backend wandb")
             console.print(f"  in Docker:   {backend.docker_line(sweep.id)}")
+        if sweep.config["method"] != "grid" and not sweep.config.get("run_cap"):
+            console.print(f"  {sweep.config['method']} search with no run_cap: runs until stopped")
         tasks[sweep.id] = bar.add_task(sweep.stage_name or sweep.name, total=None, best="")
 
     def on_progress(p: Any) -> None:
@@ -329,14 +346,14 @@ def launch(
                 backend,
                 agents=agents,
                 gpus=gpu_list,
-                wandb_mode=mode,
-                heartbeat_timeout=heartbeat_timeout,
+                settings=AgentSettings(mode, heartbeat_timeout, trial_timeout),
+                fresh=fresh,
                 on_stage=on_stage,
                 on_progress=on_progress,
             )
-    except KeyboardInterrupt:
-        errors.print("interrupted: running trials were requeued; `sweeper agent SWEEP` resumes")
-        raise typer.Exit(130) from None
+    except Interrupted as stopped:
+        errors.print(f"{stopped}: running trials were requeued; the same launch resumes")
+        raise typer.Exit(128 + stopped.signum) from None
     for result in results:
         _print_summary(backend, result.sweep.id)
     if len(results) > 1:
@@ -402,6 +419,7 @@ def agent(
         ),
     ] = None,
     backend_kind: BackendOpt = None,
+    trial_timeout: TrialTimeout = None,
 ) -> None:
     """Pull trials of a sweep and run each in its own child process until the sweep is done.
 
@@ -414,6 +432,7 @@ def agent(
     _at_least("--threads", threads, 1)
     _at_least("--grace", grace, 0)
     _at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
+    _at_least("--trial-timeout", trial_timeout, 0, strict=True)
     kind = _backend_kind(backend_kind, sweep_id)
     options = AgentOptions(
         sweep_id=sweep_id,
@@ -426,6 +445,7 @@ def agent(
         heartbeat_interval=max(0.2, heartbeat_timeout / 6),
         grace=grace,
         threads=threads,
+        trial_timeout=trial_timeout,
     )
     runner = Agent(options, say=_say)
     raise typer.Exit(runner.run())

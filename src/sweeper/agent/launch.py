@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,13 +54,29 @@ def planned_trials(config: dict[str, Any]) -> int | None:
     return cap
 
 
+@dataclass(frozen=True)
+class AgentSettings:
+    """What `launch` passes on to every agent it starts."""
+
+    wandb_mode: WandbMode = "offline"
+    heartbeat_timeout: float = 60.0
+    trial_timeout: float | None = None
+
+    def flags(self) -> list[str]:
+        flags = ["--wandb", self.wandb_mode, "--heartbeat-timeout", str(self.heartbeat_timeout)]
+        return flags + (["--trial-timeout", str(self.trial_timeout)] if self.trial_timeout else [])
+
+
+class Interrupted(Exception):
+    """`launch` got SIGINT or SIGTERM: its agents were stopped, their trials requeued."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
 def _agent_command(
-    backend: Backend,
-    sweep_id: str,
-    slot: str | None,
-    wandb_mode: WandbMode,
-    heartbeat_timeout: float,
-    threads: int,
+    backend: Backend, sweep_id: str, slot: str | None, threads: int, settings: AgentSettings
 ) -> list[str]:
     return [
         sys.executable,
@@ -73,13 +90,14 @@ def _agent_command(
         str(backend.path),
         "--gpus",
         slot or "",
-        "--wandb",
-        wandb_mode,
         "--threads",
         str(threads),
-        "--heartbeat-timeout",
-        str(heartbeat_timeout),
+        *settings.flags(),
     ]
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
 
 
 def run_agents(
@@ -87,37 +105,50 @@ def run_agents(
     sweep: SweepRecord,
     n_agents: int,
     slots: list[str | None],
-    *,
-    wandb_mode: WandbMode,
-    heartbeat_timeout: float,
+    settings: AgentSettings,
     on_progress: Callable[[Progress], None],
 ) -> None:
-    """Start the agent processes for one sweep and report progress until they all exit."""
+    """Start the agent processes for one sweep and report progress until they all exit.
+
+    Agents get their own session, so a terminal's Ctrl-C reaches only `launch`; `launch`
+    passes SIGINT or SIGTERM on to each agent once, waits for them to requeue their trials,
+    and raises Interrupted.
+    """
     logs = backend.root / "agents"
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
     threads = threads_per_trial(sweep.agents["cpus_per_trial"], n_agents)
-    for i in range(n_agents):
-        slot = slots[i % len(slots)]
-        with open(logs / f"{sweep.key}-{i}.log", "ab") as log:
-            processes.append(
-                subprocess.Popen(
-                    _agent_command(backend, sweep.id, slot, wandb_mode, heartbeat_timeout, threads),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-    total = planned_trials(sweep.config)
-    metric, goal = sweep.metric
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
-        while any(p.poll() is None for p in processes):
-            with contextlib.suppress(Unreachable):  # the agents wait out an outage; so do we
-                on_progress(_snapshot(backend, sweep, total, metric, goal))
-            time.sleep(backend.progress_every)
-    except KeyboardInterrupt:
-        for p in processes:  # they got the same Ctrl-C; let them requeue their trials
-            p.wait()
-        raise
+        for i in range(n_agents):
+            slot = slots[i % len(slots)]
+            with open(logs / f"{sweep.key}-{i}.log", "ab") as log:
+                processes.append(
+                    subprocess.Popen(
+                        _agent_command(backend, sweep.id, slot, threads, settings),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        total = planned_trials(sweep.config)
+        metric, goal = sweep.metric
+        try:
+            while any(p.poll() is None for p in processes):
+                with contextlib.suppress(Unreachable):  # the agents wait out an outage; so we do
+                    on_progress(_snapshot(backend, sweep, total, metric, goal))
+                time.sleep(backend.progress_every)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut this short
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signum)
+            for process in processes:
+                process.wait()
+            raise Interrupted(signum) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     on_progress(_snapshot(backend, sweep, total, metric, goal))
     failed = [p.returncode for p in processes if p.returncode]
     if failed and not backend.is_complete(sweep.id):
@@ -210,28 +241,31 @@ def launch(
     *,
     agents: int | None = None,
     gpus: list[str] | None = None,
-    wandb_mode: WandbMode = "offline",
-    heartbeat_timeout: float = 60.0,
+    settings: AgentSettings | None = None,
+    fresh: bool = False,
     on_stage: Callable[[SweepRecord, bool], None] = lambda sweep, resumed: None,
     on_progress: Callable[[Progress], None] = lambda progress: None,
 ) -> list[StageResult]:
     """Run every stage to completion; stage k+1 starts from base plus stage k's best.
 
-    A backend that can find a study's earlier sweeps (W&B) resumes it: finished stages are
-    read back, not run again; an unfinished one gets agents again.
+    The latest study made from this exact spec is resumed (unless `fresh`): a finished stage
+    is read back, not run again; an unfinished one gets agents again, then the next is made.
     """
     spec = loaded.spec
     slots = make_slots(gpus or [], spec.agents.gpus_per_trial)
     n_agents = agents or len(slots)
     if spec.agents.max_parallel:
         n_agents = min(n_agents, spec.agents.max_parallel)
-    study = (loaded.hash[:12] if backend.kind == "wandb" else new_id()) if spec.stages else None
+    study: str | None = None
     carried: dict[str, Any] = {}
     results: list[StageResult] = []
     for index, stage in enumerate(spec.stage_list()):
-        sweep = backend.find_stage(loaded.hash, index)
+        sweep = None if fresh else backend.find_stage(loaded.hash, index, study)
         resumed = sweep is not None
         if sweep is None:
+            fresh = True  # once a stage is new, every later one is too
+            if study is None and spec.stages:
+                study = new_id()
             config = compile_stage(spec, index, carried, loaded.path)
             sweep_id = backend.create_sweep(
                 config,
@@ -245,17 +279,10 @@ def launch(
                 carried=carried,
             )
             sweep = backend.sweep(sweep_id)
+        study = sweep.study
         on_stage(sweep, resumed)
         if not backend.is_complete(sweep.id):
-            run_agents(
-                backend,
-                sweep,
-                n_agents,
-                slots,
-                wandb_mode=wandb_mode,
-                heartbeat_timeout=heartbeat_timeout,
-                on_progress=on_progress,
-            )
+            run_agents(backend, sweep, n_agents, slots, settings or AgentSettings(), on_progress)
             backend.set_sweep_state(sweep.id, "finished")
         best, carried = stage_carry(backend, sweep, stage, carried)
         results.append(StageResult(backend.sweep(sweep.id), best))

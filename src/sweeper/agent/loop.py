@@ -54,6 +54,8 @@ class AgentOptions:
     threads: int | None = None
     """CPU threads per trial; None: the spec's agents.cpus_per_trial, else the cores shared
     among the agent's slots."""
+    trial_timeout: float | None = None
+    """Seconds a trial may run; None: the spec's agents.trial_timeout (none by default)."""
 
 
 @dataclass
@@ -61,7 +63,9 @@ class Running:
     claim: Claim
     slot: str | None
     process: BaseProcess
-    killed_for_stop: bool = False
+    started: float = field(default_factory=time.monotonic)
+    verdict: tuple[str, str] | None = None
+    """(state, reason) when the agent killed the trial itself: preempted, or timed out."""
 
 
 def _die_with_parent() -> None:
@@ -122,10 +126,12 @@ class Agent:
         self.threads = options.threads or threads_per_trial(
             self.sweep.agents["cpus_per_trial"], len(self.slots)
         )
+        self.trial_timeout = options.trial_timeout or self.sweep.agents["trial_timeout"]
         self.running: dict[str | None, Running] = {}
         self.started = 0
         self.failures_in_a_row = 0
         self.stop_reason: str | None = None
+        self.stop_signal: str | None = None
         self.stop_deadline: float | None = None
         self._next_claim = 0.0
         self._outage: str | None = None
@@ -165,6 +171,7 @@ class Agent:
                     self._heartbeat()
                     last_beat = time.monotonic()
                 self._enforce_grace()
+                self._enforce_timeout()
                 time.sleep(self.options.poll)
         finally:
             for sig, handler in previous.items():
@@ -186,10 +193,11 @@ class Agent:
             self.stop_deadline = 0.0
             return
         self.stop_reason = f"{name}: running trials preempted and requeued"
+        self.stop_signal = name
         self.stop_deadline = time.monotonic() + self.options.grace
         for running in self.running.values():
             if running.process.pid is not None:
-                os.kill(running.process.pid, signal.SIGTERM)
+                os.kill(running.process.pid, signum)  # the trial records what the agent got
 
     def _fill_slots(self) -> None:
         if time.monotonic() < self._next_claim:
@@ -226,8 +234,7 @@ class Agent:
 
     def _record_exit(self, running: Running) -> None:
         claim = running.claim
-        preempted = self.stop_reason if running.killed_for_stop else None
-        state, error = self.backend.record_exit(claim, running.process.exitcode, preempted)
+        state, error = self.backend.record_exit(claim, running.process.exitcode, running.verdict)
         if state in ("failed", "crashed"):
             self.failures_in_a_row += 1
             first_line = error.splitlines()[0] if error else "no reason"
@@ -253,5 +260,17 @@ class Agent:
             return
         for running in self.running.values():
             if running.process.is_alive():
-                running.killed_for_stop = True
+                running.verdict = ("preempted", f"requeued: {self.stop_signal}")
+                running.process.kill()
+
+    def _enforce_timeout(self) -> None:
+        """A trial past agents.trial_timeout is hung or far too slow: kill it and fail it
+        (a gentler signal would only requeue it, to hang again)."""
+        limit = self.trial_timeout
+        if limit is None:
+            return
+        for running in self.running.values():
+            overdue = time.monotonic() - running.started > limit
+            if overdue and running.verdict is None and running.process.is_alive():
+                running.verdict = ("failed", f"timed out after {limit:g} s (agents.trial_timeout)")
                 running.process.kill()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -52,7 +53,8 @@ class TrialLogger:
         echo: Any | None = None,
     ) -> None:
         self.run_dir = run_dir
-        self._backend, self._claim, self._wandb = backend, claim, wandb_run
+        self._backend, self._claim = backend, claim
+        self._wandb = WandbMirror(wandb_run) if wandb_run is not None else None
         self.stop_flag = stop_flag or StopFlag()
         self._echo = echo
 
@@ -61,9 +63,25 @@ class TrialLogger:
         if not self._backend.log(self._claim.run_id, self._claim.attempt, step, values):
             raise TrialLost(f"run {self._claim.run_id} attempt {self._claim.attempt} was requeued")
         if self._wandb is not None:
-            self._wandb.log(values, step=step)
+            self._wandb.log(values, step)
         if self._echo is not None:
             self._echo(step, values)
+
+    def log_batch(self, metrics: Mapping[str, float], batch: int) -> None:
+        """Batch metrics are not store history (its steps are epochs): they go to
+        run_dir/batches.jsonl, one JSON object per line, and to the wandb mirror."""
+        values = {k: float(v) for k, v in metrics.items()}
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with (self.run_dir / BATCHES).open("a") as file:
+                file.write(json.dumps({"batch": batch, **values}) + "\n")
+        if self._wandb is not None:
+            self._wandb.log_batch(values, batch)
+
+    def log_images(self, name: str, paths: Sequence[Path], step: int) -> None:
+        """The files stay where the trainer wrote them (the run folder); wandb gets a copy."""
+        if self._wandb is not None:
+            self._wandb.log_images(name, paths, step)
 
     def should_stop(self) -> bool:
         if not self.stop_flag.raised and self._backend.should_stop(self._claim.run_id):
@@ -81,13 +99,67 @@ class WandbLogger:
     run_dir: Path | None = None
 
     def __init__(self, run: Any, stop_flag: StopFlag, run_dir: Path | None = None) -> None:
-        self._run, self.stop_flag, self.run_dir = run, stop_flag, run_dir
+        self._run, self.stop_flag, self.run_dir = WandbMirror(run), stop_flag, run_dir
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
-        self._run.log({k: float(v) for k, v in metrics.items()}, step=step)
+        self._run.log({k: float(v) for k, v in metrics.items()}, step)
+
+    def log_batch(self, metrics: Mapping[str, float], batch: int) -> None:
+        self._run.log_batch({k: float(v) for k, v in metrics.items()}, batch)
+
+    def log_images(self, name: str, paths: Sequence[Path], step: int) -> None:
+        self._run.log_images(name, paths, step)
 
     def should_stop(self) -> bool:
         return self.stop_flag.raised
+
+
+BATCHES = "batches.jsonl"
+
+
+class WandbMirror:
+    """A trainer's records on a wandb run, with W&B's step kept monotonic.
+
+    Epoch rows are logged at `step=epoch`, so `_step` is the epoch, as the report and W&B's
+    hyperband read it. Batch rows cannot sit between two epochs' steps, so from a run's first
+    batch row on, every row is logged at wandb's own row counter and carries its x-axis:
+    `epoch` or `batch`, bound to each key with define_metric (W&B charts plot against them).
+    Runs that never log batches (the default) keep `_step == epoch`.
+    """
+
+    def __init__(self, run: Any) -> None:
+        self._run = run
+        self._axes: dict[str, str] = {}
+        """key -> x-axis already declared with define_metric (batch-row mode only)."""
+
+    @property
+    def by_rows(self) -> bool:
+        return bool(self._axes)
+
+    def _declare(self, keys: Sequence[str], axis: str) -> None:
+        if axis not in self._axes:
+            self._run.define_metric(axis, hidden=True)
+            self._axes[axis] = axis
+        for key in keys:
+            if self._axes.get(key) != axis:
+                self._run.define_metric(key, step_metric=axis)
+                self._axes[key] = axis
+
+    def log(self, values: dict[str, Any], step: int) -> None:
+        if not self.by_rows:
+            self._run.log(values, step=step)
+            return
+        self._declare(list(values), "epoch")
+        self._run.log({**values, "epoch": step})
+
+    def log_batch(self, values: dict[str, float], batch: int) -> None:
+        self._declare(list(values), "batch")
+        self._run.log({**values, "batch": batch})
+
+    def log_images(self, name: str, paths: Sequence[Path], step: int) -> None:
+        import wandb
+
+        self.log({name: [wandb.Image(str(path), caption=path.stem) for path in paths]}, step)
 
 
 def finite(summary: Mapping[str, Any]) -> dict[str, Any]:

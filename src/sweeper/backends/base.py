@@ -55,7 +55,8 @@ class SweepRecord:
     @property
     def agents(self) -> dict[str, Any]:
         """The spec's `agents` section (a W&B sweep made elsewhere has none: the defaults)."""
-        return {"gpus_per_trial": 1, "cpus_per_trial": None, **self.spec.get("agents", {})}
+        defaults = {"gpus_per_trial": 1, "cpus_per_trial": None, "trial_timeout": None}
+        return {**defaults, **self.spec.get("agents", {})}
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,11 @@ class Backend(Protocol):
 
     def run_dir(self, run_id: str) -> Path: ...
 
-    def find_stage(self, spec_hash: str, stage: int) -> SweepRecord | None:
-        """A sweep made earlier for this stage of this exact spec (to resume), if kept."""
+    def find_stage(
+        self, spec_hash: str, stage: int, study: str | None = None
+    ) -> SweepRecord | None:
+        """The latest sweep made for this stage of this exact spec (of `study`, if given):
+        what a re-run launch resumes."""
         ...
 
     def create_sweep(
@@ -129,10 +133,11 @@ class Backend(Protocol):
         ...
 
     def record_exit(
-        self, claim: Claim, exit_code: int | None, preempted: str | None
+        self, claim: Claim, exit_code: int | None, verdict: tuple[str, str] | None
     ) -> tuple[str, str | None]:
-        """After the child exited: its final state and reason (recording a crash the child
-        could not record itself; `preempted` is the agent's stop reason when it killed it)."""
+        """After the child exited: its final state and reason, recording what the child could
+        not record itself: a crash, or the agent's `verdict` (state, reason) when the agent
+        killed it (preempted at shutdown, or timed out)."""
         ...
 
     def close(self) -> None: ...

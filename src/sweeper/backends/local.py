@@ -257,9 +257,16 @@ class LocalBackend:
             ).fetchall()
         return [_sweep_record(row) for row in rows]
 
-    def find_stage(self, spec_hash: str, stage: int) -> SweepRecord | None:
-        """Never: each launch on the local store is a new study (`sweeper agent` resumes)."""
-        return None
+    def find_stage(
+        self, spec_hash: str, stage: int, study: str | None = None
+    ) -> SweepRecord | None:
+        """The latest sweep made for this stage of this exact spec (of `study`, if given)."""
+        row = self.db.execute(
+            "SELECT * FROM sweeps WHERE spec_hash = ? AND stage = ?"
+            " AND (? IS NULL OR study = ?) ORDER BY created_at DESC LIMIT 1",
+            (spec_hash, stage, study, study),
+        ).fetchone()
+        return None if row is None else _sweep_record(row)
 
     def made_from(self, spec_path: str | os.PathLike[str], name: str | None) -> list[SweepRecord]:
         """The latest sweep (every stage, for a study) made from this spec file, else by name."""
@@ -380,13 +387,13 @@ class LocalBackend:
         )
 
     def record_exit(
-        self, claim: Claim, exit_code: int | None, preempted: str | None
+        self, claim: Claim, exit_code: int | None, verdict: tuple[str, str] | None
     ) -> tuple[str, str | None]:
         run = self.run(claim.run_id)
         if run["state"] == "running" and run["attempt"] == claim.attempt:
             # The child died before it could record anything: crash, kill, or our stop.
-            if preempted:
-                state, reason = "preempted", f"requeued: {preempted}"
+            if verdict:
+                state, reason = verdict
             else:
                 state, reason = "crashed", f"trial process died ({exit_reason(exit_code)})"
                 log_tail = output_tail(self.run_dir(claim.run_id) / "output.log")

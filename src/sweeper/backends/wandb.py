@@ -269,12 +269,18 @@ class WandbBackend:
                 return f"{entity}/{project}/{sweep.id}"
         return None
 
-    def find_stage(self, spec_hash: str, stage: int) -> SweepRecord | None:
-        """The newest sweep in the project made for this stage of this exact spec."""
+    def find_stage(
+        self, spec_hash: str, stage: int, study: str | None = None
+    ) -> SweepRecord | None:
+        """The newest sweep in the project made for this stage of this exact spec (of `study`,
+        if given)."""
         entity, project = self.entity_and_project(None, None)
-        path = self.find_sweep(
-            entity, project, lambda m: m.get("spec") == spec_hash[:12] and m.get("stage") == stage
-        )
+
+        def wanted(mark: dict[str, Any]) -> bool:
+            same = mark.get("spec") == spec_hash[:12] and mark.get("stage") == stage
+            return same and (study is None or mark.get("study") == study)
+
+        path = self.find_sweep(entity, project, wanted)
         return None if path is None else self.sweep(path)
 
     def existing_runs(self, entity: str, project: str, run_ids: list[str]) -> set[str]:
@@ -426,14 +432,14 @@ class WandbBackend:
         )
 
     def record_exit(
-        self, claim: Claim, exit_code: int | None, preempted: str | None
+        self, claim: Claim, exit_code: int | None, verdict: tuple[str, str] | None
     ) -> tuple[str, str | None]:
         """W&B files the outcome from the run itself; here only the agent's view of it."""
         self._agent_of_run.pop(claim.run_id, None)
         if exit_code == 0:
             return "finished", None
-        if preempted:
-            return "preempted", f"stopped: {preempted}"
+        if verdict:
+            return verdict
         tail = output_tail(self.run_dir(claim.run_id) / "output.log")
         reason = f"trial process ended ({exit_reason(exit_code)})" + (f"\n{tail}" if tail else "")
         return ("crashed" if exit_code is None or exit_code < 0 else "failed"), reason

@@ -146,6 +146,11 @@ class Agents(_Strict):
         le=1024,
         description="torch CPU threads per trial; default: the cores shared among the trials.",
     )
+    trial_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds a trial may run before it is killed and failed; default: no limit.",
+    )
 
 
 class Spec(_Strict):

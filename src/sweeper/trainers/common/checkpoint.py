@@ -18,18 +18,22 @@ FILENAME = "checkpoint.pt"
 class Checkpoint:
     """Saves model, optimizer, scheduler, RNG states and loop state at epoch boundaries.
 
-    Saving is throttled to once per `every` seconds unless forced (a stop, the last epoch):
-    a SIGKILL loses at most that much work, and tiny epochs do not pay a save each.
-    A no-op when `run_dir` is None (a trial that keeps no files).
+    Every epoch, unless saving is slow next to training: then no more often than keeps saving
+    under OVERHEAD of the time (a model whose save takes 1 s saves every 20 s). A SIGKILL so
+    loses at most one epoch of these small models. A no-op when `run_dir` is None (a trial
+    that keeps no files).
     """
 
-    def __init__(self, run_dir: Path | None, every: float = 30.0) -> None:
+    OVERHEAD = 0.05
+
+    def __init__(self, run_dir: Path | None) -> None:
         self.path = Path(run_dir) / FILENAME if run_dir is not None else None
-        self.every = every
         self._last_save = time.monotonic()
+        self._cost = 0.0
+        """Seconds the last save took."""
 
     def due(self) -> bool:
-        return time.monotonic() - self._last_save >= self.every
+        return time.monotonic() - self._last_save >= self._cost / self.OVERHEAD
 
     def save(
         self,
@@ -54,11 +58,13 @@ class Checkpoint:
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             },
         }
+        started = time.monotonic()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         torch.save(payload, tmp)
         os.replace(tmp, self.path)  # atomic: a kill mid-save leaves the last good checkpoint
         self._last_save = time.monotonic()
+        self._cost = self._last_save - started
 
     def restore(
         self,
