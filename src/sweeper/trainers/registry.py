@@ -62,12 +62,20 @@ TRAINERS: dict[str, TrainerInfo] = {
             train_ref="sweeper.trainers.reid.train:train",
             metric="mAP",
         ),
+        TrainerInfo(
+            name="segment",
+            summary="chest X-ray lung segmentation: smp U-Net/U-Net++/FPN, Dice/BCE, Dice/IoU",
+            config_ref="sweeper.trainers.segment.config:SegmentConfig",
+            train_ref="sweeper.trainers.segment.train:train",
+            metric="val_dice",
+        ),
     )
 }
 
 GENERATORS: dict[str, str] = {
     "shapes": "sweeper.trainers.classify.data.synthetic:write_shapes",
     "veri": "sweeper.trainers.reid.data.synthetic:write_veri",
+    "xray": "sweeper.trainers.segment.data.synthetic:write_xray",
 }
 """Small on-disk data sets in the real layouts: `fn(out: Path, seed: int = 0) -> Path`."""
 

@@ -1,0 +1,1 @@
+"""The `segment` trainer: binary lung segmentation on chest X-rays with smp models."""

@@ -1,0 +1,101 @@
+"""Train/val/test loaders over (image, mask) pairs, decoded once into memory when they fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sweeper.errors import SweeperError
+from sweeper.trainers.segment.config import SegmentConfig
+from sweeper.trainers.segment.data.augment import build_augment
+from sweeper.trainers.segment.data.images import check_sizes, decode
+from sweeper.trainers.segment.data.layouts import Listing, Pair, list_pairs
+from sweeper.trainers.segment.data.synthetic import ensure_xray
+
+
+class XrayDataset(Dataset):
+    """(image, mask) as (1, H, W) uint8 tensors; the engine normalises on the device."""
+
+    def __init__(
+        self, pairs: list[Pair], size: int, cached: bool, augment: A.Compose | None = None
+    ) -> None:
+        self.pairs, self.size, self.augment = pairs, size, augment
+        self.cache = [decode(pair, size) for pair in pairs] if cached else None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.cache[index] if self.cache else decode(self.pairs[index], self.size)
+        if self.augment is not None:
+            out = self.augment(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        return torch.from_numpy(image)[None], torch.from_numpy(mask)[None]
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    val: DataLoader
+    test: DataLoader | None
+    listing: Listing
+
+    def sizes(self) -> dict[str, float]:
+        return {
+            "n_train": float(len(self.train.dataset)),
+            "n_val": float(len(self.val.dataset)),
+            "n_test": float(len(self.test.dataset)) if self.test is not None else 0.0,
+            "n_skipped": float(self.listing.skipped),
+        }
+
+
+def split(n: int, val: float, test: float, seed: int) -> tuple[list[int], ...]:
+    """Seeded (train, val, test) indices; val holds at least one image."""
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    n_test, n_val = round(n * test), max(1, round(n * val))
+    if n - n_test - n_val < 1:
+        raise SweeperError(
+            f"{n} images cannot fill train, validation and test splits; "
+            "lower data.val_fraction / data.test_fraction or add images"
+        )
+    return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
+
+
+def build_loaders(config: SegmentConfig, generator: torch.Generator, pin: bool) -> Loaders:
+    data = config.data
+    if data.synthetic:
+        ensure_xray(data.root)
+    listing = list_pairs(data.root, data.layout)
+    if listing.skipped:
+        print(f"{listing.skipped} images under {data.root} have no mask: skipped", flush=True)
+    for pair in listing.pairs:
+        check_sizes(pair)
+    cached = len(listing.pairs) * data.image_size**2 * 2 <= data.cache_mb * 2**20
+    train_ids, val_ids, test_ids = split(
+        len(listing.pairs), data.val_fraction, data.test_fraction, data.split_seed
+    )
+
+    def subset(ids: list[int], augment: A.Compose | None = None) -> XrayDataset:
+        return XrayDataset([listing.pairs[i] for i in ids], data.image_size, cached, augment)
+
+    common = {
+        "num_workers": data.workers,
+        "pin_memory": pin,
+        "persistent_workers": data.workers > 0,
+    }
+    train = DataLoader(
+        subset(train_ids, build_augment(config.aug, config.seed)),
+        batch_size=data.batch_size,
+        shuffle=True,
+        generator=generator,
+        **common,
+    )
+    val = DataLoader(subset(val_ids), batch_size=data.eval_batch_size, **common)
+    test = None
+    if test_ids:
+        test = DataLoader(subset(test_ids), batch_size=data.eval_batch_size, **common)
+    return Loaders(train, val, test, listing)

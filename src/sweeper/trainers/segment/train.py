@@ -1,0 +1,76 @@
+"""The `segment` trainer: load the X-rays once, train an smp model, score its best epoch."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from sweeper.trainers.common.device import select_device
+from sweeper.trainers.common.loop import fit
+from sweeper.trainers.common.optim import build_optimizer, build_scheduler
+from sweeper.trainers.common.seed import seed_everything
+from sweeper.trainers.logger import Logger
+from sweeper.trainers.segment.best import BestModel
+from sweeper.trainers.segment.config import SegmentConfig
+from sweeper.trainers.segment.data.loaders import build_loaders
+from sweeper.trainers.segment.engine import Engine
+from sweeper.trainers.segment.losses import SegmentationLoss
+from sweeper.trainers.segment.models import build_model, parameter_count
+from sweeper.trainers.segment.overlays import write_overlays
+
+
+def train(config: SegmentConfig, logger: Logger) -> dict[str, float]:
+    generator = seed_everything(config.seed, config.deterministic)
+    device = select_device(config.device)
+    loaders = build_loaders(config, generator, pin=device.type == "cuda")
+    model = build_model(config.model).to(device)
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    scheduler = build_scheduler(optimizer, config.sched, config.epochs)
+    engine = Engine(model, SegmentationLoss(config.loss), optimizer, device, config.amp)
+    best = BestModel(logger.run_dir)
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        return {"train_loss": engine.train_epoch(loaders.train, epoch, logger, config.log_every)}
+
+    def evaluate(epoch: int) -> dict[str, float]:
+        val = {f"val_{name}": value for name, value in engine.evaluate(loaders.val).items()}
+        best.update(val["val_dice"], epoch, model)
+        return val
+
+    history = fit(
+        epochs=config.epochs,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        logger=logger,
+        train_epoch=train_epoch,
+        evaluate=evaluate,
+    )
+    summary = {**history[-1], **loaders.sizes()}
+    summary.update(
+        best_val_dice=best.dice,
+        best_epoch=float(best.epoch),
+        epochs_done=float(len(history)),
+        n_params=float(parameter_count(model)),
+    )
+    best.restore(model)  # the test split and the pictures show the best epoch's model
+    if loaders.test is not None:
+        summary.update({f"test_{k}": v for k, v in engine.evaluate(loaders.test).items()})
+    if config.overlays:
+        log_overlays(engine, loaders.val.dataset, config.overlays, logger, len(history) - 1)
+    return summary
+
+
+def log_overlays(
+    engine: Engine, dataset: torch.utils.data.Dataset, count: int, logger: Logger, step: int
+) -> None:
+    """The first validation images with true and predicted masks: PNGs in run_dir/overlays
+    (a scratch folder when the trial keeps no files) and an image panel."""
+    shown = [dataset[i] for i in range(min(count, len(dataset)))]
+    images, masks = torch.stack([s[0] for s in shown]), torch.stack([s[1] for s in shown])
+    logits = engine.predict(engine.to_device(images, masks)[0])
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(logger.run_dir) / "overlays" if logger.run_dir is not None else Path(scratch)
+        logger.log_images("val/overlays", write_overlays(images, masks, logits, folder), step)
