@@ -154,11 +154,11 @@ class WandbBackend:
         return self.root / "runs" / run_id
 
     def url(self, sweep_id: str) -> str:
-        from wandb.sdk.wandb_sweep import _get_sweep_url
-
+        """The sweep's page: W&B cloud's app lives at wandb.ai, a W&B Server's at its host."""
         entity, project, sid = self._path(sweep_id)
-        base = self.api.settings["base_url"]
-        return _get_sweep_url(base_url=base, entity=entity, project=project, sweep_id=sid) or ""
+        base = str(self.api.settings["base_url"]).rstrip("/")
+        app = "https://wandb.ai" if base.endswith("api.wandb.ai") else base
+        return f"{app}/{entity}/{project}/sweeps/{sid}"
 
     def docker_line(self, sweep_id: str) -> str:
         base = os.environ.get("WANDB_BASE_URL")

@@ -1,0 +1,155 @@
+"""Per-trial overhead of `sweeper launch` against Optuna with SQLite storage, side by side.
+
+A no-op trainer (benchmarks/plugins/noop_trainer.py) runs as grids of SMALL and LARGE trials;
+the marginal cost per trial is (time(LARGE) - time(SMALL)) / (LARGE - SMALL), so start-up and
+imports cancel out. Ours runs each trial in a forked child with the store in SQLite; Optuna runs
+its objective in-process with the same kind of storage. Also: claim time at 10,000 stored
+runs (grid and random), bayes suggestion time at 100/300/1,000 runs, and 1 vs 2 agents on
+CPU-bound trials.
+
+    uv run --group bench python benchmarks/bench_overhead.py [--small 10] [--large 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def _spec(folder: Path, trials: int, trainer: str = "noop", **base: object) -> Path:
+    spec = {
+        "name": f"overhead-{trials}",
+        "trainer": trainer,
+        "metric": {"name": "loss", "goal": "minimize"},
+        "base": base,
+        "search": {"x": [float(i) for i in range(trials)]},
+    }
+    path = folder / f"spec-{trials}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _launch(spec: Path, store: Path, *args: str) -> float:
+    env = {**os.environ, "SWEEPER_PLUGINS": "noop_trainer", "PYTHONPATH": str(PLUGINS)}
+    command = [sys.executable, "-m", "sweeper", "launch", str(spec), "--store", str(store)]
+    start = time.perf_counter()
+    subprocess.run([*command, *args], check=True, env=env, capture_output=True)
+    return time.perf_counter() - start
+
+
+def ours(small: int, large: int, wandb: str) -> float:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        times = {
+            n: _launch(_spec(folder, n), folder / f"{n}.db", "--wandb", wandb)
+            for n in (small, large)
+        }
+    return (times[large] - times[small]) / (large - small)
+
+
+def optuna_marginal(small: int, large: int) -> float:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def timed(n: int, folder: Path) -> float:
+        start = time.perf_counter()
+        study = optuna.create_study(
+            storage=f"sqlite:///{folder / f'optuna-{n}.db'}",
+            sampler=optuna.samplers.GridSampler({"x": [float(i) for i in range(n)]}),
+        )
+        study.optimize(lambda trial: trial.suggest_float("x", 0, n), n_trials=n)
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        times = {n: timed(n, folder) for n in (small, large)}
+    return (times[large] - times[small]) / (large - small)
+
+
+def claim_times() -> dict[str, float]:
+    """Seconds for one claim once the store holds 10,000 finished runs; bayes suggestions at
+    100/300/1,000 runs."""
+    from sweeper.backends.controller import next_params
+    from sweeper.sweep import RunView
+
+    out: dict[str, float] = {}
+    grid = {
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"values": list(range(20_000))}},
+    }
+    random = {**grid, "method": "random", "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+    bayes = {**random, "method": "bayes"}
+    for name, config, sizes in (("grid", grid, [10_000]), ("random", random, [10_000])):
+        for n in sizes:
+            runs = [
+                RunView(f"r{i}", "finished", {"x": {"value": i}}, {"loss": i}) for i in range(n)
+            ]
+            start = time.perf_counter()
+            next_params(config, runs)
+            out[f"claim, {name}, {n:,} runs"] = time.perf_counter() - start
+    for n in (100, 300, 1_000):
+        runs = [
+            RunView(f"r{i}", "finished", {"x": {"value": i / n}}, {"loss": (i / n - 0.3) ** 2})
+            for i in range(n)
+        ]
+        start = time.perf_counter()
+        next_params(bayes, runs)
+        out[f"bayes suggestion, {n:,} runs"] = time.perf_counter() - start
+    return out
+
+
+def agents_speedup(trials: int) -> tuple[float, float]:
+    """Wall time of CPU-bound trials (the xor trainer) with 1 and 2 agents."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        spec = folder / "xor.yaml"
+        spec.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "agents",
+                    "trainer": "xor",
+                    "metric": {"name": "val_acc"},
+                    "base": {"epochs": 60, "model": {"depth": 3, "width": 3}},
+                    "agents": {"cpus_per_trial": 1},
+                    "search": {"seed": list(range(trials))},
+                }
+            )
+        )
+        one = _launch(spec, folder / "one.db", "--agents", "1", "--wandb", "disabled")
+        two = _launch(spec, folder / "two.db", "--agents", "2", "--wandb", "disabled")
+    return one, two
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", type=int, default=10)
+    parser.add_argument("--large", type=int, default=200)
+    parser.add_argument("--agents-trials", type=int, default=12)
+    args = parser.parse_args()
+    disabled = ours(args.small, args.large, "disabled")
+    offline = ours(args.small, args.large // 2, "offline")
+    optuna_s = optuna_marginal(args.small, args.large)
+    print("per-trial overhead (marginal, ms/trial)")
+    print(f"  sweeper, forked child, wandb disabled : {disabled * 1e3:7.1f}   (target <= 50)")
+    print(f"  sweeper, forked child, offline mirror : {offline * 1e3:7.1f}   (target <= 120)")
+    print(f"  Optuna, in-process, SQLite storage    : {optuna_s * 1e3:7.1f}")
+    print(f"  ratio sweeper (disabled) / Optuna     : {disabled / optuna_s:7.2f}")
+    for name, seconds in claim_times().items():
+        print(f"{name:34}: {seconds * 1e3:8.1f} ms")
+    one, two = agents_speedup(args.agents_trials)
+    print(f"1 agent {one:.1f} s, 2 agents {two:.1f} s: speed-up {one / two:.2f}x (target >= 1.8)")
+
+
+if __name__ == "__main__":
+    main()
