@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from sweeper.agent.provenance import static_provenance
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import StopFlag, WandbMode
 from sweeper.backends import BackendKind, open_backend
@@ -142,6 +144,7 @@ class Agent:
         info = get_trainer(self.sweep.trainer)
         importlib.import_module(info.train_ref.partition(":")[0])
         importlib.import_module("torch._dynamo")  # what the first optimizer imports lazily (~6 s)
+        static_provenance()  # git and versions once per agent; the children inherit them
         if self.options.wandb_mode != "disabled":
             for module in WANDB_WARM_MODULES:
                 importlib.import_module(module)
@@ -172,7 +175,9 @@ class Agent:
                     last_beat = time.monotonic()
                 self._enforce_grace()
                 self._enforce_timeout()
-                time.sleep(self.options.poll)
+                # Wake as soon as a trial ends (its slot refills at once), else after `poll`.
+                sentinels = [r.process.sentinel for r in self.running.values()]
+                multiprocessing.connection.wait(sentinels, timeout=self.options.poll)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

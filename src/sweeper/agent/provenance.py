@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import socket
 import subprocess
@@ -39,16 +40,25 @@ def _version(package: str) -> str | None:
         return None
 
 
-def provenance(config: BaseModel, spec_hash: str | None, device: str) -> dict[str, Any]:
+@functools.cache
+def static_provenance() -> dict[str, Any]:
+    """What every trial of this process shares: code version, library versions, host. Cached,
+    so an agent pays for `git` once and its forked trials not at all."""
     return {
-        "config": config.model_dump(mode="json"),
-        "seed": getattr(config, "seed", None),
-        "spec_hash": spec_hash,
         "git": git_commit(),
         "versions": {
             "python": platform.python_version(),
             **{name: _version(name) for name in ("torch", "torchvision", "sweeper")},
         },
-        "device": device,
         "host": socket.gethostname(),
+    }
+
+
+def provenance(config: BaseModel, spec_hash: str | None, device: str) -> dict[str, Any]:
+    return {
+        "config": config.model_dump(mode="json"),
+        "seed": getattr(config, "seed", None),
+        "spec_hash": spec_hash,
+        **static_provenance(),
+        "device": device,
     }
