@@ -112,6 +112,7 @@ XOR = {
             "grid has 1,000,000,000,001 points",
         ),
         ({"trainer": "nope"}, "trainer", "unknown trainer 'nope'"),
+        ({"metric": {"name": "val_ac"}}, "metric.name", "never logs 'val_ac'; did you mean"),
         ({"base": {"epochs": 0}}, "base.epochs", "greater than or equal to 1"),
         ({"base": {"model": {"colour": 1}}}, "base.model.colour", "Extra inputs"),
         ({"repeats": 3, "search": {"seed": [1, 2]}}, "search.seed", "swept by `repeats`"),

@@ -70,5 +70,6 @@ register(
         config_ref="testing_trainers:ProbeConfig",
         train_ref="testing_trainers:train",
         metric="loss",
+        metrics=("loss", "resumed_from", "epochs_run", "lr"),
     )
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import itertools
 import json
@@ -150,9 +151,16 @@ def load_spec(
 def check_spec(spec: Spec, file: str) -> None:
     """Search paths exist, every value and bound passes the trainer config, grids are finite."""
     try:
-        model = get_trainer(spec.trainer).config_model()
+        info = get_trainer(spec.trainer)
     except NotFoundError as exc:
         raise SpecError(file, "trainer", str(exc)) from None
+    if not info.logs(spec.metric.name):  # else every trial runs, and the sweep fails at the end
+        close = difflib.get_close_matches(spec.metric.name, info.metrics, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (it logs {', '.join(info.metrics)})"
+        raise SpecError(
+            file, "metric.name", f"the {spec.trainer} trainer never logs {spec.metric.name!r}{hint}"
+        )
+    model = info.config_model()
     validate_config(model, spec.base, file, "base")
     for i, stage in enumerate(spec.stage_list()):
         prefix = f"stages.{i}.search" if spec.stages else "search"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import os
 from collections.abc import Callable
@@ -30,6 +31,12 @@ class TrainerInfo:
     """`module:function` implementing `train(config, logger) -> metrics`."""
     metric: str
     """The metric a spec for this trainer usually optimises (a default for `train`)."""
+    metrics: tuple[str, ...] = ()
+    """Every metric it logs per epoch or returns (`*` patterns allowed): a spec's metric must be
+    one of them. Empty: not checked (a plugin that does not say)."""
+
+    def logs(self, metric: str) -> bool:
+        return not self.metrics or any(fnmatch.fnmatchcase(metric, m) for m in self.metrics)
 
     def config_model(self) -> type[TrainConfig]:
         return _resolve(self.config_ref)
@@ -47,6 +54,7 @@ TRAINERS: dict[str, TrainerInfo] = {
             config_ref="sweeper.trainers.classify.config:XorConfig",
             train_ref="sweeper.trainers.classify.xor:train",
             metric="val_acc",
+            metrics=("val_acc", "val_loss", "best_val_acc", "train_loss", "lr"),
         ),
         TrainerInfo(
             name="classify",
@@ -54,6 +62,17 @@ TRAINERS: dict[str, TrainerInfo] = {
             config_ref="sweeper.trainers.classify.config:ClassifyConfig",
             train_ref="sweeper.trainers.classify.train:train",
             metric="val_acc",
+            metrics=(
+                "val_acc",
+                "val_loss",
+                "best_val_acc",
+                "train_loss",
+                "test_acc",
+                "test_loss",
+                "n_params",
+                "lr",
+                "val_acc_class_*",
+            ),
         ),
         TrainerInfo(
             name="reid",
@@ -61,6 +80,22 @@ TRAINERS: dict[str, TrainerInfo] = {
             config_ref="sweeper.trainers.reid.config:ReidConfig",
             train_ref="sweeper.trainers.reid.train:train",
             metric="mAP",
+            metrics=(
+                "mAP",
+                "rank1",
+                "rank5",
+                "rank10",
+                "best_mAP",
+                "best_epoch",
+                "epochs_done",
+                "train_loss",
+                "xent_loss",
+                "triplet_loss",
+                "train_acc",
+                "epoch_time",
+                "images_per_s",
+                "lr",
+            ),
         ),
         TrainerInfo(
             name="segment",
@@ -68,6 +103,26 @@ TRAINERS: dict[str, TrainerInfo] = {
             config_ref="sweeper.trainers.segment.config:SegmentConfig",
             train_ref="sweeper.trainers.segment.train:train",
             metric="val_dice",
+            metrics=(
+                "val_dice",
+                "val_iou",
+                "val_dice_per_image",
+                "val_iou_per_image",
+                "val_pixel_acc",
+                "val_loss",
+                "train_loss",
+                "best_val_dice",
+                "best_epoch",
+                "epochs_done",
+                "n_params",
+                "n_train",
+                "n_val",
+                "n_test",
+                "n_skipped",
+                "test_*",
+                "train/batch_loss",
+                "lr",
+            ),
         ),
     )
 }
