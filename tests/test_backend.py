@@ -122,3 +122,16 @@ def test_both_backends_implement_the_whole_protocol(backend: Any, tmp_path: Path
             except AttributeError:
                 missing.append(name)
         assert not missing, (type(implementation).__name__, missing)
+
+
+def test_a_sweep_over_seeds_alone_has_one_configuration() -> None:
+    import pandas as pd
+
+    from sweeper.sweep import best_config, config_table
+
+    runs = pd.DataFrame(
+        {"state": ["finished", "finished", "failed"], "summary.loss": [1.0, 3.0, None]}
+    )
+    table = config_table(runs, [], "loss", "minimize")
+    assert table.to_dict("records") == [{"mean": 2.0, "std": pytest.approx(1.4142, 1e-4), "n": 2}]
+    assert best_config(runs, [], "loss", "minimize") == {}

@@ -115,6 +115,10 @@ def config_table(runs: pd.DataFrame, params: list[str], metric: str, goal: str) 
     done = runs[runs["state"].isin(DONE)] if "state" in runs else runs
     if column not in done or done.empty:
         return pd.DataFrame(columns=[*params, "mean", "std", "n"])
+    if not params:  # only seeds vary: every run repeats the one configuration
+        values = done[column]
+        std = values.std() if len(values) > 1 else 0.0
+        return pd.DataFrame({"mean": [values.mean()], "std": [std], "n": [len(values)]})
     keys = [f"config.{p}" for p in params]
     grouped = (
         done.assign(**{k: done[k].map(hashable) for k in keys})
