@@ -121,7 +121,7 @@ def agents_speedup(trials: int) -> tuple[float, float]:
                     "name": "agents",
                     "trainer": "xor",
                     "metric": {"name": "val_acc"},
-                    "base": {"epochs": 60, "model": {"depth": 3, "width": 3}},
+                    "base": {"epochs": 300, "model": {"depth": 3, "width": 3}},
                     "agents": {"cpus_per_trial": 1},
                     "search": {"seed": list(range(trials))},
                 }
