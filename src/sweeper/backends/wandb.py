@@ -356,12 +356,12 @@ class WandbBackend:
     def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame:
         import pandas as pd
 
-        ids = [sweep_ids] if isinstance(sweep_ids, str) else list(sweep_ids)
-        frames = [
-            runs_frame(self._runs(sid), record.id, record.stage, record.stage_name)
-            for sid in ids
-            for record in [self.sweep(sid)]
-        ]
+        frames = []
+        for sweep_id in [sweep_ids] if isinstance(sweep_ids, str) else sweep_ids:
+            record = self.sweep(sweep_id)
+            frames.append(
+                runs_frame(self._runs(sweep_id), record.id, record.stage, record.stage_name)
+            )
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     # the agent protocol -----------------------------------------------------------------------
