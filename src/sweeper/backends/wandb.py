@@ -161,11 +161,13 @@ class WandbBackend:
         return f"{app}/{entity}/{project}/sweeps/{sid}"
 
     def docker_line(self, sweep_id: str) -> str:
+        """One agent container on GPU 0 (agents/run-node.sh starts one per GPU); the key is
+        passed by name, never by value."""
         base = os.environ.get("WANDB_BASE_URL")
         server = f" -e WANDB_BASE_URL={base}" if base else ""
         return (
-            f"docker run --rm --gpus all -e WANDB_API_KEY{server} sweeper-agent "
-            f"{sweep_id} --backend wandb"
+            f"docker run -d --init --restart on-failure:3 --gpus device=0 -e WANDB_API_KEY{server}"
+            f" sweeper-agent {sweep_id} --backend wandb --gpus 0"
         )
 
     def close(self) -> None:
