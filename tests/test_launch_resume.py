@@ -69,7 +69,7 @@ def test_sigterm_stops_launch_and_its_agents_and_the_same_launch_resumes(
     stages = backend.sweeps(stage_one.study)
     assert [s.stage_name for s in stages] == ["x", "lr"], "the open stage finished, then the next"
     runs = backend.runs([s.id for s in stages])
-    assert len(runs) == 6 and set(runs["state"]) == {"finished"}
+    assert len(runs) == 6 and set(runs["state"]) == {"finished"}, runs[["state", "error"]]
     xs = runs[runs["sweep_id"] == stage_one.id]["config.x"]
     assert sorted(xs) == [0.0, 1.0, 2.0, 3.0], "each point once, none lost"
 

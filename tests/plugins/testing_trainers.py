@@ -56,9 +56,9 @@ def train(config: ProbeConfig, logger: Logger) -> dict[str, float]:
         train_epoch=train_epoch,
         evaluate=lambda epoch: {},
     )
-    return {
+    return {  # a trial preempted just as it finished resumes with nothing left to run
         "loss": history[-1]["loss"],
-        "resumed_from": float(first[0]),
+        "resumed_from": float(first[0] if first else len(history)),
         "epochs_run": float(len(first)),
     }
 
