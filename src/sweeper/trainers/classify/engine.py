@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 import torch
 from torch import nn
 
 from sweeper.trainers.classify.data.build import Split
 from sweeper.trainers.classify.losses import Objective
+from sweeper.trainers.common.precision import Precision
 
 
 class Engine:
@@ -29,15 +29,7 @@ class Engine:
             optimizer,
             device,
         )
-        self.amp = amp and device.type == "cuda"
-        self.dtype = (
-            torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
-        )
-        # float16 needs loss scaling against underflow; bfloat16 does not.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.dtype == torch.float16)
-
-    def autocast(self) -> AbstractContextManager[None]:
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.amp)
+        self.precision = Precision(device, amp)
 
     def train_epoch(
         self,
@@ -56,17 +48,7 @@ class Engine:
             x, y = split.x[index], split.y[index]
             if augment is not None:
                 x = augment(x)
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.amp:
-                with self.autocast():
-                    loss = self.objective(self.model(x), y)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:  # the plain step: no per-step autocast or scaler bookkeeping on CPU
-                loss = self.objective(self.model(x), y)
-                loss.backward()
-                self.optimizer.step()
+            loss = self.precision.step(self.model, self.objective, x, y, self.optimizer)
             losses.append(loss.detach())
             sizes.append(len(index))
         weights = torch.tensor(sizes, device=self.device, dtype=torch.float32)
@@ -79,7 +61,7 @@ class Engine:
         total, predicted = torch.zeros((), device=self.device), []
         for start in range(0, len(split), batch_size):
             x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
-            with self.autocast():
+            with self.precision.autocast():
                 logits = self.model(x).float()
             total += self.objective(logits, y) * len(y)
             predicted.append(self.objective.predict(logits))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from sweeper.trainers.common.precision import Precision
 from sweeper.trainers.logger import Logger
 from sweeper.trainers.segment.metrics import MaskStats
 
@@ -25,15 +24,7 @@ class Engine:
         amp: bool,
     ) -> None:
         self.model, self.loss_fn, self.optimizer, self.device = model, loss_fn, optimizer, device
-        self.amp = amp and device.type == "cuda"
-        self.dtype = (
-            torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
-        )
-        # float16 needs loss scaling against underflow; bfloat16 does not.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.dtype == torch.float16)
-
-    def autocast(self) -> AbstractContextManager[None]:
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.amp)
+        self.precision = Precision(device, amp)
 
     def to_device(
         self, images: torch.Tensor, masks: torch.Tensor
@@ -53,17 +44,7 @@ class Engine:
         seen = 0
         for i, (images, masks) in enumerate(loader, start=1):
             images, masks = self.to_device(images, masks)
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.amp:
-                with self.autocast():
-                    loss = self.loss_fn(self.model(images), masks)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:  # the plain step: no per-step autocast or scaler bookkeeping on CPU
-                loss = self.loss_fn(self.model(images), masks)
-                loss.backward()
-                self.optimizer.step()
+            loss = self.precision.step(self.model, self.loss_fn, images, masks, self.optimizer)
             loss = loss.detach()
             total += loss * len(images)
             seen += len(images)
@@ -79,7 +60,7 @@ class Engine:
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of a normalised batch, in eval mode."""
         self.model.eval()
-        with self.autocast():
+        with self.precision.autocast():
             return self.model(images).float()
 
     def evaluate(self, loader: DataLoader) -> dict[str, float]:
