@@ -15,14 +15,11 @@ process (ru_maxrss of a child), so this process's own peak does not hide it.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Mapping
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -30,9 +27,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
+from bench_classify_loop import ClockLogger, epoch_rates, stamp  # the same clocks, side by side
 
 from sweeper.trainers.common.seed import seed_everything
-from sweeper.trainers.logger import MemoryLogger
 from sweeper.trainers.segment.config import SegmentConfig
 from sweeper.trainers.segment.data.loaders import build_loaders
 from sweeper.trainers.segment.data.synthetic import write_xray
@@ -41,32 +38,6 @@ from sweeper.trainers.segment.train import train
 
 CLOCKS = ("wall", "cpu")
 MODEL = {"encoder_name": "mobilenet_v2", "encoder_depth": 3, "decoder_channels": [32, 16, 8]}
-
-
-class ClockLogger(MemoryLogger):
-    """Stamps each epoch's log call, so whole trainer epochs can be timed from outside."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stamps: list[tuple[float, float]] = []
-
-    def log(self, metrics: Mapping[str, float], step: int) -> None:
-        self.stamps.append(stamp())
-        super().log(metrics, step)
-
-
-def stamp() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-def epoch_rates(stamps: list[tuple[float, float]], n_train: int) -> dict[str, float]:
-    """Median training images per second over epochs 2..E (epoch 1 pays one-off costs)."""
-    return {
-        clock: statistics.median(
-            n_train / (end[i] - start[i]) for start, end in itertools.pairwise(stamps)
-        )
-        for i, clock in enumerate(CLOCKS)
-    }
 
 
 def trainer_rates(config: SegmentConfig, n_train: int) -> dict[str, float]:
