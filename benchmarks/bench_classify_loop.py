@@ -95,38 +95,34 @@ def raw_rates(config: ClassifyConfig, validate: bool) -> dict[str, float]:
     return epoch_rates(stamps, len(y))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=12)
-    parser.add_argument("--batch", type=int, default=64)
-    args = parser.parse_args()
+def measure(epochs: int = 3, repeats: int = 12, batch: int = 64) -> dict[str, float]:
+    """Print the side-by-side rates; return trainer / raw+val per clock (median of paired runs)."""
     config = ClassifyConfig.model_validate(
         {
-            "epochs": args.epochs,
+            "epochs": epochs,
             "device": "cpu",
             "model": {"arch": "cnn", "n_base": 16},
             "data": {
                 "name": "digits",
                 "image_size": [28, 28],
                 "val_fraction": 0.1,
-                "batch_size": args.batch,
+                "batch_size": batch,
                 "test_batch_size": 1000,
             },
             "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
         }
     )
     n_train = len(load_data(config.data, torch.device("cpu")).train)
-    steps = config.epochs * -(-n_train // args.batch)
+    steps = config.epochs * -(-n_train // batch)
     print(
-        f"CNN (12,810 params) on digits 1x28x28: {n_train} training images, batch {args.batch}, "
+        f"CNN (12,810 params) on digits 1x28x28: {n_train} training images, batch {batch}, "
         f"{steps} steps per run, {torch.get_num_threads()} CPU threads"
     )
     trainer_rates(config, n_train)  # warm-up: imports and first-call costs
     raw_rates(config, validate=True)
     names = ("trainer", "raw+val", "raw")
     rates = {(name, clock): [] for name in names for clock in CLOCKS}
-    for repeat in range(args.repeats):
+    for repeat in range(repeats):
         # Alternate who goes first, so a slow spell of the machine does not favour one side.
         for name in names[:: 1 if repeat % 2 else -1]:
             run = (
@@ -136,6 +132,7 @@ def main() -> None:
             )
             for clock in CLOCKS:
                 rates[name, clock].append(run[clock])
+    ratios = {}
     for clock in CLOCKS:
         for name in names:
             values = rates[name, clock]
@@ -152,7 +149,19 @@ def main() -> None:
                 f"ratio trainer / {name:<7} ({clock}): median of paired runs "
                 f"{statistics.median(paired):.3f}, best vs best {best:.3f}"
             )
+            if name == "raw+val":
+                ratios[clock] = statistics.median(paired)
     print("target: trainer / raw+val >= 0.95")
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    measure(args.epochs, args.repeats, args.batch)
 
 
 if __name__ == "__main__":

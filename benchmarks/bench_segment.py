@@ -122,6 +122,43 @@ def peak_rss(root: Path, size: int, batch: int) -> float:
     return int(out.stdout.split()[-1]) / 1024
 
 
+def measure(
+    epochs: int = 3, repeats: int = 5, size: int = 64, batch: int = 8, rss: bool = True
+) -> dict[str, float]:
+    """Print the side-by-side rates (and peak RSS); return trainer / hand per clock (median of
+    paired runs)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = write_xray(Path(scratch) / "xray", n=48, size=256)
+        config = make_config(root, size, batch, epochs)
+        n_train = len(build_loaders(config, torch.Generator(), pin=False).train.dataset)
+        print(
+            f"U-Net mobilenet_v2 depth 3 on {n_train} generated {size}x{size} X-rays, "
+            f"batch {batch}, {epochs} epochs per run, {torch.get_num_threads()} CPU threads"
+        )
+        trainer_rates(config, n_train)  # warm-up: imports and first-call costs
+        hand_rates(config)
+        rates = {(name, clock): [] for name in ("trainer", "hand") for clock in CLOCKS}
+        for repeat in range(repeats):
+            for name in ("trainer", "hand")[:: 1 if repeat % 2 else -1]:
+                run = trainer_rates(config, n_train) if name == "trainer" else hand_rates(config)
+                for clock in CLOCKS:
+                    rates[name, clock].append(run[clock])
+        ratios = {}
+        for clock in CLOCKS:
+            trainer, hand = rates["trainer", clock], rates["hand", clock]
+            ratios[clock] = statistics.median(t / h for t, h in zip(trainer, hand, strict=True))
+            print(
+                f"{clock:>4}: trainer median {statistics.median(trainer):6.1f} img/s, hand "
+                f"{statistics.median(hand):6.1f} img/s; ratio trainer / hand: median of paired "
+                f"runs {ratios[clock]:.3f}, best vs best {max(trainer) / max(hand):.3f}"
+            )
+        print("target: trainer / hand >= 0.95")
+        if rss:
+            peak = peak_rss(root, 256, 8)
+            print(f"peak RSS, U-Net efficientnet-b0, one epoch at 256x256, batch 8: {peak:.0f} MB")
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -129,34 +166,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        root = write_xray(Path(scratch) / "xray", n=48, size=256)
-        config = make_config(root, args.size, args.batch, args.epochs)
-        n_train = len(build_loaders(config, torch.Generator(), pin=False).train.dataset)
-        print(
-            f"U-Net mobilenet_v2 depth 3 on {n_train} generated {args.size}x{args.size} X-rays, "
-            f"batch {args.batch}, {args.epochs} epochs per run, "
-            f"{torch.get_num_threads()} CPU threads"
-        )
-        trainer_rates(config, n_train)  # warm-up: imports and first-call costs
-        hand_rates(config)
-        rates = {(name, clock): [] for name in ("trainer", "hand") for clock in CLOCKS}
-        for repeat in range(args.repeats):
-            for name in ("trainer", "hand")[:: 1 if repeat % 2 else -1]:
-                run = trainer_rates(config, n_train) if name == "trainer" else hand_rates(config)
-                for clock in CLOCKS:
-                    rates[name, clock].append(run[clock])
-        for clock in CLOCKS:
-            trainer, hand = rates["trainer", clock], rates["hand", clock]
-            paired = [t / h for t, h in zip(trainer, hand, strict=True)]
-            print(
-                f"{clock:>4}: trainer median {statistics.median(trainer):6.1f} img/s, hand "
-                f"{statistics.median(hand):6.1f} img/s; ratio trainer / hand: median of paired "
-                f"runs {statistics.median(paired):.3f}, best vs best {max(trainer) / max(hand):.3f}"
-            )
-        print("target: trainer / hand >= 0.95")
-        rss = peak_rss(root, 256, 8)
-        print(f"peak RSS, U-Net efficientnet-b0, one epoch at 256x256, batch 8: {rss:.0f} MB")
+    measure(args.epochs, args.repeats, args.size, args.batch)
 
 
 if __name__ == "__main__":

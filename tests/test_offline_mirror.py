@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,38 +24,7 @@ from conftest import probe_spec, write_spec
 from wandb_server import WandbServer
 
 from sweeper.backends.local import LocalBackend
-
-# The LevelDB-style log format of `.wandb` files (wandb's old Python `datastore` module).
-FILE_HEADER = struct.Struct("<4sHB")  # ":W&B", magic 0xBEE1, version 0
-CHUNK_HEADER = struct.Struct("<IHB")  # crc32, length, type
-BLOCK = 32768
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-def wandb_records(path: Path) -> Iterator[Any]:
-    """The protobuf `Record`s of a `.wandb` log, in the order wandb wrote them."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    ident, magic, _version = FILE_HEADER.unpack_from(data)
-    assert (ident, magic) == (b":W&B", 0xBEE1), f"{path} is not a wandb log"
-    pos, pending = FILE_HEADER.size, b""
-    while pos + CHUNK_HEADER.size <= len(data):
-        left = BLOCK - pos % BLOCK
-        if left < CHUNK_HEADER.size:  # a block's tail too short for a header is padding
-            pos += left
-            continue
-        _crc, length, kind = CHUNK_HEADER.unpack_from(data, pos)
-        if kind == 0:  # zero fill up to the next block
-            pos += left
-            continue
-        chunk = data[pos + CHUNK_HEADER.size : pos + CHUNK_HEADER.size + length]
-        pos += CHUNK_HEADER.size + length
-        pending = chunk if kind in (FULL, FIRST) else pending + chunk
-        if kind in (FULL, LAST):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            yield record
+from sweeper.backends.runfile import records as wandb_records
 
 
 def _apply(target: dict[str, Any], item: Any) -> None:

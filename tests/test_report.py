@@ -233,6 +233,9 @@ def test_axes_kinds():
     assert axis.labels == ["0.0001", "0.001", "0.01"]
     axis = make_axis("model.arch", pd.Series(["b", "a", "b"]), "categorical", ["b", "a"])
     assert axis.positions.tolist() == [0, 1, 0] and axis.labels == ["b", "a"]
+    # a stage that did not search aug.preset ran with its null default
+    axis = make_axis("aug.preset", pd.Series([None, "none", "hflip"]), "categorical")
+    assert axis.positions.tolist() == [2, 1, 0] and axis.labels == ["hflip", "none", "unset"]
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -174,8 +174,12 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
             b"x: [" + b"1, " * 100_001 + b"]\n",
             "the document holds more than 100,000 values (aliases expanded)",
         ),
+        (
+            b"x: [" + b"1, " * 1_000_000 + b"]\n",
+            "3,000,006 bytes: larger than any spec (limit 2 MiB)",
+        ),
     ],
-    ids=["non-utf8", "binary", "duplicate-key", "alias-bomb", "huge"],
+    ids=["non-utf8", "binary", "duplicate-key", "alias-bomb", "huge", "megabytes"],
 )
 def test_files_that_are_not_specs_are_refused_in_one_line(
     tmp_path: Path, content: bytes, message: str

@@ -97,4 +97,5 @@ def test_a_store_that_cannot_be_made_and_a_csv_into_nowhere(
     missing = tmp_path / "no" / "such" / "runs.csv"
     result = _sweeper("runs", sweep_id, "--store", str(store), "--csv", str(missing))
     _one_line_exit_2(result, "--csv")
+    assert "non-existent directory" in result.output
     assert not missing.parent.exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from pydantic import Field
 
 from sweeper.trainers.common.config import TrainConfig
@@ -11,9 +13,11 @@ from sweeper.trainers.registry import TrainerInfo, register
 
 class NoopConfig(TrainConfig):
     x: float = Field(0.0, ge=-1e9, le=1e9)
+    sleep: float = Field(0.0, ge=0, le=60, description="seconds of pretend work, so trials overlap")
 
 
 def train(config: NoopConfig, logger: Logger) -> dict[str, float]:
+    time.sleep(config.sleep)
     logger.log({"loss": config.x}, step=0)
     return {"loss": config.x}
 

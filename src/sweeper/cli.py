@@ -159,19 +159,26 @@ def _overrides(sets: list[str] | None, device: str | None) -> dict[str, Any]:
 
 
 def _load(spec: Path, sets: list[str] | None, smoke: bool, device: str | None = None) -> Any:
-    from sweeper.spec.load import load_spec
+    from sweeper.spec.load import load_sweep_file
 
-    return load_spec(spec, _overrides(sets, device), smoke=smoke)
+    return load_sweep_file(spec, _overrides(sets, device), smoke=smoke)
 
 
 @app.command()
 @user_errors
 def validate(spec: Path, sets: Sets = None, smoke: Smoke = False) -> None:
     """Check a spec against its trainer's config and the W&B schema; writes nothing."""
+    from sweeper.agent.launch import planned_trials
     from sweeper.spec.compile import compile_spec
     from sweeper.spec.load import grid_size
+    from sweeper.spec.plain import PlainSweep
 
     loaded = _load(spec, sets, smoke)
+    if isinstance(loaded, PlainSweep):
+        method, total = loaded.config["method"], planned_trials(loaded.config)
+        size = f"{method}, up to {total} trials" if total else f"{method}, runs until stopped"
+        console.print(f"[green]ok[/green] {escape(loaded.name)}: {size} (a plain W&B sweep)")
+        return
     configs = compile_spec(loaded.spec, loaded.path)
     for stage, config in zip(loaded.spec.stage_list(), configs, strict=True):
         cap, method = config.get("run_cap"), config["method"]
@@ -304,14 +311,14 @@ def launch(
     _at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
     _at_least("--trial-timeout", trial_timeout, 0, strict=True)
     gpu_list = parse_gpus(gpus) if gpus is not None else visible_gpus()
-    make_slots(gpu_list, loaded.spec.agents.gpus_per_trial)  # refused before the store is made
+    make_slots(gpu_list, loaded.agents.gpus_per_trial)  # refused before the store is made
     kind = _backend_kind(backend_kind)
     mode = _wandb_mode(wandb, kind)
     backend = _backend(
         kind,
         store,
-        entity=entity or loaded.spec.entity,
-        project=project or loaded.spec.project,
+        entity=entity or loaded.entity,
+        project=project or loaded.project,
     )
     bar = Progress(
         TextColumn("{task.description}"),
@@ -515,7 +522,7 @@ def runs(
         try:
             table.to_csv(csv, index=False)
         except OSError as exc:
-            raise SweeperError(f"--csv {csv}: cannot write: {exc.strerror}") from None
+            raise SweeperError(f"--csv {csv}: cannot write: {exc.strerror or exc}") from None
         console.print(f"wrote {csv} ({len(table)} runs)")
     else:
         console.print(table.to_string(index=False))
@@ -562,6 +569,102 @@ def train(
     if state not in ("finished", "stopped"):
         errors.print(run["error"] or "", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def landscape(
+    run_id: Annotated[str, typer.Argument(help="A run of the store with a checkpoint.")],
+    store: Store = None,
+    steps: Annotated[int, typer.Option(help="Grid points per axis.")] = 25,
+    span: Annotated[
+        tuple[float, float], typer.Option("--range", help="Min and max of alpha (and beta).")
+    ] = (-1.0, 1.0),
+    dims: Annotated[
+        int | None,
+        typer.Option(help="1: a curve; 2: a surface and its curve [default: 2; 1 with --between]."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="train or val: the loss scored.")] = "train",
+    seed: Annotated[int, typer.Option(help="Seed of the random directions.")] = 0,
+    ignore: Annotated[
+        str, typer.Option(help="biasbn: 1-D tensors (biases, batch norm) stay; none: moved too.")
+    ] = "biasbn",
+    between: Annotated[
+        str | None,
+        typer.Option(help="A checkpoint file or run id: the line from this run's weights to it."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Folder [default: the run's landscape/].")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Score the first N items of the split [default: all].")
+    ] = None,
+) -> None:
+    """The loss surface around a run's trained weights (filter-normalised directions, Li et al.
+    2018): contour, 3-D surface, 1-D curve, CSV and NPZ, kept with the run."""
+    from rich.progress import Progress
+
+    from sweeper.analysis.landscape import Options, landscape
+    from sweeper.backends.local import LocalBackend
+
+    if dims is None:
+        dims = 1 if between else 2
+    options = Options(steps, span[0], span[1], dims, split, seed, ignore, between, limit)
+    options.check()  # before the store is opened or torch imported
+    backend = LocalBackend(store, create=False)
+    progress = Progress(console=console, transient=True)
+    task = progress.add_task("loss at grid points", total=None)
+
+    def start(total: int) -> None:  # shown once the run, data and weights are loaded
+        progress.update(task, total=total)
+        progress.start()
+
+    try:
+        result = landscape(
+            backend, run_id, options, out, on_total=start, tick=lambda: progress.advance(task)
+        )
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+    _say(f"scored {result.scored} at {result.checkpoint}")
+    _say(f"loss at the trained weights {result.origin_loss:.6g}; {result.seconds:.1f} s")
+    _say(f"wrote {result.folder}: " + ", ".join(p.name for p in result.files))
+    if result.kept.resolve() != result.folder.resolve():
+        _say(f"kept with the run in {result.kept}")
+    if result.mirror is not None:
+        _say(f"logged the images to the offline wandb run {result.mirror}")
+
+
+@app.command()
+@user_errors
+def augment(
+    trainer: str,
+    config: Annotated[
+        Path | None, typer.Argument(help="A spec (its base is used) or a config YAML.")
+    ] = None,
+    names: Annotated[
+        str | None,
+        typer.Option(
+            help="Augmentations to show, comma-separated (the trainer's names, or one "
+            "classify preset such as rotate90); default: the config's."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("-n", help="Training images shown (1-64).")] = 9,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The PNG written.")] = Path(
+        "augment.png"
+    ),
+    seed: Annotated[int, typer.Option(help="Which images, and the augmentations' draws.")] = 0,
+    sets: Sets = None,
+) -> None:
+    """Picture what a config's training augmentations do: training images beside their
+    augmented copies (masks overlaid for segment), before a sweep pays for them."""
+    from sweeper.analysis.augment_preview import write_preview
+    from sweeper.trainers.registry import get_trainer
+
+    _at_least("--seed", seed, 0)
+    chosen = None if names is None else [x.strip() for x in names.split(",") if x.strip()]
+    info = get_trainer(trainer)
+    _say(f"wrote {write_preview(info, config, _overrides(sets, None), chosen, n, seed, output)}")
 
 
 @app.command()

@@ -128,7 +128,10 @@ def config_table(runs: pd.DataFrame, params: list[str], metric: str, goal: str) 
         .rename(columns={"count": "n", **{f"config.{p}": p for p in params}})
     )
     grouped["std"] = grouped["std"].fillna(0.0)
-    return grouped.sort_values("mean", ascending=goal != "maximize", ignore_index=True)
+    # Stable: configurations that tie keep one order (their values'), run after run.
+    return grouped.sort_values(
+        "mean", ascending=goal != "maximize", kind="stable", ignore_index=True
+    )
 
 
 def best_config(

@@ -21,6 +21,7 @@ from sweeper.spec.compile import carried_config, compile_stage
 from sweeper.spec.load import LoadedSpec, grid_size, validate_config
 from sweeper.spec.models import Spec, Stage
 from sweeper.spec.paths import deep_merge, unflatten
+from sweeper.spec.plain import PlainSweep
 from sweeper.sweep import ACTIVE, best_config, best_run, flat_parameters, swept_params
 from sweeper.trainers.registry import get_trainer
 
@@ -181,7 +182,7 @@ def stage_carry(
 
 
 def compile_for_stage(
-    loaded: LoadedSpec,
+    loaded: LoadedSpec | PlainSweep,
     stage: str | None,
     carry: dict[str, Any] | None,
     store: str | os.PathLike[str] | None,
@@ -189,6 +190,11 @@ def compile_for_stage(
     """One stage's W&B sweep config, carrying the best of the stages before it (given with
     --carry, or read from the latest study of this spec in the local store); and a note
     saying which stage of how many it is."""
+    if isinstance(loaded, PlainSweep):  # already a W&B sweep config: printed as it is
+        if stage is not None or carry:
+            option = "--stage" if stage is not None else "--carry"
+            raise SpecError(loaded.path, option, "a plain W&B sweep config has no stages")
+        return loaded.config, None
     spec, file = loaded.spec, loaded.path
     stages = spec.stage_list()
     index = stage_index(spec, stage, file)
@@ -236,7 +242,7 @@ def _carried_from_store(
 
 
 def launch(
-    loaded: LoadedSpec,
+    loaded: LoadedSpec | PlainSweep,
     backend: Backend,
     *,
     agents: int | None = None,
@@ -251,11 +257,14 @@ def launch(
     The latest study made from this exact spec is resumed (unless `fresh`): a finished stage
     is read back, not run again; an unfinished one gets agents again, then the next is made.
     """
-    spec = loaded.spec
-    slots = make_slots(gpus or [], spec.agents.gpus_per_trial)
+    slots = make_slots(gpus or [], loaded.agents.gpus_per_trial)
     n_agents = agents or len(slots)
-    if spec.agents.max_parallel:
-        n_agents = min(n_agents, spec.agents.max_parallel)
+    if loaded.agents.max_parallel:
+        n_agents = min(n_agents, loaded.agents.max_parallel)
+    if isinstance(loaded, PlainSweep):
+        run = settings or AgentSettings()
+        return [launch_plain(loaded, backend, n_agents, slots, run, fresh, on_stage, on_progress)]
+    spec = loaded.spec
     study: str | None = None
     carried: dict[str, Any] = {}
     results: list[StageResult] = []
@@ -287,3 +296,42 @@ def launch(
         best, carried = stage_carry(backend, sweep, stage, carried)
         results.append(StageResult(backend.sweep(sweep.id), best))
     return results
+
+
+def launch_plain(
+    loaded: PlainSweep,
+    backend: Backend,
+    n_agents: int,
+    slots: list[str | None],
+    settings: AgentSettings,
+    fresh: bool,
+    on_stage: Callable[[SweepRecord, bool], None],
+    on_progress: Callable[[Progress], None],
+) -> StageResult:
+    """A plain W&B sweep config: one sweep whose trials run its `command` (resumed when this
+    exact config was launched before, unless `fresh`)."""
+    if backend.kind != "local":
+        raise SweeperError(
+            f"{loaded.path}: a plain W&B sweep runs here with the local backend; on a W&B "
+            f"server, use `wandb sweep {loaded.path}` and `wandb agent`"
+        )
+    sweep = None if fresh else backend.find_stage(loaded.hash, 0)
+    resumed = sweep is not None
+    if sweep is None:
+        sweep = backend.sweep(
+            backend.create_sweep(
+                loaded.config,
+                trainer="",
+                spec=loaded.record(),
+                spec_hash=loaded.hash,
+                spec_path=loaded.path,
+            )
+        )
+    on_stage(sweep, resumed)
+    if not backend.is_complete(sweep.id):
+        run_agents(backend, sweep, n_agents, slots, settings, on_progress)
+        backend.set_sweep_state(sweep.id, "finished")
+    metric, goal = sweep.metric
+    params = swept_params(sweep.config)
+    best = best_config(backend.runs(sweep.id), params, metric, goal) if metric else None
+    return StageResult(backend.sweep(sweep.id), best)

@@ -100,6 +100,7 @@ def execute(
         meta = provenance(
             config, sweep.spec_hash if sweep else None, describe(select_device(config.device))
         )
+        meta["trainer"] = trainer  # a `sweeper train` run has no sweep to say it
         backend.record_meta(claim.run_id, claim.attempt, meta)
         wandb_run = start_wandb(
             wandb_mode,

@@ -28,6 +28,7 @@ class SweepRecord:
     name: str
     project: str
     trainer: str
+    """The registered trainer; "" for a plain W&B sweep (see `is_command`)."""
     config: dict[str, Any]
     """The compiled W&B sweep config."""
     spec: dict[str, Any]
@@ -46,6 +47,11 @@ class SweepRecord:
     def metric(self) -> tuple[str, str]:
         metric = self.config.get("metric", {})
         return metric.get("name", ""), metric.get("goal", "minimize")
+
+    @property
+    def is_command(self) -> bool:
+        """A plain W&B sweep: each trial runs the sweep's `command`, not a trainer."""
+        return not self.trainer
 
     @property
     def key(self) -> str:

@@ -382,6 +382,10 @@ class LocalBackend:
         from sweeper.agent.trial import execute
 
         backend = LocalBackend(self.path)  # the parent's connection must not cross the fork
+        if sweep.is_command:
+            from sweeper.agent.program import run_program
+
+            return run_program(backend, claim, sweep, stop_flag)
         return execute(
             backend, claim, sweep.trainer, sweep=sweep, wandb_mode=wandb_mode, stop_flag=stop_flag
         )

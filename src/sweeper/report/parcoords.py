@@ -32,10 +32,17 @@ def make_axis(name: str, values: pd.Series, kind: Kind, declared: list[Any] | No
     if kind == "categorical":
         categories = ordered(values, declared)
         index = {v: i for i, v in enumerate(categories)}
-        positions = values.map(lambda v: index[hashable(v)]).to_numpy(dtype=float)
-        return Axis(
-            name, kind, positions, list(range(len(categories))), [label(v) for v in categories]
+        # Runs of a stage that did not search this parameter may lack it (a null default).
+        unset = values.isna().to_numpy()
+        labels = [label(v) for v in categories] + (["unset"] if unset.any() else [])
+        positions = np.array(
+            [
+                len(categories) if gone else index[hashable(v)]
+                for v, gone in zip(values, unset, strict=True)
+            ],
+            dtype=float,
         )
+        return Axis(name, kind, positions, list(range(len(labels))), labels)
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     distinct = np.unique(numbers[np.isfinite(numbers)])
     if kind == "log":

@@ -74,7 +74,9 @@ def compile_stage(
     return config
 
 
-def check_wandb_schema(config: dict[str, Any], file: str) -> None:
+def check_wandb_schema(
+    config: dict[str, Any], file: str, what: str = "the compiled config"
+) -> None:
     # run_cap and hyperband's strict are W&B keys newer than the schema in `sweeps` 0.2.0.
     candidate = {k: v for k, v in config.items() if k != "run_cap"}
     if "early_terminate" in candidate:
@@ -83,9 +85,7 @@ def check_wandb_schema(config: dict[str, Any], file: str) -> None:
         }
     violations = sweeps.schema_violations_from_proposed_config(candidate)
     if violations:
-        raise SpecError(
-            file, "", f"the W&B sweep schema rejects the compiled config: {violations[0]}"
-        )
+        raise SpecError(file, "", f"the W&B sweep schema rejects {what}: {violations[0]}")
 
 
 def compile_spec(spec: Spec, file: str = "spec") -> list[dict[str, Any]]:

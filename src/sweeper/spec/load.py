@@ -16,8 +16,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import NotFoundError, SpecError
-from sweeper.spec.models import GRID_DISTRIBUTIONS, MAX_GRID, Distribution, Spec, as_distribution
+from sweeper.spec.models import (
+    GRID_DISTRIBUTIONS,
+    MAX_GRID,
+    Agents,
+    Distribution,
+    Spec,
+    as_distribution,
+)
 from sweeper.spec.paths import deep_merge, missing_part, set_path, with_path
+from sweeper.spec.plain import PlainSweep, is_plain, load_plain
 from sweeper.trainers.common.config import TrainConfig
 from sweeper.trainers.registry import get_trainer
 
@@ -25,6 +33,9 @@ FULL_CHECK_LIMIT = 4096
 """Grids up to this size are validated point by point (catches cross-field errors)."""
 MAX_YAML_NODES = 100_000
 """A spec expanding past this many YAML values is refused (it would be an alias bomb)."""
+MAX_SPEC_BYTES = 2 * 1024 * 1024
+"""Refused before parsing: building a tree of millions of values takes seconds (a real spec is
+a few kilobytes; 100,000 values fit in about 1 MB)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,18 @@ class LoadedSpec:
     path: str
     hash: str
     """sha256 of the effective spec (after --smoke and --set): what exactly ran."""
+
+    @property
+    def agents(self) -> Agents:
+        return self.spec.agents
+
+    @property
+    def entity(self) -> str | None:
+        return self.spec.entity
+
+    @property
+    def project(self) -> str:
+        return self.spec.project
 
 
 def _first_error(error: ValidationError) -> tuple[str, str]:
@@ -98,7 +121,10 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     file = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        raw = Path(path).read_bytes()
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(file, "", f"{len(raw):,} bytes: larger than any spec (limit 2 MiB)")
+        text = raw.decode("utf-8")
     except IsADirectoryError:
         raise SpecError(file, "", "is a folder, not a YAML file") from None
     except OSError as exc:
@@ -127,12 +153,42 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def load_sweep_file(
+    path: str | Path, overrides: dict[str, Any] | None = None, smoke: bool = False
+) -> LoadedSpec | PlainSweep:
+    """A sweeper spec (it names a `trainer`), or a plain W&B sweep config (`program` or
+    `command`, no trainer) to run as it is."""
+    raw = read_yaml(path)
+    if is_plain(raw):
+        return load_plain(str(path), raw, overrides, smoke)
+    return _load_spec(str(path), raw, overrides, smoke)
+
+
 def load_spec(
     path: str | Path, overrides: dict[str, Any] | None = None, smoke: bool = False
 ) -> LoadedSpec:
     """Load, apply --smoke and --set (trainer config paths into `base`), and validate."""
-    file = str(path)
-    raw = read_yaml(path)
+    return _load_spec(str(path), read_yaml(path), overrides, smoke)
+
+
+def _load_spec(
+    file: str, raw: dict[str, Any], overrides: dict[str, Any] | None, smoke: bool
+) -> LoadedSpec:
+    if "trainer" not in raw:
+        raise SpecError(
+            file,
+            "trainer",
+            "missing: a sweeper spec names a `trainer`; a plain W&B sweep config names "
+            "`program` or `command`",
+        )
+    mixed = [key for key in ("program", "command") if key in raw]
+    if mixed:
+        raise SpecError(
+            file,
+            mixed[0],
+            "a sweeper spec runs its `trainer`, so it has no program or command; to run your "
+            "own program, drop `trainer` (a plain W&B sweep config)",
+        )
     if smoke:
         if not isinstance(raw.get("smoke"), dict):
             raise SpecError(file, "smoke", "--smoke given, but the spec has no `smoke` section")
@@ -167,44 +223,55 @@ def check_spec(spec: Spec, file: str) -> None:
         method = stage.method or spec.method
         if "seed" in stage.search and spec.repeats > 1:
             raise SpecError(file, f"{prefix}.seed", "seed is swept by `repeats`; drop one of them")
-        for param, dist in stage.search.items():
-            if dist.values is not None and len(dist.values) > MAX_GRID:
+        for param in stage.search:
+            problem = missing_part(model, param)
+            if problem:
                 raise SpecError(
                     file,
                     f"{prefix}.{param}",
-                    f"{len(dist.values):,} values; the limit is {MAX_GRID:,}",
+                    f"not a field of the {spec.trainer} config: {problem}",
                 )
-        if method == "grid":  # counted, not built: an int_uniform can span 10^12 points
-            size = grid_size(stage.search) * spec.repeats
-            if size > MAX_GRID:
-                raise SpecError(
-                    file, prefix, f"grid has {size:,} points; the limit is {MAX_GRID:,}"
-                )
+        check_search(stage.search, method, file, prefix, spec.repeats)
         for param, value in stage.search.items():
             field = f"{prefix}.{param}"
-            problem = missing_part(model, param)
-            if problem:
-                raise SpecError(file, field, f"not a field of the {spec.trainer} config: {problem}")
             dist = as_distribution(value)
-            if method == "bayes" and dist.probabilities:
-                raise SpecError(
-                    file,
-                    field,
-                    "bayes search cannot weight values with `probabilities` (W&B's engine "
-                    "fails on them); drop them, or use method: random",
-                )
-            if method == "grid" and (dist.kind not in GRID_DISTRIBUTIONS or dist.probabilities):
-                raise SpecError(
-                    file,
-                    field,
-                    f"grid search needs discrete values (a list, int_uniform or q_uniform), "
-                    f"got {dist.kind}{' with probabilities' if dist.probabilities else ''}",
-                )
             for j, sample in enumerate(representative_values(dist)):
                 where = f"{field}[{j}]" if dist.kind == "categorical" else field
                 validate_config(model, with_path(spec.base, param, sample), file, where, (sample,))
         if method == "grid" and grid_size(stage.search) * spec.repeats <= FULL_CHECK_LIMIT:
             _check_combinations(model, spec.base, stage.search, file, prefix)
+
+
+def check_search(
+    search: dict[str, Distribution], method: str, file: str, prefix: str, repeats: int = 1
+) -> None:
+    """What W&B's engine cannot run, whatever the trainer: a grid too big or not discrete,
+    a bayes search over weighted values."""
+    for param, dist in search.items():
+        if dist.values is not None and len(dist.values) > MAX_GRID:
+            raise SpecError(
+                file, f"{prefix}.{param}", f"{len(dist.values):,} values; the limit is {MAX_GRID:,}"
+            )
+    if method == "grid":  # counted, not built: an int_uniform can span 10^12 points
+        size = grid_size(search) * repeats
+        if size > MAX_GRID:
+            raise SpecError(file, prefix, f"grid has {size:,} points; the limit is {MAX_GRID:,}")
+    for param, dist in search.items():
+        field = f"{prefix}.{param}"
+        if method == "bayes" and dist.probabilities:
+            raise SpecError(
+                file,
+                field,
+                "bayes search cannot weight values with `probabilities` (W&B's engine "
+                "fails on them); drop them, or use method: random",
+            )
+        if method == "grid" and (dist.kind not in GRID_DISTRIBUTIONS or dist.probabilities):
+            raise SpecError(
+                file,
+                field,
+                f"grid search needs discrete values (a list, int_uniform or q_uniform), "
+                f"got {dist.kind}{' with probabilities' if dist.probabilities else ''}",
+            )
 
 
 def validate_config(

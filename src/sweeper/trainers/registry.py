@@ -34,6 +34,18 @@ class TrainerInfo:
     metrics: tuple[str, ...] = ()
     """Every metric it logs per epoch or returns (`*` patterns allowed): a spec's metric must be
     one of them. Empty: not checked (a plugin that does not say)."""
+    rebuild_ref: str | None = None
+    """`module:function` rebuilding a run's model, data and loss from its config without
+    training: `fn(config, split: "train" | "val", device, limit: int | None) -> Rebuilt`
+    (`sweeper.trainers.common.rebuild`). None: analysis (`sweeper landscape`) cannot rebuild
+    its runs."""
+    augment_ref: str | None = None
+    """`module:function` showing what the config's training augmentations do:
+    `fn(config, n, seed) -> list[(original, augmented)]`, HWC uint8 arrays of n training images
+    (masks overlaid where there are masks). None: `sweeper augment` has nothing to show."""
+    augment_names: str | None = None
+    """Dotted config path of the augmentation names list (`sweeper augment --names` replaces it;
+    a `preset` field beside it, if any, takes a preset's name)."""
 
     def logs(self, metric: str) -> bool:
         return not self.metrics or any(fnmatch.fnmatchcase(metric, m) for m in self.metrics)
@@ -44,6 +56,12 @@ class TrainerInfo:
     def train_fn(self) -> TrainFn:
         return _resolve(self.train_ref)
 
+    def rebuild_fn(self) -> Callable[..., Any] | None:
+        return _resolve(self.rebuild_ref) if self.rebuild_ref else None
+
+    def augment_fn(self) -> Callable[..., Any] | None:
+        return _resolve(self.augment_ref) if self.augment_ref else None
+
 
 TRAINERS: dict[str, TrainerInfo] = {
     info.name: info
@@ -53,6 +71,7 @@ TRAINERS: dict[str, TrainerInfo] = {
             summary="noisy-XOR MLP (depth 0-3, width 1-3, tanh): the quickstart study",
             config_ref="sweeper.trainers.classify.config:XorConfig",
             train_ref="sweeper.trainers.classify.xor:train",
+            rebuild_ref="sweeper.trainers.classify.rebuild:rebuild_xor",
             metric="val_acc",
             metrics=("val_acc", "val_loss", "best_val_acc", "train_loss", "lr"),
         ),
@@ -61,6 +80,9 @@ TRAINERS: dict[str, TrainerInfo] = {
             summary="image classification: MLP/CNN, LeNet, LeNet-5, AlexNet, torchvision nets",
             config_ref="sweeper.trainers.classify.config:ClassifyConfig",
             train_ref="sweeper.trainers.classify.train:train",
+            rebuild_ref="sweeper.trainers.classify.rebuild:rebuild",
+            augment_ref="sweeper.trainers.classify.data.preview:preview",
+            augment_names="aug.names",
             metric="val_acc",
             metrics=(
                 "val_acc",
@@ -79,6 +101,9 @@ TRAINERS: dict[str, TrainerInfo] = {
             summary="vehicle re-identification (VeRi-776): xent+triplet, CMC/mAP",
             config_ref="sweeper.trainers.reid.config:ReidConfig",
             train_ref="sweeper.trainers.reid.train:train",
+            rebuild_ref="sweeper.trainers.reid.rebuild:rebuild",
+            augment_ref="sweeper.trainers.reid.data.preview:preview",
+            augment_names="data.augment",
             metric="mAP",
             metrics=(
                 "mAP",
@@ -102,6 +127,9 @@ TRAINERS: dict[str, TrainerInfo] = {
             summary="chest X-ray lung segmentation: smp U-Net/U-Net++/FPN, Dice/BCE, Dice/IoU",
             config_ref="sweeper.trainers.segment.config:SegmentConfig",
             train_ref="sweeper.trainers.segment.train:train",
+            rebuild_ref="sweeper.trainers.segment.rebuild:rebuild",
+            augment_ref="sweeper.trainers.segment.data.preview:preview",
+            augment_names="aug.names",
             metric="val_dice",
             metrics=(
                 "val_dice",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -153,14 +153,51 @@ class ClassifyData(Strict):
         return self.test_fraction > 0 or HAS_TEST_SPLIT[self.name]
 
 
-AugName = Literal["hflip", "vflip", "rotate", "translate", "crop", "jitter", "noise", "erase"]
+AugName = Literal[
+    "hflip", "vflip", "rotate", "translate", "crop", "jitter", "contrast", "noise", "erase"
+]
+AugPreset = Literal[
+    "none", "hflip", "rotate10", "vflip", "shift5", "contrast", "noise", "rotate90", "combined"
+]
+
+AUG_PRESETS: dict[str, dict[str, Any]] = {
+    "none": {"names": []},
+    "hflip": {"names": ["hflip"]},
+    "rotate10": {"names": ["rotate"], "degrees": 10.0},
+    "vflip": {"names": ["vflip"]},
+    "shift5": {"names": ["translate"], "translate": 5},
+    "contrast": {"names": ["contrast"], "contrast": 0.3},
+    "noise": {"names": ["noise"], "noise_std": 0.05},
+    "rotate90": {"names": ["rotate"], "degrees": 90.0},
+    "combined": {
+        "names": ["hflip", "rotate", "translate", "contrast"],
+        "degrees": 10.0,
+        "translate": 5,
+        "contrast": 0.3,
+    },
+}
+"""What each preset fixes, so that one categorical parameter sweeps whole augmentation choices.
+"combined" is the label-preserving ones together (no up-down flip or 90-degree turns)."""
+
+
+def _preset_doc() -> str:
+    def fixed(values: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in values.items())
+
+    return "; ".join(f"{name}: {fixed(values)}" for name, values in AUG_PRESETS.items())
 
 
 class AugConfig(Strict):
+    preset: AugPreset | None = Field(
+        None,
+        description="A named augmentation choice that sets names and their bounds "
+        f"({_preset_doc()}); null: use names as given. Setting a field a preset fixes to "
+        "another value is an error.",
+    )
     names: list[AugName] = Field(
         default_factory=list,
-        description="Train-time augmentations, applied in this order "
-        "(hflip, vflip, rotate, translate, crop, jitter, noise, erase). Evaluation never augments.",
+        description="Train-time augmentations, applied in this order (hflip, vflip, rotate, "
+        "translate, crop, jitter, contrast, noise, erase). Evaluation never augments.",
     )
     degrees: float = Field(15.0, ge=0, le=180, description="rotate: largest angle either way.")
     translate: int = Field(2, ge=0, le=256, description="translate: largest shift in pixels.")
@@ -168,8 +205,26 @@ class AugConfig(Strict):
     jitter: float = Field(
         0.2, ge=0, le=1, description="jitter: brightness/contrast/saturation factor range 1+-x."
     )
+    contrast: float = Field(
+        0.3, ge=0, le=1, description="contrast: factor range 1+-x around each image's mean."
+    )
     noise_std: float = Field(0.05, ge=0, le=1, description="noise: sigma on the 0-1 scale.")
     erase_prob: float = Field(0.5, ge=0, le=1, description="erase: chance per image.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: Any) -> Any:
+        """A preset fills in the fields it fixes; the Literal check names an unknown one."""
+        if not isinstance(data, dict) or data.get("preset") not in AUG_PRESETS:
+            return data
+        preset = data["preset"]
+        for key, value in AUG_PRESETS[preset].items():
+            if key in data and data[key] != value:
+                raise ValueError(
+                    f"preset {preset!r} sets {key} to {value!r}, not {data[key]!r}; "
+                    f"drop {key} or the preset"
+                )
+        return {**data, **AUG_PRESETS[preset]}
 
 
 class LossConfig(Strict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sweeper.errors import SweeperError
 from sweeper.trainers.classify.config import ClassifyConfig
 from sweeper.trainers.classify.data.augment import Augment
 from sweeper.trainers.classify.data.build import load_data
@@ -21,13 +20,7 @@ def train(config: ClassifyConfig, logger: Logger) -> dict[str, float]:
     seed_everything(config.seed, config.deterministic)
     device = select_device(config.device)
     data = load_data(config.data, device)
-    # With no validation split (retrain_full, val_fraction 0) the epochs are scored on test.
-    scored = data.val if data.val is not None else data.test
-    if scored is None:
-        raise SweeperError(
-            "nothing to evaluate on: no validation split and no test split; "
-            "set data.val_fraction or data.test_fraction"
-        )
+    scored = data.scored()
     objective = make_objective(config.loss, len(data.classes))
     model = build_model(config.model, data.shape, objective.n_outputs).to(device)
     optimizer = build_optimizer(model.parameters(), config.optim)

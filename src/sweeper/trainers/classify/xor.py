@@ -32,15 +32,18 @@ def make_mlp(depth: int, width: int, activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def train(config: XorConfig, logger: Logger) -> dict[str, float]:
+def xor_data(config: XorConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Seed everything, then draw (x_train, y_train, x_test, y_test): training and a rebuild
+    for analysis draw the same points."""
     generator = seed_everything(config.seed, config.deterministic)
+    train = make_xor(config.data.n_train, config.data.noise, generator)
+    test = make_xor(config.data.n_test, config.data.noise, generator)
+    return tuple(t.to(device) for t in (*train, *test))
+
+
+def train(config: XorConfig, logger: Logger) -> dict[str, float]:
     device = select_device(config.device)
-    x_train, y_train = (
-        t.to(device) for t in make_xor(config.data.n_train, config.data.noise, generator)
-    )
-    x_test, y_test = (
-        t.to(device) for t in make_xor(config.data.n_test, config.data.noise, generator)
-    )
+    x_train, y_train, x_test, y_test = xor_data(config, device)
     model = make_mlp(config.model.depth, config.model.width, config.model.activation).to(device)
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.sched, config.epochs)

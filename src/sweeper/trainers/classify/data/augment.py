@@ -24,6 +24,7 @@ class Augment:
             "translate": self.translate,
             "crop": self.crop,
             "jitter": self.jitter,
+            "contrast": self.contrast,
             "noise": self.noise,
             "erase": self.erase,
         }
@@ -88,12 +89,17 @@ class Augment:
         s = self.cfg.jitter
         pixels = x * self.std + self.mean
         factors = [self._uniform(x, 1 - s, 1 + s).view(-1, 1, 1, 1) for _ in range(3)]
-        pixels = pixels * factors[0]
-        mean = pixels.mean(dim=(1, 2, 3), keepdim=True)
-        pixels = (pixels - mean) * factors[1] + mean
+        pixels = _around_mean(pixels * factors[0], factors[1])
         if x.shape[1] == 3:
             gray = pixels.mean(dim=1, keepdim=True)
             pixels = (pixels - gray) * factors[2] + gray
+        return (pixels.clamp(0, 1) - self.mean) / self.std
+
+    def contrast(self, x: torch.Tensor) -> torch.Tensor:
+        """Stretch or flatten each image around its own mean pixel by a factor in 1 +- s."""
+        s = self.cfg.contrast
+        factor = self._uniform(x, 1 - s, 1 + s).view(-1, 1, 1, 1)
+        pixels = _around_mean(x * self.std + self.mean, factor)
         return (pixels.clamp(0, 1) - self.mean) / self.std
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,3 +124,9 @@ class Augment:
         )
         mask = inside.unsqueeze(1) & self._chance(x, self.cfg.erase_prob)
         return x.masked_fill(mask, 0.0)
+
+
+def _around_mean(pixels: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Contrast change: each image's deviations from its mean (over all channels) scaled."""
+    mean = pixels.mean(dim=(1, 2, 3), keepdim=True)
+    return (pixels - mean) * factor + mean

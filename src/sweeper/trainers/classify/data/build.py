@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from sweeper.errors import SweeperError
 from sweeper.trainers.classify.config import ClassifyData
 from sweeper.trainers.classify.data.source import Source
 from sweeper.trainers.classify.data.split import stratified_split
@@ -34,6 +35,17 @@ class Data:
     mean: torch.Tensor
     """Per-channel mean and std of the training images (broadcastable over a batch)."""
     std: torch.Tensor
+
+    def scored(self) -> Split:
+        """The split epochs are scored on: validation, or test when there is none
+        (retrain_full, val_fraction 0)."""
+        scored = self.val if self.val is not None else self.test
+        if scored is None:
+            raise SweeperError(
+                "nothing to evaluate on: no validation split and no test split; "
+                "set data.val_fraction or data.test_fraction"
+            )
+        return scored
 
 
 def read(cfg: ClassifyData) -> Source:

@@ -1,0 +1,219 @@
+"""One trial of a plain W&B sweep: the user's own program, run the way `wandb agent` runs it.
+
+Runs in the agent's forked child. The program is started from the sweep's `command` (an argv,
+never a shell) in the sweep file's folder, in wandb offline mode with the variables that make
+its own `wandb.init()` take this trial's run id and parameters. What it logs is read back from
+its offline run file: history while it runs (so hyperband can stop it), the summary at the
+end. A stop (the sweep's or the agent's) reaches its whole process group as SIGTERM, then
+SIGKILL after a grace period; if this child dies, the kernel kills the program with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweeper.agent.command import CommandError, command_of, expand, uses_program
+from sweeper.agent.tracking import StopFlag
+from sweeper.backends.base import Claim, SweepRecord
+from sweeper.backends.local import LocalBackend, exit_reason, output_tail
+from sweeper.backends.runfile import RunFileError, RunFileReader, RunLog
+from sweeper.spec.paths import flatten, unflatten
+
+POLL = 0.2
+"""Seconds between looks at the program and its run file."""
+GRACE = 10.0
+"""Seconds a stopped program gets to exit after SIGTERM before SIGKILL."""
+FLUSH = "0.5"
+"""Seconds between wandb's writes of a running run's file (its default, 15 s, would leave
+hyperband judging rows a quarter of a minute old)."""
+
+
+def _die_with_us() -> None:
+    """In the program, before exec (Linux): killed if the trial's child process dies."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def param_file(path: Path, args: dict[str, Any]) -> None:
+    """The trial's parameters as `wandb agent` writes them for WANDB_SWEEP_PARAM_PATH:
+    wandb's config-file YAML, `{name: {value: v}}`, which wandb.init puts in wandb.config."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = yaml.safe_dump({k: {"value": v} for k, v in args.items()}, sort_keys=False)
+    path.write_text(f"wandb_version: 1\n\n{body}")
+
+
+def program_env(claim: Claim, sweep: SweepRecord, attempt_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # its own wandb
+    env.update(
+        WANDB_MODE="offline",
+        WANDB_SWEEP_ID=sweep.id,
+        WANDB_RUN_ID=claim.run_id,
+        WANDB_SWEEP_PARAM_PATH=str(attempt_dir / "sweep-params.yaml"),
+        WANDB_DIR=str(attempt_dir),
+        WANDB_PROJECT=sweep.project,
+        WANDB__TRANSACTION_LOG_FLUSH_INTERVAL=FLUSH,
+    )
+    if sweep.entity:
+        env["WANDB_ENTITY"] = sweep.entity
+    return env
+
+
+def run_file(attempt_dir: Path, run_id: str) -> Path | None:
+    found = sorted((attempt_dir / "wandb").glob(f"offline-run-*-{run_id}*/run-{run_id}.wandb"))
+    return found[-1] if found else None
+
+
+def _metrics(row: dict[str, Any]) -> dict[str, float]:
+    """A history row's numbers, as the store keeps them (wandb's own `_` keys left out)."""
+    return {
+        k: float(v)
+        for k, v in row.items()
+        if not k.startswith("_") and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def summary_of(log: RunLog) -> dict[str, Any]:
+    """The run's summary as the store keeps it: plain finite values, nested keys dotted."""
+    return {
+        k: v
+        for k, v in flatten(log.summary).items()
+        if not k.startswith("_")
+        and isinstance(v, str | int | float | bool)
+        and not (isinstance(v, float) and not math.isfinite(v))
+    }
+
+
+class _Program:
+    """The running program and how it is being ended."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.term_at: float | None = None
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(self.process.pid, sig)
+
+    def stop(self) -> None:
+        """SIGTERM once, SIGKILL when the grace period is over."""
+        if self.term_at is None:
+            self.term_at = time.monotonic()
+            self.signal(signal.SIGTERM)
+        elif time.monotonic() - self.term_at > GRACE:
+            self.signal(signal.SIGKILL)
+
+
+def run_program(backend: LocalBackend, claim: Claim, sweep: SweepRecord, flag: StopFlag) -> str:
+    """Run the trial, record its history, summary and state; returns that state."""
+    attempt_dir = (backend.run_dir(claim.run_id) / f"attempt-{claim.attempt}").resolve()
+    args = unflatten(claim.params)
+    env = program_env(claim, sweep, attempt_dir)
+    command, source = command_of(sweep.config), sweep.config.get("program")
+    folder = sweep.spec.get("folder", ".")
+    if source and uses_program(command) and not (Path(folder) / source).is_file():
+        why = f"program: {source} not found (looked in {folder})"  # moved since the launch?
+        return _finish(backend, claim, "failed", {}, None, why)
+    try:
+        argv = expand(
+            command, args, program=source, args_json_file=attempt_dir / "args.json", environ=env
+        )
+    except CommandError as exc:
+        return _finish(backend, claim, "failed", {}, None, f"command: {exc}")
+    param_file(attempt_dir / "sweep-params.yaml", args)
+    backend.record_meta(
+        claim.run_id, claim.attempt, {"config": args, "command": argv, "folder": folder}
+    )
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_die_with_us,
+        )
+    except OSError as exc:
+        why = f"cannot start {argv[0]} in {folder}: {exc.strerror} ({exc.filename})"
+        return _finish(backend, claim, "failed", {}, None, why)
+    program = _Program(process)
+    reader: RunFileReader | None = None
+    try:
+        while True:
+            code = process.poll()
+            if reader is None and (path := run_file(attempt_dir, claim.run_id)):
+                reader = RunFileReader(path)
+            rows = reader.poll() if reader else []
+            for row in rows:
+                metrics = _metrics(row)
+                step = int(row.get("_step", 0))
+                if metrics and not backend.log(claim.run_id, claim.attempt, step, metrics):
+                    program.signal(signal.SIGKILL)  # requeued behind our back: not ours now
+                    process.wait()
+                    return "lost"
+            if rows and not flag.raised and backend.should_stop(claim.run_id):
+                flag.stop_by_sweep()
+            if code is not None:
+                break
+            if flag.raised:
+                program.stop()
+            time.sleep(POLL)
+    except RunFileError as exc:
+        program.signal(signal.SIGKILL)
+        process.wait()
+        return _finish(backend, claim, "failed", {}, process.returncode, str(exc))
+    return _outcome(backend, claim, sweep, flag, reader, code, attempt_dir)
+
+
+def _outcome(
+    backend: LocalBackend,
+    claim: Claim,
+    sweep: SweepRecord,
+    flag: StopFlag,
+    reader: RunFileReader | None,
+    code: int,
+    attempt_dir: Path,
+) -> str:
+    log = reader.log if reader else RunLog()
+    summary = summary_of(log)
+    metric, _goal = sweep.metric
+    tail = output_tail(backend.run_dir(claim.run_id) / "output.log")
+    if flag.reason:
+        return _finish(backend, claim, "preempted", summary, code, f"requeued: {flag.reason}")
+    if log.run_id is None and code == 0:
+        why = f"the program never called wandb.init (no offline run under {attempt_dir})"
+        return _finish(backend, claim, "failed", {}, code, why)
+    if log.run_id is None:
+        why = f"the program failed ({exit_reason(code)}) with no wandb run recorded"
+        return _finish(backend, claim, "failed", {}, code, f"{why}\n{tail}")
+    if flag.by_sweep:
+        return _finish(backend, claim, "stopped", summary, code, None)
+    if code != 0:
+        why = f"the program failed ({exit_reason(code)})"
+        return _finish(backend, claim, "failed", summary, code, f"{why}\n{tail}")
+    if metric and metric not in summary:
+        logged = ", ".join(sorted(summary)) or "nothing"
+        why = f"the program never logged the metric {metric!r} (it logged: {logged})"
+        return _finish(backend, claim, "failed", summary, code, why)
+    return _finish(backend, claim, "finished", summary, code, None)
+
+
+def _finish(
+    backend: LocalBackend,
+    claim: Claim,
+    state: str,
+    summary: dict[str, Any],
+    code: int | None,
+    error: str | None,
+) -> str:
+    backend.finish(claim.run_id, claim.attempt, state, summary=summary, exit_code=code, error=error)
+    return state

@@ -1,0 +1,215 @@
+"""`sweeper landscape`: the loss surface around a run's trained weights, written to a folder.
+
+f(a, b) = L(θ* + a·δ + b·η) on a steps-by-steps grid (or f(a) along δ with one dimension),
+δ and η seeded, filter-wise normalised Gaussian directions; or, with `between`, the line
+from θ* to another checkpoint. Pictures, the raw grid (CSV, NPZ) and a JSON of what was done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sweeper.analysis import plots
+from sweeper.analysis.attach import FOLDER, keep_in_run, log_to_mirror
+from sweeper.analysis.checkpoints import load_weights, locate, resolve_between
+from sweeper.analysis.directions import (
+    Direction,
+    difference,
+    float_state,
+    random_directions,
+    weights,
+)
+from sweeper.analysis.surface import mean_loss, scan
+from sweeper.backends.local import LocalBackend
+from sweeper.errors import SweeperError
+from sweeper.trainers.common.rebuild import Rebuilt
+from sweeper.trainers.registry import get_trainer
+
+SPLITS = ("train", "val")
+IGNORES = ("biasbn", "none")
+
+
+@dataclass(frozen=True)
+class Options:
+    steps: int = 25
+    low: float = -1.0
+    high: float = 1.0
+    dims: int = 2
+    split: str = "train"
+    seed: int = 0
+    ignore: str = "biasbn"
+    between: str | None = None
+    """A checkpoint file or run id: the line from θ* (0) to its weights (1) instead."""
+    limit: int | None = None
+    """Score the first `limit` items of the split (None: all)."""
+
+    def check(self) -> None:
+        """Every option, before anything is loaded or written."""
+        if self.steps < 2:
+            raise SweeperError(f"--steps: must be at least 2, got {self.steps}")
+        if not np.isfinite([self.low, self.high]).all() or self.low >= self.high:
+            raise SweeperError(f"--range: min must be below max, got {self.low:g} {self.high:g}")
+        if self.dims not in (1, 2):
+            raise SweeperError(f"--dims: expected 1 or 2, got {self.dims}")
+        if self.split not in SPLITS:
+            raise SweeperError(f"--split: expected train or val, got {self.split!r}")
+        if self.ignore not in IGNORES:
+            raise SweeperError(f"--ignore: expected biasbn or none, got {self.ignore!r}")
+        if self.between is not None and self.dims != 1:
+            raise SweeperError("--between draws a line (--dims 1), not a surface")
+        if self.limit is not None and self.limit < 1:
+            raise SweeperError(f"--limit: must be at least 1, got {self.limit}")
+
+
+@dataclass
+class Result:
+    folder: Path
+    files: list[Path]
+    checkpoint: Path
+    scored: str
+    origin_loss: float
+    seconds: float
+    kept: Path
+    """The run's own copy: run_dir/landscape."""
+    mirror: Path | None = None
+    """The offline wandb run the images were logged to."""
+
+
+def rebuild(backend: LocalBackend, run_id: str, split: str, limit: int | None) -> tuple[Any, ...]:
+    """(run source, rebuilt model/data/loss with the checkpoint loaded)."""
+    from sweeper.spec.load import validate_config
+    from sweeper.trainers.common.device import select_device
+
+    source = locate(backend, run_id)
+    info = get_trainer(source.trainer)
+    build = info.rebuild_fn()
+    if build is None:
+        raise SweeperError(f"trainer {source.trainer!r} cannot rebuild its runs for analysis")
+    config = validate_config(info.config_model(), source.config, f"run {run_id}", "config")
+    try:
+        rebuilt: Rebuilt = build(config, split, select_device("auto"), limit)
+    except SweeperError as exc:
+        raise SweeperError(
+            f"run {run_id}: cannot rebuild its {source.trainer} data: {exc}"
+        ) from None
+    except (OSError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SweeperError(
+            f"run {run_id}: cannot rebuild its {source.trainer} data: {first}"
+        ) from None
+    load_into(rebuilt, source.checkpoint)
+    return source, rebuilt
+
+
+def load_into(rebuilt: Rebuilt, checkpoint: Path) -> None:
+    try:
+        rebuilt.model.load_state_dict(load_weights(checkpoint))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise SweeperError(f"{checkpoint}: does not fit the rebuilt model: {first}") from None
+
+
+def _directions(
+    backend: LocalBackend, rebuilt: Rebuilt, options: Options
+) -> tuple[Direction, list[Direction]]:
+    """(the live tensors to move, the directions to move them along)."""
+    if options.between is None:
+        live = weights(rebuilt.model)
+        return live, random_directions(live, options.seed, options.dims, options.ignore)  # type: ignore[arg-type]
+    other_path = resolve_between(backend, options.between)
+    live = float_state(rebuilt.model)
+    other = load_weights(other_path)
+    for name, tensor in live.items():
+        if name not in other or other[name].shape != tensor.shape:
+            raise SweeperError(
+                f"--between {options.between}: its weights do not match this run's model "
+                f"(at {name})"
+            )
+    return live, [difference({k: other[k].to(t) for k, t in live.items()}, live)]
+
+
+def landscape(
+    backend: LocalBackend,
+    run_id: str,
+    options: Options,
+    out: Path | None = None,
+    on_total: Callable[[int], None] = lambda total: None,
+    tick: Callable[[], None] = lambda: None,
+) -> Result:
+    options.check()
+    source, rebuilt = rebuild(backend, run_id, options.split, options.limit)
+    live, directions = _directions(backend, rebuilt, options)
+    started = time.perf_counter()
+    alphas = np.linspace(options.low, options.high, options.steps)
+    grid = [(a, b) for a in alphas for b in alphas] if options.dims == 2 else []
+    on_total(len(grid) + len(alphas))
+    curve = scan(rebuilt, live, directions[:1], [(a,) for a in alphas], tick)
+    loss = scan(rebuilt, live, directions, grid, tick).reshape(len(alphas), -1) if grid else None
+    origin = mean_loss(rebuilt)
+    seconds = time.perf_counter() - started
+
+    folder = out or backend.run_dir(run_id) / FOLDER
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweeperError(f"{folder}: cannot create the output folder: {exc.strerror}") from None
+    what = "θ* → other checkpoint" if options.between else f"{options.split} loss"
+    title = f"run {run_id}: {what}"
+    files = _write_grid(folder, alphas, loss, curve, origin)
+    xlabel = (
+        "t (0: this run, 1: --between)" if options.between else r"$\alpha$ (direction $\delta$)"
+    )
+    images = {"curve": plots.curve(alphas, curve, title, xlabel, folder / "curve.png")}
+    if loss is not None:
+        images["contour"] = plots.contour(alphas, alphas, loss, title, folder / "contour.png")
+        images["surface"] = plots.surface(alphas, alphas, loss, title, folder / "surface.png")
+    about = {
+        "run": run_id,
+        "trainer": source.trainer,
+        "checkpoint": str(source.checkpoint),
+        "scored": rebuilt.described,
+        "loss_at_trained_weights": origin,
+        "seconds": seconds,
+        "grid_points": len(grid) + len(alphas),
+        **asdict(options),
+    }
+    (folder / "landscape.json").write_text(json.dumps(about, indent=2) + "\n")
+    files += [*images.values(), folder / "landscape.json"]
+    kept = keep_in_run(backend, run_id, files)
+    mirror = log_to_mirror(backend, run_id, images)
+    return Result(
+        folder, files, source.checkpoint, rebuilt.described, origin, seconds, kept, mirror
+    )
+
+
+def _write_grid(
+    folder: Path, alphas: np.ndarray, loss: np.ndarray | None, curve: np.ndarray, origin: float
+) -> list[Path]:
+    """The raw numbers: NPZ for code, CSV (one row per point) for spreadsheets."""
+    arrays: dict[str, Any] = {"alphas": alphas, "curve": curve, "origin_loss": np.array(origin)}
+    if loss is not None:
+        arrays |= {"betas": alphas, "loss": loss}
+    np.savez(folder / "landscape.npz", **arrays)
+    files = [folder / "landscape.npz"]
+    with (folder / "curve.csv").open("w") as csv:
+        csv.write(
+            "alpha,loss\n"
+            + "".join(f"{a},{v}\n" for a, v in zip(alphas.tolist(), curve.tolist(), strict=True))
+        )
+    files.append(folder / "curve.csv")
+    if loss is not None:
+        with (folder / "surface.csv").open("w") as csv:
+            csv.write("alpha,beta,loss\n")
+            for a, row in zip(alphas.tolist(), loss.tolist(), strict=True):
+                csv.write(
+                    "".join(f"{a},{b},{v}\n" for b, v in zip(alphas.tolist(), row, strict=True))
+                )
+        files.append(folder / "surface.csv")
+    return files
