@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 from conftest import probe_spec, wait_for, write_spec
+from PIL import Image
 from wandb_server import WandbServer
 
 from sweeper.spec.compile import compile_stage
@@ -244,6 +245,10 @@ def test_sync_publishes_a_local_study_once_with_the_stores_run_ids(
     local = LocalBackend(store, create=False)
     stages = local.sweeps(local.sweeps()[0].study)
     table = local.runs([s.id for s in stages])
+    pictured = table["run_id"].iloc[0]  # as `sweeper landscape` leaves it in the run's folder
+    picture = local.run_dir(pictured) / "landscape" / "contour.png"
+    picture.parent.mkdir(parents=True)
+    Image.new("RGB", (8, 8), "red").save(picture)
 
     first = sweeper("sync", stages[0].study, "--entity", ENTITY)
     assert first.returncode == 0, first.stderr
@@ -253,6 +258,8 @@ def test_sync_publishes_a_local_study_once_with_the_stores_run_ids(
     for row in table.to_dict("records"):
         run = runs[row["run_id"]]
         assert run.state == "finished" and run.uploads == 1
+        media = [path for path in run.files if path.startswith("media/images/landscape/contour")]
+        assert len(media) == (row["run_id"] == pictured), sorted(run.files)
         assert run.group == stages[0].study and run.job_type == row["stage_name"]
         assert run.summary["loss"] == row["summary.loss"]
         assert [h["loss"] for h in run.history] == list(local.history([row["run_id"]])["loss"])

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from sweeper.agent.tracking import finite, start_wandb
 from sweeper.agent.trial import wandb_identity
+from sweeper.analysis.attach import FOLDER
 from sweeper.backends.base import Claim, SweepRecord
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.wandb import WandbBackend, with_mark
@@ -71,6 +74,15 @@ def _sync_one(
     return result
 
 
+def _log_landscape(run: Any, folder: Path) -> None:
+    """A run's loss-landscape pictures (`sweeper landscape`) as media, after its last epoch."""
+    pictures = sorted(folder.glob("*.png"))
+    if pictures:
+        import wandb
+
+        run.log({f"{FOLDER}/{p.stem}": wandb.Image(str(p)) for p in pictures})
+
+
 def _upload(
     local: LocalBackend,
     sweep: SweepRecord,
@@ -101,6 +113,7 @@ def _upload(
         step = int(record.pop("_step"))
         record.pop("run_id")
         run.log(finite({k: v for k, v in record.items() if v == v}), step=step)
+    _log_landscape(run, local.run_dir(run_id) / FOLDER)
     run.summary.update(finite(row["summary"]))
     if row["error"]:
         run.summary["error"] = row["error"].splitlines()[0]
