@@ -165,3 +165,14 @@ def test_every_bad_option_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) 
         assert result.exit_code == 2, (args, result.output)
         assert len(lines) == 1 and message in lines[0], (args, result.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "spec.yaml"]
+
+
+def test_launch_names_how_many_runs_failed_and_why(tmp_path: Path) -> None:
+    spec = probe_spec(base={"epochs": 1}, search={"crash": ["none", "raise"]})
+    store = tmp_path / "s.db"
+    result = sweeper(
+        "launch", str(write_spec(tmp_path, spec)), "--store", str(store), "--wandb", "disabled"
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "runs failed" in x]
+    assert line.startswith("1 of 2 runs failed; run ") and "RuntimeError: boom at epoch 0" in line

@@ -373,7 +373,8 @@ def _print_summary(backend: Any, sweep_id: str) -> None:
     sweep = backend.sweep(sweep_id)
     metric, goal = sweep.metric
     params = swept_params(sweep.config)
-    table = config_table(backend.runs(sweep.id), params, metric, goal)
+    runs = backend.runs(sweep.id)
+    table = config_table(runs, params, metric, goal)
     title = f"{sweep.name}: {metric} ({goal}), mean ± std over seeds"
     out = Table(title=title)
     for column in [*params, metric, "n"]:
@@ -389,6 +390,17 @@ def _print_summary(backend: Any, sweep_id: str) -> None:
             f"{p}={run.params[p]['value']}" for p in swept_params(sweep.config, True)
         )
         console.print(f"best run [bold]{run.name}[/bold]: {metric} = {value:.4f} ({config})")
+    failed = runs[runs["state"].isin(["failed", "crashed"])] if len(runs) else runs
+    if len(failed):
+        first = failed.iloc[0]
+        reason = (first["error"] or "no reason recorded").splitlines()[0]
+        errors.print(
+            f"{len(failed)} of {len(runs)} runs failed; run {first['run_id']}: {reason} "
+            f"(`sweeper status {sweep.id}` lists them)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_stages(results: list[Any]) -> None:

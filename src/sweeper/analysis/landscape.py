@@ -146,6 +146,11 @@ def landscape(
     options.check()
     source, rebuilt = rebuild(backend, run_id, options.split, options.limit)
     live, directions = _directions(backend, rebuilt, options)
+    folder = out or backend.run_dir(run_id) / FOLDER
+    try:  # before the scan, not after minutes of it
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweeperError(f"{folder}: cannot create the output folder: {exc.strerror}") from None
     started = time.perf_counter()
     alphas = np.linspace(options.low, options.high, options.steps)
     grid = [(a, b) for a in alphas for b in alphas] if options.dims == 2 else []
@@ -154,12 +159,6 @@ def landscape(
     loss = scan(rebuilt, live, directions, grid, tick).reshape(len(alphas), -1) if grid else None
     origin = mean_loss(rebuilt)
     seconds = time.perf_counter() - started
-
-    folder = out or backend.run_dir(run_id) / FOLDER
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SweeperError(f"{folder}: cannot create the output folder: {exc.strerror}") from None
     what = "θ* → other checkpoint" if options.between else f"{options.split} loss"
     title = f"run {run_id}: {what}"
     files = _write_grid(folder, alphas, loss, curve, origin)
