@@ -309,3 +309,60 @@ def test_the_cli_validates_compiles_and_refuses_plain_configs(tmp_path: Path) ->
         f"error: {path}: program: nowhere.py not found (looked in {tmp_path})"
     ]
     assert not (tmp_path / ".sweeper").exists()
+
+
+NESTED = """
+import wandb
+run = wandb.init()
+wandb.log({"acc": run.config["optim"]["lr"], "epoch": 0})
+run.finish()
+"""
+
+
+def test_a_random_sweep_stops_at_its_run_cap_with_nested_parameters(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    from sweeper.agent.loop import Agent, AgentOptions
+
+    path = _plain(
+        tmp_path,
+        NESTED,
+        method="random",
+        run_cap=3,
+        parameters={"optim": {"parameters": {"lr": {"min": 0.1, "max": 0.2}}}},
+    )
+    sweep_id = _create(backend, path)
+
+    assert Agent(AgentOptions(sweep_id, store=backend.path, gpus=[], poll=0.05)).run() == 0
+
+    runs = backend.runs(sweep_id).to_dict("records")
+    assert len(runs) == 3 and {r["state"] for r in runs} == {"finished"}
+    for run in runs:  # the program saw its own nested parameter, and logged it back
+        assert 0.1 <= run["config.optim.lr"] <= 0.2
+        assert run["summary.acc"] == pytest.approx(run["config.optim.lr"])
+
+
+def test_a_program_past_the_trial_timeout_is_killed_with_its_trial(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sweeper.agent.loop import Agent, AgentOptions
+
+    monkeypatch.setenv("STEP_SLEEP", "0.5")
+    path = _plain(tmp_path, SLOW, parameters={"quality": {"value": 0.0}, "epochs": {"value": 60}})
+    sweep_id = _create(backend, path)
+
+    options = AgentOptions(sweep_id, store=backend.path, gpus=[], poll=0.05, trial_timeout=4)
+    Agent(options).run()
+
+    (run,) = backend.runs(sweep_id).to_dict("records")
+    assert run["state"] == "failed" and run["error"].startswith("timed out after 4 s")
+    pid = int((tmp_path / f"pid-{run['run_id']}").read_text())
+    wait_for(lambda: _dead(pid), timeout=10)  # the kernel kills it with its trial's child
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie: killed, waiting only for whoever adopted it to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
