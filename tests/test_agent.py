@@ -182,3 +182,20 @@ def test_a_trial_past_its_timeout_is_killed_and_failed_with_that_reason(
     override = start_agent(make_sweep(spec), store, "--trial-timeout", "1.5")
     out, _ = override.communicate(timeout=60)
     assert "timed out after 1.5 s" in out
+
+
+def test_a_standby_killed_while_it_waits_is_replaced_and_none_outlives_the_agent(
+    backend: Any, make_sweep: Any, store: Path
+) -> None:
+    from sweeper.agent.loop import Agent, AgentOptions
+
+    sweep_id = make_sweep(probe_spec(base={"epochs": 1}, search={"x": [0.0, 1.0]}))
+    agent = Agent(AgentOptions(sweep_id, store=store, wandb_mode="disabled", poll=0.05))
+    first = agent._fork_standby()
+    agent._standby = first
+    os.kill(first.process.pid, signal.SIGKILL)
+    first.process.join()
+
+    assert agent.run() == 0  # a dead standby is not sent a trial: a fresh one is forked
+    assert list(backend.runs(sweep_id)["state"]) == ["finished", "finished"]
+    assert first.process.exitcode == -signal.SIGKILL and agent._standby is None

@@ -1,7 +1,8 @@
 """The agent: keep every slot busy with a trial in its own forked child until the sweep ends.
 
 The parent imports torch and the trainer once (warm) and never touches CUDA, so each fork
-starts training in milliseconds instead of paying a fresh interpreter and torch import.
+starts training in milliseconds instead of paying a fresh interpreter and torch import; the
+next trial's child is forked while the current one runs and waits for its claim (a standby).
 The parent is single-threaded (fork and threads do not mix): it polls children, heartbeats,
 and reacts to signals between polls.
 """
@@ -258,7 +259,7 @@ class Agent:
             if claim is None:  # nothing to hand out now: ask again in a second, not every poll
                 self._next_claim = time.monotonic() + 1.0
                 return
-            standby, self._standby = self._standby or self._fork_standby(), None
+            standby = self._take_standby()
             standby.sender.send((claim, slot))
             standby.sender.close()
             self.running[slot] = Running(claim, slot, standby.process)
@@ -267,6 +268,14 @@ class Agent:
             self.say(f"[{self.id}] trial {claim.run_id} (attempt {claim.attempt}) on {where}")
         if self.options.count is None or self.started < self.options.count:
             self._standby = self._standby or self._fork_standby()
+
+    def _take_standby(self) -> Standby:
+        standby, self._standby = self._standby, None
+        if standby is not None and standby.process.is_alive():
+            return standby
+        if standby is not None:  # killed while it waited (from outside): replace it
+            self._dismiss(standby)
+        return self._fork_standby()
 
     def _fork_standby(self) -> Standby:
         receiver, sender = self._context.Pipe(duplex=False)
@@ -281,9 +290,13 @@ class Agent:
 
     def _dismiss_standby(self) -> None:
         if self._standby is not None:
-            self._standby.sender.close()  # it reads end-of-file and exits
-            self._standby.process.join()
+            self._dismiss(self._standby)
             self._standby = None
+
+    @staticmethod
+    def _dismiss(standby: Standby) -> None:
+        standby.sender.close()  # it reads end-of-file and exits
+        standby.process.join()
 
     def _reap(self) -> None:
         for slot, running in list(self.running.items()):
