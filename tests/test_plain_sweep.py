@@ -308,6 +308,10 @@ def test_the_cli_validates_compiles_and_refuses_plain_configs(tmp_path: Path) ->
     assert bad.stderr.strip().splitlines() == [
         f"error: {path}: program: nowhere.py not found (looked in {tmp_path})"
     ]
+    on_wandb = _sweeper("launch", str(EXAMPLE), "--backend", "wandb")
+    assert on_wandb.returncode == 2 and on_wandb.stdout == ""
+    (line,) = on_wandb.stderr.strip().splitlines()
+    assert "a plain W&B sweep runs here with the local backend" in line
     assert not (tmp_path / ".sweeper").exists()
 
 

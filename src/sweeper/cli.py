@@ -302,7 +302,7 @@ def launch(
         TimeRemainingColumn,
     )
 
-    from sweeper.agent.launch import AgentSettings, Interrupted
+    from sweeper.agent.launch import AgentSettings, Interrupted, check_backend
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.slots import make_slots, parse_gpus, visible_gpus
 
@@ -314,6 +314,7 @@ def launch(
     make_slots(gpu_list, loaded.agents.gpus_per_trial)  # refused before the store is made
     kind = _backend_kind(backend_kind)
     mode = _wandb_mode(wandb, kind)
+    check_backend(loaded, kind)
     backend = _backend(
         kind,
         store,

@@ -298,6 +298,15 @@ def launch(
     return results
 
 
+def check_backend(loaded: LoadedSpec | PlainSweep, kind: str) -> None:
+    """A plain W&B sweep config runs here with the local backend only."""
+    if isinstance(loaded, PlainSweep) and kind != "local":
+        raise SweeperError(
+            f"{loaded.path}: a plain W&B sweep runs here with the local backend; on a W&B "
+            f"server, use `wandb sweep {loaded.path}` and `wandb agent`"
+        )
+
+
 def launch_plain(
     loaded: PlainSweep,
     backend: Backend,
@@ -310,11 +319,7 @@ def launch_plain(
 ) -> StageResult:
     """A plain W&B sweep config: one sweep whose trials run its `command` (resumed when this
     exact config was launched before, unless `fresh`)."""
-    if backend.kind != "local":
-        raise SweeperError(
-            f"{loaded.path}: a plain W&B sweep runs here with the local backend; on a W&B "
-            f"server, use `wandb sweep {loaded.path}` and `wandb agent`"
-        )
+    check_backend(loaded, backend.kind)
     sweep = None if fresh else backend.find_stage(loaded.hash, 0)
     resumed = sweep is not None
     if sweep is None:
