@@ -60,6 +60,19 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def noop_grid(path: Path, points: int, sleep: float) -> tuple[Path, list[float]]:
+    """A grid spec of `points` no-op trials, each sleeping `sleep` seconds."""
+    grid = [float(i) for i in range(points)]
+    spec = {
+        "name": path.stem,
+        "trainer": "noop",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "base": {"sleep": sleep},
+        "search": {"x": grid},
+    }
+    return write_yaml(path, spec), grid
+
+
 def read_runs(store: Path) -> list[dict[str, Any]]:
     """Every run of the store, read independently of sweeper's own backend."""
     db = sqlite3.connect(store, timeout=30)
@@ -149,17 +162,7 @@ def agent_pid(agent: str) -> int:
 
 
 def load_held(scratch: Path, points: int, agents: int, sleep: float) -> dict[str, Any]:
-    grid = [float(i) for i in range(points)]
-    spec = write_yaml(
-        scratch / "load.yaml",
-        {
-            "name": "load",
-            "trainer": "noop",
-            "metric": {"name": "loss", "goal": "minimize"},
-            "base": {"sleep": sleep},
-            "search": {"x": grid},
-        },
-    )
+    spec, grid = noop_grid(scratch / "load.yaml", points, sleep)
     store = scratch / "load" / "sweeper.db"
     start = time.perf_counter()
     done = subprocess.run(
@@ -182,17 +185,7 @@ def agents_killed(
 ) -> dict[str, Any]:
     folder = scratch / "kills"
     folder.mkdir()
-    grid = [float(i) for i in range(points)]
-    spec = write_yaml(
-        folder / "kills.yaml",
-        {
-            "name": "kills",
-            "trainer": "noop",
-            "metric": {"name": "loss", "goal": "minimize"},
-            "base": {"sleep": trial_s},
-            "search": {"x": grid},
-        },
-    )
+    spec, grid = noop_grid(folder / "kills.yaml", points, trial_s)
     store = folder / "sweeper.db"
     sweep_id = create_sweep(store, spec)
     flags = ("--heartbeat-timeout", "3", "--threads", "1")

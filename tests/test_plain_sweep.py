@@ -257,6 +257,14 @@ def _assert_gone(pid: int) -> None:
         os.kill(pid, 0)
 
 
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie: killed, waiting only for whoever adopted it to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -362,11 +370,3 @@ def test_a_program_past_the_trial_timeout_is_killed_with_its_trial(
     assert run["state"] == "failed" and run["error"].startswith("timed out after 4 s")
     pid = int((tmp_path / f"pid-{run['run_id']}").read_text())
     wait_for(lambda: _dead(pid), timeout=10)  # the kernel kills it with its trial's child
-
-
-def _dead(pid: int) -> bool:
-    """Gone, or a zombie: killed, waiting only for whoever adopted it to reap it."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True

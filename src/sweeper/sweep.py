@@ -128,7 +128,8 @@ def config_table(runs: pd.DataFrame, params: list[str], metric: str, goal: str) 
         .rename(columns={"count": "n", **{f"config.{p}": p for p in params}})
     )
     grouped["std"] = grouped["std"].fillna(0.0)
-    # Stable: configurations that tie keep one order (their values'), run after run.
+    # Stable: tied configurations stay in groupby's order (by value), so every caller picks
+    # the same one.
     return grouped.sort_values(
         "mean", ascending=goal != "maximize", kind="stable", ignore_index=True
     )

@@ -123,7 +123,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         raw = Path(path).read_bytes()
         if len(raw) > MAX_SPEC_BYTES:
-            raise SpecError(file, "", f"{len(raw):,} bytes: larger than any spec (limit 2 MiB)")
+            limit = f"limit {MAX_SPEC_BYTES // 2**20} MiB"
+            raise SpecError(file, "", f"{len(raw):,} bytes: larger than any spec ({limit})")
         text = raw.decode("utf-8")
     except IsADirectoryError:
         raise SpecError(file, "", "is a folder, not a YAML file") from None
