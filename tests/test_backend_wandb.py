@@ -7,6 +7,7 @@ for real. What the stand-in cannot prove (the real server's controller) is said 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -309,6 +310,40 @@ def test_an_agent_keeps_its_trial_through_a_server_outage(
     assert agent.returncode == 0, out
     assert run.state == "finished" and len(run.history) == 30, (run.state, out)
     assert wandb_server.sweeps[path.rsplit("/", 1)[1]].state == "FINISHED"
+
+
+def test_a_preempted_trial_is_requeued_by_w_and_b_and_resumes_from_its_checkpoint(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    from sweeper.backends.wandb import WandbBackend
+
+    loaded = load_spec(
+        _spec(tmp_path, search={"x": [0.0]}, base={"epochs": 12, "epoch_seconds": 0.3})
+    )
+    backend = WandbBackend(store, entity=ENTITY, project=PROJECT)
+    path = backend.create_sweep(
+        compile_stage(loaded.spec), trainer="probe", spec={}, spec_hash=loaded.hash
+    )
+    command = [sys.executable, "-m", "sweeper", "agent", path, "--backend", "wandb"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = _started_run(wandb_server)
+    first.send_signal(signal.SIGTERM)
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0, out
+    assert (run.state, run.exitcode) == ("preempted", 1), (run.state, out)
+    assert "marked preempting" in out
+    done = len(run.history)
+    assert 1 <= done < 12
+    assert backend.counts(path) == {"preempted": 1} and not backend.is_complete(path)
+
+    second = sweeper("agent", path, "--backend", "wandb")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert _runs(wandb_server) == [run], "W&B resumed the same run, not a new one"
+    assert run.state == "finished" and "error" not in run.summary
+    assert run.summary["resumed_from"] == done, "from the checkpoint, not from scratch"
+    assert run.summary["epochs_run"] == 12 - done
+    assert [row["_step"] for row in run.history] == list(range(12))
+    assert backend.is_complete(path)
 
 
 def test_an_unreachable_server_is_one_line_and_exit_2(

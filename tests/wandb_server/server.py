@@ -174,11 +174,15 @@ class WandbServer:
                     _place(run.output, offset, lines)
             if run.state == "pending":
                 run.state = "running"
+            if body.get("preempting"):  # the client's mark_preempting()
+                run.state = "preempting"
             if body.get("complete"):
                 run.exitcode = body.get("exitcode")
                 run.uploads += 1
                 if run.stop_requested:
                     run.state = "killed"
+                elif run.state == "preempting" and run.exitcode != 0:
+                    run.state = "preempted"  # requeued: the next idle agent resumes it
                 else:
                     run.state = "finished" if run.exitcode == 0 else "failed"
         return HTTPStatus.OK

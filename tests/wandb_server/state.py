@@ -280,12 +280,14 @@ class ServerState:
         live: list[RunRecord] = []
         for run_id in agent.run_ids:
             run = self.find_run(agent.entity, agent.project, run_id)
-            if run is None:
+            if run is None or run.agent_id != agent.id:  # gone, or resumed by another agent
                 continue
             if run_state.get(run_id):
                 live.append(run)
                 if run.stop_requested or sweep.state in KILLING_SWEEP_STATES:
                     commands.append({"type": "stop", "run_id": run.id})
+            elif run.state == "preempting":  # it died before it could say how it ended
+                run.state = "preempted"
             elif run.state in LIVE_RUN_STATES:
                 # The agent's process ended without the run reporting an end state.
                 run.state = "killed" if run.stop_requested else "crashed"
@@ -293,9 +295,15 @@ class ServerState:
             return commands
         if sweep.state in ("PAUSED", *CLOSED_SWEEP_STATES):
             return [] if sweep.state == "PAUSED" else [{"type": "exit"}]
+        requeued = next((r for r in self.sweep_runs(sweep) if r.state == "preempted"), None)
+        if requeued is not None:  # preempted runs go out again before anything new
+            requeued.state, requeued.agent_id = "pending", agent.id
+            agent.run_ids.append(requeued.id)
+            return [{"type": "resume", "run_id": requeued.id, "args": requeued.assigned}]
         suggestion = self._suggest(sweep)
         if suggestion is None:
-            if not any(run.state in LIVE_RUN_STATES for run in self.sweep_runs(sweep)):
+            unfinished = (*LIVE_RUN_STATES, "preempting")
+            if not any(run.state in unfinished for run in self.sweep_runs(sweep)):
                 sweep.state = "FINISHED"
             return [{"type": "exit"}]
         sweep.state = "RUNNING"

@@ -28,7 +28,7 @@ from sweeper.agent.provenance import static_provenance
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import StopFlag, WandbMode
 from sweeper.backends import BackendKind, open_backend
-from sweeper.backends.base import Backend, Claim, SweepRecord
+from sweeper.backends.base import PREEMPTED_EXIT, Backend, Claim, SweepRecord
 from sweeper.backends.local import new_id
 from sweeper.errors import Unreachable
 from sweeper.trainers.registry import get_trainer
@@ -147,8 +147,11 @@ def _child_main(
         sys.modules["wandb"].teardown()
     sys.stdout.flush()
     sys.stderr.flush()
+    # The exit code is what the agent sees of a trial W&B keeps.
     if state in ("failed", "crashed"):
-        sys.exit(1)  # the exit code is what the agent sees of a trial W&B keeps
+        sys.exit(1)
+    if state == "preempted":
+        sys.exit(PREEMPTED_EXIT)
 
 
 class Agent:
@@ -320,6 +323,8 @@ class Agent:
         elif state in ("finished", "stopped"):
             self.failures_in_a_row = 0
             self.say(f"[{self.id}] trial {claim.run_id} {state}")
+        elif state == "preempted":
+            self.say(f"[{self.id}] trial {claim.run_id} preempted: {error or 'requeued'}")
 
     def _heartbeat(self) -> None:
         for running in self.running.values():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,9 +31,12 @@ class StopFlag:
     def __init__(self) -> None:
         self.reason: str | None = None
         self.by_sweep = False
+        self.preempting = threading.Event()
+        """Set with `reason`, for a thread that must act before the next epoch boundary."""
 
     def set(self, reason: str) -> None:
         self.reason = reason
+        self.preempting.set()
 
     def stop_by_sweep(self) -> None:
         self.by_sweep = True

@@ -6,8 +6,10 @@ Runs inside the agent's forked child (or in-process for `sweeper train`). Whatev
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -150,7 +152,8 @@ def run_on_wandb(
     """Run a trial a W&B server handed out, logging online to the run it created.
 
     The run is the record: its summary carries the outcome, `error` the reason of a failure,
-    and its exit code tells W&B whether it finished or failed.
+    and its exit code tells W&B whether it finished or failed. A preempted run is marked
+    preempting and ends non-zero, which is how W&B knows to hand it to an agent again.
     """
     state, summary, error = "failed", {}, None
     run = None
@@ -168,6 +171,7 @@ def run_on_wandb(
             directory=directory,
             config=_sweeper_config(meta, claim, sweep),
         )
+        threading.Thread(target=_mark_preempting, args=(run, stop_flag), daemon=True).start()
         summary = dict(info.train_fn()(config, WandbLogger(run, stop_flag, run_dir)))
         state, error = _outcome(summary, stop_flag)
     except KeyboardInterrupt:
@@ -177,9 +181,17 @@ def run_on_wandb(
     finally:
         if run is not None:
             run.summary.update(finite(summary))
-            if error:
-                run.summary["error"] = error.splitlines()[0]
+            if state in ("failed", "crashed"):
+                run.summary["error"] = (error or state).splitlines()[0]
             run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
     if error:
         print(error, file=sys.stderr)  # the child's output.log, which the agent quotes
     return state
+
+
+def _mark_preempting(run: Any, flag: StopFlag) -> None:
+    """Tell W&B at once, not at the next epoch boundary: a trial killed when the agent's grace
+    period ends is still requeued."""
+    flag.preempting.wait()
+    with contextlib.suppress(Exception):  # the run ended meanwhile: nothing left to requeue
+        run.mark_preempting()

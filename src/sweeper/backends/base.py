@@ -21,6 +21,10 @@ Beat = Literal["alive", "stop", "lost"]
 """A heartbeat's answer: keep going; stop at the next epoch (W&B's stop command); or the trial
 is no longer ours (requeued elsewhere) and must die now."""
 
+PREEMPTED_EXIT = 75
+"""A trial child's exit code when it stopped to be requeued (EX_TEMPFAIL: try again later):
+how the agent tells a preempted trial from a finished one where the server keeps the record."""
+
 
 @dataclass(frozen=True)
 class SweepRecord:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sweeper.backends.base import Beat, Claim, SweepRecord
+from sweeper.backends.base import PREEMPTED_EXIT, Beat, Claim, SweepRecord
 from sweeper.backends.local import exit_reason, output_tail
 from sweeper.errors import NotFoundError, SweeperError, Unreachable
 from sweeper.sweep import RunView, unwrap
@@ -340,9 +340,13 @@ class WandbBackend:
         return counts
 
     def is_complete(self, sweep_id: str) -> bool:
-        sweep = self.sweep(sweep_id)
-        running = self.counts(sweep_id).get("running", 0)
-        return running == 0 and (sweep.exhausted or sweep.state != "running")
+        sweep, counts = self.sweep(sweep_id), self.counts(sweep_id)
+        if counts.get("running", 0):
+            return False
+        if sweep.state != "running":  # finished or cancelled on the server
+            return True
+        # Still running there: done once it said `exit` and no preempted run waits to resume.
+        return sweep.exhausted and not counts.get("preempted", 0)
 
     def run_views(self, sweep_id: str) -> list[RunView]:
         return [
@@ -440,6 +444,11 @@ class WandbBackend:
         self._agent_of_run.pop(claim.run_id, None)
         if exit_code == 0:
             return "finished", None
+        if exit_code == PREEMPTED_EXIT:
+            return (
+                "preempted",
+                "marked preempting: W&B hands it to the next agent, which resumes it",
+            )
         if verdict:
             return verdict
         tail = output_tail(self.run_dir(claim.run_id) / "output.log")
