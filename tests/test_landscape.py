@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
+from sweeper.analysis.checkpoints import find_checkpoint, load_weights
 from sweeper.analysis.directions import normalise_filters, random_directions, weights
 from sweeper.analysis.landscape import Options, landscape
 from sweeper.analysis.surface import mean_loss, scan
@@ -154,6 +155,7 @@ def test_cli_writes_the_surface_and_scores_the_run_at_its_own_loss(
 ) -> None:
     cwd, run_id, run = trained
     assert run["meta"]["trainer"] == "classify"
+    assert find_checkpoint(cwd / ".sweeper" / "runs" / run_id).name == "best.pt"
     args = ["landscape", run_id, "--steps", "3", "--dims", "2", "--split", "val"]
     result = sweeper(*args, "--range", "-0.5", "0.5", cwd=cwd)
     assert result.returncode == 0, result.stderr
@@ -261,7 +263,6 @@ def test_bad_input_is_one_line_and_exit_2(
 
 
 def test_segment_rebuild_scores_the_best_weights_at_the_trainers_val_loss(tmp_path: Path) -> None:
-    from sweeper.analysis.checkpoints import find_checkpoint, load_weights
     from sweeper.trainers.segment.config import SegmentConfig
     from sweeper.trainers.segment.data.synthetic import write_xray
     from sweeper.trainers.segment.rebuild import rebuild

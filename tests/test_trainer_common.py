@@ -9,6 +9,7 @@ import torch
 
 from sweeper.trainers.classify.config import XorConfig
 from sweeper.trainers.classify.xor import train
+from sweeper.trainers.common.best import BestModel
 from sweeper.trainers.common.config import OptimConfig, SchedConfig
 from sweeper.trainers.common.optim import build_optimizer, build_scheduler
 from sweeper.trainers.logger import MemoryLogger
@@ -69,3 +70,18 @@ def test_checkpoints_every_epoch_unless_saving_is_slow(tmp_path: Path) -> None:
     assert checkpoint.due(), "a save of a few milliseconds: every epoch"
     checkpoint._cost = 2.0  # a model whose save takes 2 s saves every 40 s at most
     assert not checkpoint.due()
+
+
+def test_the_best_model_keeps_the_first_best_epoch_and_survives_a_restart(tmp_path: Path) -> None:
+    model = torch.nn.Linear(2, 1)
+    best = BestModel(tmp_path)
+    for epoch, (score, weight) in enumerate(
+        [(0.5, 1.0), (0.7, 2.0), (0.7, 3.0), (float("nan"), 4.0)]
+    ):
+        torch.nn.init.constant_(model.weight, weight)
+        best.update(score, epoch, model)
+    assert (best.score, best.epoch) == (0.7, 1), "a tie or a NaN keeps the earlier best"
+    again = BestModel(tmp_path)  # a resumed trial reads it back
+    assert (again.score, again.epoch) == (0.7, 1)
+    again.restore(model)
+    assert torch.equal(model.weight, torch.full((1, 2), 2.0))

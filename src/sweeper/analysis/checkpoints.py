@@ -13,7 +13,7 @@ from sweeper.errors import NotFoundError, SweeperError
 from sweeper.spec.paths import unflatten
 
 SAVED = ("best.pt", "checkpoint.pt")
-"""In order of preference: the best epoch's weights where the trainer keeps them (segment),
+"""In order of preference: the best epoch's weights (classify, reid and segment keep them),
 else the last epoch's checkpoint that every trainer writes for resuming."""
 
 

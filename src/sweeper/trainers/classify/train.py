@@ -9,6 +9,7 @@ from sweeper.trainers.classify.engine import Engine
 from sweeper.trainers.classify.losses import make_objective
 from sweeper.trainers.classify.metrics import accuracy, per_class_accuracy
 from sweeper.trainers.classify.models.build import build_model, parameter_count
+from sweeper.trainers.common.best import BestModel
 from sweeper.trainers.common.device import select_device
 from sweeper.trainers.common.loop import fit
 from sweeper.trainers.common.optim import build_optimizer, build_scheduler
@@ -28,13 +29,16 @@ def train(config: ClassifyConfig, logger: Logger) -> dict[str, float]:
     augment = Augment(config.aug, data.mean, data.std) if config.aug.names else None
     engine = Engine(model, objective, optimizer, device, config.amp)
     batch, eval_batch = config.data.batch_size, config.data.test_batch_size
+    best = BestModel(logger.run_dir)  # the weights `sweeper landscape` looks at
 
     def train_epoch(epoch: int) -> dict[str, float]:
         return {"train_loss": engine.train_epoch(data.train, batch, augment)}
 
     def evaluate(epoch: int) -> dict[str, float]:
         loss, predicted = engine.predict(scored, eval_batch)
-        return {"val_loss": loss, "val_acc": accuracy(predicted, scored.y)}
+        acc = accuracy(predicted, scored.y)
+        best.update(acc, epoch, model)
+        return {"val_loss": loss, "val_acc": acc}
 
     history = fit(
         epochs=config.epochs,

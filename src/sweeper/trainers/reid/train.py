@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from sweeper.trainers.common.best import BestModel
 from sweeper.trainers.common.device import select_device
 from sweeper.trainers.common.loop import fit
 from sweeper.trainers.common.optim import build_optimizer, build_scheduler
@@ -45,6 +46,7 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
     criterion = ReidCriterion(config.loss)
     amp = device.type == "cuda"  # mixed precision on CUDA only
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    best = BestModel(logger.run_dir)  # the weights `sweeper landscape` looks at
 
     def train_epoch(epoch: int) -> dict[str, float]:
         model.train()
@@ -75,8 +77,8 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
             "images_per_s": seen / seconds,
         }
 
-    def evaluate(epoch: int) -> dict[str, float]:
-        if (epoch + 1) % config.eval.every and epoch + 1 < config.epochs:
+    def evaluate(epoch: int, due: bool = False) -> dict[str, float]:
+        if not due and (epoch + 1) % config.eval.every and epoch + 1 < config.epochs:
             return {}
         query, q_pids, q_camids = extract_features(model, loaders.query, device)
         gallery, g_pids, g_camids = extract_features(model, loaders.gallery, device)
@@ -90,6 +92,7 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
             metric=config.eval.distance,
             max_rank=config.eval.max_rank,
         )
+        best.update(mean_ap, epoch, model)
         return {"mAP": mean_ap, **{f"rank{k}": float(cmc[k - 1]) for k in (1, 5, 10)}}
 
     history = fit(
@@ -103,7 +106,7 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
     )
     evaluated = [(epoch, h) for epoch, h in enumerate(history) if "mAP" in h]
     if not evaluated:  # stopped before the first evaluation epoch
-        evaluated = [(len(history) - 1, evaluate(config.epochs - 1))]
+        evaluated = [(len(history) - 1, evaluate(len(history) - 1, due=True))]
     last = evaluated[-1][1]
     best_epoch, best = max(evaluated, key=lambda pair: pair[1]["mAP"])
     return {

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 
+from sweeper.trainers.common.best import BestModel
 from sweeper.trainers.common.device import select_device
 from sweeper.trainers.common.loop import fit
 from sweeper.trainers.common.optim import build_optimizer, build_scheduler
 from sweeper.trainers.common.seed import seed_everything
 from sweeper.trainers.logger import Logger
-from sweeper.trainers.segment.best import BestModel
 from sweeper.trainers.segment.config import SegmentConfig
 from sweeper.trainers.segment.data.loaders import build_loaders
 from sweeper.trainers.segment.engine import Engine
@@ -50,7 +50,7 @@ def train(config: SegmentConfig, logger: Logger) -> dict[str, float]:
     )
     summary = {**history[-1], **loaders.sizes()}
     summary.update(
-        best_val_dice=best.dice,
+        best_val_dice=best.score,
         best_epoch=float(best.epoch),
         epochs_done=float(len(history)),
         n_params=float(parameter_count(model)),
