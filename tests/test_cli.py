@@ -146,6 +146,12 @@ BAD_OPTIONS = [
     (["compile", "{spec}", "--stage", "9"], "--stage: no stage '9'"),
     (["compile", "{spec}", "--carry", "x"], "--carry: x: expected PATH=VALUE"),
     (["validate", "{folder}"], "is a folder, not a YAML file"),
+    (["generate", "shapes", "{spec}"], "spec.yaml: exists and is not a folder"),
+    (
+        ["generate", "xray", "{spec}/xray"],
+        "spec.yaml/xray/images: Not a directory",
+    ),  # OS errors too
+    (["generate", "veri", "{folder}/veri", "--seed", "-1"], "--seed: must be at least 0, got -1"),
 ]
 
 
@@ -159,12 +165,13 @@ def test_every_bad_option_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) 
     runner = CliRunner()
     for args, message in BAD_OPTIONS:
         argv = [a.format(spec=spec, folder=tmp_path / "folder") for a in args]
-        store = [] if args[0] == "validate" else ["--store", str(tmp_path / "store.db")]
+        store = [] if args[0] in ("validate", "generate") else ["--store", str(tmp_path / "s.db")]
         result = runner.invoke(app, [*argv, *store])
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2, (args, result.output)
         assert len(lines) == 1 and message in lines[0], (args, result.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "spec.yaml"]
+    assert not any((tmp_path / "folder").iterdir())
 
 
 def test_launch_names_how_many_runs_failed_and_why(tmp_path: Path) -> None:

@@ -105,6 +105,8 @@ def user_errors(command: F) -> F:
             _refuse(str(exc))
         except sqlite3.DatabaseError as exc:  # a store damaged past what opening it showed
             _refuse(f"the sweeper store is damaged: {exc}")
+        except OSError as exc:  # a path given, or one under it: not a folder, no permission
+            _refuse(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -258,9 +260,13 @@ def generate(
     out: Path,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
 ) -> None:
-    """Write a small data set in a real on-disk layout (shapes, veri)."""
+    """Write a small data set in a real on-disk layout (shapes, veri, xray)."""
+    from sweeper.errors import SweeperError
     from sweeper.trainers.registry import generate as write
 
+    _at_least("--seed", seed, 0)
+    if out.exists() and not out.is_dir():
+        raise SweeperError(f"{out}: exists and is not a folder")
     console.print(f"wrote {write(name, str(out), seed=seed)}")
 
 
