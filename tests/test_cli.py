@@ -146,6 +146,7 @@ BAD_OPTIONS = [
     (["compile", "{spec}", "--stage", "9"], "--stage: no stage '9'"),
     (["compile", "{spec}", "--carry", "x"], "--carry: x: expected PATH=VALUE"),
     (["validate", "{folder}"], "is a folder, not a YAML file"),
+    (["train", "classify", str(QUICKSTART)], "trainer: the spec is for 'xor', not 'classify'"),
     (["generate", "shapes", "{spec}"], "spec.yaml: exists and is not a folder"),
     (
         ["generate", "xray", "{spec}/xray"],

@@ -562,16 +562,13 @@ def train(
     """Run one trial outside any sweep, with the same logging, to debug a config."""
     from sweeper.agent.trial import execute
     from sweeper.backends.local import LocalBackend
-    from sweeper.spec.load import read_yaml, validate_config
-    from sweeper.spec.paths import flatten, with_path
+    from sweeper.spec.load import base_config, validate_config
+    from sweeper.spec.paths import flatten
     from sweeper.trainers.registry import get_trainer
 
     info = get_trainer(trainer)
-    raw = read_yaml(config) if config else {}
-    base = raw.get("base", {}) if "trainer" in raw else raw
-    for path, value in _overrides(sets, device).items():
-        base = with_path(base, path, value)
-    resolved = validate_config(info.config_model(), base, str(config or "--set"), "config")
+    base, file = base_config(trainer, config, _overrides(sets, device))
+    resolved = validate_config(info.config_model(), base, file, "config")
     backend = LocalBackend(store)
     claim = backend.create_run(flatten(resolved.model_dump(mode="json")), agent="train")
     console.print(f"run [bold]{claim.run_id}[/bold] ({trainer}) in {backend.path}")

@@ -9,9 +9,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from sweeper.errors import SpecError, SweeperError
-from sweeper.spec.load import read_yaml, validate_config
-from sweeper.spec.paths import with_path
+from sweeper.errors import SweeperError
+from sweeper.spec.load import base_config, validate_config
 from sweeper.trainers.registry import TrainerInfo
 
 MAX_IMAGES = 64
@@ -34,13 +33,7 @@ def preview_config(
     info: TrainerInfo, source: Path | None, overrides: dict[str, Any], names: list[str] | None
 ) -> BaseModel:
     """The validated trainer config the preview runs with."""
-    file = str(source or "--set")
-    raw = read_yaml(source) if source else {}
-    if "trainer" in raw and raw["trainer"] != info.name:
-        raise SpecError(file, "trainer", f"the spec is for {raw['trainer']!r}, not {info.name!r}")
-    base = raw.get("base", {}) if "trainer" in raw else raw
-    for path, value in overrides.items():
-        base = with_path(base, path, value)
+    base, file = base_config(info.name, source, overrides)
     model = info.config_model()
     if names is not None:
         if not info.augment_names:

@@ -275,6 +275,21 @@ def check_search(
             )
 
 
+def base_config(
+    trainer: str, source: Path | None, overrides: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """What `sweeper train` and `sweeper augment` start from: a spec's base (a spec of this
+    trainer) or a config YAML, then the --set overrides. Returns it and the file to blame."""
+    file = str(source or "--set")
+    raw = read_yaml(source) if source else {}
+    if "trainer" in raw and raw["trainer"] != trainer:
+        raise SpecError(file, "trainer", f"the spec is for {raw['trainer']!r}, not {trainer!r}")
+    base = raw.get("base", {}) if "trainer" in raw else raw
+    for path, value in overrides.items():
+        base = with_path(base, path, value)
+    return base, file
+
+
 def validate_config(
     model: type[TrainConfig],
     config: dict[str, Any],
