@@ -219,6 +219,7 @@ def test_wandb_backend_bad_input_is_one_line_and_exit_2(
     assert result.stderr.strip().splitlines() == [
         "error: W&B: connect: No API key configured. Use `wandb login` to log in."
     ]
+    assert result.stdout == "", "refused before the progress bar drew anything"
     assert time.monotonic() - started < 30 and not wandb_server.sweeps
 
 

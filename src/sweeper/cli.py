@@ -327,6 +327,7 @@ def launch(
         entity=entity or loaded.entity,
         project=project or loaded.project,
     )
+    where = backend.where  # W&B connects here: a bad key or server fails before the bar draws
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -339,7 +340,7 @@ def launch(
 
     def on_stage(sweep: Any, resumed: bool) -> None:
         what = "resumed" if resumed else "created"
-        console.print(f"sweep [bold]{sweep.id}[/bold] {sweep.name} ({what}, {backend.where})")
+        console.print(f"sweep [bold]{sweep.id}[/bold] {sweep.name} ({what}, {where})")
         if backend.kind == "wandb":
             console.print(f"  {backend.url(sweep.id)}")
             console.print(f"  more agents: sweeper agent {sweep.id} --backend wandb")
