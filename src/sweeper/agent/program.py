@@ -190,7 +190,10 @@ def _outcome(
     if flag.reason:
         return _finish(backend, claim, "preempted", summary, code, f"requeued: {flag.reason}")
     if log.run_id is None and code == 0:
-        why = f"the program never called wandb.init (no offline run under {attempt_dir})"
+        why = (
+            "the program never called wandb.init, or gave it its own dir= or mode= (no offline"
+            f" run {claim.run_id} under {attempt_dir})"
+        )
         return _finish(backend, claim, "failed", {}, code, why)
     if log.run_id is None:
         why = f"the program failed ({exit_reason(code)}) with no wandb run recorded"
