@@ -108,10 +108,10 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
     if not evaluated:  # stopped before the first evaluation epoch
         evaluated = [(len(history) - 1, evaluate(len(history) - 1, due=True))]
     last = evaluated[-1][1]
-    best_epoch, best = max(evaluated, key=lambda pair: pair[1]["mAP"])
+    best_epoch, top = max(evaluated, key=lambda pair: pair[1]["mAP"])
     return {
         **{name: float(last[name]) for name in ("mAP", "rank1", "rank5", "rank10")},
-        "best_mAP": float(best["mAP"]),
+        "best_mAP": float(top["mAP"]),
         "best_epoch": float(best_epoch),
         "train_loss": history[-1]["train_loss"],
         "epochs_done": float(len(history)),
