@@ -7,6 +7,7 @@ for real. What the stand-in cannot prove (the real server's controller) is said 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -86,6 +87,14 @@ def test_launch_creates_a_wandb_sweep_that_two_agents_run_each_point_once(
     assert sorted(run.config["x"] for run in runs) == [0, 1, 2, 3], "each point exactly once"
     assert all(run.state == "finished" and run.exitcode == 0 for run in runs)
     assert len(wandb_server.agents) == 2, "each agent registered with W&B as an agent"
+    first: dict[str, dict[str, Any]] = {}  # each run's first upsert, which creates it
+    for *_, op, body in wandb_server.requests:
+        if op == "UpsertBucket" and (fields := json.loads(body)["variables"])["name"]:
+            first.setdefault(fields["name"], fields)
+    assert sorted(first) == sorted(run.id for run in runs)
+    assert {(f["entity"], f["project"], f["sweep"]) for f in first.values()} == {
+        (ENTITY, PROJECT, sweep.id)
+    }, "each trial's run names its sweep itself, as a run under `wandb agent` does"
     assert {run.agent_id for run in runs} <= set(wandb_server.agents)
     for run in runs:  # one config shape, the trainer's: nested sections, no dotted keys
         assert not [key for key in run.config if "." in key], run.config

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from conftest import probe_spec, write_spec
 from test_launchers import IMAGE_UID, ROOT, children, ensure_commands
+from wandb_server import WandbServer
 
 pytestmark = pytest.mark.docker
 
@@ -349,6 +350,44 @@ def test_two_agent_containers_finish_every_trial_once(
     assert FAKE_KEY not in engine("image", "inspect", image.name)
     for name in names:
         engine("rm", name)
+
+
+def test_an_agent_container_runs_a_w_and_b_sweep(
+    engine: Engine, image: Image, tmp_path: Path, wandb_server: WandbServer
+) -> None:
+    """The container as a W&B agent: the stand-in W&B server listens on this machine's
+    loopback, which the container shares (--network host); the key is given at run time."""
+    from sweeper.backends.wandb import WandbBackend
+    from sweeper.spec.compile import compile_stage
+    from sweeper.spec.load import load_spec
+
+    store = tmp_path / "store"
+    store.mkdir()
+    os.chown(store, IMAGE_UID, IMAGE_UID)
+    loaded = load_spec(write_spec(tmp_path, {**XOR, "repeats": 1}))
+    sweep = WandbBackend(store / "sweeper.db", entity="docker", project="sweeper-docker")
+    path = sweep.create_sweep(
+        compile_stage(loaded.spec), trainer="xor", spec={}, spec_hash=loaded.hash
+    )
+    result = engine.run(
+        "run", "--rm", "--network", "host", "-v", f"{store}:/store",
+        "-e", "WANDB_API_KEY", "-e", "WANDB_BASE_URL", "-e", "WANDB_ERROR_REPORTING=false",
+        image.name, path, "--backend", "wandb", "--gpus", "",
+        WANDB_API_KEY=wandb_server.api_key, WANDB_BASE_URL=wandb_server.url,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (record,) = wandb_server.sweeps.values()
+    assert record.state == "FINISHED"
+    runs = list({run.id: run for run in wandb_server.runs.values()}.values())
+    points = sorted((run.config["model"]["depth"], run.config["model"]["width"]) for run in runs)
+    assert points == [(0, 1), (0, 2), (1, 1), (1, 2)], "each grid point once"
+    ends = [(run.state, run.exitcode, len(run.history)) for run in runs]
+    assert ends == [("finished", 0, 2)] * 4, (ends, result.stdout)
+    assert len(wandb_server.agents) == 1, "the container's one CPU slot, as one W&B agent"
+    owners = {p.lstat().st_uid for p in [store, *store.rglob("*")]}
+    assert owners == {IMAGE_UID}
+    written = "\n".join(p.read_text(errors="replace") for p in store.rglob("*") if p.is_file())
+    assert wandb_server.api_key not in written + result.stdout + result.stderr
 
 
 def test_image_runs_as_its_user_without_build_tools(engine: Engine, image: Image) -> None:

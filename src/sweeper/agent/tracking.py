@@ -181,14 +181,19 @@ def start_wandb(
     job_type: str | None,
     config: dict[str, Any],
     directory: Path,
+    sweep_id: str | None = None,
 ) -> Any | None:
     """A wandb run with the store's run id (a requeued attempt resumes the same W&B run),
-    grouped by study or sweep; None when disabled."""
+    grouped by study or sweep; None when disabled. `sweep_id`: the W&B sweep the run belongs
+    to, given as a setting because wandb reads WANDB_SWEEP_ID once per process, at setup."""
     if mode == "disabled":
         return None
     import wandb
 
     directory.mkdir(parents=True, exist_ok=True)
+    settings = wandb_settings(wandb)
+    if sweep_id:
+        settings.sweep_id = sweep_id
     return wandb.init(
         mode=mode,
         project=project,
@@ -201,7 +206,7 @@ def start_wandb(
         config=config,
         dir=str(directory),
         reinit="finish_previous",
-        settings=wandb_settings(wandb),
+        settings=settings,
     )
 
 

@@ -145,6 +145,7 @@ def run_on_wandb(
     *,
     entity: str,
     project: str,
+    sweep_id: str,
     directory: Path,
     run_dir: Path,
     stop_flag: StopFlag,
@@ -170,6 +171,7 @@ def run_on_wandb(
             job_type=sweep.stage_name,
             directory=directory,
             config=_sweeper_config(meta, claim, sweep),
+            sweep_id=sweep_id,
         )
         threading.Thread(target=_mark_preempting, args=(run, stop_flag), daemon=True).start()
         summary = dict(info.train_fn()(config, WandbLogger(run, stop_flag, run_dir)))

@@ -424,14 +424,20 @@ class WandbBackend:
         from sweeper.agent.trial import run_on_wandb
 
         entity, project, sid = self._path(sweep.id)
-        os.environ["WANDB_SWEEP_ID"] = sid  # the server files the run under its sweep
-        os.environ["WANDB_RUN_ID"] = claim.run_id
+        # What `wandb agent` gives its runs, for wandb code that reads the environment.
+        os.environ.update(
+            WANDB_ENTITY=entity,
+            WANDB_PROJECT=project,
+            WANDB_SWEEP_ID=sid,
+            WANDB_RUN_ID=claim.run_id,
+        )
         os.environ.pop("WANDB_SWEEP_PARAM_PATH", None)
         return run_on_wandb(
             claim,
             sweep,
             entity=entity,
             project=project,
+            sweep_id=sid,
             directory=self.root,
             run_dir=self.run_dir(claim.run_id),
             stop_flag=stop_flag,
