@@ -365,8 +365,8 @@ def test_an_agent_container_runs_a_w_and_b_sweep(
     store.mkdir()
     os.chown(store, IMAGE_UID, IMAGE_UID)
     loaded = load_spec(write_spec(tmp_path, {**XOR, "repeats": 1}))
-    sweep = WandbBackend(store / "sweeper.db", entity="docker", project="sweeper-docker")
-    path = sweep.create_sweep(
+    backend = WandbBackend(store / "sweeper.db", entity="docker", project="sweeper-docker")
+    path = backend.create_sweep(
         compile_stage(loaded.spec), trainer="xor", spec={}, spec_hash=loaded.hash
     )
     result = engine.run(
