@@ -125,20 +125,13 @@ def create_sweep(store: Path, spec: Path) -> str:
     for folder in PLUGINS:
         sys.path.insert(0, str(folder))
     os.environ["SWEEPER_PLUGINS"] = ENV["SWEEPER_PLUGINS"]
+    from sweeper.agent.launch import create_stage
     from sweeper.backends.local import LocalBackend
-    from sweeper.spec.compile import compile_stage
     from sweeper.spec.load import load_spec
 
-    loaded = load_spec(spec)
     backend = LocalBackend(store)
     try:
-        return backend.create_sweep(
-            compile_stage(loaded.spec, 0, file=loaded.path),
-            trainer=loaded.spec.trainer,
-            spec=loaded.spec.model_dump(mode="json"),
-            spec_hash=loaded.hash,
-            spec_path=loaded.path,
-        )
+        return create_stage(backend, load_spec(spec))
     finally:
         backend.close()
 

@@ -53,19 +53,11 @@ def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.yaml") -
 @pytest.fixture
 def make_sweep(backend: Any, tmp_path: Path) -> Callable[..., str]:
     """Validate and compile a spec dict, create its (first) sweep, return the sweep id."""
-    from sweeper.spec.compile import compile_stage
+    from sweeper.agent.launch import create_stage
     from sweeper.spec.load import load_spec
 
     def make(spec: dict[str, Any]) -> str:
-        loaded = load_spec(write_spec(tmp_path, spec))
-        config = compile_stage(loaded.spec, 0, file=loaded.path)
-        return backend.create_sweep(
-            config,
-            trainer=loaded.spec.trainer,
-            spec=loaded.spec.model_dump(mode="json"),
-            spec_hash=loaded.hash,
-            spec_path=loaded.path,
-        )
+        return create_stage(backend, load_spec(write_spec(tmp_path, spec)))
 
     return make
 

@@ -20,6 +20,7 @@ from conftest import probe_spec, wait_for, write_spec
 from PIL import Image
 from wandb_server import WandbServer
 
+from sweeper.agent.launch import create_stage
 from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import load_spec
 
@@ -331,9 +332,7 @@ def test_a_preempted_trial_is_requeued_by_w_and_b_and_resumes_from_its_checkpoin
         _spec(tmp_path, search={"x": [0.0]}, base={"epochs": 12, "epoch_seconds": 0.3})
     )
     backend = WandbBackend(store, entity=ENTITY, project=PROJECT)
-    path = backend.create_sweep(
-        compile_stage(loaded.spec), trainer="probe", spec={}, spec_hash=loaded.hash
-    )
+    path = create_stage(backend, loaded)
     command = [sys.executable, "-m", "sweeper", "agent", path, "--backend", "wandb"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run = _started_run(wandb_server)

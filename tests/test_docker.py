@@ -255,21 +255,14 @@ def image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Image:
 
 def make_store(directory: Path, spec: dict[str, Any], owner: int | None = IMAGE_UID) -> str:
     """A local sweep in directory/sweeper.db, owned by the image's user; the sweep id."""
+    from sweeper.agent.launch import create_stage
     from sweeper.backends.local import LocalBackend
-    from sweeper.spec.compile import compile_stage
     from sweeper.spec.load import load_spec
 
     directory.mkdir(parents=True, exist_ok=True)
-    loaded = load_spec(write_spec(directory, spec))
     db = LocalBackend(directory / "sweeper.db")
     try:
-        sweep = db.create_sweep(
-            compile_stage(loaded.spec, 0, file=loaded.path),
-            trainer=loaded.spec.trainer,
-            spec=loaded.spec.model_dump(mode="json"),
-            spec_hash=loaded.hash,
-            spec_path=loaded.path,
-        )
+        sweep = create_stage(db, load_spec(write_spec(directory, spec)))
     finally:
         db.close()
     if owner is not None:
@@ -357,8 +350,8 @@ def test_an_agent_container_runs_a_w_and_b_sweep(
 ) -> None:
     """The container as a W&B agent: the stand-in W&B server listens on this machine's
     loopback, which the container shares (--network host); the key is given at run time."""
+    from sweeper.agent.launch import create_stage
     from sweeper.backends.wandb import WandbBackend
-    from sweeper.spec.compile import compile_stage
     from sweeper.spec.load import load_spec
 
     store = tmp_path / "store"
@@ -366,9 +359,7 @@ def test_an_agent_container_runs_a_w_and_b_sweep(
     os.chown(store, IMAGE_UID, IMAGE_UID)
     loaded = load_spec(write_spec(tmp_path, {**XOR, "repeats": 1}))
     backend = WandbBackend(store / "sweeper.db", entity="docker", project="sweeper-docker")
-    path = backend.create_sweep(
-        compile_stage(loaded.spec), trainer="xor", spec={}, spec_hash=loaded.hash
-    )
+    path = create_stage(backend, loaded)
     result = engine.run(
         "run", "--rm", "--network", "host", "-v", f"{store}:/store",
         "-e", "WANDB_API_KEY", "-e", "WANDB_BASE_URL", "-e", "WANDB_ERROR_REPORTING=false",

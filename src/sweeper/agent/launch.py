@@ -275,19 +275,7 @@ def launch(
             fresh = True  # once a stage is new, every later one is too
             if study is None and spec.stages:
                 study = new_id()
-            config = compile_stage(spec, index, carried, loaded.path)
-            sweep_id = backend.create_sweep(
-                config,
-                trainer=spec.trainer,
-                spec=spec.model_dump(mode="json"),
-                spec_hash=loaded.hash,
-                spec_path=loaded.path,
-                study=study,
-                stage=index,
-                stage_name=stage.name if spec.stages else None,
-                carried=carried,
-            )
-            sweep = backend.sweep(sweep_id)
+            sweep = backend.sweep(create_stage(backend, loaded, index, carried, study))
         study = sweep.study
         on_stage(sweep, resumed)
         if not backend.is_complete(sweep.id):
@@ -296,6 +284,29 @@ def launch(
         best, carried = stage_carry(backend, sweep, stage, carried)
         results.append(StageResult(backend.sweep(sweep.id), best))
     return results
+
+
+def create_stage(
+    backend: Backend,
+    loaded: LoadedSpec,
+    index: int = 0,
+    carried: dict[str, Any] | None = None,
+    study: str | None = None,
+) -> str:
+    """Compile stage `index` of a spec, carrying the best of the stage before, and create its
+    sweep; the sweep's id."""
+    spec, carried = loaded.spec, carried or {}
+    return backend.create_sweep(
+        compile_stage(spec, index, carried, loaded.path),
+        trainer=spec.trainer,
+        spec=spec.model_dump(mode="json"),
+        spec_hash=loaded.hash,
+        spec_path=loaded.path,
+        study=study,
+        stage=index,
+        stage_name=spec.stage_list()[index].name if spec.stages else None,
+        carried=carried,
+    )
 
 
 def check_backend(loaded: LoadedSpec | PlainSweep, kind: str) -> None:
