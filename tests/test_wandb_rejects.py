@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,3 +38,37 @@ def test_a_refused_sweep_config_fails_fast_in_one_line(
     assert "Invalid sweep config" in message and "'values': []" in message
     assert elapsed < 5, f"took {elapsed:.1f}s: the refusal was retried"
     assert wandb_server.sweeps == {}
+
+
+STUCK_SERVICE = """
+import atexit, sys, threading, types
+import sweeper.backends.wandb
+from sweeper.cli import app
+
+# wandb whose service process never finishes its last request. Like wandb, it tears the
+# service down at exit; teardown waits for the service, here forever.
+stuck = types.ModuleType("wandb")
+stuck.teardown = lambda exit_code=None: threading.Event().wait()
+atexit.register(stuck.teardown)
+sys.modules["wandb"] = stuck
+sweeper.backends.wandb.RELEASE_WAIT = 0.5
+sys.argv = ["sweeper", "validate", sys.argv[1]]
+app()
+"""
+
+
+def test_a_stuck_w_and_b_service_does_not_hold_a_refusal(tmp_path: Path) -> None:
+    """Seen in CI: the error line printed, then wandb's exit hook waited on its service."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", STUCK_SERVICE, str(tmp_path / "missing.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "missing.yaml" in line
+    assert elapsed < 15, f"took {elapsed:.1f}s: the exit waited for the service"

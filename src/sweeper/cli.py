@@ -6,6 +6,7 @@ Heavy imports (torch, wandb, pandas) stay inside commands: `--help` and `validat
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -89,6 +90,13 @@ def _refuse(message: str) -> NoReturn:
     if len(line) > MAX_ERROR:
         line = f"{line[:MAX_ERROR]}… ({len(line) - MAX_ERROR:,} more characters)"
     errors.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+    if "wandb" in sys.modules:
+        from sweeper.backends.wandb import release_service
+
+        if not release_service(2):  # wandb's service is stuck on a request that failed us
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
     raise typer.Exit(2)
 
 

@@ -16,6 +16,8 @@ import json
 import os
 import re
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -50,6 +52,24 @@ RETRIES = 3
 each one for API_TIMEOUT seconds."""
 API_TIMEOUT = 20
 """Seconds wandb's own client keeps trying one request."""
+RELEASE_WAIT = 10.0
+"""Seconds an exit waits for wandb's service process to shut down."""
+
+
+def release_service(exit_code: int) -> bool:
+    """Shut wandb's service process down if it runs, waiting at most RELEASE_WAIT seconds.
+
+    After a request the client gave up on, the service can go on retrying it, and wandb's own
+    exit hook waits for the service without a limit: a refusal must still end at once. False
+    when the service has not shut down (it exits by itself once its parent process is gone).
+    """
+    wandb = sys.modules.get("wandb")
+    if wandb is None:
+        return True
+    closing = threading.Thread(target=wandb.teardown, args=(exit_code,), daemon=True)
+    closing.start()
+    closing.join(RELEASE_WAIT)
+    return not closing.is_alive()
 
 
 def parse_sweep_path(path: str) -> tuple[str, str, str]:
