@@ -347,6 +347,7 @@ def test_a_preempted_trial_is_requeued_by_w_and_b_and_resumes_from_its_checkpoin
 
     second = sweeper("agent", path, "--backend", "wandb")
     assert second.returncode == 0, second.stdout + second.stderr
+    assert f"trial {run.id} (resumed)" in second.stdout
     assert _runs(wandb_server) == [run], "W&B resumed the same run, not a new one"
     assert run.state == "finished" and "error" not in run.summary
     assert run.summary["resumed_from"] == done, "from the checkpoint, not from scratch"

@@ -268,7 +268,8 @@ class Agent:
             self.running[slot] = Running(claim, slot, standby.process)
             self.started += 1
             where = f"GPU {slot}" if slot is not None else "CPU"
-            self.say(f"[{self.id}] trial {claim.run_id} (attempt {claim.attempt}) on {where}")
+            how = "resumed" if claim.resumed else f"attempt {claim.attempt}"
+            self.say(f"[{self.id}] trial {claim.run_id} ({how}) on {where}")
         if self.options.count is None or self.started < self.options.count:
             self._standby = self._standby or self._fork_standby()
 

@@ -78,6 +78,8 @@ class Claim:
     attempt: int
     params: dict[str, Any]
     """Flat {dotted path: value}."""
+    resumed: bool = False
+    """W&B handed out a run it had before; it says so, but does not count attempts."""
 
 
 class Backend(Protocol):

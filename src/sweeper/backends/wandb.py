@@ -422,7 +422,8 @@ class WandbBackend:
             if command.get("type") in ("run", "resume"):
                 run_id = command["run_id"]
                 self._agent_of_run[run_id] = agent_id
-                return Claim(run_id, sweep_id, 1, unwrap(command.get("args") or {}))
+                params = unwrap(command.get("args") or {})
+                return Claim(run_id, sweep_id, 1, params, resumed=command["type"] == "resume")
             if command.get("type") == "exit":
                 self._exhausted.add(sweep_id)
         return None
