@@ -60,7 +60,7 @@ def release_service(exit_code: int) -> bool:
     """Shut wandb's service process down if it runs, waiting at most RELEASE_WAIT seconds.
 
     After a request the client gave up on, the service can go on retrying it, and wandb's own
-    exit hook waits for the service without a limit: a refusal must still end at once. False
+    exit hook waits for the service without a limit: a refusal must not wait with it. False
     when the service has not shut down (it exits by itself once its parent process is gone).
     """
     wandb = sys.modules.get("wandb")
