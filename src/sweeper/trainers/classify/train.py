@@ -54,7 +54,7 @@ def train(config: ClassifyConfig, logger: Logger) -> dict[str, float]:
         "train_loss": final["train_loss"],
         "val_loss": final["val_loss"],
         "val_acc": final["val_acc"],
-        "best_val_acc": max(h["val_acc"] for h in history),
+        "best_val_acc": best.score,
         "n_params": float(parameter_count(model)),
     }
     _, predicted = engine.predict(scored, eval_batch)

@@ -104,15 +104,13 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
         train_epoch=train_epoch,
         evaluate=evaluate,
     )
-    evaluated = [(epoch, h) for epoch, h in enumerate(history) if "mAP" in h]
-    if not evaluated:  # stopped before the first evaluation epoch
-        evaluated = [(len(history) - 1, evaluate(len(history) - 1, due=True))]
-    last = evaluated[-1][1]
-    best_epoch, top = max(evaluated, key=lambda pair: pair[1]["mAP"])
+    evaluated = [h for h in history if "mAP" in h]
+    # Stopped before the first evaluation epoch: evaluate now.
+    last = evaluated[-1] if evaluated else evaluate(len(history) - 1, due=True)
     return {
         **{name: float(last[name]) for name in ("mAP", "rank1", "rank5", "rank10")},
-        "best_mAP": float(top["mAP"]),
-        "best_epoch": float(best_epoch),
+        "best_mAP": best.score,
+        "best_epoch": float(best.epoch),
         "train_loss": history[-1]["train_loss"],
         "epochs_done": float(len(history)),
     }
