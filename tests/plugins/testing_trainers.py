@@ -23,6 +23,22 @@ class ProbeConfig(TrainConfig):
     x: float = Field(0.0, ge=-100, le=100, description="loss = (x - 1)^2 + 1 / (epoch + 1)")
     epoch_seconds: float = Field(0.0, ge=0, le=10)
     crash: Literal["none", "raise", "segfault", "exit", "nan"] = "none"
+    leak: bool = Field(
+        False, description="leave a worker and a setsid'd child running, pids in ./leaked-<pid>"
+    )
+
+
+def _leak() -> None:
+    """What a careless trainer leaves behind: a forked worker (as a DataLoader forks one)
+    and a child in a session of its own, both still running when train returns."""
+    import multiprocessing
+    import subprocess
+
+    worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(300,))
+    worker.start()
+    child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    with open(f"leaked-{os.getpid()}", "w") as file:
+        file.write(f"{worker.pid} {child.pid}")
 
 
 def train(config: ProbeConfig, logger: Logger) -> dict[str, float]:
@@ -34,6 +50,8 @@ def train(config: ProbeConfig, logger: Logger) -> dict[str, float]:
     model = torch.nn.Linear(1, 1)
     optimizer = build_optimizer(model.parameters(), config.optim)
     first: list[int] = []
+    if config.leak:
+        _leak()
 
     def train_epoch(epoch: int) -> dict[str, float]:
         first.append(epoch)

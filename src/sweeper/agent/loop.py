@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from sweeper.agent.proctree import become_subreaper, end_descendants, kill_tree
 from sweeper.agent.provenance import static_provenance
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import StopFlag, WandbMode
@@ -81,6 +82,12 @@ def _die_with_parent() -> None:
         pass
 
 
+def _kill(running: Running) -> None:
+    """Kill a trial the agent gives up on, with every process below it (see proctree)."""
+    if running.process.pid is not None:
+        kill_tree(running.process.pid)
+
+
 STOP_SIGNAL = signal.SIGUSR1
 """What the agent sends a trial that the sweep stopped (W&B's stop command): finish at the
 next epoch boundary. SIGTERM instead means the agent itself is going away: preempt."""
@@ -121,6 +128,7 @@ def _child_main(
     options: AgentOptions,
     threads: int,
 ) -> None:
+    become_subreaper()  # orphans below the trial (setsid daemons too) stay ours to end
     if slot is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot
     if options.wandb_mode != "disabled":
@@ -145,6 +153,7 @@ def _child_main(
     state = backend.run_trial(claim, sweep, wandb_mode=options.wandb_mode, stop_flag=flag)
     if "wandb" in sys.modules:  # a forked child skips atexit: flush wandb's run files now
         sys.modules["wandb"].teardown()
+    end_descendants()  # DataLoader workers, a program's `sleep 300 &`: none outlives its trial
     sys.stdout.flush()
     sys.stderr.flush()
     # The exit code is what the agent sees of a trial W&B keeps.
@@ -331,7 +340,7 @@ class Agent:
         for running in self.running.values():
             beat = self.backend.heartbeat(running.claim.run_id, running.claim.attempt)
             if beat == "lost":  # requeued elsewhere (we lapsed): this copy must not go on
-                running.process.kill()
+                _kill(running)
             elif beat == "stop" and running.process.pid is not None:
                 os.kill(running.process.pid, STOP_SIGNAL)
 
@@ -341,7 +350,7 @@ class Agent:
         for running in self.running.values():
             if running.process.is_alive():
                 running.verdict = ("preempted", f"requeued: {self.stop_signal}")
-                running.process.kill()
+                _kill(running)
 
     def _enforce_timeout(self) -> None:
         """A trial past agents.trial_timeout is hung or far too slow: kill it and fail it
@@ -353,4 +362,4 @@ class Agent:
             overdue = time.monotonic() - running.started > limit
             if overdue and running.verdict is None and running.process.is_alive():
                 running.verdict = ("failed", f"timed out after {limit:g} s (agents.trial_timeout)")
-                running.process.kill()
+                _kill(running)
