@@ -7,7 +7,8 @@ was requeued behind its back (its agent's heartbeat lapsed) can no longer write.
 
 from __future__ import annotations
 
-import json
+import errno
+import itertools
 import os
 import secrets
 import signal
@@ -17,13 +18,16 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeper.backends import storejson
 from sweeper.backends.base import Beat, Claim, SweepRecord
 from sweeper.backends.controller import next_params, runs_to_stop
-from sweeper.errors import NotFoundError, SweeperError
+from sweeper.errors import NoSpace, NotFoundError, StoreLost, SweeperError
 from sweeper.sweep import ACTIVE, RunView
+from sweeper.text import REASON_LIMIT, cap, strip_controls
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,6 +97,24 @@ CREATE TABLE IF NOT EXISTS history (
     metrics TEXT NOT NULL,
     PRIMARY KEY (run_id, step)
 );
+CREATE TABLE IF NOT EXISTS store (
+    id TEXT NOT NULL               -- random, made with the file: which store a process opened
+);
+CREATE TABLE IF NOT EXISTS slot_pools (
+    scope TEXT NOT NULL,           -- the study, else the sweep
+    host TEXT NOT NULL,
+    cpu_slots INTEGER NOT NULL,    -- launch's agent count: CPU slots cpu-0 .. cpu-(n-1)
+    PRIMARY KEY (scope, host)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    scope TEXT NOT NULL,
+    host TEXT NOT NULL,
+    slot TEXT NOT NULL,            -- a GPU id, or cpu-<k>
+    holder TEXT NOT NULL,          -- the agent's id
+    pid INTEGER NOT NULL,
+    expires_at REAL NOT NULL,      -- renewed by the holder's heartbeat
+    PRIMARY KEY (scope, host, slot)
+);
 """
 
 
@@ -103,6 +125,30 @@ def new_id(length: int = 8) -> str:
 
 def store_path(store: str | os.PathLike[str] | None = None) -> Path:
     return Path(store or os.environ.get("SWEEPER_STORE") or DEFAULT_STORE)
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """Which store file a process opened, so that it never writes into another one.
+
+    (device, inode) names the open file: no other file gets them while any process holds it
+    open, so a path that now stats differently was deleted or replaced (`cp` + `mv`). The
+    random id made with the store catches what an inode cannot when a process opens the path
+    afresh (a trial's child, an agent that launch started): another store copied over this one
+    in place (`cp other.db sweeper.db` keeps the inode).
+    """
+
+    device: int
+    inode: int
+    store_id: str
+
+    def __str__(self) -> str:
+        return f"{self.device}:{self.inode}:{self.store_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> StoreIdentity:
+        device, inode, store_id = text.split(":", 2)
+        return cls(int(device), int(inode), store_id)
 
 
 class LocalBackend:
@@ -116,13 +162,21 @@ class LocalBackend:
         path: str | os.PathLike[str] | None = None,
         create: bool = True,
         readonly: bool = False,
+        expect: StoreIdentity | None = None,
     ) -> None:
         """Open (or create) the store. `readonly` is for commands that only read: they work on
-        a store they cannot write (a read-only file, folder or mount)."""
+        a store they cannot write (a read-only file, folder or mount). `expect`: the store
+        this process must find at the path (the one its parent opened), else StoreLost."""
         self.path = store_path(path)
+        self.identity: StoreIdentity | None = None
+        """Set for a writable store: what each write transaction checks the path against."""
+        self._size = 0
         if self.path.is_dir():
             raise SweeperError(f"{self.path}: is a folder, not a sweeper store")
-        if not self.path.exists():
+        creating = not self.path.exists()
+        if creating:
+            if expect is not None:
+                raise self._lost("was deleted")
             if not create:
                 raise NotFoundError(f"no sweeper store at {self.path} (run `sweeper launch` first)")
             try:
@@ -132,19 +186,28 @@ class LocalBackend:
                     f"{self.path}: cannot create the store: {exc.strerror}"
                 ) from None
         try:
-            self.db = self._connect()
+            self.db = self._connect(creating)
             with tempfile.TemporaryFile(dir=self.root):  # trials keep their files beside it
                 pass
         except (sqlite3.OperationalError, OSError) as exc:
+            if _is_full(exc):
+                raise NoSpace.at(self.path) from None
+            self.identity = None
             if not readonly:
                 reason = exc.strerror if isinstance(exc, OSError) else exc
                 raise SweeperError(f"{self.path}: cannot write the store: {reason}") from None
             self.db = self._connect_readonly()
         except sqlite3.DatabaseError as exc:
             raise SweeperError(f"{self.path}: not a sweeper store, or damaged: {exc}") from None
+        if expect is not None and self.identity != expect:
+            self.db.close()
+            raise self._lost("was replaced by another file")
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        """Open for writing. Only a new store may create the file: SQLite would otherwise make
+        an empty one wherever the store was deleted, and results would go there unseen."""
+        uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+        db = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -154,10 +217,51 @@ class LocalBackend:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(f"PRAGMA user_version = {int(version)}")
-        finally:
-            db.execute("ROLLBACK")
+            row = db.execute("SELECT id FROM store").fetchone()
+            if row is None:  # a new store, or one made before stores had an id
+                store_id = new_id(16)
+                db.execute("INSERT INTO store (id) VALUES (?)", (store_id,))
+                db.execute("COMMIT")
+            else:
+                store_id = row["id"]
+                db.execute(f"PRAGMA user_version = {int(version)}")
+                db.execute("ROLLBACK")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        stat = os.stat(self.path)
+        self.identity = StoreIdentity(stat.st_dev, stat.st_ino, store_id)
+        self._size = stat.st_size
         return db
+
+    def _lost(self, what: str) -> StoreLost:
+        return StoreLost(
+            f"{self.path}: the store {what} while in use; stopping without writing elsewhere"
+        )
+
+    def check_store(self) -> None:
+        """Raise StoreLost unless the path still names the file this process opened, whole.
+
+        One stat (a few microseconds), before each write transaction: an unlinked file takes
+        SQLite's writes silently, and a file cut short loses what the store held. SQLite never
+        shrinks a store file here (no VACUUM, auto_vacuum off), so a smaller size means
+        truncation.
+
+        Raises:
+            StoreLost: the file was deleted (or its folder), replaced, or truncated.
+        """
+        if self.identity is None:  # opened read-only: it writes nothing
+            return
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            raise self._lost("was deleted") from None
+        if (stat.st_dev, stat.st_ino) != (self.identity.device, self.identity.inode):
+            raise self._lost("was replaced by another file")
+        if stat.st_size < self._size:
+            raise self._lost("was truncated")
+        self._size = stat.st_size
 
     def _connect_readonly(self) -> sqlite3.Connection:
         """Read a store this process may not write: `mode=ro` needs the WAL index to exist or
@@ -190,14 +294,25 @@ class LocalBackend:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken up front so readers-turned-writers never deadlock."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction, taken up front so readers-turned-writers never deadlock, into
+        the file this process opened only (StoreLost otherwise); a full disk is NoSpace.
+
+        SQLite may roll a transaction back itself on SQLITE_FULL: ROLLBACK only if it is open.
+        """
+        self.check_store()
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if _is_full(exc):
+                raise NoSpace.at(self.path) from None
             raise
-        self.db.execute("COMMIT")
 
     # sweeps ---------------------------------------------------------------------------------
 
@@ -225,14 +340,14 @@ class LocalBackend:
                     config.get("name", sweep_id),
                     config.get("project", "sweeper"),
                     trainer,
-                    json.dumps(config),
-                    json.dumps(spec, default=str),
+                    storejson.dumps(config),
+                    storejson.dumps(spec, default=str),
                     spec_hash,
                     spec_path,
                     study,
                     stage,
                     stage_name,
-                    json.dumps(carried or {}),
+                    storejson.dumps(carried or {}),
                     time.time(),
                 ),
             )
@@ -332,7 +447,7 @@ class LocalBackend:
                 db.execute(
                     "INSERT INTO runs (id, sweep_id, seq, params, state, created_at)"
                     " VALUES (?, ?, ?, ?, 'pending', ?)",
-                    (run_id, sweep_id, len(views) + 1, json.dumps(params), now),
+                    (run_id, sweep_id, len(views) + 1, storejson.dumps(params), now),
                 )
             db.execute(
                 "UPDATE runs SET state = 'running', attempt = attempt + 1, agent = ?,"
@@ -350,7 +465,7 @@ class LocalBackend:
             db.execute(
                 "INSERT INTO runs (id, sweep_id, seq, params, state, attempt, agent, heartbeat_at,"
                 " created_at, started_at) VALUES (?, NULL, 0, ?, 'running', 1, ?, ?, ?, ?)",
-                (run_id, json.dumps(wandb_params), agent, now, now, now),
+                (run_id, storejson.dumps(wandb_params), agent, now, now, now),
             )
         return self._claim(run_id)
 
@@ -358,7 +473,7 @@ class LocalBackend:
         row = self.db.execute(
             "SELECT id, sweep_id, attempt, params FROM runs WHERE id = ?", (run_id,)
         ).fetchone()
-        params = {k: v["value"] for k, v in json.loads(row["params"]).items()}
+        params = {k: v["value"] for k, v in storejson.loads(row["params"]).items()}
         return Claim(
             run_id=row["id"], sweep_id=row["sweep_id"], attempt=row["attempt"], params=params
         )
@@ -381,7 +496,8 @@ class LocalBackend:
     ) -> str:
         from sweeper.agent.trial import execute
 
-        backend = LocalBackend(self.path)  # the parent's connection must not cross the fork
+        # The parent's connection must not cross the fork; the child opens the same file or none.
+        backend = LocalBackend(self.path, create=False, expect=self.identity)
         if sweep.is_command:
             from sweeper.agent.program import run_program
 
@@ -411,12 +527,12 @@ class LocalBackend:
         with self._write() as db:
             db.execute(
                 "UPDATE runs SET meta = ? WHERE id = ? AND attempt = ?",
-                (json.dumps(meta, default=str), run_id, attempt),
+                (storejson.dumps(meta, default=str), run_id, attempt),
             )
 
     def log(self, run_id: str, attempt: int, step: int, metrics: Mapping[str, float]) -> bool:
         """Append one history step (replacing it when a resumed trial repeats the step)."""
-        payload = json.dumps(dict(metrics))
+        payload = storejson.dumps(dict(metrics))
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE runs SET summary = json_patch(summary, ?), heartbeat_at = ?"
@@ -470,7 +586,7 @@ class LocalBackend:
                 " WHERE id = ? AND attempt = ? AND state = 'running'",
                 (
                     state,
-                    json.dumps(dict(summary or {})),
+                    storejson.dumps(dict(summary or {})),
                     exit_code,
                     error,
                     state,
@@ -481,6 +597,89 @@ class LocalBackend:
                 ),
             )
         return cursor.rowcount == 1
+
+    # slot leases (the rule: sweeper.agent.slots) --------------------------------------------
+
+    def set_cpu_pool(self, scope: str, host: str, cpu_slots: int) -> None:
+        """`launch` with N agents and no GPU: N CPU slots for this study on this host."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO slot_pools (scope, host, cpu_slots) VALUES (?, ?, ?)"
+                " ON CONFLICT (scope, host) DO UPDATE SET cpu_slots = excluded.cpu_slots",
+                (scope, host, cpu_slots),
+            )
+
+    def lease_slot(
+        self,
+        scope: str,
+        host: str,
+        gpus: list[str],
+        *,
+        holder: str,
+        pid: int,
+        timeout: float,
+        cpu_slots: int | None = None,
+    ) -> tuple[list[str], set[str]]:
+        """Lease one slot to `holder` until `timeout` seconds from now: all of `gpus`, or with
+        none, the lowest free `cpu-k` within the pool (launch's count for this scope and host,
+        else `cpu_slots`, else unbounded). Leases past their expiry are dropped first.
+
+        Returns:
+            The slot names leased, and the live holders in the way when that is [].
+        """
+        now = time.time()
+        with self._write() as db:
+            db.execute("DELETE FROM leases WHERE expires_at < ?", (now,))
+            held = {
+                row["slot"]: row["holder"]
+                for row in db.execute(
+                    "SELECT slot, holder FROM leases WHERE scope = ? AND host = ? AND holder != ?",
+                    (scope, host, holder),
+                )
+            }
+            if gpus:
+                wanted = list(gpus)
+                blocking = {held[gpu] for gpu in gpus if gpu in held}
+            else:
+                row = db.execute(
+                    "SELECT cpu_slots FROM slot_pools WHERE scope = ? AND host = ?", (scope, host)
+                ).fetchone()
+                pool = row["cpu_slots"] if row is not None else cpu_slots
+                k = next(k for k in itertools.count() if f"cpu-{k}" not in held)
+                wanted = [f"cpu-{k}"]
+                blocking = set()
+                if pool is not None and k >= pool:
+                    blocking = {h for slot, h in held.items() if slot.startswith("cpu-")}
+            if blocking:
+                return [], blocking
+            db.executemany(
+                "INSERT OR REPLACE INTO leases (scope, host, slot, holder, pid, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(scope, host, name, holder, pid, now + timeout) for name in wanted],
+            )
+        return wanted, set()
+
+    def renew_leases(self, holder: str, timeout: float) -> set[str]:
+        """Extend the holder's leases (its heartbeat); the slot names it still holds: one it
+        let lapse may have gone to another agent."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE leases SET expires_at = ? WHERE holder = ?", (time.time() + timeout, holder)
+            )
+            rows = db.execute("SELECT slot FROM leases WHERE holder = ?", (holder,)).fetchall()
+        return {row["slot"] for row in rows}
+
+    def release_leases(self, holder: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM leases WHERE holder = ?", (holder,))
+
+    def live_leases(self, scope: str, host: str) -> dict[str, str]:
+        """Slot name -> holder, for the unexpired leases of this scope on this host."""
+        rows = self.db.execute(
+            "SELECT slot, holder FROM leases WHERE scope = ? AND host = ? AND expires_at >= ?",
+            (scope, host, time.time()),
+        )
+        return {row["slot"]: row["holder"] for row in rows}
 
     # reading --------------------------------------------------------------------------------
 
@@ -497,13 +696,13 @@ class LocalBackend:
                 " JOIN runs r ON r.id = h.run_id WHERE r.sweep_id = ? ORDER BY h.run_id, h.step",
                 (sweep_id,),
             ):
-                history.setdefault(run_id, []).append({history_of: value})
+                history.setdefault(run_id, []).append({history_of: storejson.picked(value)})
         return [
             RunView(
                 name=row["id"],
                 state=row["state"],
-                params=json.loads(row["params"]),
-                summary=json.loads(row["summary"]),
+                params=storejson.loads(row["params"]),
+                summary=storejson.loads(row["summary"]),
                 history=history.get(row["id"], []),
             )
             for row in rows
@@ -518,7 +717,7 @@ class LocalBackend:
             raise NotFoundError(f"no run {run_id!r} in {self.path}")
         out = dict(row)
         for key in ("params", "summary", "meta"):
-            out[key] = json.loads(out[key])
+            out[key] = storejson.loads(out[key])
         return out
 
     def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame:
@@ -548,12 +747,17 @@ class LocalBackend:
                 "exit_code": row["exit_code"],
                 "error": row["error"],
             }
-            record.update({f"config.{k}": v["value"] for k, v in json.loads(row["params"]).items()})
-            record.update({f"summary.{k}": v for k, v in json.loads(row["summary"]).items()})
+            params = storejson.loads(row["params"])
+            record.update({f"config.{k}": v["value"] for k, v in params.items()})
+            record.update({f"summary.{k}": v for k, v in storejson.loads(row["summary"]).items()})
             records.append(record)
         if not records:
             return pd.DataFrame(columns=RUN_COLUMNS)
         table = pd.DataFrame.from_records(records)
+        for column in [c for c in table if c.startswith("config.")]:
+            values = [record.get(column) for record in records]
+            if any(value is None for value in values):  # a value W&B keeps, not NaN
+                table[column] = pd.Series(values, dtype=object)
         table["created_at"] = pd.to_datetime(table["created_at"], unit="s")  # once, not per row
         return table
 
@@ -573,15 +777,23 @@ class LocalBackend:
                 f"SELECT run_id, step, {picked} FROM history WHERE run_id IN ({marks})", chunk
             ).fetchall()
         if metrics is None:
-            records = [{"run_id": r, "_step": s, **json.loads(m)} for r, s, m in rows]
+            records = [{"run_id": r, "_step": s, **storejson.loads(m)} for r, s, m in rows]
             frame = pd.DataFrame.from_records(
                 records, columns=None if records else ["run_id", "_step"]
             )
         else:
             frame = pd.DataFrame.from_records(
-                [tuple(row) for row in rows], columns=["run_id", "_step", *metrics]
+                [(r, s, *map(storejson.picked, vs)) for r, s, *vs in rows],
+                columns=["run_id", "_step", *metrics],
             )
         return frame.sort_values(["run_id", "_step"], ignore_index=True)
+
+
+def _is_full(exc: BaseException) -> bool:
+    """SQLITE_FULL (SQLite's name for ENOSPC on its files), or ENOSPC itself."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return exc.sqlite_errorcode == sqlite3.SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
 def _json_field(name: str) -> str:
@@ -598,11 +810,31 @@ def exit_reason(code: int | None) -> str:
     return f"exit code {code}"
 
 
+TAIL_BYTES = 1 << 16
+"""The most bytes read from the end of a trial's output.log for its last lines."""
+LINE_LIMIT = 500
+"""The most characters kept of one line of a program's output in a stored reason."""
+
+
 def output_tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a trial's output, as a stored reason may quote them.
+
+    Reads at most TAIL_BYTES from the end, whatever the log's size; each line is cut to
+    LINE_LIMIT characters and stripped of terminal control sequences, the whole to
+    REASON_LIMIT.
+    """
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with path.open("rb") as file:
+            start = max(file.seek(0, os.SEEK_END) - TAIL_BYTES, 0)
+            file.seek(start)
+            data = file.read(TAIL_BYTES)
     except OSError:
         return ""
+    text = strip_controls(data.decode(errors="replace"))
+    kept = text.splitlines()[-lines:]
+    if start and len(kept) == len(text.splitlines()):  # the first was read from its middle
+        kept[0] = "[...]" + kept[0]
+    return cap("\n".join(cap(line, LINE_LIMIT) for line in kept), REASON_LIMIT)
 
 
 def _sweep_record(row: sqlite3.Row) -> SweepRecord:
@@ -611,8 +843,8 @@ def _sweep_record(row: sqlite3.Row) -> SweepRecord:
         name=row["name"],
         project=row["project"],
         trainer=row["trainer"],
-        config=json.loads(row["config"]),
-        spec=json.loads(row["spec"]),
+        config=storejson.loads(row["config"]),
+        spec=storejson.loads(row["spec"]),
         spec_hash=row["spec_hash"],
         spec_path=row["spec_path"],
         state=row["state"],
@@ -620,7 +852,7 @@ def _sweep_record(row: sqlite3.Row) -> SweepRecord:
         study=row["study"],
         stage=row["stage"],
         stage_name=row["stage_name"],
-        carried=json.loads(row["carried"]),
+        carried=storejson.loads(row["carried"]),
         created_at=row["created_at"],
-        entity=json.loads(row["config"]).get("entity"),
+        entity=storejson.loads(row["config"]).get("entity"),
     )
