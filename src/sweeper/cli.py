@@ -15,17 +15,42 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from sweeper.text import strip_controls
 
 app = typer.Typer(
     help="Experiment specs -> W&B sweeps, run by local agents, with or without a W&B server.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is literal: rich markup would eat every "[default: …]"
 )
-console = Console()
-errors = Console(stderr=True)
+
+
+class _Terminal(Console):
+    """A console that prints every string as it is: never as rich markup (a sweep, stage or
+    metric name, a value or a program's line may hold `[/bold]`), never highlighted (rich's
+    highlighter is quadratic on long text), and without terminal control sequences (a value's
+    `\\x1b[2J` must not clear the screen). Table cells and titles are strings too; styled
+    words are Text built with `_styled`."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        options.update(markup=False, highlight=False)
+        return super().render_str(strip_controls(text), **options)
+
+
+def _styled(*parts: str | tuple[str, str]) -> Text:
+    """A line with styled words, (text, style) parts, each part literal and stripped of control
+    sequences as `_Terminal` does for every string."""
+    return Text.assemble(
+        *(strip_controls(p) if isinstance(p, str) else (strip_controls(p[0]), p[1]) for p in parts)
+    )
+
+
+console = _Terminal()
+errors = _Terminal(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,8 +102,8 @@ HeartbeatTimeout = Annotated[
 
 
 def _say(line: str) -> None:
-    """A line from the library, printed as it is (no rich markup in run ids or paths)."""
-    console.print(line, markup=False, highlight=False)
+    """A line from the library, printed as it is (see `_Terminal`)."""
+    console.print(line)
 
 
 MAX_ERROR = 400
@@ -89,7 +114,7 @@ def _refuse(message: str) -> NoReturn:
     line = " ".join(message.split("\n", 1)[0].split())
     if len(line) > MAX_ERROR:
         line = f"{line[:MAX_ERROR]}… ({len(line) - MAX_ERROR:,} more characters)"
-    errors.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+    errors.print(_styled(("error:", "red"), f" {line}"), soft_wrap=True)
     if "wandb" in sys.modules:
         from sweeper.backends.wandb import release_service
 
@@ -171,7 +196,10 @@ def _overrides(sets: list[str] | None, device: str | None) -> dict[str, Any]:
 def _load(spec: Path, sets: list[str] | None, smoke: bool, device: str | None = None) -> Any:
     from sweeper.spec.load import load_sweep_file
 
-    return load_sweep_file(spec, _overrides(sets, device), smoke=smoke)
+    loaded = load_sweep_file(spec, _overrides(sets, device), smoke=smoke)
+    for warning in loaded.warnings:  # what W&B only warns about; the sweep runs as W&B runs it
+        errors.print(_styled(("warning:", "yellow"), f" {warning}"), soft_wrap=True)
+    return loaded
 
 
 @app.command()
@@ -187,7 +215,7 @@ def validate(spec: Path, sets: Sets = None, smoke: Smoke = False) -> None:
     if isinstance(loaded, PlainSweep):
         method, total = loaded.config["method"], planned_trials(loaded.config)
         size = f"{method}, up to {total} trials" if total else f"{method}, runs until stopped"
-        console.print(f"[green]ok[/green] {escape(loaded.name)}: {size} (a plain W&B sweep)")
+        console.print(_styled(("ok", "green"), f" {loaded.name}: {size} (a plain W&B sweep)"))
         return
     configs = compile_spec(loaded.spec, loaded.path)
     for stage, config in zip(loaded.spec.stage_list(), configs, strict=True):
@@ -197,7 +225,7 @@ def validate(spec: Path, sets: Sets = None, smoke: Smoke = False) -> None:
             size = f"{min(points, cap) if cap else points} trials"
         else:
             size = f"{method}, up to {cap} trials" if cap else f"{method}, runs until stopped"
-        console.print(f"[green]ok[/green] {escape(config['name'])}: {size}")
+        console.print(_styled(("ok", "green"), f" {config['name']}: {size}"))
 
 
 @app.command("compile")
@@ -236,7 +264,7 @@ def compile_(
     else:
         sys.stdout.write(text)
     if note:
-        errors.print(note, highlight=False)
+        errors.print(note)
 
 
 @app.command()
@@ -258,7 +286,9 @@ def trainers() -> None:
     from sweeper.trainers.registry import TRAINERS
 
     for info in TRAINERS.values():
-        console.print(f"[bold]{info.name:10}[/bold] {info.summary}  (metric: {info.metric})")
+        console.print(
+            _styled((f"{info.name:10}", "bold"), f" {info.summary}  (metric: {info.metric})")
+        )
 
 
 @app.command()
@@ -337,10 +367,10 @@ def launch(
     )
     where = backend.where  # W&B connects here: a bad key or server fails before the bar draws
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a stage name, stripped below
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[best]}"),
+        TextColumn("{task.fields[best]}", markup=False),
         TimeRemainingColumn(),
         console=console,
     )
@@ -348,18 +378,19 @@ def launch(
 
     def on_stage(sweep: Any, resumed: bool) -> None:
         what = "resumed" if resumed else "created"
-        console.print(f"sweep [bold]{sweep.id}[/bold] {sweep.name} ({what}, {where})")
+        console.print(_styled("sweep ", (sweep.id, "bold"), f" {sweep.name} ({what}, {where})"))
         if backend.kind == "wandb":
             console.print(f"  {backend.url(sweep.id)}")
             console.print(f"  more agents: sweeper agent {sweep.id} --backend wandb")
             console.print(f"  in Docker:   {backend.docker_line(sweep.id)}")
         if sweep.config["method"] != "grid" and not sweep.config.get("run_cap"):
             console.print(f"  {sweep.config['method']} search with no run_cap: runs until stopped")
-        tasks[sweep.id] = bar.add_task(sweep.stage_name or sweep.name, total=None, best="")
+        description = strip_controls(sweep.stage_name or sweep.name)
+        tasks[sweep.id] = bar.add_task(description, total=None, best="")
 
     def on_progress(p: Any) -> None:
         name, _ = p.sweep.metric
-        best = f"best {name} {p.best:.4g}" if p.best is not None else ""
+        best = strip_controls(f"best {name} {p.best:.4g}") if p.best is not None else ""
         bar.update(tasks[p.sweep.id], completed=p.done, total=p.total, best=best)
 
     try:
@@ -377,35 +408,41 @@ def launch(
     except Interrupted as stopped:
         errors.print(f"{stopped}: running trials were requeued; the same launch resumes")
         raise typer.Exit(128 + stopped.signum) from None
-    for result in results:
-        _print_summary(backend, result.sweep.id)
+    finished = [_print_summary(backend, result.sweep.id) for result in results]
     if len(results) > 1:
         _print_stages(results)
+    if not all(finished):  # the failures and the first reason are printed above
+        raise typer.Exit(1)
 
 
-def _print_summary(backend: Any, sweep_id: str) -> None:
-    from sweeper.sweep import best_run, config_table, swept_params
+def _print_summary(backend: Any, sweep_id: str) -> bool:
+    """Print the sweep's table, best run and failures; False when no run finished."""
+    from sweeper.report.values import label, metric_label
+    from sweeper.sweep import DONE, best_run, config_table, swept_params
 
     sweep = backend.sweep(sweep_id)
     metric, goal = sweep.metric
     params = swept_params(sweep.config)
     runs = backend.runs(sweep.id)
     table = config_table(runs, params, metric, goal)
-    title = f"{sweep.name}: {metric} ({goal}), mean ± std over seeds"
+    title = f"{sweep.name}: {metric_label(metric)} ({goal}), mean ± std over seeds"
     out = Table(title=title)
-    for column in [*params, metric, "n"]:
+    for column in [*params, metric_label(metric), "n"]:
         out.add_column(column, justify="right")
     for row in table.to_dict("records"):
-        cells = [str(row[p]) for p in params]
+        cells = [label(row[p]) for p in params]
         out.add_row(*cells, f"{row['mean']:.4f} ± {row['std']:.4f}", str(row["n"]))
     console.print(out)
     best = best_run(backend.run_views(sweep.id), metric, goal)
     if best:
         run, value = best
         config = ", ".join(
-            f"{p}={run.params[p]['value']}" for p in swept_params(sweep.config, True)
+            f"{p}={label(run.params[p]['value'])}"
+            for p in swept_params(sweep.config, True)
+            if p in run.params
         )
-        console.print(f"best run [bold]{run.name}[/bold]: {metric} = {value:.4f} ({config})")
+        shown = f": {metric_label(metric)} = {value:.4f} ({config})"
+        console.print(_styled("best run ", (run.name, "bold"), shown))
     failed = runs[runs["state"].isin(["failed", "crashed"])] if len(runs) else runs
     if len(failed):
         first = failed.iloc[0]
@@ -413,10 +450,13 @@ def _print_summary(backend: Any, sweep_id: str) -> None:
         errors.print(
             f"{len(failed)} of {len(runs)} runs failed; run {first['run_id']}: {reason} "
             f"(`sweeper status {sweep.id}` lists them)",
-            markup=False,
-            highlight=False,
             soft_wrap=True,
         )
+    if len(runs) and runs["state"].isin(DONE).any():
+        return True
+    if not len(failed):
+        errors.print(f"sweep {sweep.id} ended with no finished run", soft_wrap=True)
+    return False
 
 
 def _print_stages(results: list[Any]) -> None:
@@ -501,7 +541,7 @@ def status(sweep_id: str, store: Store = None, backend_kind: BackendOpt = None) 
     total = planned_trials(sweep.config)
     done = sum(n for s, n in counts.items() if s not in ACTIVE)
     states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
-    console.print(f"sweep [bold]{sweep.id}[/bold] {escape(sweep.name)} \\[{sweep.state}]")
+    console.print(_styled("sweep ", (sweep.id, "bold"), f" {sweep.name} [{sweep.state}]"))
     console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
     best = best_run(backend.run_views(sweep.id), metric, goal)
     if best:
@@ -553,7 +593,8 @@ def runs(
             raise SweeperError(f"--csv {csv}: cannot write: {exc.strerror or exc}") from None
         console.print(f"wrote {csv} ({len(table)} runs)")
     else:
-        console.print(table.to_string(index=False))
+        shown = table.map(lambda v: strip_controls(v) if isinstance(v, str) else v)
+        console.print(shown.to_string(index=False), soft_wrap=True)  # aligned before printing
 
 
 @app.command()
@@ -580,7 +621,7 @@ def train(
     resolved = validate_config(info.config_model(), base, file, "config")
     backend = LocalBackend(store)
     claim = backend.create_run(flatten(resolved.model_dump(mode="json")), agent="train")
-    console.print(f"run [bold]{claim.run_id}[/bold] ({trainer}) in {backend.path}")
+    console.print(_styled("run ", (claim.run_id, "bold"), f" ({trainer}) in {backend.path}"))
 
     def echo(step: int, metrics: dict[str, float]) -> None:
         console.print(f"epoch {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
@@ -592,7 +633,7 @@ def train(
         + ", ".join(f"{k}={v:.4g}" for k, v in run["summary"].items() if isinstance(v, float))
     )
     if state not in ("finished", "stopped"):
-        errors.print(run["error"] or "", highlight=False)
+        errors.print(run["error"] or "")
         raise typer.Exit(1)
 
 

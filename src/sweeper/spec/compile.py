@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from jsonschema.exceptions import best_match
+
 from sweeper._sweeps import sweeps
 from sweeper.errors import SpecError
 from sweeper.spec.models import Spec, Stage, as_distribution
 from sweeper.spec.paths import deep_merge, flatten
-from sweeper.sweep import nest_parameters
+from sweeper.sweep import flat_parameters, nest_parameters
 
 TRIAL_MODULE = "sweeper.trial"
 """The sweep's `program`: W&B's docs require one, and `-m ${program}` runs it as a module."""
@@ -74,16 +76,45 @@ def compile_stage(
     return config
 
 
+def deprecated_distributions(parameters: dict[str, Any]) -> dict[str, str]:
+    """Parameters whose distribution W&B only warns about: {name: W&B's warning about it}.
+
+    `log_uniform`, `q_log_uniform` and `inv_log_uniform` take natural-log bounds (the form
+    older W&B docs teach); W&B's server creates the sweep and `wandb sweep` prints the
+    warning (sweeps/config/schema.py `check_for_deprecated_distributions`, shown by
+    wandb/sdk/launch/sweeps/utils.py `handle_sweep_config_violations`), and the engine samples
+    them with that meaning (sweeps/params.py).
+    """
+    found = {}
+    for name, param in flat_parameters(parameters).items():
+        if isinstance(param, dict):
+            try:
+                sweeps.config.schema.check_for_deprecated_distributions(name, param)
+            except ValueError as exc:
+                found[name] = str(exc.args[0]).removeprefix(f"{name} ")
+    return found
+
+
 def check_wandb_schema(
     config: dict[str, Any], file: str, what: str = "the compiled config"
 ) -> None:
+    """Refuse what W&B's sweep schema rejects, naming the field; deprecated distributions
+    are only warned about (see `deprecated_distributions`)."""
     # run_cap and hyperband's strict are W&B keys newer than the schema in `sweeps` 0.2.0.
     candidate = {k: v for k, v in config.items() if k != "run_cap"}
     if "early_terminate" in candidate:
         candidate["early_terminate"] = {
             k: v for k, v in candidate["early_terminate"].items() if k != "strict"
         }
-    violations = sweeps.schema_violations_from_proposed_config(candidate)
+    error = best_match(sweeps.config.schema.validator.iter_errors(candidate))
+    if error is not None:
+        where = ".".join(str(part) for part in error.absolute_path)
+        raise SpecError(file, where, f"the W&B sweep schema rejects {what}: {error.message}")
+    deprecated = deprecated_distributions(candidate.get("parameters") or {})
+    warned = {f"{name} {message}" for name, message in deprecated.items()}
+    violations = [
+        v for v in sweeps.schema_violations_from_proposed_config(candidate) if v not in warned
+    ]
     if violations:
         raise SpecError(file, "", f"the W&B sweep schema rejects {what}: {violations[0]}")
 

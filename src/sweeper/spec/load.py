@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sweeper.errors import NotFoundError, SpecError
+from sweeper.errors import NotFoundError, SpecError, shown
+from sweeper.spec.compile import deprecated_distributions
 from sweeper.spec.models import (
     GRID_DISTRIBUTIONS,
     MAX_GRID,
@@ -23,6 +25,7 @@ from sweeper.spec.models import (
     Distribution,
     Spec,
     as_distribution,
+    first_error,
 )
 from sweeper.spec.paths import deep_merge, missing_part, set_path, with_path
 from sweeper.spec.plain import PlainSweep, is_plain, load_plain
@@ -44,6 +47,8 @@ class LoadedSpec:
     path: str
     hash: str
     """sha256 of the effective spec (after --smoke and --set): what exactly ran."""
+    warnings: tuple[str, ...] = ()
+    """What W&B only warns about (a deprecated distribution), one line each."""
 
     @property
     def agents(self) -> Agents:
@@ -58,17 +63,11 @@ class LoadedSpec:
         return self.spec.project
 
 
-def _first_error(error: ValidationError) -> tuple[str, str]:
-    first = error.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    return loc, first["msg"].removeprefix("Value error, ")
-
-
 def parse_value(text: str) -> Any:
     """A --set value: YAML scalars and lists (`1e-3`, `true`, `[1, 2]`), else the string."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return yaml.load(text, Loader=_SpecLoader)  # a SafeLoader subclass
+    except (yaml.YAMLError, _Refused):
         return text
 
 
@@ -83,8 +82,11 @@ def parse_overrides(pairs: list[str], source: str = "--set") -> dict[str, Any]:
 
 
 class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe YAML (libyaml's parser when present) that also refuses what YAML allows but a
-    spec never means: a key given twice (silently last-wins otherwise)."""
+    """Safe YAML (libyaml's parser when present) that reads numbers as W&B does and refuses
+    what YAML allows but a spec never means: a key given twice (silently last-wins otherwise).
+
+    The one loader for every YAML file (and --set value) sweeper reads.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -100,11 +102,51 @@ class _Refused(Exception):
     """A well-formed YAML document that is not an acceptable spec."""
 
 
+# YAML 1.2's float forms that YAML 1.1 (PyYAML) reads as text: an exponent with no decimal
+# point or with no sign (`1e-5`, `3e6`, `-2E+3`, `1.5e3`). W&B's server parses sweep files
+# with a YAML 1.2 reader (Go) and `wandb sweep` sends it `1e-5` unquoted, so W&B reads a
+# number; JSON reads these as numbers too. A quoted "1e-5" stays text: resolvers apply only
+# to plain scalars.
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+MAX_DEPTH = 64
+"""Nesting deeper than this is refused: no sweep config nests so deep, and deeper documents
+overflow the parser's stack (libyaml's composer recurses in C) or Python's."""
+
+
+def _check_depth(text: str) -> None:
+    """Refuse a document nested past MAX_DEPTH, from the parser's events (libyaml's parser
+    keeps its own stack; composing the document into nodes is what recurses)."""
+    events = _SpecLoader(text)
+    depth = 0
+    try:
+        while events.check_event():
+            event = events.get_event()
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1
+                    raise _Refused(f"nested more than {MAX_DEPTH} levels deep (line {line})")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    finally:
+        events.dispose()
+
+
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     """Nodes the document holds once every alias is expanded (an alias is its anchor's node,
     so memoising by identity counts each expansion without performing it): a YAML bomb or a
     giant list is refused before anything is built from it."""
+    if sizes.get(id(node)) == 0:  # reached again while its own children are counted
+        raise _Refused(
+            f"an alias refers to the value that holds it (line {node.start_mark.line + 1})"
+        )
     if id(node) not in sizes:
+        sizes[id(node)] = 0
         children: list[yaml.Node] = []
         if isinstance(node, yaml.SequenceNode):
             children = node.value
@@ -137,6 +179,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         ) from None
     loader = _SpecLoader(text)
     try:
+        _check_depth(text)
         node = loader.get_single_node()
         if node is not None:
             _expanded_size(node, {})
@@ -147,11 +190,31 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise SpecError(file, "", f"invalid YAML{where}") from None
     except _Refused as exc:
         raise SpecError(file, "", str(exc)) from None
+    except RecursionError:  # the pure-Python parser, where libyaml is missing
+        raise SpecError(file, "", f"nested more than {MAX_DEPTH} levels deep") from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
         raise SpecError(file, "", "expected a mapping of spec fields at the top level")
+    _check_strings(data, file)
     return data
+
+
+def _check_strings(data: dict[str, Any], file: str) -> None:
+    """Refuse a NUL byte in any key or text value, naming where: no file name, command
+    argument or environment variable can hold one, so the trial would die on it later."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and "\x00" in key:
+                    raise SpecError(file, where, f"the key {shown(key)} holds a NUL byte")
+                stack.append((f"{where}.{key}" if where else str(key), item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, str) and "\x00" in value:
+            raise SpecError(file, where, f"{shown(value)} holds a NUL byte")
 
 
 def load_sweep_file(
@@ -199,10 +262,21 @@ def _load_spec(
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(file, *_first_error(exc)) from None
+        raise SpecError(file, *first_error(exc)) from None
     check_spec(spec, file)
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
-    return LoadedSpec(spec=spec, path=file, hash=digest)
+    return LoadedSpec(spec=spec, path=file, hash=digest, warnings=_warnings(spec, file))
+
+
+def _warnings(spec: Spec, file: str) -> tuple[str, ...]:
+    """Deprecated distributions, which W&B runs with a warning (see deprecated_distributions)."""
+    lines = []
+    for i, stage in enumerate(spec.stage_list()):
+        prefix = f"stages.{i}.search" if spec.stages else "search"
+        params = {name: dist.to_wandb() for name, dist in stage.search.items()}
+        for name, message in deprecated_distributions(params).items():
+            lines.append(f"{file}: {prefix}.{name}: {message}")
+    return tuple(lines)
 
 
 def check_spec(spec: Spec, file: str) -> None:
@@ -301,7 +375,7 @@ def validate_config(
     try:
         return model.model_validate(config)
     except ValidationError as exc:
-        loc, msg = _first_error(exc)
+        loc, msg = first_error(exc)
         if swept is None:
             raise SpecError(file, f"{field}.{loc}" if loc else field, msg) from None
         elsewhere = f" (at {loc})" if loc and not field.endswith(loc) else ""
@@ -373,5 +447,5 @@ def _check_combinations(
         except ValidationError as exc:
             combo = ", ".join(f"{n}={v!r}" for n, v in zip(names, point, strict=True))
             raise SpecError(
-                file, prefix, f"the grid point {combo} is invalid: {_first_error(exc)[1]}"
+                file, prefix, f"the grid point {combo} is invalid: {first_error(exc)[1]}"
             ) from None

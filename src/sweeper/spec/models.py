@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from sweeper.errors import shown
 
 Method = Literal["grid", "random", "bayes"]
 
@@ -30,6 +40,51 @@ DistributionName = Literal[
 
 GRID_DISTRIBUTIONS = {"constant", "categorical", "int_uniform", "q_uniform"}
 MAX_GRID = 100_000
+
+NAME_MAX = 128
+"""W&B's longest project name (wandb/sdk/wandb_settings.py `validate_project`,
+wandb/sdk/artifacts/_validators.py `NAME_MAXLEN`); sweeper holds entities and sweep names to it
+too (W&B documents no other cap for them)."""
+NAME_FORBIDDEN = "/\\#?%:"
+"""Characters W&B refuses in a project name (wandb/sdk/wandb_settings.py `validate_project`):
+each name is one segment of W&B's `entity/project/sweep` paths and URLs."""
+
+
+def check_wandb_name(value: str) -> str:
+    """A project or entity as W&B takes it: 1-128 characters, none of `/ \\ # ? % :`.
+
+    Raises:
+        ValueError: naming the rule broken (pydantic makes it the field's error).
+    """
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > NAME_MAX:
+        raise ValueError(f"{len(value):,} characters; W&B allows at most {NAME_MAX}")
+    found = sorted({c for c in value if c in NAME_FORBIDDEN})
+    if found:
+        raise ValueError(
+            f"{shown(value)}: W&B names cannot contain {' '.join(NAME_FORBIDDEN)} "
+            f"(found {' '.join(found)})"
+        )
+    return value
+
+
+WandbName = Annotated[str, AfterValidator(check_wandb_name)]
+
+
+def first_error(error: ValidationError) -> tuple[str, str]:
+    """The first fault pydantic found, as (dotted field path, message).
+
+    A bound W&B takes as `int | float` that is neither fails once per member, located at
+    `min.int`; it is said as the field's own error instead.
+    """
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    message = first["msg"].removeprefix("Value error, ")
+    if loc and loc[-1] in ("int", "float") and first["type"].startswith(("int_", "float_")):
+        loc.pop()
+        message = f"expected a number, got {shown(first['input'])}"
+    return ".".join(loc), message
 
 
 class _Strict(BaseModel):
@@ -155,8 +210,8 @@ class Agents(_Strict):
 
 class Spec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$", max_length=128)
-    project: str = "sweeper"
-    entity: str | None = None
+    project: WandbName = "sweeper"
+    entity: WandbName | None = None
     description: str | None = None
     trainer: str
     method: Method = "grid"

@@ -1,8 +1,9 @@
 """A plain W&B sweep config (`program`/`command`, no `trainer`), run as it is by local agents.
 
 It is already a sweep config: it is checked (W&B's JSON schema, what the local engine can
-run, the program and the command's macros) but not compiled. Paths in it are relative to the
-file's folder, which is where each trial runs.
+run, the program and the command's macros) but not compiled. Each trial runs where `wandb agent`
+runs it: in the launcher's working directory, so `program` and the data paths a program opens
+are relative to it (see `program_folder`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from sweeper.agent.command import CommandError, check_command, command_of, uses_program
-from sweeper.errors import SpecError
-from sweeper.spec.compile import check_wandb_schema
-from sweeper.spec.models import Agents, Hyperband, as_distribution
-from sweeper.sweep import flat_parameters
+from sweeper.errors import SpecError, shown
+from sweeper.spec.compile import check_wandb_schema, deprecated_distributions
+from sweeper.spec.models import (
+    NAME_MAX,
+    Agents,
+    Hyperband,
+    as_distribution,
+    check_wandb_name,
+    first_error,
+)
+from sweeper.sweep import ParameterClash, flat_parameters
 
 KIND = "wandb-command"
 """The `kind` recorded in a plain sweep's stored spec."""
@@ -39,6 +47,10 @@ class PlainSweep:
     """Absolute: where trials run and `program` is found."""
     hash: str
     agents: Agents = field(default_factory=Agents)
+    warnings: tuple[str, ...] = ()
+    """What W&B only warns about (a deprecated distribution), one line each."""
+    note: str | None = None
+    """Said once at launch when trials run elsewhere than the launcher's directory."""
 
     @property
     def name(self) -> str:
@@ -66,23 +78,26 @@ def load_plain(
         )
     if smoke:
         raise SpecError(file, "smoke", "--smoke given, but a plain W&B sweep has no `smoke`")
+    _check_names(raw, file)
     method = raw.get("method")
     parameters = raw.get("parameters")
-    for name, param in flat_parameters(parameters if isinstance(parameters, dict) else {}).items():
+    try:
+        named = flat_parameters(parameters if isinstance(parameters, dict) else {})
+    except ParameterClash as exc:
+        raise SpecError(file, f"parameters.{exc.name}", str(exc)) from None
+    for name, param in named.items():
         if not isinstance(param, dict):
             raise SpecError(
                 file,
                 f"parameters.{name}",
-                f"expected {{value: ...}}, {{values: [...]}} or a distribution, got {param!r}",
+                f"expected {{value: ...}}, {{values: [...]}} or a distribution, got {shown(param)}",
             )
         try:
             as_distribution(param)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            msg = first["msg"].removeprefix("Value error, ")
+            where, msg = first_error(exc)
             raise SpecError(
-                file, f"parameters.{name}", f"{where}: {msg}" if where else msg
+                file, ".".join(filter(None, ("parameters", name, where))), msg
             ) from None
     check_wandb_schema(raw, file, "the file")
     from sweeper.spec.load import check_search  # load imports this module
@@ -107,12 +122,58 @@ def load_plain(
         check_command(command)
     except CommandError as exc:
         raise SpecError(file, "command", str(exc)) from None
-    folder = Path(file).resolve().parent
-    if uses_program(command):
-        if not raw.get("program"):
-            raise SpecError(file, "program", "the command runs ${program}, but none is given")
-        program = folder / str(raw["program"])
-        if not program.is_file():
-            raise SpecError(file, "program", f"{raw['program']} not found (looked in {folder})")
+    folder, note = program_folder(file, raw, uses_program(command))
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
-    return PlainSweep(config=raw, path=file, folder=str(folder), hash=digest)
+    warnings = tuple(
+        f"{file}: parameters.{name}: {message}"
+        for name, message in deprecated_distributions(raw["parameters"]).items()
+    )
+    return PlainSweep(
+        config=raw, path=file, folder=str(folder), hash=digest, warnings=warnings, note=note
+    )
+
+
+def program_folder(file: str, raw: dict[str, Any], runs_program: bool) -> tuple[Path, str | None]:
+    """Where the trials run, and a note when that is not the launcher's directory.
+
+    `wandb agent` runs the command in its own working directory with `program` as written
+    (wandb/wandb_agent.py: `AgentProcess` hands `subprocess.Popen` no cwd), so
+    `program: tools/train.py` is found from the repository root it is launched in. As a
+    fallback, a program found only beside the sweep file runs from that folder.
+
+    Raises:
+        SpecError: the command runs ${program} and it is in neither place.
+    """
+    here = Path.cwd().resolve()
+    if not runs_program:
+        return here, None
+    if not raw.get("program"):
+        raise SpecError(file, "program", "the command runs ${program}, but none is given")
+    program = str(raw["program"])
+    beside = Path(file).resolve().parent
+    if (here / program).is_file():
+        return here, None
+    if (beside / program).is_file():
+        note = f"{file}: program {program} is not in {here}; trials run in {beside}, beside it"
+        return beside, note
+    looked = here if here == beside else f"{here} and {beside}"
+    raise SpecError(file, "program", f"{program} not found (looked in {looked})")
+
+
+def _check_names(raw: dict[str, Any], file: str) -> None:
+    """The sweep's name, project and entity as W&B takes them (see `check_wandb_name`)."""
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise SpecError(file, "name", f"expected text, got {shown(name)}")
+    if name is not None and len(name) > NAME_MAX:
+        raise SpecError(file, "name", f"{len(name):,} characters; the limit is {NAME_MAX}")
+    for key in ("project", "entity"):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise SpecError(file, key, f"expected text, got {shown(value)}")
+        try:
+            check_wandb_name(value)
+        except ValueError as exc:
+            raise SpecError(file, key, str(exc)) from None
