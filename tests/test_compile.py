@@ -18,7 +18,7 @@ from sweeper.cli import app
 from sweeper.spec.compile import compile_spec, compile_stage
 from sweeper.spec.load import load_spec
 from sweeper.spec.models import Spec
-from sweeper.sweep import RunView, unwrap
+from sweeper.sweep import RunView
 
 QUICKSTART = Path(__file__).parents[1] / "sweeps" / "quickstart.yaml"
 
@@ -34,7 +34,7 @@ def _walk(config: dict) -> list[dict]:
     while (params := next_params(config, runs)) is not None:
         runs.append(RunView(f"r{len(runs)}", "finished", params))
         assert len(runs) <= 10_000, "the grid never ends"
-    return [unwrap(run.params) for run in runs]
+    return [{name: p["value"] for name, p in run.params.items()} for run in runs]
 
 
 def test_quickstart_compiles_to_a_valid_w_and_b_config() -> None:

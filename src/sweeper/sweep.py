@@ -1,18 +1,24 @@
 """What a sweep means, in one place: run states, parameter forms, the best configuration.
 
 The backends, the agent, the CLI and the report all read sweeps through these functions, so
-"finished", "swept" and "best" mean the same everywhere. Internally a parameter is named by
-its dotted path into the trainer config (`optim.lr`); on the wire to W&B it is nested
-(`optim: {parameters: {lr: ...}}`), so a run's W&B config has the trainer's own shape.
+"finished", "swept" and "best" mean the same everywhere.
+
+A parameter's identity is W&B's: its key path through nested `parameters:` blocks. A flat key
+that holds a dot (`optimizer.lr`, Hydra style) is one key, ("optimizer.lr",); only a nested
+block nests the run config, ("optimizer", "lr"); a value (a dict, a list, None, a bool) is
+opaque and never split. Tables and the store name a parameter by its column name, the key
+path joined with "." (`swept_params`), which `parameter_paths` refuses to let two identities
+share. A trainer spec's dotted `search:` paths are sweeper's own shorthand for nested trainer
+fields: compile turns them into nested blocks (`nest_parameters`).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-from sweeper.spec.paths import flatten
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,9 +48,31 @@ class RunView:
 
 # parameter forms ------------------------------------------------------------------------------
 
+KeyPath = tuple[str, ...]
+"""A parameter's identity: its keys through nested `parameters:` blocks (W&B's own)."""
+
+
+class ParameterClash(ValueError):
+    """Two parameters whose column names (key paths joined with ".") are the same."""
+
+    def __init__(self, name: str, first: KeyPath, second: KeyPath) -> None:
+        self.name = name
+        super().__init__(
+            f"{_written(first)} and {_written(second)} would both be the column {name!r};"
+            " rename one"
+        )
+
+
+def _written(path: KeyPath) -> str:
+    return ".parameters.".join(path) if len(path) > 1 else repr(path[0])
+
 
 def nest_parameters(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """{dotted path: parameter} -> W&B's nested `parameters` block."""
+    """A trainer spec's {dotted path: parameter} -> W&B's nested `parameters` block.
+
+    Only for sweeper's own `search:` shorthand, whose dots name nested trainer fields; a plain
+    W&B sweep's keys are never split.
+    """
     nested: dict[str, Any] = {}
     for path, param in flat.items():
         *sections, leaf = path.split(".")
@@ -55,40 +83,105 @@ def nest_parameters(flat: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def flat_parameters(parameters: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A `parameters` block, nested or dotted, as {dotted path: parameter}."""
-    flat: dict[str, Any] = {}
-    for name, param in parameters.items():
-        if (
-            isinstance(param, Mapping)
-            and "parameters" in param
-            and not _DISTRIBUTION_KEYS & set(param)
-        ):
-            flat.update(flat_parameters(param["parameters"], f"{prefix}{name}."))
-        else:
-            flat[f"{prefix}{name}"] = param
-    return flat
+def _is_block(param: Any) -> bool:
+    """A nested `parameters:` block, as sweeps' HyperParameterSet.from_config tells one: not a
+    parameter (no distribution key), but holding `parameters`."""
+    return (
+        isinstance(param, Mapping) and "parameters" in param and not _DISTRIBUTION_KEYS & set(param)
+    )
+
+
+def parameter_paths(parameters: Mapping[str, Any]) -> dict[str, tuple[KeyPath, Any]]:
+    """{column name: (key path, parameter)} for every parameter of a `parameters` block.
+
+    Raises:
+        ParameterClash: two key paths would share a column name (`a.b` next to `a: {parameters:
+            {b: ...}}`), which would silently merge two parameters in every table.
+    """
+    found: dict[str, tuple[KeyPath, Any]] = {}
+
+    def walk(block: Mapping[str, Any], prefix: KeyPath) -> None:
+        for key, param in block.items():
+            path = (*prefix, str(key))
+            if _is_block(param) and isinstance(param["parameters"], Mapping):
+                walk(param["parameters"], path)
+                continue
+            name = ".".join(path)
+            if name in found:
+                raise ParameterClash(name, found[name][0], path)
+            found[name] = (path, param)
+
+    walk(parameters, ())
+    return found
+
+
+def flat_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """A `parameters` block as {column name: parameter} (see `parameter_paths`)."""
+    return {name: param for name, (_, param) in parameter_paths(parameters).items()}
+
+
+def key_paths(sweep_config: Mapping[str, Any]) -> dict[str, KeyPath]:
+    """{column name: key path} of a sweep's parameters."""
+    return {name: path for name, (path, _) in parameter_paths(_parameters(sweep_config)).items()}
+
+
+def _parameters(sweep_config: Mapping[str, Any]) -> Mapping[str, Any]:
+    parameters = sweep_config.get("parameters")
+    return parameters if isinstance(parameters, Mapping) else {}
 
 
 def swept_params(sweep_config: Mapping[str, Any], include_seed: bool = False) -> list[str]:
-    """Parameters the sweep varies (constants are the fixed base config)."""
+    """Column names of the parameters the sweep varies (constants are the fixed base config)."""
     return [
         name
-        for name, param in flat_parameters(sweep_config.get("parameters", {})).items()
-        if "value" not in param and (include_seed or name != "seed")
+        for name, param in flat_parameters(_parameters(sweep_config)).items()
+        if not (isinstance(param, Mapping) and "value" in param)
+        and (include_seed or name != "seed")
     ]
 
 
-def unwrap(args: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's W&B parameters ({name: {"value": v}}, nested or dotted) -> {dotted path: v}."""
-    flat: dict[str, Any] = {}
-    for name, wrapped in args.items():
-        value = wrapped["value"] if isinstance(wrapped, Mapping) and "value" in wrapped else wrapped
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
+def run_config(values: Mapping[str, Any], paths: Mapping[str, KeyPath]) -> dict[str, Any]:
+    """A run's {column name: value} -> its W&B run config, nested along key paths only.
+
+    What `wandb agent` gives a program (args, WANDB_SWEEP_PARAM_PATH, `wandb.config`) is this
+    config's top-level keys (wandb/sdk/launch/sweeps/utils.py `create_sweep_command_args`). A
+    name that is not one of `paths` (a store written before key paths) is one flat key.
+    """
+    config: dict[str, Any] = {}
+    for name, value in values.items():
+        *parents, leaf = paths.get(name, (name,))
+        node = config
+        for key in parents:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[leaf] = value
+    return config
+
+
+def values_of(config: Mapping[str, Any], paths: Mapping[str, KeyPath]) -> dict[str, Any]:
+    """A W&B run config ({key: {"value": v}}, nested along blocks) -> {column name: value}.
+
+    The inverse of `run_config`: each parameter is read along its key path, so a dict value
+    stays one value. Top-level keys no path starts with are kept as they are.
+    """
+    top = {
+        key: wrapped["value"] if isinstance(wrapped, Mapping) and "value" in wrapped else wrapped
+        for key, wrapped in config.items()
+    }
+    out: dict[str, Any] = {}
+    for name, path in paths.items():
+        node: Any = top
+        for key in path:
+            if not isinstance(node, Mapping) or key not in node:
+                break
+            node = node[key]
         else:
-            flat[name] = value
-    return flat
+            out[name] = node
+    covered = {path[0] for path in paths.values()}
+    out.update({key: value for key, value in top.items() if key not in covered})
+    return out
 
 
 # picking the best -----------------------------------------------------------------------------
@@ -121,13 +214,16 @@ def config_table(runs: pd.DataFrame, params: list[str], metric: str, goal: str) 
         return pd.DataFrame({"mean": [values.mean()], "std": [std], "n": [len(values)]})
     keys = [f"config.{p}" for p in params]
     grouped = (
-        done.assign(**{k: done[k].map(hashable) for k in keys})
+        done.assign(**{k: done[k].map(hashable) if k in done else hashable(None) for k in keys})
         .groupby(keys, dropna=False)[column]
         .agg(["mean", "std", "count"])
         .reset_index()
         .rename(columns={"count": "n", **{f"config.{p}": p for p in params}})
     )
     grouped["std"] = grouped["std"].fillna(0.0)
+    for p in params:  # back to the values a config holds (a dict, a list, None stay so)
+        if grouped[p].map(lambda v: isinstance(v, _Opaque)).any():
+            grouped[p] = pd.Series([plain(v) for v in grouped[p]], dtype=object)
     # Stable: tied configurations stay in groupby's order (by value), so every caller picks
     # the same one.
     return grouped.sort_values(
@@ -145,12 +241,33 @@ def best_config(
     return {p: plain(table[p].iloc[0]) for p in params}  # per column: a row would upcast ints
 
 
+@functools.total_ordering
+class _Opaque:
+    """A value pandas cannot group as it is (a dict, a list, None) as a group key: equal when
+    its JSON is, ordered after every plain value (None would otherwise become NaN)."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.text = json.dumps(value, sort_keys=True, default=repr)
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Opaque) and self.text == other.text
+
+    def __lt__(self, other: object) -> bool:
+        return isinstance(other, _Opaque) and self.text < other.text
+
+
 def hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+    return _Opaque(value) if value is None or isinstance(value, list | dict) else value
 
 
 def plain(value: Any) -> Any:
-    """Back from pandas/numpy scalars and tuples to what a config holds."""
-    if isinstance(value, tuple):
-        return list(value)
+    """Back from group keys and pandas/numpy scalars to what a config holds."""
+    if isinstance(value, _Opaque):
+        return value.value
     return value.item() if hasattr(value, "item") else value

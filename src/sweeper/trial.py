@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 
 from sweeper.agent.tracking import StopFlag, WandbLogger, finite
-from sweeper.spec.paths import unflatten
-from sweeper.sweep import unwrap
 from sweeper.trainers.registry import get_trainer
 
 
@@ -33,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     import wandb
 
     info = get_trainer(args.trainer)
-    params = unwrap(json.loads(args.args_json_file.read_text()))
-    config = info.config_model().model_validate(unflatten(params))
+    # W&B's args JSON is the run config's top level, nested along the sweep's nested blocks
+    # (wandb/sdk/launch/sweeps/utils.py create_sweep_command_args): the trainer's own shape.
+    config = info.config_model().model_validate(json.loads(args.args_json_file.read_text()))
     # The sweep's nested parameters merge into this: one config, the trainer's shape.
     run = wandb.init(config=config.model_dump(mode="json"))
     try:

@@ -23,11 +23,15 @@ from typing import Any
 import yaml
 
 from sweeper.agent.command import CommandError, command_of, expand, uses_program
+from sweeper.agent.output import CappedLog, pump
+from sweeper.agent.proctree import descendants, end_descendants
 from sweeper.agent.tracking import StopFlag
 from sweeper.backends.base import Claim, SweepRecord
 from sweeper.backends.local import LocalBackend, exit_reason, output_tail
 from sweeper.backends.runfile import RunFileError, RunFileReader, RunLog
-from sweeper.spec.paths import flatten, unflatten
+from sweeper.spec.paths import flatten
+from sweeper.sweep import key_paths, run_config
+from sweeper.text import REASON_LIMIT, cap, strip_controls
 
 POLL = 0.2
 """Seconds between looks at the program and its run file."""
@@ -69,8 +73,19 @@ def program_env(claim: Claim, sweep: SweepRecord, attempt_dir: Path) -> dict[str
 
 
 def run_file(attempt_dir: Path, run_id: str) -> Path | None:
+    """The program's offline run file: under WANDB_DIR as we set it, or wherever the program
+    put it (`wandb.init(dir=...)`, its own WANDB_DIR), found open in its wandb service."""
     found = sorted((attempt_dir / "wandb").glob(f"offline-run-*-{run_id}*/run-{run_id}.wandb"))
-    return found[-1] if found else None
+    if found:
+        return found[-1]
+    name = f"run-{run_id}.wandb"
+    for pid in descendants(os.getpid()):  # the program and the wandb-core it started
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to look into
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = Path(os.readlink(fd))
+                if target.name == name and target.parent.name.startswith("offline-run-"):
+                    return target
+    return None
 
 
 def _metrics(row: dict[str, Any]) -> dict[str, float]:
@@ -83,14 +98,30 @@ def _metrics(row: dict[str, Any]) -> dict[str, float]:
 
 
 def summary_of(log: RunLog) -> dict[str, Any]:
-    """The run's summary as the store keeps it: plain finite values, nested keys dotted."""
+    """The run's summary as the store keeps it: plain values (NaN and inf included: the store
+    holds every float), nested keys dotted."""
     return {
         k: v
         for k, v in flatten(log.summary).items()
-        if not k.startswith("_")
-        and isinstance(v, str | int | float | bool)
-        and not (isinstance(v, float) and not math.isfinite(v))
+        if not k.startswith("_") and isinstance(v, str | int | float | bool)
     }
+
+
+def nan_metric(
+    metric: str, history: list[tuple[int, float]], summary: dict[str, Any]
+) -> str | None:
+    """Why a run whose metric went NaN fails: the metric, the value and the first step.
+
+    NaN cannot be ranked (every comparison with it is false), so such a run never counts;
+    inf is a number and ranks last for its goal, so it does not fail a run.
+    """
+    for step, value in history:
+        if math.isnan(value):
+            return f"the metric {metric!r} is nan at step {step}"
+    final = summary.get(metric)
+    if isinstance(final, float) and math.isnan(final):
+        return f"the metric {metric!r} is nan in the summary"
+    return None
 
 
 class _Program:
@@ -116,7 +147,7 @@ class _Program:
 def run_program(backend: LocalBackend, claim: Claim, sweep: SweepRecord, flag: StopFlag) -> str:
     """Run the trial, record its history, summary and state; returns that state."""
     attempt_dir = (backend.run_dir(claim.run_id) / f"attempt-{claim.attempt}").resolve()
-    args = unflatten(claim.params)
+    args = run_config(claim.params, key_paths(sweep.config))
     env = program_env(claim, sweep, attempt_dir)
     command, source = command_of(sweep.config), sweep.config.get("program")
     folder = sweep.spec.get("folder", ".")
@@ -124,28 +155,52 @@ def run_program(backend: LocalBackend, claim: Claim, sweep: SweepRecord, flag: S
         why = f"program: {source} not found (looked in {folder})"  # moved since the launch?
         return _finish(backend, claim, "failed", {}, None, why)
     try:
-        argv = expand(
-            command, args, program=source, args_json_file=attempt_dir / "args.json", environ=env
-        )
+        json_file = attempt_dir / "args.json"
+        argv = expand(command, args, program=source, args_json_file=json_file, environ=env)
+        # what is recorded: ${envvar:NAME} as written, never the value (a password, a token)
+        written = expand(command, args, program=source, args_json_file=json_file, environ=None)
     except CommandError as exc:
         return _finish(backend, claim, "failed", {}, None, f"command: {exc}")
     param_file(attempt_dir / "sweep-params.yaml", args)
     backend.record_meta(
-        claim.run_id, claim.attempt, {"config": args, "command": argv, "folder": folder}
+        claim.run_id, claim.attempt, {"config": args, "command": written, "folder": folder}
     )
+    output, feed = os.pipe()
     try:
         process = subprocess.Popen(
             argv,
             cwd=folder,
             env=env,
             stdin=subprocess.DEVNULL,
+            stdout=feed,
+            stderr=feed,
             process_group=0,
             preexec_fn=_die_with_us,
         )
     except OSError as exc:
-        why = f"cannot start {argv[0]} in {folder}: {exc.strerror} ({exc.filename})"
+        os.close(output)
+        why = f"cannot start {written[0]} in {folder}: {exc.strerror}"
         return _finish(backend, claim, "failed", {}, None, why)
-    program = _Program(process)
+    finally:
+        os.close(feed)
+    copying = pump(output, CappedLog(backend.run_dir(claim.run_id) / "output.log"))
+    try:
+        ended = _watch(backend, claim, flag, _Program(process), attempt_dir)
+    finally:
+        end_descendants()  # what the program left behind (`cmd &`, a setsid daemon)
+        copying.join()  # every writer of the pipe is gone: the log is whole
+    if isinstance(ended, str):
+        return ended
+    reader, code = ended
+    return _outcome(backend, claim, sweep, flag, reader, code, attempt_dir)
+
+
+def _watch(
+    backend: LocalBackend, claim: Claim, flag: StopFlag, program: _Program, attempt_dir: Path
+) -> str | tuple[RunFileReader | None, int]:
+    """Follow the running program and its run file until it exits: (the reader, its exit
+    code), or the state it was recorded in already (lost, or a damaged run file)."""
+    process = program.process
     reader: RunFileReader | None = None
     try:
         while True:
@@ -171,7 +226,7 @@ def run_program(backend: LocalBackend, claim: Claim, sweep: SweepRecord, flag: S
         program.signal(signal.SIGKILL)
         process.wait()
         return _finish(backend, claim, "failed", {}, process.returncode, str(exc))
-    return _outcome(backend, claim, sweep, flag, reader, code, attempt_dir)
+    return reader, code
 
 
 def _outcome(
@@ -207,6 +262,13 @@ def _outcome(
         logged = ", ".join(sorted(summary)) or "nothing"
         why = f"the program never logged the metric {metric!r} (it logged: {logged})"
         return _finish(backend, claim, "failed", summary, code, why)
+    series = [
+        (int(row.get("_step", 0)), float(row[metric]))
+        for row in log.history
+        if isinstance(row.get(metric), float)
+    ]
+    if metric and (why := nan_metric(metric, series, summary)):
+        return _finish(backend, claim, "failed", summary, code, why)
     return _finish(backend, claim, "finished", summary, code, None)
 
 
@@ -218,5 +280,7 @@ def _finish(
     code: int | None,
     error: str | None,
 ) -> str:
+    if error is not None:  # a program's text: no terminal escapes, no megabyte rows
+        error = cap(strip_controls(error), REASON_LIMIT)
     backend.finish(claim.run_id, claim.attempt, state, summary=summary, exit_code=code, error=error)
     return state

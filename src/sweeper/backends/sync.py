@@ -20,8 +20,7 @@ from sweeper.analysis.attach import FOLDER
 from sweeper.backends.base import Claim, SweepRecord
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.wandb import WandbBackend, with_mark
-from sweeper.spec.paths import unflatten
-from sweeper.sweep import TERMINAL
+from sweeper.sweep import TERMINAL, key_paths, run_config
 
 
 @dataclass
@@ -94,8 +93,8 @@ def _upload(
     row = local.run(run_id)
     claim = Claim(run_id, sweep.id, row["attempt"], {})
     meta = row["meta"]
-    trainer_config = meta.get("config") or unflatten(
-        {k: v["value"] for k, v in row["params"].items()}
+    trainer_config = meta.get("config") or run_config(
+        {k: v["value"] for k, v in row["params"].items()}, key_paths(sweep.config)
     )
     extra = {k: v for k, v in meta.items() if k != "config"}
     run = start_wandb(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sweeper.backends.base import PREEMPTED_EXIT, Beat, Claim, SweepRecord
 from sweeper.backends.local import exit_reason, output_tail
 from sweeper.errors import NotFoundError, SweeperError, Unreachable
-from sweeper.sweep import RunView, unwrap
+from sweeper.sweep import KeyPath, RunView, key_paths, values_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,6 +118,7 @@ class WandbBackend:
         """Our slot name -> W&B agent id."""
         self._agent_of_run: dict[str, str] = {}
         self._exhausted: set[str] = set()
+        self._paths: dict[str, dict[str, KeyPath]] = {}
 
     # plumbing ---------------------------------------------------------------------------------
 
@@ -369,11 +370,12 @@ class WandbBackend:
         return sweep.exhausted and not counts.get("preempted", 0)
 
     def run_views(self, sweep_id: str) -> list[RunView]:
+        paths = key_paths(self.sweep(sweep_id).config)
         return [
             RunView(
                 name=run.id,
                 state=STATES.get(run.state, run.state),
-                params={k: {"value": v} for k, v in plain_config(run.config).items()},
+                params={k: {"value": v} for k, v in run_values(run.config, paths).items()},
                 summary=scalars(dict(run.summary)),
             )
             for run in self._runs(sweep_id)
@@ -386,7 +388,13 @@ class WandbBackend:
         for sweep_id in [sweep_ids] if isinstance(sweep_ids, str) else sweep_ids:
             record = self.sweep(sweep_id)
             frames.append(
-                runs_frame(self._runs(sweep_id), record.id, record.stage, record.stage_name)
+                runs_frame(
+                    self._runs(sweep_id),
+                    record.id,
+                    record.stage,
+                    record.stage_name,
+                    key_paths(record.config),
+                )
             )
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
@@ -422,7 +430,9 @@ class WandbBackend:
             if command.get("type") in ("run", "resume"):
                 run_id = command["run_id"]
                 self._agent_of_run[run_id] = agent_id
-                params = unwrap(command.get("args") or {})
+                if sweep_id not in self._paths:  # a sweep's parameters never change
+                    self._paths[sweep_id] = key_paths(self.sweep(sweep_id).config)
+                params = values_of(command.get("args") or {}, self._paths[sweep_id])
                 return Claim(run_id, sweep_id, 1, params, resumed=command["type"] == "resume")
             if command.get("type") == "exit":
                 self._exhausted.add(sweep_id)
@@ -511,8 +521,23 @@ def scalars(summary: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_values(config: Mapping[str, Any], paths: Mapping[str, KeyPath]) -> dict[str, Any]:
+    """A W&B run config as the run table's columns: each sweep parameter whole, read along its
+    key path (a dict value is one value); the rest of the config dotted, as `plain_config`."""
+    out = plain_config(config)
+    for name, value in values_of(config, paths).items():
+        if name in paths:
+            out = {k: v for k, v in out.items() if k != name and not k.startswith(f"{name}.")}
+            out[name] = value
+    return out
+
+
 def runs_frame(
-    runs: Iterable[Any], sweep_id: str, stage: int = 0, stage_name: str | None = None
+    runs: Iterable[Any],
+    sweep_id: str,
+    stage: int = 0,
+    stage_name: str | None = None,
+    paths: Mapping[str, KeyPath] | None = None,
 ) -> pd.DataFrame:
     """Public-API runs -> the run table (`config.*`, `summary.*`, as LocalBackend.runs gives)."""
     import pandas as pd
@@ -535,7 +560,8 @@ def runs_frame(
             "exit_code": None,
             "error": summary.get("error"),
         }
-        record.update({f"config.{k}": v for k, v in plain_config(run.config).items()})
+        values = run_values(run.config, paths or {})
+        record.update({f"config.{k}": v for k, v in values.items()})
         record.update({f"summary.{k}": v for k, v in scalars(summary).items()})
         records.append(record)
     seen = dict.fromkeys(RUN_COLUMNS)

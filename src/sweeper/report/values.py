@@ -54,6 +54,11 @@ def label(value: Any) -> str:
     return str(value)
 
 
+def metric_label(name: str) -> str:
+    """A metric's name as headings show it: quoted when spaces at its ends would hide."""
+    return repr(name) if name != name.strip() or not name else name
+
+
 def hashable(value: Any) -> Any:
     return tuple(hashable(v) for v in value) if isinstance(value, list | tuple) else value
 

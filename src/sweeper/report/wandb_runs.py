@@ -11,7 +11,7 @@ from sweeper.backends.wandb import SWEEP_PATH, runs_frame, trainer_of
 from sweeper.errors import SweeperError
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.report.local_runs import resolved_base
-from sweeper.sweep import flat_parameters
+from sweeper.sweep import flat_parameters, key_paths
 
 HISTORY_SAMPLES = 10_000
 
@@ -62,7 +62,7 @@ def load_wandb(path: str, metric: str | None = None, api: Any = None) -> ReportD
                 flat_parameters(config["parameters"]),
             )
         ],
-        runs=runs_frame(runs, sweep.id),
+        runs=runs_frame(runs, sweep.id, paths=key_paths(config)),
         history=lambda run_ids, keys: history_frame(by_id, run_ids, keys),
         base=resolved_base(trainer_of(config), {}),
         key=sweep.id,
