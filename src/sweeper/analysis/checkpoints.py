@@ -11,6 +11,7 @@ import torch
 from sweeper.backends.local import LocalBackend
 from sweeper.errors import NotFoundError, SweeperError
 from sweeper.spec.paths import unflatten
+from sweeper.trainers.common.checkpoint import CheckpointError, read
 
 SAVED = ("best.pt", "checkpoint.pt")
 """In order of preference: the best epoch's weights (classify, reid and segment keep them),
@@ -52,15 +53,16 @@ def locate(backend: LocalBackend, run_id: str) -> RunSource:
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The model state of a sweeper checkpoint, or a bare state dict saved with torch.save."""
-    try:
-        # Not weights_only: our checkpoints carry RNG states (numpy arrays) beside the model.
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise SweeperError(f"{path}: cannot read the checkpoint: {exc}") from None
+    """The model state of a sweeper checkpoint, or a bare state dict saved with torch.save.
+
+    Raises:
+        CheckpointError: a file `weights_only=True` refuses (nothing in it has run), or one
+            with no model state dict in it.
+    """
+    payload = read(path)
     state = payload.get("model", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise SweeperError(f"{path}: not a checkpoint (no model state dict in it)")
+        raise CheckpointError(f"{path}: not a checkpoint (no model state dict in it)")
     return state
 
 

