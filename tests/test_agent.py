@@ -78,7 +78,7 @@ def test_crashing_trials_are_recorded_and_the_agent_goes_on(
         "raise": ("failed", "RuntimeError: boom at epoch 0"),
         "segfault": ("crashed", "trial process died (killed by SIGSEGV)"),
         "exit": ("crashed", "trial process died (exit code 3)"),
-        "nan": ("failed", "NonFiniteMetricError: loss is nan at epoch 0"),
+        "nan": ("failed", "the metric 'loss' is nan at step 0"),
     }
     for crash, (state, first_line) in expected.items():
         assert by_crash[crash]["state"] == state

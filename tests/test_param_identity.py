@@ -260,6 +260,21 @@ def test_casebook_nan_metric_fails_its_run_and_the_bayes_sweep_goes_on(tmp_path:
     assert "step 1" in nan_run["error"]
 
 
+def test_a_trainer_logs_every_float_and_fails_only_on_a_nan_metric(
+    backend: LocalBackend,
+) -> None:
+    from sweeper.agent.tracking import NonFiniteMetricError, TrialLogger
+
+    claim = backend.create_run({"x": 1}, agent="t")
+    logger = TrialLogger(backend, claim, None, metric="loss")
+    logger.log({"loss": math.inf, "grad": math.nan}, step=0)  # inf is a number; grad is kept
+    with pytest.raises(NonFiniteMetricError, match=r"the metric 'loss' is nan at step 1"):
+        logger.log({"loss": math.nan}, step=1)
+    steps = backend.history([claim.run_id])
+    assert steps["loss"].iloc[0] == math.inf and math.isnan(steps["grad"].iloc[0])
+    assert math.isnan(steps["loss"].iloc[1])  # the NaN step itself is kept
+
+
 INF_AND_NAN = """
 import math, wandb
 run = wandb.init()

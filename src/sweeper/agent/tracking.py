@@ -46,6 +46,19 @@ class StopFlag:
         return self.reason is not None or self.by_sweep
 
 
+class NonFiniteMetricError(ArithmeticError):
+    """The sweep's metric went NaN: the trial fails (other keys, and inf, are kept)."""
+
+
+def check_metric(metric: str | None, values: Mapping[str, float], step: int) -> None:
+    """Fail the trial when the sweep's metric is NaN: NaN cannot be ranked (every comparison
+    with it is false), so the run could never count. inf is a number: it ranks last for its
+    goal. Any other key may be non-finite; it is logged and kept."""
+    value = values.get(metric) if metric else None
+    if value is not None and math.isnan(value):
+        raise NonFiniteMetricError(f"the metric {metric!r} is nan at step {step}")
+
+
 class TrialLogger:
     def __init__(
         self,
@@ -55,8 +68,10 @@ class TrialLogger:
         wandb_run: Any | None = None,
         stop_flag: StopFlag | None = None,
         echo: Any | None = None,
+        metric: str | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.metric = metric
         self._backend, self._claim = backend, claim
         self._wandb = WandbMirror(wandb_run) if wandb_run is not None else None
         self.stop_flag = stop_flag or StopFlag()
@@ -70,6 +85,7 @@ class TrialLogger:
             self._wandb.log(values, step)
         if self._echo is not None:
             self._echo(step, values)
+        check_metric(self.metric, values, step)
 
     def log_batch(self, metrics: Mapping[str, float], batch: int) -> None:
         """Batch metrics are not store history (its steps are epochs): they go to
@@ -102,11 +118,20 @@ class WandbLogger:
 
     run_dir: Path | None = None
 
-    def __init__(self, run: Any, stop_flag: StopFlag, run_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        run: Any,
+        stop_flag: StopFlag,
+        run_dir: Path | None = None,
+        metric: str | None = None,
+    ) -> None:
         self._run, self.stop_flag, self.run_dir = WandbMirror(run), stop_flag, run_dir
+        self.metric = metric
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
-        self._run.log({k: float(v) for k, v in metrics.items()}, step)
+        values = {k: float(v) for k, v in metrics.items()}
+        self._run.log(values, step)
+        check_metric(self.metric, values, step)
 
     def log_batch(self, metrics: Mapping[str, float], batch: int) -> None:
         self._run.log_batch({k: float(v) for k, v in metrics.items()}, batch)

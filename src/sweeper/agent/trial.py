@@ -16,6 +16,7 @@ from typing import Any
 
 from sweeper.agent.provenance import provenance
 from sweeper.agent.tracking import (
+    NonFiniteMetricError,
     StopFlag,
     TrialLogger,
     TrialLost,
@@ -26,8 +27,10 @@ from sweeper.agent.tracking import (
 )
 from sweeper.backends.base import Claim, SweepRecord
 from sweeper.backends.local import LocalBackend
+from sweeper.errors import NoSpace, StoreLost, no_space
 from sweeper.spec.paths import unflatten
 from sweeper.sweep import swept_params
+from sweeper.text import REASON_LIMIT, cap, strip_controls
 from sweeper.trainers.common.device import describe, select_device
 from sweeper.trainers.registry import get_trainer
 
@@ -35,17 +38,11 @@ TRACEBACK_TAIL = 20
 
 
 def _error_text(exc: BaseException) -> str:
-    """One line of reason, then the traceback tail for the curious."""
+    """One line of reason, then the traceback tail for the curious; a message's own escapes
+    and its length (an exception may quote a whole tensor) cut to what a row should hold."""
     head = f"{type(exc).__name__}: {exc}".splitlines()[0]
     tail = "".join(traceback.format_exception(exc)).splitlines()[-TRACEBACK_TAIL:]
-    return "\n".join([head, *tail])
-
-
-def non_finite(summary: dict[str, Any]) -> str | None:
-    for name, value in summary.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{name} is {value}"
-    return None
+    return cap(strip_controls("\n".join([head, *tail])), REASON_LIMIT)
 
 
 def wandb_identity(claim: Claim, sweep: SweepRecord | None) -> dict[str, Any]:
@@ -65,11 +62,12 @@ def wandb_identity(claim: Claim, sweep: SweepRecord | None) -> dict[str, Any]:
     }
 
 
-def _outcome(summary: dict[str, Any], flag: StopFlag) -> tuple[str, str | None]:
-    """How a trial that returned ended: finished, stopped early, preempted, or NaN."""
-    bad = non_finite(summary)
-    if bad:
-        return "failed", f"non-finite result: {bad}"
+def _outcome(summary: dict[str, Any], flag: StopFlag, metric: str | None) -> tuple[str, str | None]:
+    """How a trial that returned ended: finished, stopped early, preempted, or a NaN metric
+    (see tracking.check_metric)."""
+    value = summary.get(metric) if metric else None
+    if isinstance(value, float) and math.isnan(value):
+        return "failed", f"the metric {metric!r} is nan in the summary"
     if flag.reason:
         return "preempted", f"requeued: {flag.reason}"
     return ("stopped" if flag.by_sweep else "finished"), None
@@ -92,10 +90,17 @@ def execute(
     stop_flag: StopFlag | None = None,
     echo: Any | None = None,
 ) -> str:
-    """Run a trial of the local store and record how it ended; returns that state."""
+    """Run a trial of the local store and record how it ended; returns that state.
+
+    Raises:
+        NoSpace: a full disk stopped the trial; it is requeued (preempted) if the store
+            still takes that write.
+        StoreLost: the store file is not the one opened; nothing was recorded.
+    """
     flag = stop_flag or StopFlag()
     wandb_run = None
     state, summary, error = "failed", {}, None
+    full: NoSpace | None = None
     try:
         info = get_trainer(trainer)
         config = info.config_model().model_validate(unflatten(claim.params))
@@ -114,28 +119,45 @@ def execute(
             directory=backend.root,
             config=_sweeper_config(meta, claim, sweep),
         )
-        logger = TrialLogger(backend, claim, backend.run_dir(claim.run_id), wandb_run, flag, echo)
+        metric = sweep.metric[0] if sweep else None
+        logger = TrialLogger(
+            backend, claim, backend.run_dir(claim.run_id), wandb_run, flag, echo, metric
+        )
         summary = dict(info.train_fn()(config, logger))
-        state, error = _outcome(summary, flag)
+        state, error = _outcome(summary, flag, metric)
     except TrialLost:
         return "lost"
     except KeyboardInterrupt:
         state, error = "crashed", "interrupted"
+    except NonFiniteMetricError as exc:
+        error = str(exc)
+    except StoreLost:
+        raise
     except Exception as exc:
-        error = _error_text(exc)
+        full = no_space(exc, backend.run_dir(claim.run_id))
+        if full is not None:  # the disk, not the trial: it reruns once there is space
+            state, error = "preempted", f"requeued: {full}"
+        else:
+            error = _error_text(exc)
     finally:
-        kept = finite(summary)
+        kept = summary  # the store holds every float (backends/storejson.py)
         if wandb_run is not None:
-            wandb_run.summary.update(kept)
+            wandb_run.summary.update(finite(kept))
             wandb_run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
-    backend.finish(
-        claim.run_id,
-        claim.attempt,
-        state,
-        summary=kept,
-        exit_code=0 if state in ("finished", "stopped", "preempted") else 1,
-        error=error,
-    )
+    try:
+        backend.finish(
+            claim.run_id,
+            claim.attempt,
+            state,
+            summary=kept,
+            exit_code=0 if state in ("finished", "stopped", "preempted") else 1,
+            error=error,
+        )
+    except NoSpace:
+        if full is None:
+            raise
+    if full is not None:
+        raise full  # the agent stops: every trial after this one would meet the same disk
     return state
 
 
@@ -174,10 +196,14 @@ def run_on_wandb(
             sweep_id=sweep_id,
         )
         threading.Thread(target=_mark_preempting, args=(run, stop_flag), daemon=True).start()
-        summary = dict(info.train_fn()(config, WandbLogger(run, stop_flag, run_dir)))
-        state, error = _outcome(summary, stop_flag)
+        metric = sweep.metric[0]
+        logger = WandbLogger(run, stop_flag, run_dir, metric)
+        summary = dict(info.train_fn()(config, logger))
+        state, error = _outcome(summary, stop_flag, metric)
     except KeyboardInterrupt:
         state, error = "crashed", "interrupted"
+    except NonFiniteMetricError as exc:
+        error = str(exc)
     except Exception as exc:
         error = _error_text(exc)
     finally:
