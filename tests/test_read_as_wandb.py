@@ -136,6 +136,7 @@ def test_what_wandb_only_warns_about_is_one_warning_line(tmp_path: Path, distrib
     ]
 
 
+@pytest.mark.slow
 def test_a_deprecated_distribution_runs_with_wandbs_meaning(tmp_path: Path) -> None:
     """log_uniform from -9.21 to -2.30 draws e^-9.21 .. e^-2.30 (sweeps/params.py)."""
     spec = write_spec(
@@ -190,6 +191,7 @@ def test_every_error_names_the_parameter_and_the_field(
     assert message in trainer_spec.value.message
 
 
+@pytest.mark.slow
 def test_the_casebook_sweep_runs_with_numbers(tmp_path: Path) -> None:
     """tests/casebook/13-exponent-notation-numbers: both runs finish and the program got
     total_steps as a number (its own check fails the run otherwise)."""

@@ -287,9 +287,15 @@ def check_spec(spec: Spec, file: str) -> None:
         raise SpecError(file, "trainer", str(exc)) from None
     if not info.logs(spec.metric.name):  # else every trial runs, and the sweep fails at the end
         close = difflib.get_close_matches(spec.metric.name, info.metrics, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f" (it logs {', '.join(info.metrics)})"
+        hint = (
+            f"; did you mean {shown(close[0])}?"
+            if close
+            else f" (it logs {', '.join(info.metrics)})"
+        )
         raise SpecError(
-            file, "metric.name", f"the {spec.trainer} trainer never logs {spec.metric.name!r}{hint}"
+            file,
+            "metric.name",
+            f"the {spec.trainer} trainer never logs {shown(spec.metric.name)}{hint}",
         )
     model = info.config_model()
     validate_config(model, spec.base, file, "base")
@@ -357,7 +363,9 @@ def base_config(
     file = str(source or "--set")
     raw = read_yaml(source) if source else {}
     if "trainer" in raw and raw["trainer"] != trainer:
-        raise SpecError(file, "trainer", f"the spec is for {raw['trainer']!r}, not {trainer!r}")
+        raise SpecError(
+            file, "trainer", f"the spec is for {shown(raw['trainer'])}, not {trainer!r}"
+        )
     base = raw.get("base", {}) if "trainer" in raw else raw
     for path, value in overrides.items():
         base = with_path(base, path, value)
@@ -379,7 +387,7 @@ def validate_config(
         if swept is None:
             raise SpecError(file, f"{field}.{loc}" if loc else field, msg) from None
         elsewhere = f" (at {loc})" if loc and not field.endswith(loc) else ""
-        raise SpecError(file, field, f"{swept[0]!r} rejected: {msg}{elsewhere}") from None
+        raise SpecError(file, field, f"{shown(swept[0])} rejected: {msg}{elsewhere}") from None
 
 
 def representative_values(dist: Distribution) -> list[Any]:
@@ -445,7 +453,7 @@ def _check_combinations(
         try:
             model.model_validate(config)
         except ValidationError as exc:
-            combo = ", ".join(f"{n}={v!r}" for n, v in zip(names, point, strict=True))
+            combo = ", ".join(f"{n}={shown(v)}" for n, v in zip(names, point, strict=True))
             raise SpecError(
                 file, prefix, f"the grid point {combo} is invalid: {first_error(exc)[1]}"
             ) from None

@@ -186,7 +186,7 @@ class Hyperband(_Strict):
 class Stage(_Strict):
     """One step of a sequential study; it starts from base plus the previous stage's best."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=NAME_MAX)  # part of its W&B sweep's name
     search: dict[str, SearchValue] = Field(min_length=1)
     method: Method | None = None
     run_cap: int | None = Field(None, ge=1)
@@ -209,7 +209,7 @@ class Agents(_Strict):
 
 
 class Spec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$", max_length=128)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$", max_length=NAME_MAX)
     project: WandbName = "sweeper"
     entity: WandbName | None = None
     description: str | None = None

@@ -116,7 +116,7 @@ def load_plain(
             ) from None
     cap = raw.get("run_cap")
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
-        raise SpecError(file, "run_cap", f"must be a whole number of at least 1, got {cap!r}")
+        raise SpecError(file, "run_cap", f"must be a whole number of at least 1, got {shown(cap)}")
     command = command_of(raw)
     try:
         check_command(command)
