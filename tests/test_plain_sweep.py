@@ -314,7 +314,7 @@ def test_the_cli_validates_compiles_and_refuses_plain_configs(tmp_path: Path) ->
     bad = _sweeper("launch", str(path))
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        f"error: {path}: program: nowhere.py not found (looked in {tmp_path})"
+        f"error: {path}: program: nowhere.py not found (looked in {Path.cwd()} and {tmp_path})"
     ]
     on_wandb = _sweeper("launch", str(EXAMPLE), "--backend", "wandb")
     assert on_wandb.returncode == 2 and on_wandb.stdout == ""

@@ -28,6 +28,9 @@ _CONTROLS = re.compile(
 
 CUT = "[... {n} characters cut ...]"
 
+REASON_LIMIT = 4000
+"""The most characters of a stored reason (an error, a program's last lines)."""
+
 
 def strip_controls(text: str) -> str:
     """Drop terminal control sequences and control characters, keeping tabs and newlines.

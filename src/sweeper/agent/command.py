@@ -83,9 +83,13 @@ def expand(
     *,
     program: str | None,
     args_json_file: Path,
-    environ: Mapping[str, str],
+    environ: Mapping[str, str] | None,
 ) -> list[str]:
-    """The argv of one trial. `args_json_file` is written only when the command uses it."""
+    """The argv of one trial. `args_json_file` is written only when the command uses it.
+
+    With `environ` None, `${envvar:NAME}` stays as written: the argv to record or show, which
+    must not hold a secret the variable carries.
+    """
     check_command(command)
     items = args_items(args)
     items["env"] = ["/usr/bin/env"]
@@ -97,8 +101,10 @@ def expand(
         whole = _MACRO.fullmatch(item)
         if whole and whole.group(1) in items:
             argv += items[whole.group(1)]
+        elif environ is None:
+            argv.append(item)
         else:
-            argv.append(_MACRO.sub(lambda m: _envvar(m.group(1), environ), item))
+            argv.append(_MACRO.sub(lambda m: _envvar(m, environ), item))
     if "${program}" in command and program is None:
         raise CommandError("the command uses ${program}, but the sweep gives no `program`")
     if "${args_json_file}" in command:
@@ -107,8 +113,8 @@ def expand(
     return argv
 
 
-def _envvar(macro: str, environ: Mapping[str, str]) -> str:
-    name = macro.removeprefix("envvar:")
+def _envvar(match: re.Match[str], environ: Mapping[str, str]) -> str:
+    name = match.group(1).removeprefix("envvar:")
     if name not in environ:
         raise CommandError(f"${{envvar:{name}}}: the environment variable {name} is not set")
     return environ[name]

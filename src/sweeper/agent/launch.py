@@ -5,18 +5,21 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from sweeper.agent.loop import LAUNCHER_ENV, STORE_IDENTITY_ENV
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import WandbMode
 from sweeper.backends.base import Backend, SweepRecord
 from sweeper.backends.local import LocalBackend, new_id, store_path
-from sweeper.errors import SpecError, SweeperError, Unreachable
+from sweeper.errors import SpecError, StoreLost, SweeperError, Unreachable
 from sweeper.spec.compile import carried_config, compile_stage
 from sweeper.spec.load import LoadedSpec, grid_size, validate_config
 from sweeper.spec.models import Spec, Stage
@@ -108,17 +111,27 @@ def run_agents(
     slots: list[str | None],
     settings: AgentSettings,
     on_progress: Callable[[Progress], None],
+    on_note: Callable[[str], None] = lambda line: None,
 ) -> None:
     """Start the agent processes for one sweep and report progress until they all exit.
 
     Agents get their own session, so a terminal's Ctrl-C reaches only `launch`; `launch`
     passes SIGINT or SIGTERM on to each agent once, waits for them to requeue their trials,
-    and raises Interrupted.
+    and raises Interrupted. They die with it even so (SIGTERM when it dies, SIGKILL included),
+    and hold slot leases in a local store: a second launch of the study joins the agents still
+    running instead of doubling them (the rule: sweeper.agent.slots).
+
+    Raises:
+        StoreLost: the store was deleted, replaced or truncated meanwhile (agents stopped).
     """
     logs = backend.root / "agents"
     logs.mkdir(parents=True, exist_ok=True)
-    processes = []
+    processes: list[subprocess.Popen[bytes]] = []
     threads = threads_per_trial(sweep.agents["cpus_per_trial"], n_agents)
+    env = {**os.environ, LAUNCHER_ENV: str(os.getpid())}
+    if isinstance(backend, LocalBackend):
+        env[STORE_IDENTITY_ENV] = str(backend.identity)
+        _join_slots(backend, sweep, n_agents if slots == [None] else None, on_note)
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         for i in range(n_agents):
@@ -130,33 +143,76 @@ def run_agents(
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
+                        env=env,
                     )
                 )
         total = planned_trials(sweep.config)
         metric, goal = sweep.metric
         try:
             while any(p.poll() is None for p in processes):
+                if isinstance(backend, LocalBackend):
+                    backend.check_store()
                 with contextlib.suppress(Unreachable):  # the agents wait out an outage; so we do
                     on_progress(_snapshot(backend, sweep, total, metric, goal))
                 time.sleep(backend.progress_every)
         except (KeyboardInterrupt, Interrupted) as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut this short
-            for process in processes:
-                if process.poll() is None:
-                    process.send_signal(signum)
-            for process in processes:
-                process.wait()
+            _stop_agents(processes, signum)
             raise Interrupted(signum) from None
+        except StoreLost:  # the agents find out at their next write; do not wait for that
+            _stop_agents(processes, signal.SIGKILL)
+            raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if isinstance(backend, LocalBackend):  # agents that stopped on it: say that, not their codes
+        backend.check_store()
     on_progress(_snapshot(backend, sweep, total, metric, goal))
     failed = [p.returncode for p in processes if p.returncode]
     if failed and not backend.is_complete(sweep.id):
+        why = _last_error(logs, sweep.key, n_agents)
         raise SweeperError(
-            f"sweep {sweep.id}: agents exited with codes {failed} before it completed; "
-            f"see {logs}/{sweep.key}-*.log"
+            f"sweep {sweep.id}: agents exited with codes {failed} before it completed"
+            f"{f' ({why})' if why else ''}; see {logs}/{sweep.key}-*.log"
         )
+
+
+def _stop_agents(processes: list[subprocess.Popen[bytes]], signum: int) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signum)
+    for process in processes:
+        process.wait()
+
+
+def _join_slots(
+    backend: LocalBackend, sweep: SweepRecord, cpu_slots: int | None, on_note: Callable[[str], None]
+) -> None:
+    """Set this host's CPU slot count for the study (None: GPU slots) and say, in one line,
+    which slots live agents of it already hold: this launch joins them, it does not double them.
+    """
+    scope, host = sweep.study or sweep.id, socket.gethostname()
+    if cpu_slots is not None:
+        backend.set_cpu_pool(scope, host, cpu_slots)
+    live = backend.live_leases(scope, host)
+    if live:
+        holders = len(set(live.values()))
+        on_note(
+            f"joining: {len(live)} slot(s) here ({', '.join(sorted(live))}) are held by "
+            f"{holders} live agent(s) of this study; this launch's agents take the free slots "
+            "and wait for those"
+        )
+
+
+def _last_error(logs: Path, key: str, n_agents: int) -> str | None:
+    """Why an agent stopped: the `error:` line near the end of its log (the first agent's)."""
+    for i in range(n_agents):
+        with contextlib.suppress(OSError):
+            lines = (logs / f"{key}-{i}.log").read_text(errors="replace").splitlines()
+            for line in reversed(lines[-20:]):
+                if line.startswith("error: "):
+                    return line.removeprefix("error: ")
+    return None
 
 
 def _snapshot(
@@ -251,19 +307,27 @@ def launch(
     fresh: bool = False,
     on_stage: Callable[[SweepRecord, bool], None] = lambda sweep, resumed: None,
     on_progress: Callable[[Progress], None] = lambda progress: None,
+    on_note: Callable[[str], None] = lambda line: None,
 ) -> list[StageResult]:
     """Run every stage to completion; stage k+1 starts from base plus stage k's best.
 
     The latest study made from this exact spec is resumed (unless `fresh`): a finished stage
     is read back, not run again; an unfinished one gets agents again, then the next is made.
+    With GPUs, one agent per GPU slot at most: one trial per slot, so more would only wait.
     """
     slots = make_slots(gpus or [], loaded.agents.gpus_per_trial)
     n_agents = agents or len(slots)
+    if slots != [None]:
+        n_agents = min(n_agents, len(slots))
     if loaded.agents.max_parallel:
         n_agents = min(n_agents, loaded.agents.max_parallel)
     if isinstance(loaded, PlainSweep):
         run = settings or AgentSettings()
-        return [launch_plain(loaded, backend, n_agents, slots, run, fresh, on_stage, on_progress)]
+        return [
+            launch_plain(
+                loaded, backend, n_agents, slots, run, fresh, on_stage, on_progress, on_note
+            )
+        ]
     spec = loaded.spec
     study: str | None = None
     carried: dict[str, Any] = {}
@@ -279,7 +343,8 @@ def launch(
         study = sweep.study
         on_stage(sweep, resumed)
         if not backend.is_complete(sweep.id):
-            run_agents(backend, sweep, n_agents, slots, settings or AgentSettings(), on_progress)
+            run = settings or AgentSettings()
+            run_agents(backend, sweep, n_agents, slots, run, on_progress, on_note)
             backend.set_sweep_state(sweep.id, "finished")
         best, carried = stage_carry(backend, sweep, stage, carried)
         results.append(StageResult(backend.sweep(sweep.id), best))
@@ -327,6 +392,7 @@ def launch_plain(
     fresh: bool,
     on_stage: Callable[[SweepRecord, bool], None],
     on_progress: Callable[[Progress], None],
+    on_note: Callable[[str], None] = lambda line: None,
 ) -> StageResult:
     """A plain W&B sweep config: one sweep whose trials run its `command` (resumed when this
     exact config was launched before, unless `fresh`)."""
@@ -334,6 +400,8 @@ def launch_plain(
     sweep = None if fresh else backend.find_stage(loaded.hash, 0)
     resumed = sweep is not None
     if sweep is None:
+        if loaded.note:  # trials run beside the sweep file, not here: say so once
+            print(loaded.note, file=sys.stderr)
         sweep = backend.sweep(
             backend.create_sweep(
                 loaded.config,
@@ -345,7 +413,7 @@ def launch_plain(
         )
     on_stage(sweep, resumed)
     if not backend.is_complete(sweep.id):
-        run_agents(backend, sweep, n_agents, slots, settings, on_progress)
+        run_agents(backend, sweep, n_agents, slots, settings, on_progress, on_note)
         backend.set_sweep_state(sweep.id, "finished")
     metric, goal = sweep.metric
     params = swept_params(sweep.config)

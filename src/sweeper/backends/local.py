@@ -186,7 +186,7 @@ class LocalBackend:
                     f"{self.path}: cannot create the store: {exc.strerror}"
                 ) from None
         try:
-            self.db = self._connect(creating)
+            self.db = self._connect(creating, expect)
             with tempfile.TemporaryFile(dir=self.root):  # trials keep their files beside it
                 pass
         except (sqlite3.OperationalError, OSError) as exc:
@@ -199,16 +199,15 @@ class LocalBackend:
             self.db = self._connect_readonly()
         except sqlite3.DatabaseError as exc:
             raise SweeperError(f"{self.path}: not a sweeper store, or damaged: {exc}") from None
-        if expect is not None and self.identity != expect:
-            self.db.close()
-            raise self._lost("was replaced by another file")
 
-    def _connect(self, create: bool) -> sqlite3.Connection:
+    def _connect(self, create: bool, expect: StoreIdentity | None) -> sqlite3.Connection:
         """Open for writing. Only a new store may create the file: SQLite would otherwise make
         an empty one wherever the store was deleted, and results would go there unseen."""
         uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
         db = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
         db.row_factory = sqlite3.Row
+        if expect is not None:
+            self._verify(db, expect)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=60000")
@@ -234,6 +233,28 @@ class LocalBackend:
         self.identity = StoreIdentity(stat.st_dev, stat.st_ino, store_id)
         self._size = stat.st_size
         return db
+
+    def _verify(self, db: sqlite3.Connection, expect: StoreIdentity) -> None:
+        """Before anything writes (the schema would be made anew in an emptied file): the path
+        holds the file `expect` names, with its store id."""
+        try:
+            stat = os.stat(self.path)
+            if (stat.st_dev, stat.st_ino) != (expect.device, expect.inode):
+                raise self._lost("was replaced by another file")
+            try:
+                row = db.execute("SELECT id FROM store").fetchone()
+            except sqlite3.DatabaseError:  # no such table: an emptied or foreign file
+                row = None
+            if row is None or row["id"] != expect.store_id:
+                raise self._lost(
+                    "was truncated" if stat.st_size == 0 else "was replaced by another store"
+                )
+        except FileNotFoundError:
+            db.close()
+            raise self._lost("was deleted") from None
+        except StoreLost:
+            db.close()
+            raise
 
     def _lost(self, what: str) -> StoreLost:
         return StoreLost(
@@ -494,14 +515,14 @@ class LocalBackend:
     def run_trial(
         self, claim: Claim, sweep: SweepRecord, *, wandb_mode: WandbMode, stop_flag: StopFlag
     ) -> str:
-        from sweeper.agent.trial import execute
-
         # The parent's connection must not cross the fork; the child opens the same file or none.
         backend = LocalBackend(self.path, create=False, expect=self.identity)
-        if sweep.is_command:
+        if sweep.is_command:  # the user's program: this child needs no torch (1.4 s to import)
             from sweeper.agent.program import run_program
 
             return run_program(backend, claim, sweep, stop_flag)
+        from sweeper.agent.trial import execute
+
         return execute(
             backend, claim, sweep.trainer, sweep=sweep, wandb_mode=wandb_mode, stop_flag=stop_flag
         )
@@ -669,9 +690,16 @@ class LocalBackend:
             rows = db.execute("SELECT slot FROM leases WHERE holder = ?", (holder,)).fetchall()
         return {row["slot"] for row in rows}
 
-    def release_leases(self, holder: str) -> None:
+    def release_leases(self, holder: str, slots: list[str] | None = None) -> None:
+        """Give up the holder's leases: all, or those of `slots`."""
         with self._write() as db:
-            db.execute("DELETE FROM leases WHERE holder = ?", (holder,))
+            if slots is None:
+                db.execute("DELETE FROM leases WHERE holder = ?", (holder,))
+            else:
+                marks = ",".join("?" * len(slots))
+                db.execute(
+                    f"DELETE FROM leases WHERE holder = ? AND slot IN ({marks})", (holder, *slots)
+                )
 
     def live_leases(self, scope: str, host: str) -> dict[str, str]:
         """Slot name -> holder, for the unexpired leases of this scope on this host."""
