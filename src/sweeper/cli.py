@@ -298,14 +298,16 @@ def generate(
     out: Path,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
 ) -> None:
-    """Write a small data set in a real on-disk layout (shapes, veri, xray)."""
-    from sweeper.errors import SweeperError
-    from sweeper.trainers.registry import generate as write
+    """Write a small data set in a real on-disk layout (shapes, veri, xray) into a new or
+    empty folder (or one it wrote before: only its own files are replaced)."""
+    from sweeper.output import OutputFolder
+    from sweeper.trainers.registry import generator
 
     _at_least("--seed", seed, 0)
-    if out.exists() and not out.is_dir():
-        raise SweeperError(f"{out}: exists and is not a folder")
-    console.print(f"wrote {write(name, str(out), seed=seed)}")
+    write = generator(name)
+    with OutputFolder(out, f"sweeper generate {name}") as staging:
+        write(staging, seed=seed)
+    _say(f"wrote {out}")
 
 
 @app.command()
@@ -587,8 +589,10 @@ def runs(
     backend = LocalBackend(store, create=False, readonly=True)
     table = backend.runs(backend.sweep(sweep_id).id)
     if csv:
+        from sweeper.output import write_csv
+
         try:
-            table.to_csv(csv, index=False)
+            write_csv(table, csv)
         except OSError as exc:
             raise SweeperError(f"--csv {csv}: cannot write: {exc.strerror or exc}") from None
         console.print(f"wrote {csv} ({len(table)} runs)")

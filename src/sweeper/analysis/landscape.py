@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from sweeper.analysis import plots
 from sweeper.analysis.attach import FOLDER, keep_in_run, log_to_mirror
@@ -29,6 +31,7 @@ from sweeper.analysis.directions import (
 from sweeper.analysis.surface import mean_loss, scan
 from sweeper.backends.local import LocalBackend
 from sweeper.errors import SweeperError
+from sweeper.output import OutputFolder, write_csv
 from sweeper.trainers.common.rebuild import Rebuilt
 from sweeper.trainers.registry import get_trainer
 
@@ -144,47 +147,60 @@ def landscape(
     tick: Callable[[], None] = lambda: None,
 ) -> Result:
     options.check()
+    # A folder given with --out may be the user's: written only if new, empty or sweeper
+    # landscape's own (checked before the run is loaded); the run's landscape/ is the store's.
+    given = OutputFolder(out, "sweeper landscape") if out is not None else None
     source, rebuilt = rebuild(backend, run_id, options.split, options.limit)
     live, directions = _directions(backend, rebuilt, options)
-    folder = out or backend.run_dir(run_id) / FOLDER
-    try:  # before the scan, not after minutes of it
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SweeperError(f"{folder}: cannot create the output folder: {exc.strerror}") from None
-    started = time.perf_counter()
-    alphas = np.linspace(options.low, options.high, options.steps)
-    grid = [(a, b) for a in alphas for b in alphas] if options.dims == 2 else []
-    on_total(len(grid) + len(alphas))
-    curve = scan(rebuilt, live, directions[:1], [(a,) for a in alphas], tick)
-    loss = scan(rebuilt, live, directions, grid, tick).reshape(len(alphas), -1) if grid else None
-    origin = mean_loss(rebuilt)
-    seconds = time.perf_counter() - started
-    what = "θ* → other checkpoint" if options.between else f"{options.split} loss"
-    title = f"run {run_id}: {what}"
-    files = _write_grid(folder, alphas, loss, curve, origin)
-    xlabel = (
-        "t (0: this run, 1: --between)" if options.between else r"$\alpha$ (direction $\delta$)"
-    )
-    images = {"curve": plots.curve(alphas, curve, title, xlabel, folder / "curve.png")}
-    if loss is not None:
-        images["contour"] = plots.contour(alphas, alphas, loss, title, folder / "contour.png")
-        images["surface"] = plots.surface(alphas, alphas, loss, title, folder / "surface.png")
-    about = {
-        "run": run_id,
-        "trainer": source.trainer,
-        "checkpoint": str(source.checkpoint),
-        "scored": rebuilt.described,
-        "loss_at_trained_weights": origin,
-        "seconds": seconds,
-        "grid_points": len(grid) + len(alphas),
-        **asdict(options),
-    }
-    (folder / "landscape.json").write_text(json.dumps(about, indent=2) + "\n")
-    files += [*images.values(), folder / "landscape.json"]
+    target = out or backend.run_dir(run_id) / FOLDER
+    with ExitStack() as writing:
+        try:  # before the scan, not after minutes of it
+            if given is None:
+                target.mkdir(parents=True, exist_ok=True)
+            folder = target if given is None else writing.enter_context(given)
+        except OSError as exc:
+            raise SweeperError(
+                f"{target}: cannot create the output folder: {exc.strerror}"
+            ) from None
+        started = time.perf_counter()
+        alphas = np.linspace(options.low, options.high, options.steps)
+        grid = [(a, b) for a in alphas for b in alphas] if options.dims == 2 else []
+        on_total(len(grid) + len(alphas))
+        curve = scan(rebuilt, live, directions[:1], [(a,) for a in alphas], tick)
+        loss = (
+            scan(rebuilt, live, directions, grid, tick).reshape(len(alphas), -1) if grid else None
+        )
+        origin = mean_loss(rebuilt)
+        seconds = time.perf_counter() - started
+        what = "θ* → other checkpoint" if options.between else f"{options.split} loss"
+        title = f"run {run_id}: {what}"
+        files = _write_grid(folder, alphas, loss, curve, origin)
+        xlabel = (
+            "t (0: this run, 1: --between)" if options.between else r"$\alpha$ (direction $\delta$)"
+        )
+        images = {"curve": plots.curve(alphas, curve, title, xlabel, folder / "curve.png")}
+        if loss is not None:
+            images["contour"] = plots.contour(alphas, alphas, loss, title, folder / "contour.png")
+            images["surface"] = plots.surface(alphas, alphas, loss, title, folder / "surface.png")
+        about = {
+            "run": run_id,
+            "trainer": source.trainer,
+            "checkpoint": str(source.checkpoint),
+            "scored": rebuilt.described,
+            "loss_at_trained_weights": origin,
+            "seconds": seconds,
+            "grid_points": len(grid) + len(alphas),
+            **asdict(options),
+        }
+        (folder / "landscape.json").write_text(json.dumps(about, indent=2) + "\n")
+        files += [*images.values(), folder / "landscape.json"]
+    # moved from the staging folder (when --out was given) into the output folder
+    files = [target / f.relative_to(folder) for f in files]
+    images = {name: target / f.relative_to(folder) for name, f in images.items()}
     kept = keep_in_run(backend, run_id, files)
     mirror = log_to_mirror(backend, run_id, images)
     return Result(
-        folder, files, source.checkpoint, rebuilt.described, origin, seconds, kept, mirror
+        target, files, source.checkpoint, rebuilt.described, origin, seconds, kept, mirror
     )
 
 
@@ -197,18 +213,11 @@ def _write_grid(
         arrays |= {"betas": alphas, "loss": loss}
     np.savez(folder / "landscape.npz", **arrays)
     files = [folder / "landscape.npz"]
-    with (folder / "curve.csv").open("w") as csv:
-        csv.write(
-            "alpha,loss\n"
-            + "".join(f"{a},{v}\n" for a, v in zip(alphas.tolist(), curve.tolist(), strict=True))
-        )
+    write_csv(pd.DataFrame({"alpha": alphas, "loss": curve}), folder / "curve.csv")
     files.append(folder / "curve.csv")
     if loss is not None:
-        with (folder / "surface.csv").open("w") as csv:
-            csv.write("alpha,beta,loss\n")
-            for a, row in zip(alphas.tolist(), loss.tolist(), strict=True):
-                csv.write(
-                    "".join(f"{a},{b},{v}\n" for b, v in zip(alphas.tolist(), row, strict=True))
-                )
+        alpha, beta = np.meshgrid(alphas, alphas, indexing="ij")  # loss[i, j] is at (a_i, b_j)
+        surface = {"alpha": alpha.ravel(), "beta": beta.ravel(), "loss": loss.ravel()}
+        write_csv(pd.DataFrame(surface), folder / "surface.csv")
         files.append(folder / "surface.csv")
     return files

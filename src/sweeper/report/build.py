@@ -1,15 +1,14 @@
 """`sweeper report`: run table -> tables, parallel coordinates and curves, in one folder.
 
-The folder is written under a temporary name next to the target and renamed at the end, so
-a failed build never leaves half a report behind.
+The folder is sweeper's own or new: the report is staged inside it and moved into place at the
+end (:class:`sweeper.output.OutputFolder`), so a failed build never leaves half a report and no
+file sweeper did not write is ever replaced or removed.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.errors import SweeperError
+from sweeper.output import OutputFolder
 from sweeper.report import curves, parcoords
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.report.importance import importance, param_order
@@ -58,10 +58,15 @@ def build_report(
     axes: list[str] | None = None,
     baseline: dict[str, Any] | None = None,
 ) -> Path:
-    """Check the input, build every block, then write the folder in one rename."""
+    """Check the input and the folder, build every block, then write the folder's files.
+
+    Raises:
+        SweeperError: bad input, or an output folder sweeper report did not write.
+    """
     if fmt not in ("html", "md"):
         raise SweeperError(f"--format: expected html or md, got {fmt!r}")
     data.check()
+    folder = OutputFolder(out, "sweeper report")
     baselines = _baselines(data, baseline or {})
     done = data.done()
     kinds = {p: data.kind(p) for p in data.params}
@@ -80,36 +85,16 @@ def build_report(
     blocks += [Heading("Runs"), _runs_block(data)]
 
     subtitle = f"{data.source} · metric {data.metric} ({data.goal})"
-    return _write_atomically(out, partial(_fill, data.title, subtitle, blocks, fmt))
-
-
-def _fill(title: str, subtitle: str, blocks: list[Block], fmt: str, folder: Path) -> None:
-    write_files(blocks, folder)
-    (folder / "report.md").write_text(markdown(title, [Text(subtitle), *blocks]))
-    if fmt == "html":
-        (folder / "report.html").write_text(html_page(title, subtitle, blocks))
-
-
-def _write_atomically(out: Path, fill: Callable[[Path], None]) -> Path:
-    out = out.resolve()
-    if out.exists() and not out.is_dir():
-        raise SweeperError(f"{out} exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        fill(staging)
-        staging.chmod(0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            out.rename(old / out.name)
-            staging.rename(out)
-            shutil.rmtree(old)
-        else:
-            staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+    with folder as staging:
+        write_files(blocks, staging)
+        (staging / "report.md").write_text(
+            markdown(data.title, [Text(subtitle), *blocks]), encoding="utf-8"
+        )
+        if fmt == "html":
+            (staging / "report.html").write_text(
+                html_page(data.title, subtitle, blocks), encoding="utf-8"
+            )
+    return out.resolve()
 
 
 # input checks -----------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from sweeper.report.render import plot_text, png_text
+
 RUN_LINES = 200
 """Draw every run's own curve up to this many runs."""
 
@@ -71,7 +73,7 @@ def figure(
     from plotly.subplots import make_subplots
 
     keys = list(stats)
-    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=keys)
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[plot_text(k) for k in keys])
     show_runs = groups.size <= RUN_LINES
     order = list(groups.cat.categories) if hasattr(groups, "cat") else sorted(set(groups))
     for col, key in enumerate(keys, start=1):
@@ -80,7 +82,7 @@ def figure(
             part = stats[key][stats[key]["group"] == group]
             if part.empty:
                 continue
-            legend = {"legendgroup": str(group), "showlegend": col == 1}
+            legend = {"legendgroup": f"group {i}", "showlegend": col == 1}
             if show_runs:
                 xs, ys = _run_lines(history, groups.index[groups == group].tolist(), key)
                 fig.add_trace(
@@ -90,7 +92,7 @@ def figure(
                         mode="lines",
                         hoverinfo="skip",
                         line={"color": _rgba(color, 0.25), "width": 1},
-                        legendgroup=str(group),
+                        legendgroup=f"group {i}",
                         showlegend=False,
                     ),
                     1,
@@ -110,7 +112,7 @@ def figure(
                             mode="lines",
                             line={"width": 0},
                             hoverinfo="skip",
-                            legendgroup=str(group),
+                            legendgroup=f"group {i}",
                             showlegend=False,
                             **fill,
                         ),
@@ -123,14 +125,16 @@ def figure(
                     y=part["mean"],
                     mode="lines",
                     line={"color": color, "width": 2},
-                    name=f"{param}={group}",
+                    name=plot_text(f"{param}={group}"),
                     **legend,
                 ),
                 1,
                 col,
             )
         fig.update_xaxes(title_text="epoch", row=1, col=col)
-    fig.update_layout(title=title, height=400, legend={"title": {"text": param}})
+    fig.update_layout(
+        title=plot_text(title), height=400, legend={"title": {"text": plot_text(param)}}
+    )
     return fig
 
 
@@ -168,14 +172,14 @@ def save_png(
             step, mean, std = part["_step"], part["mean"], part["std"].fillna(0)
             if (part["count"] > 1).any():
                 ax.fill_between(step, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
-            ax.plot(step, mean, color=color, linewidth=2, label=f"{param}={group}")
-        ax.set_title(key)
+            ax.plot(step, mean, color=color, linewidth=2, label=png_text(f"{param}={group}"))
+        ax.set_title(png_text(key))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.autoscale_view()
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(png_text(title), fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sweeper.report.render import plot_text, png_text
 from sweeper.report.values import Kind, hashable, label, ordered
 
 COLORSCALE = "Viridis"
@@ -63,9 +64,10 @@ def figure(axes: list[Axis], color: np.ndarray, metric: str, title: str) -> Any:
 
     dimensions = []
     for axis in axes:
-        dimension: dict[str, Any] = {"label": axis.name, "values": axis.positions}
+        dimension: dict[str, Any] = {"label": plot_text(axis.name), "values": axis.positions}
         if axis.ticks is not None:
-            dimension |= {"tickvals": axis.ticks, "ticktext": axis.labels}
+            ticktext = [plot_text(t) for t in axis.labels or []]
+            dimension |= {"tickvals": axis.ticks, "ticktext": ticktext}
             low, high = min(axis.ticks), max(axis.ticks)
             finite = axis.positions[np.isfinite(axis.positions)]
             dimension["range"] = [min(low, finite.min()), max(high, finite.max())]
@@ -74,10 +76,12 @@ def figure(axes: list[Axis], color: np.ndarray, metric: str, title: str) -> Any:
         "color": color,
         "colorscale": COLORSCALE,
         "showscale": True,
-        "colorbar": {"title": {"text": metric}},
+        "colorbar": {"title": {"text": plot_text(metric)}},
     }
     fig = go.Figure(go.Parcoords(line=line, dimensions=dimensions))
-    fig.update_layout(title=title, height=480, margin={"l": 80, "r": 80, "t": 90, "b": 40})
+    fig.update_layout(
+        title=plot_text(title), height=480, margin={"l": 80, "r": 80, "t": 90, "b": 40}
+    )
     return fig
 
 
@@ -115,15 +119,15 @@ def save_png(axes: list[Axis], color: np.ndarray, metric: str, title: str, path:
         ticks = axis.ticks if axis.ticks is not None else list(np.linspace(low, low + span, 5))
         texts = axis.labels if axis.labels is not None else [f"{t:.3g}" for t in ticks]
         for tick, text in zip(ticks, texts, strict=True):
-            ax.text(x + 0.03, (tick - low) / span, text, fontsize=7, va="center")
-    ax.set_xticks(xs, [axis.name for axis in axes], fontsize=8)
+            ax.text(x + 0.03, (tick - low) / span, png_text(text), fontsize=7, va="center")
+    ax.set_xticks(xs, [png_text(axis.name) for axis in axes], fontsize=8)
     ax.set_xlim(-0.1, len(axes) - 0.6)
     ax.set_ylim(-0.05, 1.05)
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    fig.colorbar(lines, ax=ax, label=metric, pad=0.02)
-    ax.set_title(title, fontsize=10)
+    fig.colorbar(lines, ax=ax, label=png_text(metric), pad=0.02)
+    ax.set_title(png_text(title), fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

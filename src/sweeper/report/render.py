@@ -1,17 +1,22 @@
 """The report as blocks (headings, tables, plots) written out as HTML, Markdown and CSV.
 
 The HTML is one self-contained file: plotly's JS is embedded once, nothing loads from a CDN.
+Every name and value is the user's (or a program's) text, so each output escapes it for its
+own format and drops control characters: a value never becomes markup, a link or a formula.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from sweeper.output import one_line, write_csv
 
 
 @dataclass
@@ -62,38 +67,70 @@ td.best{font-weight:bold;background:#e3f4e1}tr.marked td{background:#fbe9e7;colo
 """
 
 
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that start
+# markup inline (emphasis, code, links, raw HTML, entities, GFM table cells, strikethrough,
+# math on GitHub, headings). https://spec.commonmark.org/0.31.2/#backslash-escapes
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>&|#~$])")
+
+
+def md_text(text: str) -> str:
+    """Text that Markdown shows as it is: on one line, every markup character escaped."""
+    return _MARKDOWN.sub(r"\\\1", one_line(text))
+
+
+def html_text(text: str) -> str:
+    """Text that HTML shows as it is (quotes escaped too: it may land in an attribute)."""
+    return html.escape(one_line(text))
+
+
+def plot_text(text: str) -> str:
+    """Text for a plotly title, legend, tick or hover label.
+
+    plotly.js renders a subset of HTML there (`<a href>`, `<b>`, `<br>`, `<span style>`) and
+    decodes `&lt;`, `&gt;` and `&amp;` back to text (not `&quot;`), so those three are escaped.
+    https://plotly.com/chart-studio-help/adding-HTML-and-links-to-charts/
+    """
+    return html.escape(one_line(text), quote=False)
+
+
+def png_text(text: str) -> str:
+    """Text for a matplotlib label: one line, and `$` literal (not the start of mathtext)."""
+    return one_line(text).replace("$", r"\$")
+
+
 def write_files(blocks: list[Block], folder: Path) -> None:
     """The PNGs and CSVs the pages link to."""
     for block in blocks:
         if isinstance(block, Table):
-            block.data.to_csv(folder / block.csv, index=False)
+            write_csv(block.data, folder / block.csv)
         elif isinstance(block, Plot):
             block.save(folder / block.png)
 
 
 def markdown(title: str, blocks: list[Block]) -> str:
-    lines = [f"# {title}", ""]
+    lines = [f"# {md_text(title)}", ""]
     for block in blocks:
         if isinstance(block, Heading):
-            lines += ["#" * (block.level) + f" {block.text}", ""]
+            lines += ["#" * (block.level) + f" {md_text(block.text)}", ""]
         elif isinstance(block, Text):
-            lines += [block.text, ""]
+            lines += [md_text(block.text), ""]
         elif isinstance(block, Plot):
-            lines += [f"![{block.title}]({block.png})", ""]
+            lines += [f"![{md_text(block.title)}]({block.png})", ""]
         else:
-            lines += [f"**{block.title}** ([csv]({block.csv}))", ""]
+            lines += [f"**{md_text(block.title)}** ([csv]({block.csv}))", ""]
             lines += _markdown_table(block)
-            lines += [f"_{block.note}_", ""] if block.note else []
+            lines += [f"_{md_text(block.note)}_", ""] if block.note else []
     return "\n".join(lines)
 
 
 def _markdown_table(table: Table) -> list[str]:
     def cell(row: int, column: str, value: str) -> str:
-        text = value.replace("|", "\\|")
+        text = md_text(value)
         return f"**{text}**" if (row, column) in table.best and text else text
 
     columns = list(table.shown.columns)
-    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    header = [md_text(str(c)) for c in columns]
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
     for i, row in enumerate(table.shown.itertuples(index=False)):
         cells = [cell(i, c, str(v)) for c, v in zip(columns, row, strict=True)]
         if i in table.marked_rows:
@@ -105,18 +142,18 @@ def _markdown_table(table: Table) -> list[str]:
 def html_page(title: str, subtitle: str, blocks: list[Block]) -> str:
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p class='note'>{html.escape(subtitle)}</p>",
+        f"<title>{html_text(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{html_text(title)}</h1><p class='note'>{html_text(subtitle)}</p>",
     ]
     plotly_js = True  # embedded with the first figure, reused by the rest
     for block in blocks:
         if isinstance(block, Heading):
-            parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+            parts.append(f"<h{block.level}>{html_text(block.text)}</h{block.level}>")
         elif isinstance(block, Text):
-            parts.append(f"<p>{html.escape(block.text)}</p>")
+            parts.append(f"<p>{html_text(block.text)}</p>")
         elif isinstance(block, Plot):
             if block.figure is None:
-                parts.append(f"<img src='{block.png}' alt='{html.escape(block.title)}'>")
+                parts.append(f"<img src='{block.png}' alt='{html_text(block.title)}'>")
                 continue
             parts.append(
                 block.figure.to_html(
@@ -132,20 +169,20 @@ def html_page(title: str, subtitle: str, blocks: list[Block]) -> str:
 
 
 def _html_table(table: Table) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.shown.columns)
+    head = "".join(f"<th>{html_text(str(c))}</th>" for c in table.shown.columns)
     rows = []
     for i, row in enumerate(table.shown.itertuples(index=False)):
         cells = "".join(
-            f"<td class='best'>{html.escape(str(v))}</td>"
+            f"<td class='best'>{html_text(str(v))}</td>"
             if (i, c) in table.best
-            else f"<td>{html.escape(str(v))}</td>"
+            else f"<td>{html_text(str(v))}</td>"
             for c, v in zip(table.shown.columns, row, strict=True)
         )
         marked = " class='marked'" if i in table.marked_rows else ""
         rows.append(f"<tr{marked}>{cells}</tr>")
-    note = f"<p class='note'>{html.escape(table.note)}</p>" if table.note else ""
+    note = f"<p class='note'>{html_text(table.note)}</p>" if table.note else ""
     link = f" <a class='note' href='{table.csv}'>csv</a>"
     return (
-        f"<h4>{html.escape(table.title)}{link}</h4>"
+        f"<h4>{html_text(table.title)}{link}</h4>"
         f"<table><tr>{head}</tr>{''.join(rows)}</table>{note}"
     )

@@ -163,10 +163,15 @@ GENERATORS: dict[str, str] = {
 """Small on-disk data sets in the real layouts: `fn(out: Path, seed: int = 0) -> Path`."""
 
 
-def generate(name: str, out: str, seed: int = 0) -> object:
+def generator(name: str) -> Any:
+    """The writer of a named data set, `fn(out, seed=0) -> Path`; raises NotFoundError."""
     if name not in GENERATORS:
         raise NotFoundError(f"unknown data set generator {name!r} (known: {', '.join(GENERATORS)})")
-    return _resolve(GENERATORS[name])(out, seed=seed)
+    return _resolve(GENERATORS[name])
+
+
+def generate(name: str, out: str, seed: int = 0) -> object:
+    return generator(name)(out, seed=seed)
 
 
 def register(info: TrainerInfo) -> None:
