@@ -170,10 +170,6 @@ def generator(name: str) -> Any:
     return _resolve(GENERATORS[name])
 
 
-def generate(name: str, out: str, seed: int = 0) -> object:
-    return generator(name)(out, seed=seed)
-
-
 def register(info: TrainerInfo) -> None:
     """Add a trainer: call it from a module named in SWEEPER_PLUGINS (comma-separated)."""
     TRAINERS[info.name] = info
