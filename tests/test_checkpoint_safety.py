@@ -251,6 +251,7 @@ def test_classify_checkpoints_load_weights_only_and_resume(tmp_path: Path) -> No
     assert summary["val_loss"] == pytest.approx(straight["val_loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_reid_checkpoints_load_weights_only_and_resume(tmp_path: Path) -> None:
     from sweeper.trainers.reid.config import ReidConfig
     from sweeper.trainers.reid.train import train

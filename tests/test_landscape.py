@@ -190,7 +190,7 @@ def test_between_runs_from_the_trained_weights_to_another_checkpoint(
     cwd, run_id, _ = trained
     backend = LocalBackend(cwd / ".sweeper" / "sweeper.db", create=False)
     checkpoint = backend.run_dir(run_id) / "checkpoint.pt"
-    state = torch.load(checkpoint, weights_only=False)["model"]
+    state = torch.load(checkpoint, weights_only=True)["model"]
     torch.manual_seed(1)
     other = {
         k: v + 0.3 * torch.randn_like(v) if v.is_floating_point() else v for k, v in state.items()

@@ -89,6 +89,8 @@ def test_resumes_from_checkpoint(xrays: Path, tmp_path: Path) -> None:
     summary = train(config(xrays, epochs=2, overlays=0), resumed)
     assert [h["_step"] for h in resumed.history] == [1]
     assert summary["epochs_done"] == 2 and (tmp_path / "best.pt").exists()
+    for name in ("checkpoint.pt", "best.pt"):  # tensors and plain types only
+        torch.load(tmp_path / name, map_location="cpu", weights_only=True)
 
 
 def test_encoder_catalog_is_smps() -> None:
