@@ -860,7 +860,7 @@ def output_tail(path: Path, lines: int = 20) -> str:
         return ""
     text = strip_controls(data.decode(errors="replace"))
     kept = text.splitlines()[-lines:]
-    if start and len(kept) == len(text.splitlines()):  # the first was read from its middle
+    if start and kept and len(kept) == len(text.splitlines()):  # the first read from its middle
         kept[0] = "[...]" + kept[0]
     return cap("\n".join(cap(line, LINE_LIMIT) for line in kept), REASON_LIMIT)
 
