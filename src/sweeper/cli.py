@@ -406,6 +406,7 @@ def launch(
                 fresh=fresh,
                 on_stage=on_stage,
                 on_progress=on_progress,
+                on_note=_say,
             )
     except Interrupted as stopped:
         errors.print(f"{stopped}: running trials were requeued; the same launch resumes")

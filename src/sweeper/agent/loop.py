@@ -9,6 +9,7 @@ and reacts to signals between polls.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import multiprocessing
@@ -26,12 +27,12 @@ from pathlib import Path
 
 from sweeper.agent.proctree import become_subreaper, end_descendants, kill_tree
 from sweeper.agent.provenance import static_provenance
-from sweeper.agent.slots import make_slots, threads_per_trial
+from sweeper.agent.slots import gpus_of, make_slots, threads_per_trial
 from sweeper.agent.tracking import StopFlag, WandbMode
 from sweeper.backends import BackendKind, open_backend
 from sweeper.backends.base import PREEMPTED_EXIT, Backend, Claim, SweepRecord
-from sweeper.backends.local import new_id
-from sweeper.errors import Unreachable
+from sweeper.backends.local import LocalBackend, StoreIdentity, new_id
+from sweeper.errors import NoSpace, StoreLost, SweeperError, Unreachable, no_space
 from sweeper.trainers.registry import get_trainer
 
 WANDB_WARM_MODULES = ("wandb", "wandb.sdk.launch")
@@ -39,6 +40,16 @@ WANDB_WARM_MODULES = ("wandb", "wandb.sdk.launch")
 
 FLAPPING_LIMIT = 5
 """Consecutive failed trials, with no success, after which the agent gives up."""
+
+NO_SPACE_EXIT = 74
+"""A trial child's exit code when a full disk stopped it (EX_IOERR): requeued, not failed, and
+the agent stops, since every trial after it would meet the same disk."""
+
+LAUNCHER_ENV = "SWEEPER_LAUNCHER_PID"
+"""Set by `launch` for the agents it starts: they end with it (see `_follow_launcher`)."""
+
+STORE_IDENTITY_ENV = "SWEEPER_STORE_IDENTITY"
+"""Set by `launch`: the store file it opened, which its agents must find at the path."""
 
 
 @dataclass
@@ -86,6 +97,22 @@ def _kill(running: Running) -> None:
     """Kill a trial the agent gives up on, with every process below it (see proctree)."""
     if running.process.pid is not None:
         kill_tree(running.process.pid)
+
+
+def _follow_launcher(pid: int) -> None:
+    """An agent started by `launch` gets SIGTERM when launch dies, even by SIGKILL, and so
+    preempts its trials instead of running on beside the agents of the next launch.
+
+    Raises:
+        SweeperError: launch had already exited when this agent started.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if os.getppid() != pid:  # it died before the line above: no signal will come
+        raise SweeperError(f"the launch that started this agent (pid {pid}) has exited")
 
 
 STOP_SIGNAL = signal.SIGUSR1
@@ -142,15 +169,25 @@ def _child_main(
 
         torch.set_num_threads(threads)  # trials sharing cores must not spin-wait on each other
     run_dir = backend.run_dir(claim.run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    flag = StopFlag()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: flag.set(signal.Signals(signum).name))
-    signal.signal(STOP_SIGNAL, lambda _signum, _frame: flag.stop_by_sweep())
-    state = backend.run_trial(claim, sweep, wandb_mode=options.wandb_mode, stop_flag=flag)
+    try:
+        if isinstance(backend, LocalBackend):  # the store's folder deleted: make none there
+            backend.check_store()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        flag = StopFlag()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: flag.set(signal.Signals(signum).name))
+        signal.signal(STOP_SIGNAL, lambda _signum, _frame: flag.stop_by_sweep())
+        state = backend.run_trial(claim, sweep, wandb_mode=options.wandb_mode, stop_flag=flag)
+    except (StoreLost, NoSpace, OSError) as exc:  # the agent's next write finds it too
+        full = no_space(exc, run_dir)
+        if full is None and not isinstance(exc, StoreLost):
+            raise
+        with contextlib.suppress(OSError):  # output.log may be on that full disk
+            print(full or exc, file=sys.stderr, flush=True)
+        os._exit(NO_SPACE_EXIT if full else 1)  # not sys.exit: its flush at exit could fail
     if "wandb" in sys.modules:  # a forked child skips atexit: flush wandb's run files now
         sys.modules["wandb"].teardown()
     end_descendants()  # DataLoader workers, a program's `sleep 300 &`: none outlives its trial
@@ -167,9 +204,23 @@ class Agent:
     def __init__(self, options: AgentOptions, say: Callable[[str], None] = print) -> None:
         self.options = options
         self.say = say
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id(4)}"
-        self.backend = open_backend(options.backend, options.store, create=False)
+        launcher = os.environ.pop(LAUNCHER_ENV, None)  # not for the trials' programs
+        if launcher:
+            _follow_launcher(int(launcher))
+        self.host = socket.gethostname()
+        self.id = f"{self.host}-{os.getpid()}-{new_id(4)}"
+        expected = os.environ.pop(STORE_IDENTITY_ENV, None)
+        if expected and options.backend == "local":
+            identity = StoreIdentity.parse(expected)
+            self.backend: Backend = LocalBackend(options.store, create=False, expect=identity)
+        else:
+            self.backend = open_backend(options.backend, options.store, create=False)
         self.sweep = self.backend.sweep(options.sweep_id)
+        self.scope = self.sweep.study or self.sweep.id
+        self.leases: dict[str | None, list[str]] = {}
+        """Slot -> the slot leases held for it (local store only; see sweeper.agent.slots)."""
+        self._waiting: set[str | None] = set()
+        """Slots held by another agent, said once."""
         self.slots = make_slots(options.gpus, self.sweep.agents["gpus_per_trial"])
         self.threads = options.threads or threads_per_trial(
             self.sweep.agents["cpus_per_trial"], len(self.slots)
@@ -230,13 +281,59 @@ class Agent:
                 # Wake as soon as a trial ends (its slot refills at once), else after `poll`.
                 sentinels = [r.process.sentinel for r in self.running.values()]
                 multiprocessing.connection.wait(sentinels, timeout=self.options.poll)
+        except (StoreLost, NoSpace) as exc:  # no trial can record anything: end them, say why
+            self._abandon(exc)
+            raise
         finally:
             self._dismiss_standby()
+            self._release_leases()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self.stop_reason:
             self.say(f"agent {self.id} stopped: {self.stop_reason}")
         return 1 if self.failures_in_a_row >= FLAPPING_LIMIT else 0
+
+    def _abandon(self, fault: StoreLost | NoSpace) -> None:
+        """Kill the running trials; on a full disk, requeue them if the store still takes a
+        write (else their heartbeat lapses and the next agent requeues them): a full disk
+        fails no trial for good."""
+        for running in self.running.values():
+            _kill(running)
+            running.process.join()
+            if isinstance(fault, NoSpace):
+                with contextlib.suppress(StoreLost, NoSpace):
+                    verdict = ("preempted", f"requeued: {fault}")
+                    self.backend.record_exit(running.claim, running.process.exitcode, verdict)
+        self.running.clear()
+
+    def _release_leases(self) -> None:
+        if self.leases and isinstance(self.backend, LocalBackend):
+            with contextlib.suppress(StoreLost, NoSpace):  # then they expire
+                self.backend.release_leases(self.id)
+            self.leases.clear()
+
+    def _hold(self, slot: str | None) -> bool:
+        """Lease `slot` if it is not ours yet; False while another live agent holds it."""
+        if slot in self.leases or not isinstance(self.backend, LocalBackend):
+            return True
+        names, holders = self.backend.lease_slot(
+            self.scope,
+            self.host,
+            gpus_of(slot),
+            holder=self.id,
+            pid=os.getpid(),
+            timeout=self.options.heartbeat_timeout,
+            cpu_slots=self.sweep.agents.get("max_parallel"),
+        )
+        if not names:
+            if slot not in self._waiting:
+                where = f"GPU {slot}" if slot is not None else "a CPU slot"
+                self.say(f"[{self.id}] waiting for {where}: held by {', '.join(sorted(holders))}")
+                self._waiting.add(slot)
+            return False
+        self.leases[slot] = names
+        self._waiting.discard(slot)
+        return True
 
     def _finished(self) -> bool:
         if self.stop_reason is not None:
@@ -265,6 +362,9 @@ class Agent:
                 continue
             if self.options.count is not None and self.started >= self.options.count:
                 return
+            if not self._hold(slot):  # another agent's slot: ask again in a second
+                self._next_claim = time.monotonic() + 1.0
+                continue
             claim = self.backend.claim(
                 self.sweep.id, f"{self.id}/{slot}", self.options.heartbeat_timeout
             )
@@ -321,7 +421,14 @@ class Agent:
 
     def _record_exit(self, running: Running) -> None:
         claim = running.claim
-        state, error = self.backend.record_exit(claim, running.process.exitcode, running.verdict)
+        verdict = running.verdict
+        full = running.process.exitcode == NO_SPACE_EXIT and verdict is None
+        if full:  # what the child could not record itself
+            verdict = ("preempted", "requeued: no space left on device")
+        state, error = self.backend.record_exit(claim, running.process.exitcode, verdict)
+        if full:
+            self.say(f"[{self.id}] trial {claim.run_id} {state}: {error or 'requeued'}")
+            raise NoSpace((error or "").removeprefix("requeued: ") or "no space left on device")
         if state in ("failed", "crashed"):
             self.failures_in_a_row += 1
             first_line = error.splitlines()[0] if error else "no reason"
@@ -337,6 +444,18 @@ class Agent:
             self.say(f"[{self.id}] trial {claim.run_id} preempted: {error or 'requeued'}")
 
     def _heartbeat(self) -> None:
+        if self.leases and isinstance(self.backend, LocalBackend):
+            held = self.backend.renew_leases(self.id, self.options.heartbeat_timeout)
+            for slot, names in list(self.leases.items()):
+                if set(names) <= held:
+                    continue
+                # It lapsed (this agent stalled) and another agent took it: give it up whole.
+                self.backend.release_leases(self.id, names)
+                del self.leases[slot]
+                running = self.running.get(slot)
+                if running is not None and running.verdict is None:
+                    running.verdict = ("preempted", "requeued: the agent's slot lease lapsed")
+                    _kill(running)
         for running in self.running.values():
             beat = self.backend.heartbeat(running.claim.run_id, running.claim.attempt)
             if beat == "lost":  # requeued elsewhere (we lapsed): this copy must not go on

@@ -1,6 +1,20 @@
 """GPU slots: one trial per GPU, found without initialising CUDA in the agent.
 
 The agent forks its trials; a parent that touched CUDA could not give its children a GPU.
+
+Slot leases (the local store) keep a machine at one trial per slot however many agents run:
+
+- A slot is a GPU (gpus_per_trial of them, leased together), or for an agent without GPUs one
+  of the CPU slots `cpu-0` .. `cpu-(N-1)`. Leases are per study (else sweep) and host.
+- N is the agent count (`--agents`, capped by `agents.max_parallel`) of the latest `launch`
+  of that study on that host; with no launch, the spec's `agents.max_parallel`; with neither,
+  unbounded: each agent started by hand adds a slot, as each `wandb agent` does.
+- An agent runs trials only in slots it holds. `sweeper agent` by hand and every `launch`'s
+  agents draw from the same pool: a second launch of a study joins the first, its agents take
+  the free slots and wait (asking each second) for the held ones.
+- The holder renews its leases with its trial heartbeat and releases them when it exits; a
+  lease not renewed within the heartbeat timeout (the one that requeues trials) expires and
+  goes to the next agent that asks.
 """
 
 from __future__ import annotations
@@ -50,6 +64,11 @@ def parse_gpus(text: str | None) -> list[str]:
 def threads_per_trial(cpus_per_trial: int | None, concurrent_trials: int) -> int:
     """The spec's agents.cpus_per_trial, else this machine's cores shared among the trials."""
     return cpus_per_trial or max(1, (os.cpu_count() or 1) // concurrent_trials)
+
+
+def gpus_of(slot: str | None) -> list[str]:
+    """The GPU ids a slot leases: '0,1' -> ['0', '1']; a CPU slot (None) -> []."""
+    return slot.split(",") if slot else []
 
 
 def make_slots(gpus: list[str], gpus_per_trial: int = 1) -> list[str | None]:
