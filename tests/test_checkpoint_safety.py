@@ -344,3 +344,42 @@ def test_landscape_reads_a_real_xor_checkpoint_and_refuses_evil_as_a_user_sees_i
     assert result.returncode == 2 and not marker.exists()
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith(f"error: {evil}: refused") and "Traceback" not in result.stderr
+
+
+# pretrained weights a spec names --------------------------------------------------------------
+
+
+def _weights_loaders() -> dict[str, Callable[[Path], None]]:
+    from sweeper.trainers.classify.models.tv import load_matching
+    from sweeper.trainers.reid.models.backbones import load_pretrained
+    from sweeper.trainers.segment.models import load_encoder_weights
+
+    net = torch.nn.Linear(2, 1)
+    return {
+        "model.weights": lambda path: load_matching(net, path),
+        "model.pretrained": lambda path: load_pretrained(net, str(path)),
+        "model.encoder_weights": lambda path: load_encoder_weights(net, path),
+    }
+
+
+@pytest.mark.parametrize("field", ["model.weights", "model.pretrained", "model.encoder_weights"])
+def test_crafted_pretrained_weights_are_refused_in_one_line_naming_the_field(
+    tmp_path: Path, craft: Callable[[Path], Path], field: str
+) -> None:
+    path = tmp_path / "weights.pth"
+    marker = craft(path)
+    with pytest.raises(SweeperError) as refused:
+        _weights_loaders()[field](path)
+    assert not marker.exists(), "the payload ran"
+    message = str(refused.value)
+    assert message.startswith(f"{field} {str(path)!r}: refused") and "\n" not in message
+
+
+@pytest.mark.parametrize("field", ["model.weights", "model.pretrained", "model.encoder_weights"])
+def test_pretrained_weights_that_are_no_state_dict_are_one_line(tmp_path: Path, field: str) -> None:
+    for write in (lambda p: p.write_text("hello\n"), lambda p: torch.save([1, 2], p)):
+        path = tmp_path / "weights.pth"
+        write(path)
+        with pytest.raises(SweeperError, match=rf"^{field} .*weights\.pth': not a") as refused:
+            _weights_loaders()[field](path)
+        assert "\n" not in str(refused.value)

@@ -34,8 +34,12 @@ class CheckpointError(SweeperError):
     """A checkpoint file sweeper will not load: one line naming it."""
 
 
-def read(path: Path) -> Any:
+def read(path: Path, name: str | None = None) -> Any:
     """Load a checkpoint file with `weights_only=True`; anything else in it is refused unrun.
+
+    Args:
+        path: the file.
+        name: how the one line names it (a config field and the path); the path by default.
 
     Raises:
         CheckpointError: the file holds more than tensors and plain types, or is not a
@@ -46,18 +50,32 @@ def read(path: Path) -> Any:
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not its own
+        name = name or str(path)
         text = str(exc)
         found = re.search(
             r"WeightsUnpickler error:\s*(.+?)(?: was not an allowed global|\n\n|$)", text, re.S
         )
         if found:
             raise CheckpointError(
-                f"{path}: refused: it holds more than tensors and plain types "
+                f"{name}: refused: it holds more than tensors and plain types "
                 f"({' '.join(found[1].split())}); sweeper loads checkpoints with "
                 "weights_only=True and runs nothing in them"
             ) from None
         first = text.strip().splitlines()[0] if text.strip() else "empty or cut short"
-        raise CheckpointError(f"{path}: not a checkpoint: {type(exc).__name__}: {first}") from None
+        raise CheckpointError(f"{name}: not a checkpoint: {type(exc).__name__}: {first}") from None
+
+
+def read_state_dict(path: Path, field: str) -> dict[str, Any]:
+    """Weights a config field names (pretrained, fine-tuning), loaded as `read` does.
+
+    Raises:
+        CheckpointError: one line naming the field and the file.
+    """
+    name = f"{field} {str(path)!r}"
+    state = read(path, name)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{name}: not a state dict but a {type(state).__name__}")
+    return state
 
 
 def require_plain(value: Any, where: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
-import torch
 from torch import nn
 
 from sweeper.errors import SweeperError
+from sweeper.trainers.common.checkpoint import read_state_dict
 from sweeper.trainers.segment.config import SegmentModel
 
 ARCHS = {"unet": smp.Unet, "unetplusplus": smp.UnetPlusPlus, "fpn": smp.FPN}
@@ -38,7 +38,7 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
     """Load a local encoder state dict; RGB first-layer kernels are summed to one channel."""
     if not path.is_file():
         raise SweeperError(f"model.encoder_weights {str(path)!r} is not a file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_state_dict(path, "model.encoder_weights")
     own = encoder.state_dict()
     for name, tensor in state.items():
         target = own.get(name)

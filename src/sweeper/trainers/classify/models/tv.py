@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 from torchvision import models
 
 from sweeper.errors import SweeperError
+from sweeper.trainers.common.checkpoint import read_state_dict
 
 NO_AUX = ("googlenet", "inception_v3")
 """Models whose auxiliary heads would change the output type in training mode."""
@@ -27,7 +27,7 @@ def load_matching(model: nn.Module, path: Path) -> None:
     count is left at its fresh init (fine-tuning from ImageNet weights)."""
     if not path.is_file():
         raise SweeperError(f"model.weights {str(path)!r} is not a file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_state_dict(path, "model.weights")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

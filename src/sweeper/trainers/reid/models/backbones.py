@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 from torchvision import models
 from torchvision.ops import SqueezeExcitation
 
 from sweeper.errors import SweeperError
+from sweeper.trainers.common.checkpoint import read_state_dict
 
 RESNETS = {18: models.resnet18, 34: models.resnet34, 50: models.resnet50}
 
@@ -18,7 +18,7 @@ def load_pretrained(net: nn.Module, path: str) -> int:
     """Copy every tensor whose name and shape match; return how many. Never downloads."""
     if not Path(path).is_file():
         raise SweeperError(f"model.pretrained {path} is not a file (weights are never downloaded)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_state_dict(Path(path), "model.pretrained")
     for key in ("state_dict", "model"):
         if isinstance(state.get(key), dict):
             state = state[key]
