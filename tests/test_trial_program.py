@@ -263,6 +263,7 @@ def _launch(sweep_file: str, cwd: Path, store: Path) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.slow  # a whole `sweeper launch` in a fresh interpreter: ~20 s
 def test_a_program_named_from_the_repository_root_runs_there(tmp_path: Path) -> None:
     """Casebook 08: launched from the folder holding tools/ and data/, as `wandb agent` is,
     `program: tools/sweep/train_sweep.py` and its `data/tiny.yaml` are found; an agent
@@ -282,6 +283,7 @@ def test_a_program_named_from_the_repository_root_runs_there(tmp_path: Path) -> 
         assert "DATA name: tiny" in (db.run_dir(run_id) / "output.log").read_text()
 
 
+@pytest.mark.slow  # a whole `sweeper launch` in a fresh interpreter: ~20 s
 def test_a_program_found_only_beside_the_sweep_file_runs_there_and_says_so(
     tmp_path: Path,
 ) -> None:
