@@ -9,11 +9,14 @@ import csv
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
 from markdown_it import MarkdownIt
 from typer.testing import CliRunner
 
@@ -221,6 +224,27 @@ def test_a_failed_fill_leaves_the_folder_as_it_was(tmp_path: Path):
     with pytest.raises(ZeroDivisionError), OutputFolder(new, "sweeper report") as staging:
         1 / 0  # noqa: B018
     assert not (tmp_path / "new").exists()  # the folders it made are gone again
+
+
+@pytest.mark.slow
+def test_a_report_killed_mid_build_is_rebuilt_in_the_same_folder(
+    hostile: tuple[LocalBackend, str], tmp_path: Path
+):
+    """SIGKILL leaves the staging folder (no cleanup runs); it does not make the folder the
+    user's, and the next report writes there."""
+    backend, sweep_id = hostile
+    out = tmp_path / "out"
+    args = ["report", sweep_id, "-o", str(out), "--store", str(backend.path)]
+    child = subprocess.Popen([sys.executable, "-m", "sweeper", *args])
+    try:
+        wait_for(lambda: any(out.glob(".sweeper-staging-*/*.csv")), 120, "a staged CSV")
+    finally:
+        child.kill()
+        child.wait()
+    assert not (out / MARKER).exists() and not (out / "report.md").exists()
+    result = _cli(*args)
+    assert result.exit_code == 0, result.output
+    assert (out / "report.md").exists() and (out / MARKER).exists()
 
 
 def test_generate_refuses_a_folder_it_did_not_make(tmp_path: Path):

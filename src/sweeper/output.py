@@ -62,7 +62,13 @@ class OutputFolder:
             if not self.path.is_dir():
                 raise SweeperError(f"{self.path}: exists and is not a folder")
             self._owned()
-            others = [p for p in self.path.iterdir() if p.name != MARKER]
+            # what a killed run of its own may leave behind does not make a folder the user's
+            leftovers = (MARKER, f"{MARKER}.partial")
+            others = [
+                p
+                for p in self.path.iterdir()
+                if p.name not in leftovers and not p.name.startswith(STAGING)
+            ]
             if others and not (self.path / MARKER).exists():
                 raise SweeperError(
                     f"{self.path}: a folder that is not empty and was not written by {command};"
