@@ -160,6 +160,7 @@ def test_what_is_not_a_checkpoint_fails_the_resume_in_one_line(
     assert "\n" not in str(refused.value)
 
 
+@pytest.mark.slow
 def test_a_resumed_trial_meets_a_crafted_checkpoint_fails_with_that_reason(
     backend: Any, make_sweep: Any, store: Path, tmp_path: Path
 ) -> None:
@@ -328,6 +329,7 @@ def test_landscape_of_a_run_whose_checkpoint_was_swapped_refuses_it(
         assert len(lines) == 1 and f"{name}: refused" in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_landscape_reads_a_real_xor_checkpoint_and_refuses_evil_as_a_user_sees_it(
     xor_run: tuple[LocalBackend, str], tmp_path: Path
 ) -> None:
