@@ -41,6 +41,7 @@ NAMES = [
     "two\nlines | pipe",
     "nul\x00 del\x7f c1\x85 esc\x1b[31mred",
     "*star* _under_ `tick` [text](http://x) & \\ # ~ $x$",
+    r"$\frac$",  # matplotlib's mathtext cannot parse it: the PNGs must still be drawn
 ]
 """A categorical parameter's values: HTML, formulas, Markdown, control characters."""
 PARAM = "<i>p</i>"
