@@ -380,7 +380,8 @@ def launch(
 
     def on_stage(sweep: Any, resumed: bool) -> None:
         what = "resumed" if resumed else "created"
-        console.print(_styled("sweep ", (sweep.id, "bold"), f" {sweep.name} ({what}, {where})"))
+        named = f" {sweep.name}" if sweep.name != sweep.id else ""  # unnamed: the id is its name
+        console.print(_styled("sweep ", (sweep.id, "bold"), f"{named} ({what}, {where})"))
         if backend.kind == "wandb":
             console.print(f"  {backend.url(sweep.id)}")
             console.print(f"  more agents: sweeper agent {sweep.id} --backend wandb")
@@ -420,6 +421,7 @@ def launch(
 
 def _print_summary(backend: Any, sweep_id: str) -> bool:
     """Print the sweep's table, best run and failures; False when no run finished."""
+    from sweeper.report.tables import config_cells, has_repeats, summary_title
     from sweeper.report.values import label, metric_label
     from sweeper.sweep import DONE, best_run, config_table, swept_params
 
@@ -428,13 +430,14 @@ def _print_summary(backend: Any, sweep_id: str) -> bool:
     params = swept_params(sweep.config)
     runs = backend.runs(sweep.id)
     table = config_table(runs, params, metric, goal)
-    title = f"{sweep.name}: {metric_label(metric)} ({goal}), mean ± std over seeds"
-    out = Table(title=title)
-    for column in [*params, metric_label(metric), "n"]:
-        out.add_column(column, justify="right")
-    for row in table.to_dict("records"):
-        cells = [label(row[p]) for p in params]
-        out.add_row(*cells, f"{row['mean']:.4f} ± {row['std']:.4f}", str(row["n"]))
+    # One line above the table: rich wraps a Table's own title to the table's width.
+    console.print(summary_title(sweep.name, metric_label(metric), goal, has_repeats(table)))
+    cells = config_cells(table, params, metric_label(metric))
+    out = Table()
+    for column in cells.columns:
+        out.add_column(str(column), justify="right")
+    for row in cells.itertuples(index=False):
+        out.add_row(*row)
     console.print(out)
     best = best_run(backend.run_views(sweep.id), metric, goal)
     if best:

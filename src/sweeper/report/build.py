@@ -34,8 +34,10 @@ from sweeper.report.render import (
 )
 from sweeper.report.tables import (
     DONE,
+    config_cells,
     config_table,
     goal_of,
+    has_repeats,
     param_table,
     pivot_table,
     stage_table,
@@ -100,14 +102,18 @@ def build_report(
 # input checks -----------------------------------------------------------------------------
 
 
-def _baselines(data: ReportData, given: dict[str, Any]) -> dict[str, Any]:
-    """Per swept parameter, the value the deltas are taken from: --baseline, else the base."""
+def _baselines(data: ReportData, given: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Per swept parameter, the value the deltas are taken from and where it comes from:
+    --baseline, else the spec's base."""
     unknown = [p for p in given if p not in data.params]
     if unknown:
         raise SweeperError(
             f"--baseline {unknown[0]}: not a swept parameter (swept: {', '.join(data.params)})"
         )
-    return {p: given[p] if p in given else data.base.get(p) for p in data.params}
+    return {
+        p: (given[p], "--baseline") if p in given else (data.base.get(p), "the spec's base")
+        for p in data.params
+    }
 
 
 def _axes(data: ReportData, names: list[str]) -> list[str]:
@@ -203,7 +209,7 @@ def _part_blocks(
     done: pd.DataFrame,
     kinds: dict,
     order: list[str],
-    baselines: dict[str, Any],
+    baselines: dict[str, tuple[Any, str]],
     history: pd.DataFrame,
 ) -> list[Block]:
     runs = _runs_of(done, part)
@@ -238,13 +244,15 @@ def _param_block(
     runs: pd.DataFrame,
     param: str,
     grouping: tuple[pd.Series, Callable[[Any], str | None]],
-    baseline: Any,
+    baseline: tuple[Any, str],
     slug: str,
 ) -> Table:
     groups, place = grouping
+    value, source = baseline
     metrics = data.metrics()
-    base_group = place(baseline) if baseline is not None else None
+    base_group = place(value) if value is not None else None
     table = param_table(runs, groups, metrics, base_group)
+    has_delta = bool(table["baseline"].any())
     shown = pd.DataFrame({param: table["value"] + np.where(table["baseline"], " (baseline)", "")})
     shown["n"] = table["n"].astype(str)
     goals = {}
@@ -252,20 +260,23 @@ def _param_block(
         shown[metric] = [
             _pm(m, s) for m, s in zip(table[metric], table[f"{metric} std"], strict=True)
         ]
-        shown[f"{metric} Δ"] = table[f"{metric} Δ"].map(_signed)
-        goals[metric] = goals[f"{metric} Δ"] = goal_of(metric, data.metric, data.goal)
-    if baseline is None:
+        goals[metric] = goal_of(metric, data.metric, data.goal)
+        if has_delta:
+            shown[f"{metric} Δ"] = table[f"{metric} Δ"].map(_signed)
+            goals[f"{metric} Δ"] = goals[metric]
+    stated = f"{param}={label(value)} ({source})"
+    if value is None:
         note = f"No baseline value for {param}: give one with --baseline {param}=VALUE."
-    elif base_group is None or not table["baseline"].any():
-        note = f"Baseline {param}={label(baseline)} was not run in this sweep, so there is no Δ."
+    elif not has_delta:
+        note = f"Baseline {stated} was not run in this sweep, so there is no Δ."
     else:
-        note = (
-            f"Δ: difference from the baseline {param}={label(baseline)}; best per column in bold."
-        )
+        note = f"Δ: difference from the baseline {stated}; best per column in bold."
     if _binned(groups):
         note += " Values are grouped into ranges with equal run counts."
+    spread = " (mean ± std over runs)" if int(table["n"].max(initial=0)) > 1 else ""
     return Table(
-        f"{param}: mean ± std over runs per value",
+        f"{param}: {', '.join(metrics)} per value{spread}"
+        + (f", Δ from {stated}" if has_delta else ""),
         shown,
         table,
         f"{slug}param_{_file(param)}.csv",
@@ -299,7 +310,8 @@ def _pivot_block(
     flat = stats.stack(level=1, future_stack=True).reset_index()
     flat.columns = [rows, cols, *flat.columns[2:]]
     return Table(
-        f"{metric}: {rows} x {cols} (mean ± std)",
+        f"{metric}: {rows} x {cols}"
+        + (" (mean ± std)" if (stats["count"] > 1).any(axis=None) else ""),
         shown,
         flat,
         f"{slug}pivot_{_file(metric)}.csv",
@@ -309,15 +321,12 @@ def _pivot_block(
 
 def _config_block(data: ReportData, runs: pd.DataFrame, part: SweepPart, slug: str) -> Table:
     table = config_table(runs, part.params, data.metric, data.goal)
-    head = table.head(CONFIG_ROWS)
-    shown = pd.DataFrame({p: head[p].map(label) for p in part.params})
-    shown[data.metric] = [_pm(m, s) for m, s in zip(head["mean"], head["std"], strict=True)]
-    shown["n"] = head["n"].astype(str)
-    seeds = " over seeds" if part.has_repeats else ""
+    shown = config_cells(table.head(CONFIG_ROWS), part.params, data.metric)
+    repeats = has_repeats(table)
     note = f"Showing the best {CONFIG_ROWS} of {len(table)}." if len(table) > CONFIG_ROWS else ""
-    best = {(0, data.metric)} if len(head) else set()
+    best = {(0, shown.columns[len(part.params)])} if len(shown) else set()
     return Table(
-        f"Configurations: {data.metric} mean ± std{seeds}",
+        f"Configurations: {data.metric}" + (" mean ± std over seeds" if repeats else ""),
         shown,
         table,
         f"{slug}configs.csv",

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.report.render import plot_text, png_text
-from sweeper.report.values import Kind, hashable, label, ordered
+from sweeper.report.values import Kind, distinct_labels, hashable, ordered
 
 COLORSCALE = "Viridis"
 MAX_TICKS = 8
@@ -35,7 +35,7 @@ def make_axis(name: str, values: pd.Series, kind: Kind, declared: list[Any] | No
         index = {v: i for i, v in enumerate(categories)}
         # Runs of a stage that did not search this parameter may lack it (a null default).
         unset = values.isna().to_numpy()
-        labels = [label(v) for v in categories] + (["unset"] if unset.any() else [])
+        labels = distinct_labels(categories) + (["unset"] if unset.any() else [])
         positions = np.array(
             [
                 len(categories) if gone else index[hashable(v)]
@@ -52,9 +52,11 @@ def make_axis(name: str, values: pd.Series, kind: Kind, declared: list[Any] | No
             low, high = np.floor(positions.min()), np.ceil(positions.max())
             decades = np.arange(low, high + 1)
             return Axis(name, kind, positions, list(decades), [f"{10**d:g}" for d in decades])
-        return Axis(name, kind, positions, list(np.log10(distinct)), [f"{v:g}" for v in distinct])
+        return Axis(
+            name, kind, positions, list(np.log10(distinct)), distinct_labels(distinct.tolist())
+        )
     if len(distinct) <= MAX_TICKS:
-        return Axis(name, kind, numbers, list(distinct), [f"{v:g}" for v in distinct])
+        return Axis(name, kind, numbers, list(distinct), distinct_labels(distinct.tolist()))
     return Axis(name, kind, numbers, None, None)
 
 

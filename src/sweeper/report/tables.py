@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from sweeper.report.values import label
+from sweeper.report.values import distinct_labels, label
 from sweeper.sweep import DONE, config_table, hashable, plain
 
 
@@ -16,6 +16,36 @@ def goal_of(metric: str, primary: str, goal: str) -> str:
         return goal
     lowered = metric.lower()
     return "minimize" if "loss" in lowered or "err" in lowered else "maximize"
+
+
+def has_repeats(table: pd.DataFrame) -> bool:
+    """Some configuration of a :func:`config_table` ran more than once (over seeds)."""
+    return bool(len(table)) and int(table["n"].max()) > 1
+
+
+def config_cells(table: pd.DataFrame, params: list[str], metric: str) -> pd.DataFrame:
+    """A :func:`config_table` as text cells: values and means rounded to what tells them
+    apart; `mean ± std` and `n` only when some configuration has repeats (one run has no std).
+    """
+    shown = pd.DataFrame({p: distinct_labels(table[p].tolist()) for p in params})
+    means = distinct_labels(table["mean"].astype(float).tolist(), least=4, most=6)
+    if not has_repeats(table):
+        shown[metric] = means
+        return shown
+    shown[f"{metric} mean ± std"] = [
+        f"{m} ± {s:.2g}" if n > 1 else m
+        for m, s, n in zip(means, table["std"], table["n"], strict=True)
+    ]
+    shown["n"] = table["n"].astype(int).astype(str).tolist()
+    return shown
+
+
+def summary_title(name: str, metric: str, goal: str, repeats: bool, width: int = 80) -> str:
+    """A configuration table's title on one line of `width` columns: the sweep's name is
+    shortened (with …) to leave room for what the numbers are."""
+    what = f": {metric} ({goal})" + (", mean ± std over seeds" if repeats else "")
+    room = max(width - len(what), 8)
+    return (name if len(name) <= room else name[: room - 1] + "…") + what
 
 
 def param_table(

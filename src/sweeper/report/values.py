@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -54,6 +54,21 @@ def label(value: Any) -> str:
     return str(value)
 
 
+def distinct_labels(values: Sequence[Any], least: int = 3, most: int = 17) -> list[str]:
+    """Labels for one column: its floats to the fewest significant digits, `least` or more,
+    that keep distinct values distinct (`lr=0.0105`, not `0.010536`); CSVs keep full values.
+
+    `most` caps the digits (17 shows any double exactly); other values are :func:`label`'s.
+    """
+    floats = {v for v in values if isinstance(v, float) and math.isfinite(v)}
+    for digits in range(least, most + 1):
+        if len({f"{v:.{digits}g}" for v in floats}) == len(floats):
+            break
+    return [
+        f"{v:.{digits}g}" if isinstance(v, float) and math.isfinite(v) else label(v) for v in values
+    ]
+
+
 def metric_label(name: str) -> str:
     """A metric's name as headings show it: quoted when spaces at its ends would hide."""
     return repr(name) if name != name.strip() or not name else name
@@ -85,8 +100,8 @@ def group_values(
     """
     distinct = ordered(values, declared)
     if kind == "categorical" or len(distinct) <= MAX_GROUPS:
-        labels = [label(v) for v in distinct]
-        keys = {v: label(v) for v in distinct}
+        labels = distinct_labels(distinct)
+        keys = dict(zip(distinct, labels, strict=True))
         grouped = values.map(lambda v: keys.get(hashable(v)))
         return (
             pd.Series(pd.Categorical(grouped, categories=labels, ordered=True), index=values.index),
