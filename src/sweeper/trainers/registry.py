@@ -46,6 +46,15 @@ class TrainerInfo:
     augment_names: str | None = None
     """Dotted config path of the augmentation names list (`sweeper augment --names` replaces it;
     a `preset` field beside it, if any, takes a preset's name)."""
+    check_ref: str | None = None
+    """`module:function` `check(config) -> None`, torch-free and cheap: raises
+    `sweeper.trainers.common.check.MissingInput` naming the config field when a trial of this
+    config could not find its data or weights (`sweeper validate` and `launch` call it before
+    any trial starts). None: nothing to check."""
+    torch: bool = True
+    """Whether train() uses torch. An agent imports torch once (2-3 s), before it forks its
+    trials, only for a trainer that does; one that does not (a wrapper around another
+    framework) starts its first trial without that wait."""
 
     def logs(self, metric: str) -> bool:
         return not self.metrics or any(fnmatch.fnmatchcase(metric, m) for m in self.metrics)
@@ -61,6 +70,9 @@ class TrainerInfo:
 
     def augment_fn(self) -> Callable[..., Any] | None:
         return _resolve(self.augment_ref) if self.augment_ref else None
+
+    def check_fn(self) -> Callable[[Any], None] | None:
+        return _resolve(self.check_ref) if self.check_ref else None
 
 
 TRAINERS: dict[str, TrainerInfo] = {
@@ -82,6 +94,7 @@ TRAINERS: dict[str, TrainerInfo] = {
             train_ref="sweeper.trainers.classify.train:train",
             rebuild_ref="sweeper.trainers.classify.rebuild:rebuild",
             augment_ref="sweeper.trainers.classify.data.preview:preview",
+            check_ref="sweeper.trainers.classify.data.check:check",
             augment_names="aug.names",
             metric="val_acc",
             metrics=(
@@ -103,6 +116,7 @@ TRAINERS: dict[str, TrainerInfo] = {
             train_ref="sweeper.trainers.reid.train:train",
             rebuild_ref="sweeper.trainers.reid.rebuild:rebuild",
             augment_ref="sweeper.trainers.reid.data.preview:preview",
+            check_ref="sweeper.trainers.reid.data.check:check",
             augment_names="data.augment",
             metric="mAP",
             metrics=(
@@ -129,6 +143,7 @@ TRAINERS: dict[str, TrainerInfo] = {
             train_ref="sweeper.trainers.segment.train:train",
             rebuild_ref="sweeper.trainers.segment.rebuild:rebuild",
             augment_ref="sweeper.trainers.segment.data.preview:preview",
+            check_ref="sweeper.trainers.segment.data.check:check",
             augment_names="aug.names",
             metric="val_dice",
             metrics=(

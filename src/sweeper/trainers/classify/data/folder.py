@@ -12,9 +12,8 @@ import torch
 from PIL import Image
 
 from sweeper.errors import SweeperError
+from sweeper.trainers.classify.data.check import EXTENSIONS
 from sweeper.trainers.classify.data.source import Source
-
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def read_folder(root: str, channels: int, size: tuple[int, int] | None) -> Source:
