@@ -11,17 +11,74 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from sweeper.text import strip_controls
 
-app = typer.Typer(
+
+def _usage_error(ctx: Any, exc: UsageError) -> NoReturn:
+    """What the parser refuses (a value not among the choices, an unknown option or command)
+    is one line and exit 2, as every other refusal, not typer's usage block."""
+    _refuse(f"{exc.format_message()} (see `{ctx.command_path} --help`)")
+
+
+class _Command(TyperCommand):
+    """A command whose usage line names its arguments as man pages do (`SPEC`, `[CONFIG]`;
+    typer writes a required one `{SPEC}`) and whose parse errors are one line."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.display_name_raw + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            _usage_error(ctx, exc)
+
+
+class _Group(TyperGroup):
+    """The `sweeper` group: an unknown command or option is one line too."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            _usage_error(ctx, exc)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            _usage_error(ctx, exc)
+
+
+class _App(typer.Typer):
+    """Every command made with `_Command`."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _App(
     help="Experiment specs -> W&B sweeps, run by local agents, with or without a W&B server.",
+    cls=_Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -65,16 +122,25 @@ Sets = Annotated[
     typer.Option("--set", help="Override a trainer config value: PATH=VALUE (repeatable)."),
 ]
 Smoke = Annotated[bool, typer.Option("--smoke", help="Apply the spec's `smoke` section.")]
-Wandb = Annotated[
-    str | None,
+EstimateOpt = Annotated[
+    bool,
     typer.Option(
-        "--wandb",
-        help="Mirror runs to wandb: offline | online | disabled [default: offline; "
-        "online with --backend wandb].",
+        "--estimate",
+        help="Print the trials per stage and their time on this machine, from a short probe "
+        "of one trial; runs no sweep.",
     ),
 ]
+WandbMode = Literal["offline", "online", "disabled"]
+Wandb = Annotated[
+    WandbMode | None,
+    typer.Option(
+        "--wandb",
+        help="Mirror runs to wandb [default: offline; online with --backend wandb].",
+    ),
+]
+BackendKind = Literal["local", "wandb"]
 BackendOpt = Annotated[
-    str | None,
+    BackendKind | None,
     typer.Option(
         "--backend",
         envvar="SWEEPER_BACKEND",
@@ -144,7 +210,7 @@ def user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _wandb_mode(value: str | None, backend: str = "local") -> Any:
+def _wandb_mode(value: WandbMode | None, backend: BackendKind = "local") -> WandbMode:
     """offline by default; with the W&B backend, trials log online: the run is the record."""
     from sweeper.errors import SweeperError
 
@@ -152,19 +218,13 @@ def _wandb_mode(value: str | None, backend: str = "local") -> Any:
         if value not in (None, "online"):
             raise SweeperError(f"--wandb {value}: with --backend wandb, trials log online")
         return "online"
-    value = value or "offline"
-    if value not in ("offline", "online", "disabled"):
-        raise SweeperError(f"--wandb: expected offline, online or disabled, got {value!r}")
-    return value
+    return value or "offline"
 
 
-def _backend_kind(kind: str | None, sweep: str = "") -> Any:
-    from sweeper.errors import SweeperError
-
+def _backend_kind(kind: BackendKind | None, sweep: str = "") -> BackendKind:
+    """The parser checked a given kind; none given: W&B for an entity/project/sweep_id path."""
     if kind is None:
         return "wandb" if sweep.count("/") >= 2 else "local"
-    if kind not in ("local", "wandb"):
-        raise SweeperError(f"--backend: expected local or wandb, got {kind!r}")
     return kind
 
 
@@ -204,19 +264,26 @@ def _load(spec: Path, sets: list[str] | None, smoke: bool, device: str | None = 
 
 @app.command()
 @user_errors
-def validate(spec: Path, sets: Sets = None, smoke: Smoke = False) -> None:
-    """Check a spec against its trainer's config and the W&B schema; writes nothing."""
+def validate(
+    spec: Path, sets: Sets = None, smoke: Smoke = False, estimate: EstimateOpt = False
+) -> None:
+    """Check a spec against its trainer's config and the W&B schema, and that the data and
+    weights files its trials need are there; writes nothing."""
     from sweeper.agent.launch import planned_trials
     from sweeper.spec.compile import compile_spec
     from sweeper.spec.load import grid_size
     from sweeper.spec.plain import PlainSweep
+    from sweeper.spec.preflight import preflight
 
     loaded = _load(spec, sets, smoke)
     if isinstance(loaded, PlainSweep):
         method, total = loaded.config["method"], planned_trials(loaded.config)
         size = f"{method}, up to {total} trials" if total else f"{method}, runs until stopped"
         console.print(_styled(("ok", "green"), f" {loaded.name}: {size} (a plain W&B sweep)"))
+        if estimate:
+            _print_estimate(loaded, None, None)
         return
+    preflight(loaded)
     configs = compile_spec(loaded.spec, loaded.path)
     for stage, config in zip(loaded.spec.stage_list(), configs, strict=True):
         cap, method = config.get("run_cap"), config["method"]
@@ -226,6 +293,29 @@ def validate(spec: Path, sets: Sets = None, smoke: Smoke = False) -> None:
         else:
             size = f"{method}, up to {cap} trials" if cap else f"{method}, runs until stopped"
         console.print(_styled(("ok", "green"), f" {config['name']}: {size}"))
+    if estimate:
+        _print_estimate(loaded, None, None)
+
+
+def _print_estimate(loaded: Any, agents: int | None, gpus: str | None) -> None:
+    """`--estimate`: trials per stage and their time here, from a probe of one trial, with the
+    agents `launch` would run (agents.cpus_per_trial or the cores shared, first GPU slot)."""
+    from sweeper.agent.launch import agent_count
+    from sweeper.agent.slots import make_slots, parse_gpus, threads_per_trial, visible_gpus
+    from sweeper.spec.plain import PlainSweep
+
+    if isinstance(loaded, PlainSweep):
+        errors.print("estimate: not probed: a plain W&B sweep runs your program, not a trainer")
+        return
+    from sweeper.analysis.estimate import estimate
+
+    slots = make_slots(
+        parse_gpus(gpus) if gpus is not None else visible_gpus(), loaded.agents.gpus_per_trial
+    )
+    n_agents = agent_count(loaded, agents, slots)
+    threads = threads_per_trial(loaded.agents.cpus_per_trial, n_agents)
+    for line in estimate(loaded, n_agents, threads, slots[0]).lines():
+        console.print(line, soft_wrap=True)
 
 
 @app.command("compile")
@@ -333,6 +423,7 @@ def launch(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a new study, even if this spec has one.")
     ] = False,
+    estimate: EstimateOpt = False,
 ) -> None:
     """Create the sweep, run it to completion with local agents, print the best and a summary.
 
@@ -351,6 +442,8 @@ def launch(
     from sweeper.agent.launch import AgentSettings, Interrupted, check_backend
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.slots import make_slots, parse_gpus, visible_gpus
+    from sweeper.spec.plain import PlainSweep
+    from sweeper.spec.preflight import preflight
 
     loaded = _load(spec, sets, smoke, device)
     _at_least("--agents", agents, 1)
@@ -358,6 +451,11 @@ def launch(
     _at_least("--trial-timeout", trial_timeout, 0, strict=True)
     gpu_list = parse_gpus(gpus) if gpus is not None else visible_gpus()
     make_slots(gpu_list, loaded.agents.gpus_per_trial)  # refused before the store is made
+    if not isinstance(loaded, PlainSweep):  # a missing data set: refused before any trial
+        preflight(loaded)
+    if estimate:
+        _print_estimate(loaded, agents, gpus)
+        return
     kind = _backend_kind(backend_kind)
     mode = _wandb_mode(wandb, kind)
     check_backend(loaded, kind)
@@ -423,7 +521,7 @@ def _print_summary(backend: Any, sweep_id: str) -> bool:
     """Print the sweep's table, best run and failures; False when no run finished."""
     from sweeper.report.tables import config_cells, has_repeats, summary_title
     from sweeper.report.values import label, metric_label
-    from sweeper.sweep import DONE, best_run, config_table, swept_params
+    from sweeper.sweep import DONE, best_configuration, config_table, swept_params
 
     sweep = backend.sweep(sweep_id)
     metric, goal = sweep.metric
@@ -439,16 +537,9 @@ def _print_summary(backend: Any, sweep_id: str) -> bool:
     for row in cells.itertuples(index=False):
         out.add_row(*row)
     console.print(out)
-    best = best_run(backend.run_views(sweep.id), metric, goal)
+    best = best_configuration(runs, params, metric, goal)
     if best:
-        run, value = best
-        config = ", ".join(
-            f"{p}={label(run.params[p]['value'])}"
-            for p in swept_params(sweep.config, True)
-            if p in run.params
-        )
-        shown = f": {metric_label(metric)} = {value:.4f} ({config})"
-        console.print(_styled("best run ", (run.name, "bold"), shown))
+        console.print(best.describe(metric_label(metric), label))
     failed = runs[runs["state"].isin(["failed", "crashed"])] if len(runs) else runs
     if len(failed):
         first = failed.iloc[0]
@@ -537,7 +628,8 @@ def agent(
 def status(sweep_id: str, store: Store = None, backend_kind: BackendOpt = None) -> None:
     """States, best run so far, and progress of a sweep (local, or entity/project/id on W&B)."""
     from sweeper.agent.launch import planned_trials
-    from sweeper.sweep import ACTIVE, best_run
+    from sweeper.report.values import label
+    from sweeper.sweep import ACTIVE, best_configuration, swept_params
 
     kind = _backend_kind(backend_kind, sweep_id)
     backend = _backend(kind, store, create=False, readonly=True)
@@ -549,9 +641,9 @@ def status(sweep_id: str, store: Store = None, backend_kind: BackendOpt = None) 
     states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
     console.print(_styled("sweep ", (sweep.id, "bold"), f" {sweep.name} [{sweep.state}]"))
     console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
-    best = best_run(backend.run_views(sweep.id), metric, goal)
+    best = best_configuration(backend.runs(sweep.id), swept_params(sweep.config), metric, goal)
     if best:
-        console.print(f"best so far: run {best[0].name}, {metric} = {best[1]:.4f}")
+        console.print(f"so far, {best.describe(metric, label)}")
 
 
 @app.command()

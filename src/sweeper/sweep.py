@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -185,60 +185,123 @@ def values_of(config: Mapping[str, Any], paths: Mapping[str, KeyPath]) -> dict[s
 
 
 # picking the best -----------------------------------------------------------------------------
+#
+# One definition for every place that names a best (launch's closing lines, `status`, the
+# progress bar, every summary table, the report, stage carry-over, `sync`): the best
+# configuration is the one with the best mean metric over its runs (its seeds), ties broken by
+# the lower std, then more runs, then the configuration that ran first. Its best and median
+# runs are named beside it; with no repeats the configuration is its one run. Only finished or
+# early-stopped runs count (DONE), and only with a numeric metric: a NaN never wins, while
+# +-inf are numbers that rank by plain ordering (W&B's summary keeps them as such).
 
 
-def best_run(runs: Iterable[RunView], metric: str, goal: str) -> tuple[RunView, float] | None:
-    """The finished run with the best summary metric (failed and running runs never win)."""
-    scored = [
-        (run, float(run.summary[metric]))
-        for run in runs
-        if run.state in DONE and isinstance(run.summary.get(metric), int | float)
-    ]
-    if not scored:
-        return None
-    pick = max if goal == "maximize" else min
-    return pick(scored, key=lambda pair: pair[1])
+@dataclass(frozen=True)
+class BestConfiguration:
+    """The winning configuration and the runs behind it."""
+
+    config: dict[str, Any]
+    """{column name: value} of the swept parameters (seed excluded)."""
+    mean: float
+    std: float
+    """Sample std over the configuration's runs (0 for one run)."""
+    n: int
+    best_run: str
+    best_value: float
+    median_run: str
+    """The run at the median of the configuration's values (the worse middle one when n is
+    even, so the median never flatters)."""
+    median_value: float
+
+    def describe(self, metric: str, label: Callable[[Any], str] = str) -> str:
+        """One line for a person: the mean over the runs with the best and median run beside
+        it; with one run, that run (`label` renders a parameter value)."""
+        config = ", ".join(f"{p}={label(v)}" for p, v in self.config.items())
+        config = f" ({config})" if config else ""
+        if self.n == 1:
+            return f"best run {self.best_run}: {metric} = {self.best_value:.4f}{config}"
+        return (
+            f"best configuration{config}: {metric} = {self.mean:.4f} ± {self.std:.4f} over"
+            f" {self.n} runs; best run {self.best_run} ({self.best_value:.4f}), median run"
+            f" {self.median_run} ({self.median_value:.4f})"
+        )
+
+
+CONFIG_COLUMNS = ["mean", "std", "n", "best_run", "best_value", "median_run", "median_value"]
+"""The columns `config_table` adds after the parameters."""
 
 
 def config_table(runs: pd.DataFrame, params: list[str], metric: str, goal: str) -> pd.DataFrame:
-    """Mean ± std of the metric per configuration (repeats averaged over seeds), best first."""
+    """One row per configuration, best first (see above): the parameters, then the metric's
+    mean, std and n over its runs, and its best and median run with their values."""
+    import numpy as np
     import pandas as pd
 
     column = f"summary.{metric}"
+    if column not in runs or runs.empty:
+        return pd.DataFrame(columns=[*params, *CONFIG_COLUMNS])
     done = runs[runs["state"].isin(DONE)] if "state" in runs else runs
-    if column not in done or done.empty:
-        return pd.DataFrame(columns=[*params, "mean", "std", "n"])
-    if not params:  # only seeds vary: every run repeats the one configuration
-        values = done[column]
-        std = values.std() if len(values) > 1 else 0.0
-        return pd.DataFrame({"mean": [values.mean()], "std": [std], "n": [len(values)]})
+    if "created_at" in done:  # creation order decides the last tie; rows are in it otherwise
+        done = done.sort_values("created_at", kind="stable")
+    values = pd.to_numeric(done[column], errors="coerce")  # text and NaN never score
+    done = done.assign(_value=values.to_numpy(), _order=range(len(done)))[values.notna()]
+    if done.empty:
+        return pd.DataFrame(columns=[*params, *CONFIG_COLUMNS])
     keys = [f"config.{p}" for p in params]
-    grouped = (
-        done.assign(**{k: done[k].map(hashable) if k in done else hashable(None) for k in keys})
-        .groupby(keys, dropna=False)[column]
-        .agg(["mean", "std", "count"])
-        .reset_index()
-        .rename(columns={"count": "n", **{f"config.{p}": p for p in params}})
+    done = done.assign(**{k: done[k].map(hashable) if k in done else hashable(None) for k in keys})
+    # sort=False: groups are numbered in the order their first run was created
+    done["_group"] = done.groupby(keys, sort=False, dropna=False).ngroup() if keys else 0
+    ascending = goal != "maximize"
+    ranked = done.sort_values(["_group", "_value", "_order"], ascending=[True, ascending, True])
+    place = ranked.groupby("_group").cumcount()
+    size = ranked.groupby("_group")["_value"].transform("size")
+    best = ranked[place == 0].set_index("_group")
+    median = ranked[place == size // 2].set_index("_group")
+    with np.errstate(invalid="ignore"):  # +inf and -inf average to NaN: that is the answer
+        stats = ranked.groupby("_group")["_value"].agg(["mean", "std", "size"])
+    table = pd.DataFrame(
+        {
+            **{p: best[k] for p, k in zip(params, keys, strict=True)},
+            "mean": stats["mean"],
+            # one run has no spread; n > 1 with an inf gives NaN, which ranks after any number
+            "std": stats["std"].where(stats["size"] > 1, 0.0),
+            "n": stats["size"],
+            "best_run": best.get("run_id"),
+            "best_value": best["_value"],
+            "median_run": median.get("run_id"),
+            "median_value": median["_value"],
+        }
     )
-    grouped["std"] = grouped["std"].fillna(0.0)
+    table = (
+        table.rename_axis("first")
+        .reset_index()  # the group number: the configuration that ran first wins a tie
+        .sort_values(["mean", "std", "n", "first"], ascending=[ascending, True, False, True])
+        .drop(columns="first")
+        .reset_index(drop=True)
+    )
     for p in params:  # back to the values a config holds (a dict, a list, None stay so)
-        if grouped[p].map(lambda v: isinstance(v, _Opaque)).any():
-            grouped[p] = pd.Series([plain(v) for v in grouped[p]], dtype=object)
-    # Stable: tied configurations stay in groupby's order (by value), so every caller picks
-    # the same one.
-    return grouped.sort_values(
-        "mean", ascending=goal != "maximize", kind="stable", ignore_index=True
-    )
+        if table[p].map(lambda v: isinstance(v, _Opaque)).any():
+            table[p] = pd.Series([plain(v) for v in table[p]], dtype=object)
+    return table
 
 
-def best_config(
+def best_configuration(
     runs: pd.DataFrame, params: list[str], metric: str, goal: str
-) -> dict[str, Any] | None:
-    """The configuration with the best mean metric, as {param: value}; None if nothing finished."""
+) -> BestConfiguration | None:
+    """The first row of `config_table`; None when no run counts."""
     table = config_table(runs, params, metric, goal)
     if table.empty:
         return None
-    return {p: plain(table[p].iloc[0]) for p in params}  # per column: a row would upcast ints
+    row = table.iloc[0]
+    return BestConfiguration(
+        config={p: plain(table[p].iloc[0]) for p in params},  # per column: a row would upcast
+        mean=float(row["mean"]),
+        std=float(row["std"]),
+        n=int(row["n"]),
+        best_run=str(row["best_run"]),
+        best_value=float(row["best_value"]),
+        median_run=str(row["median_run"]),
+        median_value=float(row["median_value"]),
+    )
 
 
 @functools.total_ordering

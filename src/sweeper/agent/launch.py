@@ -25,7 +25,7 @@ from sweeper.spec.load import LoadedSpec, grid_size, validate_config
 from sweeper.spec.models import Spec, Stage
 from sweeper.spec.paths import deep_merge, unflatten
 from sweeper.spec.plain import PlainSweep
-from sweeper.sweep import ACTIVE, best_config, best_run, flat_parameters, swept_params
+from sweeper.sweep import ACTIVE, best_configuration, flat_parameters, swept_params
 from sweeper.trainers.registry import get_trainer
 
 
@@ -37,6 +37,7 @@ class Progress:
     counts: dict[str, int]
     total: int | None
     best: float | None
+    """The best configuration's mean so far (sweeper.sweep.best_configuration)."""
 
     @property
     def done(self) -> int:
@@ -218,8 +219,8 @@ def _last_error(logs: Path, key: str, n_agents: int) -> str | None:
 def _snapshot(
     backend: Backend, sweep: SweepRecord, total: int | None, metric: str, goal: str
 ) -> Progress:
-    best = best_run(backend.run_views(sweep.id), metric, goal)
-    return Progress(sweep, backend.counts(sweep.id), total, best[1] if best else None)
+    best = best_configuration(backend.runs(sweep.id), swept_params(sweep.config), metric, goal)
+    return Progress(sweep, backend.counts(sweep.id), total, best.mean if best else None)
 
 
 def stage_carry(
@@ -228,13 +229,13 @@ def stage_carry(
     """A finished stage's best configuration (mean over repeats), and what the next stage
     inherits from it. Refuses, in one line, a stage with no finished run."""
     metric, goal = sweep.metric
-    best = best_config(backend.runs(sweep.id), swept_params(sweep.config), metric, goal)
+    best = best_configuration(backend.runs(sweep.id), swept_params(sweep.config), metric, goal)
     if best is None:
         raise SweeperError(
             f"sweep {sweep.id} ({stage.name}): no run finished with metric {metric!r}, so the "
             f"next stage has nothing to start from; see `sweeper status {sweep.id}`"
         )
-    return best, carried_config(best, stage, carried)
+    return best.config, carried_config(best.config, stage, carried)
 
 
 def compile_for_stage(
@@ -297,6 +298,19 @@ def _carried_from_store(
     return stage_carry(backend, prior, stages[index - 1], prior.carried)[1]
 
 
+def agent_count(
+    loaded: LoadedSpec | PlainSweep, agents: int | None, slots: list[str | None]
+) -> int:
+    """How many agents `launch` runs: --agents, else one per slot; with GPUs, one per GPU slot
+    at most (one trial per slot, so more would only wait); capped by agents.max_parallel."""
+    n_agents = agents or len(slots)
+    if slots != [None]:
+        n_agents = min(n_agents, len(slots))
+    if loaded.agents.max_parallel:
+        n_agents = min(n_agents, loaded.agents.max_parallel)
+    return n_agents
+
+
 def launch(
     loaded: LoadedSpec | PlainSweep,
     backend: Backend,
@@ -316,11 +330,7 @@ def launch(
     With GPUs, one agent per GPU slot at most: one trial per slot, so more would only wait.
     """
     slots = make_slots(gpus or [], loaded.agents.gpus_per_trial)
-    n_agents = agents or len(slots)
-    if slots != [None]:
-        n_agents = min(n_agents, len(slots))
-    if loaded.agents.max_parallel:
-        n_agents = min(n_agents, loaded.agents.max_parallel)
+    n_agents = agent_count(loaded, agents, slots)
     if isinstance(loaded, PlainSweep):
         run = settings or AgentSettings()
         return [
@@ -417,5 +427,5 @@ def launch_plain(
         backend.set_sweep_state(sweep.id, "finished")
     metric, goal = sweep.metric
     params = swept_params(sweep.config)
-    best = best_config(backend.runs(sweep.id), params, metric, goal) if metric else None
-    return StageResult(backend.sweep(sweep.id), best)
+    best = best_configuration(backend.runs(sweep.id), params, metric, goal) if metric else None
+    return StageResult(backend.sweep(sweep.id), best.config if best else None)

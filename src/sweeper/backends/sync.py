@@ -9,6 +9,7 @@ server are skipped, so syncing twice uploads nothing new.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from sweeper.analysis.attach import FOLDER
 from sweeper.backends.base import Claim, SweepRecord
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.wandb import WandbBackend, with_mark
-from sweeper.sweep import TERMINAL, key_paths, run_config
+from sweeper.report.values import label
+from sweeper.sweep import TERMINAL, best_configuration, key_paths, run_config, swept_params
 
 
 @dataclass
@@ -66,8 +68,16 @@ def _sync_one(
     mark = {"synced_from": sweep.id, "study": sweep.study, "stage": sweep.stage}
     mark |= {"stage_name": sweep.stage_name, "carried": sweep.carried}
     mark |= {"spec": sweep.spec_hash[:12], "agents": sweep.spec.get("agents", {})}
+    config = {**sweep.config, "project": project}
+    # W&B's own "best run" is one run; the sweep says which configuration won over its seeds
+    best = best_configuration(table, swept_params(sweep.config), *sweep.metric)
+    if best is not None:
+        mark["best"] = dataclasses.asdict(best)
+        config["description"] = "\n".join(
+            filter(None, [config.get("description"), best.describe(sweep.metric[0], label)])
+        )
     found = target.find_sweep(entity, project, lambda m: m.get("synced_from") == sweep.id)
-    config = with_mark({**sweep.config, "project": project}, mark)
+    config = with_mark(config, mark)
     result.sweep = target.attach_runs(entity, project, config, ids, existing=found)
     target.set_sweep_state(result.sweep, "finished")
     return result

@@ -43,6 +43,7 @@ from sweeper.report.tables import (
     stage_table,
 )
 from sweeper.report.values import group_values, is_number, label
+from sweeper.sweep import BestConfiguration, best_configuration
 
 MAX_AXES = 12
 """Parallel-coordinates axes by default (the most important parameters), plus the metric."""
@@ -128,15 +129,30 @@ def _axes(data: ReportData, names: list[str]) -> list[str]:
 
 
 def _summary_line(data: ReportData, done: pd.DataFrame) -> str:
+    """The counts, and the best configuration (sweeper.sweep.best_configuration) of each
+    sweep: a study's last stage holds its result."""
     counts = data.runs["state"].value_counts().to_dict()
     states = ", ".join(f"{n} {s}" for s, n in counts.items())
-    column = f"summary.{data.metric}"
-    best = done.loc[done[column].idxmax() if data.goal == "maximize" else done[column].idxmin()]
-    config = ", ".join(f"{p}={label(best.get(f'config.{p}'))}" for p in data.params)
+    lines = [
+        (f"In stage {part.stage_name or part.name}, the " if data.is_study else "The ")
+        + best.describe(data.metric, label)
+        for part, best in _bests(data, done)
+    ]
     return (
         f"{len(data.runs)} runs ({states}); failed and running runs are listed but never best. "
-        f"Best run {best['run_id']}: {data.metric} = {_num(best[column])} ({config})."
+        + "; ".join(lines)
+        + "."
     )
+
+
+def _bests(data: ReportData, done: pd.DataFrame) -> list[tuple[SweepPart, BestConfiguration]]:
+    """Each sweep's best configuration, from its finished runs."""
+    found = []
+    for part in data.parts:
+        best = best_configuration(_runs_of(done, part), part.params, data.metric, data.goal)
+        if best is not None:
+            found.append((part, best))
+    return found
 
 
 def _stage_block(data: ReportData) -> Table:
@@ -361,7 +377,10 @@ def _runs_block(data: ReportData) -> Table:
     column = f"summary.{data.metric}"
     ok = runs["state"].isin(DONE) & runs[column].notna()
     ranked = runs[ok].sort_values(column, ascending=data.goal != "maximize")
-    listed = pd.concat([runs[~ok], ranked.head(RUN_ROWS)])
+    # the best configuration's best run of each sweep is highlighted, so always listed
+    bests = {best.best_run for _, best in _bests(data, data.done())}
+    shortlist = (np.arange(len(ranked)) < RUN_ROWS) | ranked["run_id"].isin(bests)
+    listed = pd.concat([runs[~ok], ranked[shortlist]])
     metrics = data.metrics()
     shown = pd.DataFrame({"run": listed["run_id"], "state": listed["state"]})
     if data.is_study:
@@ -374,7 +393,7 @@ def _runs_block(data: ReportData) -> Table:
     shown["error"] = listed["error"].fillna("").astype(str).str.slice(0, 80)
     shown = shown.reset_index(drop=True)
     marked = set(range(int((~ok).sum())))
-    best = {(len(marked), data.metric)} if len(ranked) else set()
+    best = {(i, data.metric) for i in shown.index[shown["run"].isin(bests)]}
     note = (
         f"Best {RUN_ROWS} of {len(ranked)} finished runs shown." if len(ranked) > RUN_ROWS else ""
     )
