@@ -29,5 +29,6 @@ register(
         config_ref="noop_trainer:NoopConfig",
         train_ref="noop_trainer:train",
         metric="loss",
+        torch=False,
     )
 )

@@ -91,3 +91,25 @@ register(
         metrics=("loss", "resumed_from", "epochs_run", "lr"),
     )
 )
+
+
+class TorchlessConfig(TrainConfig):
+    x: float = Field(0.0, ge=-100, le=100)
+
+
+def train_torchless(config: TorchlessConfig, logger: Logger) -> dict[str, float]:
+    """Reports whether torch was imported before it: the platform's cost, not the trainer's."""
+    logger.log({"loss": config.x}, step=0)
+    return {"loss": config.x, "torch_imported": float("torch" in sys.modules)}
+
+
+register(
+    TrainerInfo(
+        name="torchless",
+        summary="test: a trainer that never imports torch",
+        config_ref="testing_trainers:TorchlessConfig",
+        train_ref="testing_trainers:train_torchless",
+        metric="loss",
+        torch=False,
+    )
+)

@@ -162,12 +162,11 @@ def _child_main(
         # wandb's process-wide settings come from here: offline, it builds no telemetry
         # exporter (0.1 s of imports a trial) and contacts nothing.
         os.environ["WANDB_MODE"] = options.wandb_mode
-    if sweep.is_command:  # the sweep's own program: it gets the thread count by environment
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    else:
-        import torch
-
-        torch.set_num_threads(threads)  # trials sharing cores must not spin-wait on each other
+    # Trials sharing cores must not spin-wait on each other. A program, or a trainer that
+    # imports torch only now, gets the count by environment (torch reads it at import).
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if not sweep.is_command and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     run_dir = backend.run_dir(claim.run_id)
     try:
         if isinstance(backend, LocalBackend):  # the store's folder deleted: make none there
@@ -243,7 +242,8 @@ class Agent:
             return
         info = get_trainer(self.sweep.trainer)
         importlib.import_module(info.train_ref.partition(":")[0])
-        importlib.import_module("torch._dynamo")  # what the first optimizer imports lazily (~6 s)
+        if info.torch:  # what the first optimizer imports lazily (~6 s)
+            importlib.import_module("torch._dynamo")
         static_provenance()  # git and versions once per agent; the children inherit them
         if self.options.wandb_mode != "disabled":
             for module in WANDB_WARM_MODULES:
@@ -365,9 +365,8 @@ class Agent:
             if not self._hold(slot):  # another agent's slot: ask again in a second
                 self._next_claim = time.monotonic() + 1.0
                 continue
-            claim = self.backend.claim(
-                self.sweep.id, f"{self.id}/{slot}", self.options.heartbeat_timeout
-            )
+            name = self.id if slot is None else f"{self.id}/{slot}"  # a GPU slot is named
+            claim = self.backend.claim(self.sweep.id, name, self.options.heartbeat_timeout)
             if claim is None:  # nothing to hand out now: ask again in a second, not every poll
                 self._next_claim = time.monotonic() + 1.0
                 return

@@ -31,10 +31,19 @@ from sweeper.errors import NoSpace, StoreLost, no_space
 from sweeper.spec.paths import unflatten
 from sweeper.sweep import swept_params
 from sweeper.text import REASON_LIMIT, cap, strip_controls
-from sweeper.trainers.common.device import describe, select_device
-from sweeper.trainers.registry import get_trainer
+from sweeper.trainers.registry import TrainerInfo, get_trainer
 
 TRACEBACK_TAIL = 20
+
+
+def _device(info: TrainerInfo, name: str) -> str:
+    """The device recorded with the run. A trainer without torch records its config's device
+    as written: asking torch would cost that trial the 2-3 s torch import."""
+    if not info.torch:
+        return name
+    from sweeper.trainers.common.device import describe, select_device
+
+    return describe(select_device(name))
 
 
 def _error_text(exc: BaseException) -> str:
@@ -104,9 +113,7 @@ def execute(
     try:
         info = get_trainer(trainer)
         config = info.config_model().model_validate(unflatten(claim.params))
-        meta = provenance(
-            config, sweep.spec_hash if sweep else None, describe(select_device(config.device))
-        )
+        meta = provenance(config, sweep.spec_hash if sweep else None, _device(info, config.device))
         meta["trainer"] = trainer  # a `sweeper train` run has no sweep to say it
         backend.record_meta(claim.run_id, claim.attempt, meta)
         wandb_run = start_wandb(
@@ -183,7 +190,7 @@ def run_on_wandb(
     try:
         info = get_trainer(sweep.trainer)
         config = info.config_model().model_validate(unflatten(claim.params))
-        meta = provenance(config, sweep.spec_hash, describe(select_device(config.device)))
+        meta = provenance(config, sweep.spec_hash, _device(info, config.device))
         run = start_wandb(
             "online",
             run_id=claim.run_id,

@@ -1,0 +1,56 @@
+"""Issue 19 §4/§4b: a fast start, and progress a user can watch (real `sweeper` processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import write_spec
+
+
+def sweeper(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sweeper", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def _runs(store: Path) -> list[dict[str, Any]]:
+    from sweeper.backends.local import LocalBackend
+
+    backend = LocalBackend(store, create=False, readonly=True)
+    try:
+        return [backend.run(run_id) for run_id in backend.runs(backend.sweeps()[0].id)["run_id"]]
+    finally:
+        backend.close()
+
+
+def test_a_trainer_without_torch_never_imports_it(tmp_path: Path) -> None:
+    """The agent imports torch (2-3 s) only for a trainer that uses it: neither the agent's
+    warm-up nor the trial's device record may import it for one that does not."""
+    spec = {
+        "name": "torchless",
+        "trainer": "torchless",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "search": {"x": [0.0, 1.0]},
+    }
+    store = tmp_path / "s.db"
+    result = sweeper(
+        "launch",
+        str(write_spec(tmp_path, spec)),
+        "--store",
+        str(store),
+        "--wandb",
+        "disabled",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    runs = _runs(store)
+    assert [run["state"] for run in runs] == ["finished", "finished"]
+    assert [run["summary"]["torch_imported"] for run in runs] == [0.0, 0.0]
+    assert {run["meta"]["device"] for run in runs} == {"auto"}
