@@ -345,3 +345,47 @@ def test_a_program_that_puts_its_run_elsewhere_still_counts(
     assert [r["summary.acc"] for r in runs] == [10.5, 10.5]
     for mode in ("dir", "env"):
         assert list((tmp_path / f"elsewhere-{mode}" / "wandb").glob("offline-run-*"))
+
+
+ONLINE = """
+import os, sys, wandb
+case = sys.argv[1].split("=", 1)[1]
+if case != "no-key":  # a key, and a server that cannot be reached
+    os.environ["WANDB_API_KEY"] = "k" * 40
+    os.environ["WANDB_BASE_URL"] = "http://127.0.0.1:9"
+try:
+    run = wandb.init(mode="online", settings=wandb.Settings(init_timeout=2))
+except wandb.errors.Error:
+    if case == "caught":  # a program that carries on without wandb
+        sys.exit(0)
+    raise
+wandb.log({"acc": 1.0})
+"""
+
+
+@pytest.mark.slow  # three programs each starting wandb, one waiting out its init_timeout: ~40 s
+def test_a_program_that_forces_wandb_online_fails_saying_so(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wandb.init(mode="online") overrides the WANDB_MODE=offline a trial runs under: with no
+    key wandb refuses at once, with one it waits for a server that is not there. Either way,
+    and whether the program dies of it or carries on, the reason names the forced mode."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    path = _plain(
+        tmp_path,
+        ONLINE,
+        metric={"name": "acc", "goal": "maximize"},
+        parameters={"case": {"values": ["no-key", "unreachable", "caught"]}},
+    )
+    sweep_id = _create(backend, path)
+    Agent(AgentOptions(sweep_id, store=backend.path, poll=0.05)).run()
+
+    runs = backend.runs(sweep_id).to_dict("records")
+    assert [r["state"] for r in runs] == ["failed"] * 3
+    for run in runs:
+        reason = run["error"]
+        assert "\n" not in reason, reason
+        assert "wandb.init(mode='online')" in reason, reason
+        assert "trials run offline with no W&B server" in reason, reason
+    assert "no API key" in runs[0]["error"]

@@ -124,6 +124,24 @@ def nan_metric(
     return None
 
 
+def went_online(attempt_dir: Path, run_id: str, tail: str) -> str | None:
+    """Why a program that made wandb go online, over the WANDB_MODE=offline it runs under
+    (`wandb.init(mode="online")`), left no offline run; None if it did not.
+
+    Read from what wandb leaves: it names a run's folder `run-<time>-<id>` online and
+    `offline-run-<time>-<id>` offline (wandb/sdk/wandb_settings.py, Settings.sync_dir), and with
+    no API key it refuses before writing anything, with UsageError "No API key configured"
+    (wandb/sdk/lib/wbauth/authenticate.py).
+    """
+    forced = "the program called wandb.init(mode='online'), but trials run offline with no W&B"
+    advice = "call wandb.init without mode= (each trial sets WANDB_MODE=offline)"
+    if "No API key configured" in tail:
+        return f"{forced} server and no API key (wandb refused to start the run); {advice}"
+    if any((attempt_dir / "wandb").glob(f"run-*-{run_id}")):
+        return f"{forced} server (its run {run_id} was started online); {advice}"
+    return None
+
+
 class _Program:
     """The running program and how it is being ended."""
 
@@ -244,6 +262,8 @@ def _outcome(
     tail = output_tail(backend.run_dir(claim.run_id) / "output.log")
     if flag.reason:
         return _finish(backend, claim, "preempted", summary, code, f"requeued: {flag.reason}")
+    if log.run_id is None and (why := went_online(attempt_dir, claim.run_id, tail)):
+        return _finish(backend, claim, "failed", {}, code, why)
     if log.run_id is None and code == 0:
         why = (
             "the program never called wandb.init, or gave it its own dir= or mode= (no offline"
