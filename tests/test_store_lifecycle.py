@@ -396,24 +396,31 @@ def test_a_second_launch_joins_the_first_and_never_exceeds_the_slots(
 
 @pytest.mark.slow
 def test_an_agent_by_hand_waits_for_the_slot_and_takes_it_when_its_holder_stops(
-    backend: LocalBackend, store: Path, tmp_path: Path
+    backend: LocalBackend, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")  # the agents' lines as they say them
     sweep_id = _make_sweep(
         backend,
         tmp_path,
         search={"x": [0.0, 1.0]},
-        base={"epochs": 6, "epoch_seconds": 0.5},
-        agents={"max_parallel": 1},
+        base={"epochs": 30, "epoch_seconds": 0.5},
+        agents={"max_parallel": 1},  # one CPU slot, and no launch to say otherwise
     )
-    holder = start_agent(sweep_id, store, "--heartbeat-timeout", "2")
-    wait_for(lambda: backend.counts(sweep_id).get("running", 0) == 1, what="a trial to run")
-    (victim,) = backend.runs(sweep_id)["run_id"]
     with most_running(store) as seen:
-        waiter = start_agent(sweep_id, store, "--heartbeat-timeout", "2")
-        said = _lines(waiter)
-        wait_for(lambda: any("waiting for a CPU slot: held by" in line for line in said))
-        time.sleep(1.5)  # it keeps asking, and runs nothing
-        assert seen[0] == 1 and len(backend.runs(sweep_id)) == 1
+        # Started together (an agent takes seconds to import torch): one holds, one waits.
+        agents = [start_agent(sweep_id, store, "--heartbeat-timeout", "2") for _ in range(2)]
+        said = [_lines(agent) for agent in agents]
+        wait_for(
+            lambda: any(
+                "waiting for a CPU slot: held by" in line for lines in said for line in lines
+            ),
+            what="one agent to wait for the slot",
+        )
+        holder, waiter = agents if any("waiting" in line for line in said[1]) else agents[::-1]
+        wait_for(lambda: backend.counts(sweep_id).get("running", 0) == 1, what="a trial to run")
+        time.sleep(1.5)  # the waiter keeps asking, and runs nothing
+        assert seen[0] == 1, f"{seen[0]} trials ran at once on 1 slot"
+    (victim,) = backend.runs(sweep_id).query("state == 'running'")["run_id"]
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     waiter.wait(timeout=180)
