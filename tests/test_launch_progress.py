@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import write_spec
+from conftest import probe_spec, write_spec
 
 
 def sweeper(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -54,3 +54,27 @@ def test_a_trainer_without_torch_never_imports_it(tmp_path: Path) -> None:
     assert [run["state"] for run in runs] == ["finished", "finished"]
     assert [run["summary"]["torch_imported"] for run in runs] == [0.0, 0.0]
     assert {run["meta"]["device"] for run in runs} == {"auto"}
+
+
+def test_a_finished_launch_run_again_says_it_is_complete(tmp_path: Path) -> None:
+    """Re-running a finished launch (plain sweep or spec) prints `3/3 finished` and the
+    table again, never an empty `0/?` bar, and starts no trial."""
+    spec = write_spec(tmp_path, probe_spec(base={"epochs": 1}))
+    plain = tmp_path / "plain" / "sweep.yaml"
+    plain.parent.mkdir()
+    plain.write_text(
+        "program: train.py\nmethod: grid\nmetric: {name: loss, goal: minimize}\n"
+        "parameters: {x: {values: [1, 2]}}\n"
+    )
+    (plain.parent / "train.py").write_text(
+        "import wandb\nrun = wandb.init()\nwandb.log({'loss': run.config.x})\nrun.finish()\n"
+    )
+    for path, total in ((spec, 3), (plain, 2)):
+        args = ("launch", str(path), "--store", str(tmp_path / "s.db"), "--wandb", "disabled")
+        first = sweeper(*args, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        again = sweeper(*args, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert f"is complete: {total}/{total} finished" in again.stdout, again.stdout
+        assert "0/?" not in again.stdout and f"{total}/{total}" in again.stdout
+        assert "best" in again.stdout  # the table and best line are printed again

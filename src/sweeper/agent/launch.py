@@ -43,6 +43,15 @@ class Progress:
     def done(self) -> int:
         return sum(n for state, n in self.counts.items() if state not in ACTIVE)
 
+    def tally(self) -> str:
+        """`36/36 finished`, or `36/36 done (34 finished, 2 failed)`."""
+        total = self.total if self.total is not None else self.done
+        ended = {state: n for state, n in self.counts.items() if n and state not in ACTIVE}
+        if set(ended) <= {"finished"}:
+            return f"{self.done}/{total} finished"
+        states = ", ".join(f"{n} {state}" for state, n in sorted(ended.items()))
+        return f"{self.done}/{total} done ({states})"
+
 
 @dataclass
 class StageResult:
@@ -216,10 +225,32 @@ def _last_error(logs: Path, key: str, n_agents: int) -> str | None:
     return None
 
 
+def _run_stage(
+    backend: Backend,
+    sweep: SweepRecord,
+    n_agents: int,
+    slots: list[str | None],
+    settings: AgentSettings,
+    on_progress: Callable[[Progress], None],
+    on_note: Callable[[str], None],
+) -> None:
+    """Run a stage's agents to completion; one that completed before this launch is shown
+    full and said complete in one line (`36/36 finished`), not run again."""
+    if not backend.is_complete(sweep.id):
+        run_agents(backend, sweep, n_agents, slots, settings, on_progress, on_note)
+        backend.set_sweep_state(sweep.id, "finished")
+        return
+    metric, goal = sweep.metric
+    done = _snapshot(backend, sweep, planned_trials(sweep.config), metric, goal)
+    on_progress(done)
+    on_note(f"sweep {sweep.id} is complete: {done.tally()}")
+
+
 def _snapshot(
-    backend: Backend, sweep: SweepRecord, total: int | None, metric: str, goal: str
+    backend: Backend, sweep: SweepRecord, total: int | None, metric: str | None, goal: str
 ) -> Progress:
-    best = best_configuration(backend.runs(sweep.id), swept_params(sweep.config), metric, goal)
+    runs = backend.runs(sweep.id)
+    best = best_configuration(runs, swept_params(sweep.config), metric, goal) if metric else None
     return Progress(sweep, backend.counts(sweep.id), total, best.mean if best else None)
 
 
@@ -352,10 +383,8 @@ def launch(
             sweep = backend.sweep(create_stage(backend, loaded, index, carried, study))
         study = sweep.study
         on_stage(sweep, resumed)
-        if not backend.is_complete(sweep.id):
-            run = settings or AgentSettings()
-            run_agents(backend, sweep, n_agents, slots, run, on_progress, on_note)
-            backend.set_sweep_state(sweep.id, "finished")
+        run = settings or AgentSettings()
+        _run_stage(backend, sweep, n_agents, slots, run, on_progress, on_note)
         best, carried = stage_carry(backend, sweep, stage, carried)
         results.append(StageResult(backend.sweep(sweep.id), best))
     return results
@@ -422,9 +451,7 @@ def launch_plain(
             )
         )
     on_stage(sweep, resumed)
-    if not backend.is_complete(sweep.id):
-        run_agents(backend, sweep, n_agents, slots, settings, on_progress, on_note)
-        backend.set_sweep_state(sweep.id, "finished")
+    _run_stage(backend, sweep, n_agents, slots, settings, on_progress, on_note)
     metric, goal = sweep.metric
     params = swept_params(sweep.config)
     best = best_configuration(backend.runs(sweep.id), params, metric, goal) if metric else None
