@@ -20,12 +20,15 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from click.testing import Result
 from conftest import probe_spec, write_spec
+from typer.testing import CliRunner
 from wandb_server import WandbServer
 
 from sweeper.agent.launch import create_stage
 from sweeper.backends.local import LocalBackend, new_id
 from sweeper.backends.wandb import read_mark
+from sweeper.cli import app
 from sweeper.spec.load import load_spec
 from sweeper.sweep import best_configuration, config_table
 
@@ -35,7 +38,13 @@ LOSS = {(0, 0): 0.25, (0, 1): 0.75, (1, 0): 0.125, (1, 1): 1.0, (2, 0): 0.5, (2,
 SPEC = probe_spec(search={"x": [0.0, 1.0, 2.0]}, repeats=2, project="sweeper-best")
 
 
-def sweeper(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(*args: str) -> Result:
+    """The real command, in this process (a child process only adds Python's start-up)."""
+    return CliRunner().invoke(app, list(args))
+
+
+def sweeper(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """The real command in a child process: wandb's online runs keep to their own process."""
     return subprocess.run(
         [sys.executable, "-m", "sweeper", *args],
         capture_output=True,
@@ -158,20 +167,20 @@ def test_no_repeats_the_configuration_is_the_run() -> None:
 
 def test_launch_closing_line_and_table_show_the_best_configuration(filled: Any) -> None:
     path, _, ids = filled
-    done = sweeper("launch", str(path), "--wandb", "disabled")  # complete: prints, runs nothing
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert _best_line(ids) in " ".join(done.stdout.split()), done.stdout
-    assert ids[1, 0] not in done.stdout, "the lucky run is named nowhere"
-    rows = [line.split("│")[1].strip() for line in done.stdout.splitlines() if "│" in line]
-    assert [float(x) for x in rows] == [2.0, 0.0, 1.0], done.stdout
+    done = cli("launch", str(path), "--wandb", "disabled")  # complete: prints, runs nothing
+    assert done.exit_code == 0, done.output
+    assert _best_line(ids) in " ".join(done.output.split()), done.output
+    assert ids[1, 0] not in done.output, "the lucky run is named nowhere"
+    rows = [line.split("│")[1].strip() for line in done.output.splitlines() if "│" in line]
+    assert [float(x) for x in rows] == [2.0, 0.0, 1.0], done.output
 
 
 def test_status_names_the_best_configuration(filled: Any, store: Path) -> None:
     _, sweep_id, ids = filled
-    shown = sweeper("status", sweep_id, "--store", str(store))
-    assert shown.returncode == 0, shown.stderr
-    assert f"so far, {_best_line(ids)}" in " ".join(shown.stdout.split()), shown.stdout
-    assert ids[1, 0] not in shown.stdout
+    shown = cli("status", sweep_id, "--store", str(store))
+    assert shown.exit_code == 0, shown.output
+    assert f"so far, {_best_line(ids)}" in " ".join(shown.output.split()), shown.output
+    assert ids[1, 0] not in shown.output
 
 
 def test_the_progress_snapshot_shows_the_best_mean(backend: LocalBackend, filled: Any) -> None:
@@ -187,8 +196,8 @@ def test_report_summary_table_and_highlight_name_the_best_configuration(
 ) -> None:
     _, sweep_id, ids = filled
     out = tmp_path / "report"
-    made = sweeper("report", sweep_id, "-o", str(out), "--store", str(store), timeout=300)
-    assert made.returncode == 0, made.stderr
+    made = cli("report", sweep_id, "-o", str(out), "--store", str(store))
+    assert made.exit_code == 0, made.output
     page = (out / "report.html").read_text()
     assert f"The {_best_line(ids)}." in page
     configs = pd.read_csv(out / "configs.csv")
@@ -211,11 +220,12 @@ def test_a_stage_carries_the_best_configuration_not_the_lucky_run(
     first = create_stage(backend, load_spec(path), 0, {}, new_id())
     _fill(backend, first, _by_table)
     backend.set_sweep_state(first, "finished")
-    compiled = sweeper("compile", str(path), "--stage", "lr")
-    assert compiled.returncode == 0, compiled.stderr
-    assert yaml.safe_load(compiled.stdout)["parameters"]["x"] == {"value": 2.0}
+    compiled = cli("compile", str(path), "--stage", "lr")
+    assert compiled.exit_code == 0, compiled.output
+    assert yaml.safe_load(compiled.output)["parameters"]["x"] == {"value": 2.0}
 
 
+@pytest.mark.slow  # four wandb online runs uploaded: 25-35 s
 def test_sync_marks_the_best_configuration_and_wandb_status_reads_it(
     wandb_server: WandbServer, backend: LocalBackend, store: Path, tmp_path: Path
 ) -> None:
@@ -224,17 +234,18 @@ def test_sync_marks_the_best_configuration_and_wandb_status_reads_it(
     # x=1 has the lucky run (0.125) and the worse mean; x=0 the better mean (0.5)
     ids = _fill(backend, sweep_id, lambda p: [[0.5, 0.5], [0.125, 1.0]][int(p["x"])][p["seed"]])
     backend.set_sweep_state(sweep_id, "finished")
-    synced = sweeper("sync", sweep_id, "--entity", "standin", "--store", str(store), timeout=240)
+    synced = sweeper("sync", sweep_id, "--entity", "standin", "--store", str(store))
     assert synced.returncode == 0, synced.stderr
     (remote,) = wandb_server.sweeps.values()
-    mark = read_mark(remote.config["description"])
-    assert mark["best"]["config"] == {"x": 0.0}
-    assert (mark["best"]["mean"], mark["best"]["n"]) == (0.5, 2)
-    assert mark["best"]["best_run"] == ids[0, 0] and mark["best"]["median_run"] == ids[0, 1]
-    assert "best configuration (x=0): loss = 0.5000" in remote.config["description"]
 
     shown = sweeper("status", f"standin/{remote.project}/{remote.id}")  # read back from W&B
     assert shown.returncode == 0, shown.stderr
     line = "so far, best configuration (x=0): loss = 0.5000 ± 0.0000 over 2 runs"
     assert line in " ".join(shown.stdout.split()), shown.stdout
     assert ids[1, 0] not in shown.stdout, shown.stdout
+
+    mark = read_mark(remote.config["description"])
+    assert mark["best"]["config"] == {"x": 0.0}
+    assert (mark["best"]["mean"], mark["best"]["n"]) == (0.5, 2)
+    assert mark["best"]["best_run"] == ids[0, 0] and mark["best"]["median_run"] == ids[0, 1]
+    assert "best configuration (x=0): loss = 0.5000" in remote.config["description"]
