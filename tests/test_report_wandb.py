@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from sweeper.backends.local import RUN_COLUMNS, LocalBackend
+from sweeper.backends.targets import is_wandb_target
 from sweeper.errors import SweeperError
 from sweeper.report.build import build_report
-from sweeper.report.wandb_runs import is_wandb_path, load_wandb, runs_frame
+from sweeper.report.wandb_runs import load_wandb, runs_frame
 from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import load_spec
 
@@ -120,7 +121,7 @@ def test_report_from_a_wandb_sweep(recorded, tmp_path: Path):
     _, sweep_id, config, runs = recorded
     api = Api(Sweep(sweep_id, config, runs))
     path = f"team/sweeper-test/{sweep_id}"
-    assert is_wandb_path(path) and is_wandb_path(f"team/sweeper-test/sweeps/{sweep_id}")
+    assert is_wandb_target(path) and is_wandb_target(f"team/sweeper-test/sweeps/{sweep_id}")
     data = load_wandb(path, api=api)
     assert data.backend == "wandb" and data.base["model.depth"] == 1  # xor's default depth
     out = build_report(data, tmp_path / "report")

@@ -5,6 +5,7 @@ Heavy imports (torch, wandb, pandas) stay inside commands: `--help` and `validat
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sqlite3
@@ -119,9 +120,33 @@ Store = Annotated[
 ]
 Sets = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a trainer config value: PATH=VALUE (repeatable)."),
+    typer.Option(
+        "--set",
+        help="Override a trainer config value: PATH=VALUE (repeatable) [default: none].",
+    ),
 ]
 Smoke = Annotated[bool, typer.Option("--smoke", help="Apply the spec's `smoke` section.")]
+SpecArg = Annotated[
+    Path, typer.Argument(metavar="SPEC", help="An experiment spec or a plain W&B sweep.yaml.")
+]
+TrainerArg = Annotated[
+    str, typer.Argument(metavar="TRAINER", help="A registered trainer (`sweeper trainers`).")
+]
+ConfigArg = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="CONFIG",
+        help="A spec (its base is used) or a config YAML [default: the trainer's defaults].",
+    ),
+]
+Target = Annotated[
+    str,
+    typer.Argument(
+        metavar="SWEEP",
+        help="A sweep id, a study id (all its stages), a spec path (its latest study) or a "
+        "sweep or spec name.",
+    ),
+]
 EstimateOpt = Annotated[
     bool,
     typer.Option(
@@ -222,9 +247,12 @@ def _wandb_mode(value: WandbMode | None, backend: BackendKind = "local") -> Wand
 
 
 def _backend_kind(kind: BackendKind | None, sweep: str = "") -> BackendKind:
-    """The parser checked a given kind; none given: W&B for an entity/project/sweep_id path."""
+    """The parser checked a given kind; none given: W&B for an entity/project/sweep_id path
+    (not a spec file two folders deep)."""
     if kind is None:
-        return "wandb" if sweep.count("/") >= 2 else "local"
+        from sweeper.backends.targets import is_wandb_target
+
+        return "wandb" if sweep and is_wandb_target(sweep) else "local"
     return kind
 
 
@@ -262,10 +290,33 @@ def _load(spec: Path, sets: list[str] | None, smoke: bool, device: str | None = 
     return loaded
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        console.print(f"sweeper {version('sweeper')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print sweeper's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 @app.command()
 @user_errors
 def validate(
-    spec: Path, sets: Sets = None, smoke: Smoke = False, estimate: EstimateOpt = False
+    spec: SpecArg, sets: Sets = None, smoke: Smoke = False, estimate: EstimateOpt = False
 ) -> None:
     """Check a spec against its trainer's config and the W&B schema, and that the data and
     weights files its trials need are there; writes nothing."""
@@ -321,8 +372,10 @@ def _print_estimate(loaded: Any, agents: int | None, gpus: str | None) -> None:
 @app.command("compile")
 @user_errors
 def compile_(
-    spec: Path,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
+    spec: SpecArg,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here [default: stdout].")
+    ] = None,
     stage: Annotated[
         str | None, typer.Option(help="A study's stage, by name or number [default: the first].")
     ] = None,
@@ -359,7 +412,7 @@ def compile_(
 
 @app.command()
 @user_errors
-def schema(trainer: str) -> None:
+def schema(trainer: TrainerArg) -> None:
     """Print the JSON Schema of a trainer's config (for editors)."""
     import json
 
@@ -384,8 +437,8 @@ def trainers() -> None:
 @app.command()
 @user_errors
 def generate(
-    name: str,
-    out: Path,
+    name: Annotated[str, typer.Argument(metavar="DATASET", help="shapes, veri or xray.")],
+    out: Annotated[Path, typer.Argument(metavar="FOLDER", help="A new or empty folder.")],
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
 ) -> None:
     """Write a small data set in a real on-disk layout (shapes, veri, xray) into a new or
@@ -403,7 +456,7 @@ def generate(
 @app.command()
 @user_errors
 def launch(
-    spec: Path,
+    spec: SpecArg,
     agents: Annotated[
         int | None, typer.Option(help="Agent processes [default: one per GPU, else 1].")
     ] = None,
@@ -414,7 +467,10 @@ def launch(
     wandb: Wandb = None,
     sets: Sets = None,
     smoke: Smoke = False,
-    device: Annotated[str | None, typer.Option(help="Trainer device: auto, cpu, cuda.")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Trainer device: auto, cpu, cuda, cuda:N [default: the spec's]."),
+    ] = None,
     heartbeat_timeout: HeartbeatTimeout = 60.0,
     backend_kind: BackendOpt = None,
     entity: Entity = None,
@@ -431,16 +487,9 @@ def launch(
     started here, and any `sweeper agent` elsewhere, pull trials from it. Running the same
     launch again resumes the latest study made from this exact spec (--fresh: a new one).
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from sweeper.agent.launch import AgentSettings, Interrupted, check_backend
     from sweeper.agent.launch import launch as run_launch
+    from sweeper.agent.progress import LaunchBar
     from sweeper.agent.slots import make_slots, parse_gpus, visible_gpus
     from sweeper.spec.plain import PlainSweep
     from sweeper.spec.preflight import preflight
@@ -466,15 +515,7 @@ def launch(
         project=project or loaded.project,
     )
     where = backend.where  # W&B connects here: a bad key or server fails before the bar draws
-    bar = Progress(
-        TextColumn("{task.description}", markup=False),  # a stage name, stripped below
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[best]}", markup=False),
-        TimeRemainingColumn(),
-        console=console,
-    )
-    tasks: dict[str, Any] = {}
+    bar = LaunchBar(console)
 
     def on_stage(sweep: Any, resumed: bool) -> None:
         what = "resumed" if resumed else "created"
@@ -486,13 +527,7 @@ def launch(
             console.print(f"  in Docker:   {backend.docker_line(sweep.id)}")
         if sweep.config["method"] != "grid" and not sweep.config.get("run_cap"):
             console.print(f"  {sweep.config['method']} search with no run_cap: runs until stopped")
-        description = strip_controls(sweep.stage_name or sweep.name)
-        tasks[sweep.id] = bar.add_task(description, total=None, best="")
-
-    def on_progress(p: Any) -> None:
-        name, _ = p.sweep.metric
-        best = strip_controls(f"best {name} {p.best:.4g}") if p.best is not None else ""
-        bar.update(tasks[p.sweep.id], completed=p.done, total=p.total, best=best)
+        bar.add_sweep(sweep)
 
     try:
         with bar:
@@ -504,7 +539,7 @@ def launch(
                 settings=AgentSettings(mode, heartbeat_timeout, trial_timeout),
                 fresh=fresh,
                 on_stage=on_stage,
-                on_progress=on_progress,
+                on_progress=bar.update,
                 on_note=_say,
             )
     except Interrupted as stopped:
@@ -572,8 +607,16 @@ def _print_stages(results: list[Any]) -> None:
 @app.command()
 @user_errors
 def agent(
-    sweep_id: str,
-    count: Annotated[int | None, typer.Option(help="Run at most this many trials.")] = None,
+    sweep_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="SWEEP",
+            help="A local sweep or study id, or entity/project/sweep_id on W&B.",
+        ),
+    ],
+    count: Annotated[
+        int | None, typer.Option(help="Run at most this many trials [default: no limit].")
+    ] = None,
     gpus: Annotated[
         str | None,
         typer.Option(help="GPU ids, one trial per slot; '' for CPU [default: all visible]."),
@@ -625,31 +668,102 @@ def agent(
 
 @app.command()
 @user_errors
-def status(sweep_id: str, store: Store = None, backend_kind: BackendOpt = None) -> None:
-    """States, best run so far, and progress of a sweep (local, or entity/project/id on W&B)."""
+def status(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="SWEEP",
+            help="A sweep id, a study id (all its stages), a spec path (its latest study), a "
+            "sweep or spec name, or entity/project/sweep_id on W&B.",
+        ),
+    ],
+    store: Store = None,
+    backend_kind: BackendOpt = None,
+) -> None:
+    """States, progress and best configuration so far of a sweep, or of each stage of a study."""
     from sweeper.agent.launch import planned_trials
     from sweeper.report.values import label
     from sweeper.sweep import ACTIVE, best_configuration, swept_params
 
-    kind = _backend_kind(backend_kind, sweep_id)
+    kind = _backend_kind(backend_kind, target)
     backend = _backend(kind, store, create=False, readonly=True)
-    sweep = backend.sweep(sweep_id)
-    counts = backend.counts(sweep.id)
-    metric, goal = sweep.metric
-    total = planned_trials(sweep.config)
-    done = sum(n for s, n in counts.items() if s not in ACTIVE)
-    states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
-    console.print(_styled("sweep ", (sweep.id, "bold"), f" {sweep.name} [{sweep.state}]"))
-    console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
-    best = best_configuration(backend.runs(sweep.id), swept_params(sweep.config), metric, goal)
-    if best:
-        console.print(f"so far, {best.describe(metric, label)}")
+    for sweep in _resolve(backend, target):
+        counts = backend.counts(sweep.id)
+        metric, goal = sweep.metric
+        total = planned_trials(sweep.config)
+        done = sum(n for s, n in counts.items() if s not in ACTIVE)
+        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
+        console.print(_styled("sweep ", (sweep.id, "bold"), f" {sweep.name} [{sweep.state}]"))
+        console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
+        runs = backend.runs(sweep.id)
+        best = best_configuration(runs, swept_params(sweep.config), metric, goal)
+        if best:
+            console.print(f"so far, {best.describe(metric, label)}")
+
+
+def _resolve(backend: Any, target: str) -> list[Any]:
+    """The sweeps a command's SWEEP names (`sweeper.backends.targets`); on W&B, its path."""
+    from sweeper.backends.targets import resolve_target
+
+    return [backend.sweep(target)] if backend.kind == "wandb" else resolve_target(backend, target)
+
+
+@app.command("sweeps")
+@user_errors
+def sweeps_(store: Store = None) -> None:
+    """List the store's sweeps, newest first, a study's stages together: id, name, spec, stage,
+    state, runs done of planned, and the best configuration's mean metric."""
+    from sweeper.agent.launch import planned_trials
+    from sweeper.backends.local import LocalBackend
+    from sweeper.sweep import ACTIVE, best_configuration, swept_params
+
+    backend = LocalBackend(store, create=False, readonly=True)
+    launches: dict[str, list[Any]] = {}
+    for sweep in backend.sweeps():  # in creation order; a study's stages under its id
+        launches.setdefault(sweep.study or sweep.id, []).append(sweep)
+    out = Table(title=f"sweeps in {backend.path}, newest first", title_justify="left")
+    for column in ("id", "name", "spec", "stage", "state", "done", "best"):
+        out.add_column(column, justify="right" if column == "done" else "left")
+    for launch in reversed(launches.values()):
+        for sweep in sorted(launch, key=lambda s: s.stage):
+            counts = backend.counts(sweep.id)
+            total = planned_trials(sweep.config)
+            done = sum(n for state, n in counts.items() if state not in ACTIVE)
+            metric, goal = sweep.metric
+            best = best_configuration(
+                backend.runs(sweep.id), swept_params(sweep.config), metric, goal
+            )
+            out.add_row(
+                sweep.id,
+                sweep.name,
+                _shown_path(sweep.spec_path),
+                f"{sweep.stage + 1} {sweep.stage_name}" if sweep.study else "-",
+                sweep.state,
+                f"{done}/{total if total is not None else '?'}",
+                f"{metric} {best.mean:.4g}" if best else "-",
+            )
+    if not launches:
+        console.print(f"no sweeps in {backend.path} yet (`sweeper launch SPEC` makes one)")
+        return
+    console.print(out)
+
+
+app.command("ls", help="Same as `sweeper sweeps`.")(sweeps_)
+
+
+def _shown_path(path: str | None) -> str:
+    """A spec path as the user would type it here: relative when under this folder."""
+    if not path:
+        return "-"
+    with contextlib.suppress(ValueError):
+        return str(Path(path).relative_to(Path.cwd()))
+    return path
 
 
 @app.command()
 @user_errors
 def sync(
-    sweep_id: Annotated[str, typer.Argument(help="A local sweep or study id.")],
+    sweep_id: Annotated[str, typer.Argument(metavar="SWEEP", help="A local sweep or study id.")],
     entity: Entity = None,
     project: Project = None,
     store: Store = None,
@@ -674,16 +788,33 @@ def sync(
 @app.command()
 @user_errors
 def runs(
-    sweep_id: str,
+    target: Target,
     store: Store = None,
-    csv: Annotated[Path | None, typer.Option(help="Export the run table as CSV.")] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the complete run table (every column) to this CSV file "
+            "[default: none: print the table].",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the complete run table as JSON records for scripts: times in ISO "
+            "8601 (UTC), NaN and missing values null, infinities the strings inf and -inf.",
+        ),
+    ] = False,
 ) -> None:
-    """Print (or export) the run table of a sweep."""
+    """The runs of a sweep or study: id, state, swept values, seed, metric and runtime."""
     from sweeper.backends.local import LocalBackend
+    from sweeper.backends.targets import resolve_target
     from sweeper.errors import SweeperError
+    from sweeper.report.runlist import readable_runs, runs_json
 
     backend = LocalBackend(store, create=False, readonly=True)
-    table = backend.runs(backend.sweep(sweep_id).id)
+    sweeps = resolve_target(backend, target)
+    table = backend.runs([s.id for s in sweeps])
     if csv:
         from sweeper.output import write_csv
 
@@ -691,21 +822,28 @@ def runs(
             write_csv(table, csv)
         except OSError as exc:
             raise SweeperError(f"--csv {csv}: cannot write: {exc.strerror or exc}") from None
-        console.print(f"wrote {csv} ({len(table)} runs)")
-    else:
-        shown = table.map(lambda v: strip_controls(v) if isinstance(v, str) else v)
-        console.print(shown.to_string(index=False), soft_wrap=True)  # aligned before printing
+        (errors if as_json else console).print(f"wrote {csv} ({len(table)} runs)")
+    if as_json:
+        sys.stdout.write(runs_json(table) + "\n")
+    elif not csv:
+        shown, numeric = readable_runs(table, sweeps)
+        out = Table(title=", ".join(f"{s.id} {s.name}" for s in sweeps), title_justify="left")
+        for column in shown.columns:
+            out.add_column(column, justify="right" if column in numeric else "left")
+        for row in shown.itertuples(index=False):
+            out.add_row(*row)
+        console.print(out)
 
 
 @app.command()
 @user_errors
 def train(
-    trainer: str,
-    config: Annotated[
-        Path | None, typer.Argument(help="A spec (its base is used) or a config YAML.")
-    ] = None,
+    trainer: TrainerArg,
+    config: ConfigArg = None,
     sets: Sets = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda, cuda:N [default: the config's, else auto].")
+    ] = None,
     store: Store = None,
     wandb: Wandb = None,
 ) -> None:
@@ -740,24 +878,32 @@ def train(
 @app.command()
 @user_errors
 def landscape(
-    run_id: Annotated[str, typer.Argument(help="A run of the store with a checkpoint.")],
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN", help="A run of the store with a checkpoint.")
+    ],
     store: Store = None,
     steps: Annotated[int, typer.Option(help="Grid points per axis.")] = 25,
     span: Annotated[
         tuple[float, float], typer.Option("--range", help="Min and max of alpha (and beta).")
     ] = (-1.0, 1.0),
     dims: Annotated[
-        int | None,
+        Literal[1, 2] | None,
         typer.Option(help="1: a curve; 2: a surface and its curve [default: 2; 1 with --between]."),
     ] = None,
-    split: Annotated[str, typer.Option(help="train or val: the loss scored.")] = "train",
+    split: Annotated[
+        Literal["train", "val"], typer.Option(help="The split the loss is scored on.")
+    ] = "train",
     seed: Annotated[int, typer.Option(help="Seed of the random directions.")] = 0,
     ignore: Annotated[
-        str, typer.Option(help="biasbn: 1-D tensors (biases, batch norm) stay; none: moved too.")
+        Literal["biasbn", "none"],
+        typer.Option(help="biasbn: 1-D tensors (biases, batch norm) stay; none: moved too."),
     ] = "biasbn",
     between: Annotated[
         str | None,
-        typer.Option(help="A checkpoint file or run id: the line from this run's weights to it."),
+        typer.Option(
+            help="A checkpoint file or run id: the line from this run's weights to it "
+            "[default: none: random directions].",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("-o", "--out", help="Folder [default: the run's landscape/].")
@@ -804,15 +950,13 @@ def landscape(
 @app.command()
 @user_errors
 def augment(
-    trainer: str,
-    config: Annotated[
-        Path | None, typer.Argument(help="A spec (its base is used) or a config YAML.")
-    ] = None,
+    trainer: TrainerArg,
+    config: ConfigArg = None,
     names: Annotated[
         str | None,
         typer.Option(
             help="Augmentations to show, comma-separated (the trainer's names, or one "
-            "classify preset such as rotate90); default: the config's."
+            "classify preset such as rotate90) [default: the config's]."
         ),
     ] = None,
     n: Annotated[int, typer.Option("-n", help="Training images shown (1-64).")] = 9,
@@ -837,13 +981,19 @@ def augment(
 @user_errors
 def report(
     sweep_or_spec: Annotated[
-        str, typer.Argument(help="Sweep id, study id, spec path, or W&B entity/project/sweep_id.")
+        str,
+        typer.Argument(
+            metavar="SWEEP",
+            help="A sweep id, a study id (all its stages), a spec path (its latest study), a "
+            "sweep or spec name, or entity/project/sweep_id on W&B.",
+        ),
     ],
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Folder [default: reports/ID].")
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="html (with Markdown, PNG, CSV) or md (no HTML).")
+        Literal["html", "md"],
+        typer.Option("--format", help="html (with Markdown, PNG, CSV) or md (no HTML)."),
     ] = "html",
     axes: Annotated[
         str | None, typer.Option(help="Parallel-coordinates axes: a,b [default: by importance].")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from sweeper.report.data import ReportData
 
@@ -11,12 +10,13 @@ from sweeper.report.data import ReportData
 def load_report_data(
     target: str, store: str | os.PathLike[str] | None = None, metric: str | None = None
 ) -> ReportData:
-    """entity/project/sweep_id reads W&B; a sweep id, study id or spec path reads the store."""
+    """entity/project/sweep_id reads W&B; a sweep id, study id, spec path or name reads the
+    store (`sweeper.backends.targets`)."""
     from sweeper.backends.local import LocalBackend
+    from sweeper.backends.targets import is_wandb_target
     from sweeper.report.local_runs import load_local
-    from sweeper.report.wandb_runs import is_wandb_path, load_wandb
+    from sweeper.report.wandb_runs import load_wandb
 
-    path = Path(target)
-    if is_wandb_path(target) and path.suffix not in (".yaml", ".yml") and not path.exists():
+    if is_wandb_target(target):
         return load_wandb(target, metric)
     return load_local(LocalBackend(store, create=False, readonly=True), target, metric)

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from sweeper.backends.local import LocalBackend, SweepRecord
+from sweeper.backends.local import LocalBackend
+from sweeper.backends.targets import resolve_target
 from sweeper.errors import NotFoundError
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.spec.paths import flatten
 from sweeper.sweep import flat_parameters
 
 
-def resolve(backend: LocalBackend, target: str) -> list[SweepRecord]:
-    """The sweeps a target names: one sweep, or every stage of a study."""
-    path = Path(target)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
-        from sweeper.spec.load import read_yaml
-
-        made = backend.made_from(path, read_yaml(path).get("name"))
-        if not made:
-            raise NotFoundError(
-                f"no sweep made from {path} in {backend.path} (run `sweeper launch {path}`)"
-            )
-        return made
-    sweep = backend.sweep(target)
-    if sweep.id != target and sweep.study == target:
-        return backend.sweeps(sweep.study)
-    return [sweep]
-
-
 def load_local(backend: LocalBackend, target: str, metric: str | None = None) -> ReportData:
-    sweeps = resolve(backend, target)
+    sweeps = resolve_target(backend, target)
     first = sweeps[0]
     name, goal = first.metric
     study = first.study if len(sweeps) > 1 or first.study == target else None

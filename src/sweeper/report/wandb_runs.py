@@ -7,17 +7,13 @@ from typing import Any
 
 import pandas as pd
 
-from sweeper.backends.wandb import SWEEP_PATH, runs_frame, trainer_of
+from sweeper.backends.wandb import runs_frame, trainer_of
 from sweeper.errors import SweeperError
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.report.local_runs import resolved_base
 from sweeper.sweep import flat_parameters, key_paths
 
 HISTORY_SAMPLES = 10_000
-
-
-def is_wandb_path(target: str) -> bool:
-    return bool(SWEEP_PATH.match(target))
 
 
 def history_frame(runs: Mapping[str, Any], run_ids: list[str], keys: list[str]) -> pd.DataFrame:

@@ -1,0 +1,85 @@
+"""What a user names on the command line: a sweep id, a study id, a spec path or a name.
+
+`status`, `runs` and `report` take the same targets and resolve them here, once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sweeper.backends.base import SweepRecord
+from sweeper.errors import NotFoundError, SweeperError
+
+if TYPE_CHECKING:
+    from sweeper.backends.local import LocalBackend
+
+
+def is_wandb_target(target: str) -> bool:
+    """entity/project/sweep_id as `wandb agent` takes it, not a spec file two folders deep."""
+    from sweeper.backends.wandb import SWEEP_PATH
+
+    path = Path(target)
+    return (
+        bool(SWEEP_PATH.match(target))
+        and path.suffix not in (".yaml", ".yml")
+        and not path.exists()
+    )
+
+
+def resolve_target(backend: LocalBackend, target: str) -> list[SweepRecord]:
+    """The sweeps a target names, in stage order.
+
+    Args:
+        backend: the local store.
+        target: a sweep id (that sweep); a study id (all its stages); a spec file (the latest
+            sweep or study made from it); a sweep's name (`quickstart`, `veri-staged / lr`:
+            its latest sweep) or a spec's name (`veri-staged`: its latest study).
+
+    Returns:
+        One sweep, or every stage of a study.
+
+    Raises:
+        NotFoundError: nothing in the store goes by that name.
+        SweeperError: the name fits sweeps made from different spec files; the message lists
+            them, so the user can give an id.
+    """
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        from sweeper.spec.load import read_yaml
+
+        made = backend.made_from(path, read_yaml(path).get("name"))
+        if not made:
+            raise NotFoundError(
+                f"no sweep made from {path} in {backend.path} (run `sweeper launch {path}`)"
+            )
+        return made
+    try:
+        sweep = backend.sweep(target)  # by its id, else the latest stage of a study by its id
+    except NotFoundError:
+        return _by_name(backend, backend.sweeps(), target)
+    return [sweep] if sweep.id == target else backend.sweeps(target)
+
+
+def _by_name(backend: LocalBackend, sweeps: list[SweepRecord], name: str) -> list[SweepRecord]:
+    """The latest launch of the one spec that made sweeps of this name (re-launching a spec
+    makes a new sweep of the same name: the latest is the one meant, as for a spec path)."""
+    named = [s for s in sweeps if s.name == name or s.spec.get("name") == name]
+    if not named:
+        raise NotFoundError(
+            f"no sweep, study, spec file or name {name!r} in {backend.path} "
+            "(`sweeper sweeps` lists them)"
+        )
+    sources = {s.spec_path or s.study or s.id for s in named}
+    if len(sources) > 1:
+        launches = {s.study or s.id: s for s in named}  # the last sweep of each launch
+        listed = ", ".join(
+            f"{key} (from {s.spec_path or 'no spec file'})" for key, s in launches.items()
+        )
+        raise SweeperError(
+            f"{name!r} names sweeps made from {len(sources)} different specs in "
+            f"{backend.path}: {listed}; give one of these ids"
+        )
+    latest = named[-1]  # sweeps() is in creation order
+    launch = backend.sweeps(latest.study) if latest.study else [latest]
+    return [s for s in launch if s.name == name] or launch
