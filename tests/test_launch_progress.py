@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import probe_spec, write_spec
 
 
@@ -78,3 +81,36 @@ def test_a_finished_launch_run_again_says_it_is_complete(tmp_path: Path) -> None
         assert f"is complete: {total}/{total} finished" in again.stdout, again.stdout
         assert "0/?" not in again.stdout and f"{total}/{total}" in again.stdout
         assert "best" in again.stdout  # the table and best line are printed again
+
+
+def _screen(output: str) -> str:
+    """A terminal's output as the lines it drew: control sequences and carriage returns out."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output).replace("\r", "\n")
+
+
+@pytest.mark.slow
+def test_the_bar_shows_each_trials_epoch_metric_and_time_and_an_eta(tmp_path: Path) -> None:
+    """On a terminal, a running trial has its own line (epoch k of n, the last value of the
+    sweep's metric, its own time) and the sweep's bar its elapsed time, then an ETA once a
+    trial has finished: not `0/2 -:--:--` until the end."""
+    spec = probe_spec(base={"epochs": 3, "epoch_seconds": 0.7}, search={"x": [0.0, 2.0]})
+    store = ("--store", str(tmp_path / "s.db"), "--wandb", "disabled")
+    result = subprocess.run(
+        [sys.executable, "-m", "sweeper", "launch", str(write_spec(tmp_path, spec)), *store],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "160"},
+    )
+    assert result.returncode == 0, result.stderr
+    screen = _screen(result.stdout)
+    trial = re.compile(r"^  [a-z0-9]{8} CPU .* epoch ([123])/3 loss ([0-9.]+) +(\d+:\d\d)", re.M)
+    seen = {(int(m[1]), float(m[2])) for m in trial.finditer(screen)}
+    assert len(seen) >= 2, screen[-3000:]  # two epochs' lines at least, each with its value
+    assert all(loss == pytest.approx(1 + 1 / epoch, abs=1e-3) for epoch, loss in seen), seen
+    assert re.search(r"^probe .* 0/2 +\d+:\d\d elapsed", screen, re.M), screen[-3000:]
+    assert re.search(
+        r"^probe .* 1/2 .*best loss [0-9.]+ +\d+:\d\d elapsed, eta \d+:\d\d", screen, re.M
+    )
+    assert "-:--:--" not in screen

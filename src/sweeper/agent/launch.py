@@ -10,14 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sweeper.agent.loop import LAUNCHER_ENV, STORE_IDENTITY_ENV
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import WandbMode
-from sweeper.backends.base import Backend, SweepRecord
+from sweeper.backends.base import Backend, LiveTrial, SweepRecord
 from sweeper.backends.local import LocalBackend, new_id, store_path
 from sweeper.errors import SpecError, StoreLost, SweeperError, Unreachable
 from sweeper.spec.compile import carried_config, compile_stage
@@ -38,6 +38,8 @@ class Progress:
     total: int | None
     best: float | None
     """The best configuration's mean so far (sweeper.sweep.best_configuration)."""
+    trials: list[LiveTrial] = field(default_factory=list)
+    """The running trials, for a line each."""
 
     @property
     def done(self) -> int:
@@ -251,7 +253,8 @@ def _snapshot(
 ) -> Progress:
     runs = backend.runs(sweep.id)
     best = best_configuration(runs, swept_params(sweep.config), metric, goal) if metric else None
-    return Progress(sweep, backend.counts(sweep.id), total, best.mean if best else None)
+    mean = best.mean if best else None
+    return Progress(sweep, backend.counts(sweep.id), total, mean, backend.live_trials(sweep.id))
 
 
 def stage_carry(

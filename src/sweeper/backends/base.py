@@ -82,6 +82,20 @@ class Claim:
     """W&B handed out a run it had before; it says so, but does not count attempts."""
 
 
+@dataclass(frozen=True)
+class LiveTrial:
+    """A running trial as its last logged step left it, for a progress line."""
+
+    run_id: str
+    agent: str | None
+    step: int | None
+    """The last step (epoch) it logged; None before its first."""
+    summary: dict[str, Any]
+    """Its last logged values."""
+    elapsed: float
+    """Seconds since it started."""
+
+
 class Backend(Protocol):
     """Where sweeps live. Agent-side calls are made from the agent's parent process only;
     `run_trial` runs in the forked child."""
@@ -129,6 +143,8 @@ class Backend(Protocol):
     def is_complete(self, sweep_id: str) -> bool: ...
 
     def run_views(self, sweep_id: str) -> list[RunView]: ...
+
+    def live_trials(self, sweep_id: str) -> list[LiveTrial]: ...
 
     def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame: ...
 

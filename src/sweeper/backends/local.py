@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper.backends import storejson
-from sweeper.backends.base import Beat, Claim, SweepRecord
+from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord
 from sweeper.backends.controller import next_params, runs_to_stop
 from sweeper.errors import NoSpace, NotFoundError, StoreLost, SweeperError
 from sweeper.sweep import ACTIVE, RunView
@@ -739,6 +739,26 @@ class LocalBackend:
     def run_views(self, sweep_id: str) -> list[RunView]:
         return self._views(sweep_id)
 
+    def live_trials(self, sweep_id: str) -> list[LiveTrial]:
+        """The running trials, in one query (a progress poll, twice a second)."""
+        rows = self.db.execute(
+            "SELECT r.id, r.agent, r.started_at, r.summary,"
+            " (SELECT MAX(step) FROM history h WHERE h.run_id = r.id) AS step"
+            " FROM runs r WHERE r.sweep_id = ? AND r.state = 'running' ORDER BY r.seq",
+            (sweep_id,),
+        ).fetchall()
+        now = time.time()
+        return [
+            LiveTrial(
+                run_id=row["id"],
+                agent=row["agent"],
+                step=row["step"],
+                summary=storejson.loads(row["summary"]),
+                elapsed=max(0.0, now - (row["started_at"] or now)),
+            )
+            for row in rows
+        ]
+
     def run(self, run_id: str) -> dict[str, Any]:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
@@ -815,6 +835,14 @@ class LocalBackend:
                 columns=["run_id", "_step", *metrics],
             )
         return frame.sort_values(["run_id", "_step"], ignore_index=True)
+
+    def logged_rows(self, run_id: str) -> list[tuple[int, dict[str, Any]]]:
+        """One run's history as logged, step by step: a key a row did not log is absent (in
+        `history`'s table it is NaN, like a NaN the run did log)."""
+        rows = self.db.execute(
+            "SELECT step, metrics FROM history WHERE run_id = ? ORDER BY step", (run_id,)
+        ).fetchall()
+        return [(step, storejson.loads(metrics)) for step, metrics in rows]
 
 
 def _is_full(exc: BaseException) -> bool:

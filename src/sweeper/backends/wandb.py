@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sweeper.backends.base import PREEMPTED_EXIT, Beat, Claim, SweepRecord
+from sweeper.backends.base import PREEMPTED_EXIT, Beat, Claim, LiveTrial, SweepRecord
 from sweeper.backends.local import exit_reason, output_tail
 from sweeper.errors import NotFoundError, SweeperError, Unreachable
 from sweeper.sweep import KeyPath, RunView, key_paths, values_of
@@ -380,6 +380,25 @@ class WandbBackend:
             )
             for run in self._runs(sweep_id)
         ]
+
+    def live_trials(self, sweep_id: str) -> list[LiveTrial]:
+        """Running runs as the server last heard of them: W&B's `_step` and `_runtime`."""
+        live = []
+        for run in self._runs(sweep_id):
+            if STATES.get(run.state, run.state) != "running":
+                continue
+            raw = dict(run.summary)
+            step, runtime = raw.get("_step"), raw.get("_runtime")
+            live.append(
+                LiveTrial(
+                    run_id=run.id,
+                    agent=None,
+                    step=int(step) if isinstance(step, int | float) else None,
+                    summary=scalars(raw),
+                    elapsed=float(runtime) if isinstance(runtime, int | float) else 0.0,
+                )
+            )
+        return live
 
     def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame:
         import pandas as pd
