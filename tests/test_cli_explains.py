@@ -267,6 +267,7 @@ def test_runs_prints_a_readable_table_that_fits(launches: dict[str, Any]) -> Non
     assert "┃ stage" in study.output and "│ x " in study.output and "inf" in study.output
 
 
+@pytest.mark.slow
 def test_runs_ids_are_not_coloured_as_numbers(launches: dict[str, Any], store: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sweeper", "runs", launches["first"]],
@@ -294,13 +295,8 @@ def test_runs_csv_and_json_are_complete(launches: dict[str, Any], store: Path) -
     assert {"created_at", "agent", "error", "config.optim.lr", "summary.loss"} <= set(written)
     assert 0.010536 in written["config.optim.lr"].tolist()  # every digit
 
-    result = subprocess.run(
-        [sys.executable, "-m", "sweeper", "runs", launches["study"], "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    result = cli("runs", launches["study"], "--json")
+    assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)  # valid JSON: no bare NaN or Infinity
     assert [r["run_id"] for r in records] == table[table["sweep_id"].isin(launches["stages"])][
         "run_id"
@@ -317,6 +313,7 @@ def test_runs_csv_and_json_are_complete(launches: dict[str, Any], store: Path) -
 # the agent's name, uv --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_agent_without_a_gpu_slot_names_no_none_slot(
     make_sweep: Callable[..., str], store: Path, backend: LocalBackend
 ) -> None:
