@@ -114,3 +114,21 @@ def test_the_bar_shows_each_trials_epoch_metric_and_time_and_an_eta(tmp_path: Pa
         r"^probe .* 1/2 .*best loss [0-9.]+ +\d+:\d\d elapsed, eta \d+:\d\d", screen, re.M
     )
     assert "-:--:--" not in screen
+
+
+def test_train_prints_a_compact_progress_line_and_honours_cpus_per_trial(tmp_path: Path) -> None:
+    """`train` prints about ten progress lines for a whole run when not on a terminal (not
+    one per epoch), each with epoch k of n, the metric and the time, and runs torch with the
+    spec's agents.cpus_per_trial threads, as an agent does."""
+    spec = probe_spec(base={"epochs": 40}, agents={"cpus_per_trial": 1})
+    path = write_spec(tmp_path, spec)
+    result = sweeper("train", "probe", str(path), "--store", str(tmp_path / "s.db"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(progress) == 10, result.stdout
+    assert re.fullmatch(r"epoch 40/40  loss [0-9.]+  .*\d+:\d\d", progress[-1]), progress
+    assert "threads=1" in result.stdout  # the summary line: the trial's torch threads
+    bad = write_spec(tmp_path, {**spec, "agents": {"cpus_per_trial": 0}})
+    refused = sweeper("train", "probe", str(bad), "--store", str(tmp_path / "s.db"), cwd=tmp_path)
+    assert refused.returncode == 2 and "agents.cpus_per_trial" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr

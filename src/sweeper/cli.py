@@ -835,6 +835,26 @@ def runs(
         console.print(out)
 
 
+def _cpus_per_trial(source: Path | None) -> int | None:
+    """A spec's agents.cpus_per_trial (`train` runs its trial with as many torch threads as an
+    agent would); None for a plain config file or no file."""
+    from pydantic import ValidationError
+
+    from sweeper.errors import SpecError
+    from sweeper.spec.load import read_yaml
+    from sweeper.spec.models import Agents
+
+    raw = read_yaml(source) if source else {}
+    if "trainer" not in raw:
+        return None
+    try:
+        return Agents.model_validate(raw.get("agents") or {}).cpus_per_trial
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(["agents", *map(str, error["loc"])])
+        raise SpecError(str(source), where, error["msg"]) from None
+
+
 @app.command()
 @user_errors
 def train(
@@ -848,6 +868,8 @@ def train(
     wandb: Wandb = None,
 ) -> None:
     """Run one trial outside any sweep, with the same logging, to debug a config."""
+    from sweeper.agent.progress import EpochLine
+    from sweeper.agent.slots import threads_per_trial
     from sweeper.agent.trial import execute
     from sweeper.backends.local import LocalBackend
     from sweeper.spec.load import base_config, validate_config
@@ -857,14 +879,18 @@ def train(
     info = get_trainer(trainer)
     base, file = base_config(trainer, config, _overrides(sets, device))
     resolved = validate_config(info.config_model(), base, file, "config")
+    threads = threads_per_trial(_cpus_per_trial(config), 1)  # as an agent with one slot
     backend = LocalBackend(store)
     claim = backend.create_run(flatten(resolved.model_dump(mode="json")), agent="train")
     console.print(_styled("run ", (claim.run_id, "bold"), f" ({trainer}) in {backend.path}"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if info.torch:
+        import torch
 
-    def echo(step: int, metrics: dict[str, float]) -> None:
-        console.print(f"epoch {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-
-    state = execute(backend, claim, trainer, wandb_mode=_wandb_mode(wandb), echo=echo)
+        torch.set_num_threads(threads)
+    epochs = getattr(resolved, "epochs", None)
+    with EpochLine(console, epochs if isinstance(epochs, int) else None, info.metric) as echo:
+        state = execute(backend, claim, trainer, wandb_mode=_wandb_mode(wandb), echo=echo)
     run = backend.run(claim.run_id)
     console.print(
         f"{state}: "

@@ -78,6 +78,7 @@ def train(config: ProbeConfig, logger: Logger) -> dict[str, float]:
         "loss": history[-1]["loss"],
         "resumed_from": float(first[0] if first else len(history)),
         "epochs_run": float(len(first)),
+        "threads": float(torch.get_num_threads()),
     }
 
 
@@ -88,7 +89,7 @@ register(
         config_ref="testing_trainers:ProbeConfig",
         train_ref="testing_trainers:train",
         metric="loss",
-        metrics=("loss", "resumed_from", "epochs_run", "lr"),
+        metrics=("loss", "resumed_from", "epochs_run", "lr", "threads"),
     )
 )
 

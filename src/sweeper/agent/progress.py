@@ -176,3 +176,44 @@ class LaunchBar:
                 total=line["total"],
                 **fields,
             )
+
+
+class EpochLine:
+    """`sweeper train`'s progress: one line (`epoch 3/100  val_acc 0.91  loss 0.23  0:05`),
+    rewritten in place on a terminal; elsewhere (a log, a pipe) printed every few epochs, about
+    ten lines for a whole run, and at the last epoch."""
+
+    SHOWN = 4
+    """Metrics on the line: the trainer's own first, then the first others logged."""
+
+    def __init__(self, console: Console, epochs: int | None, metric: str | None) -> None:
+        from rich.live import Live
+
+        self.console, self.epochs, self.metric = console, epochs, metric
+        self.started = time.monotonic()
+        self.every = max(1, (epochs or 10) // 10)
+        self.live = Live(console=console, transient=True) if console.is_terminal else None
+
+    def __enter__(self) -> EpochLine:
+        if self.live is not None:
+            self.live.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def line(self, step: int, metrics: dict[str, float]) -> str:
+        names = sorted(metrics, key=lambda name: name != self.metric)[: self.SHOWN]
+        values = "  ".join(f"{name} {metrics[name]:.4g}" for name in names)
+        count = f"epoch {step + 1}/{self.epochs}" if self.epochs else f"step {step}"
+        return strip_controls(f"{count}  {values}  {clock(time.monotonic() - self.started)}")
+
+    def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        from rich.text import Text
+
+        text = self.line(step, metrics)
+        if self.live is not None:
+            self.live.update(Text(text), refresh=True)
+        elif (step + 1) % self.every == 0 or (self.epochs and step + 1 >= self.epochs):
+            self.console.print(Text(text))
