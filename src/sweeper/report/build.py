@@ -42,7 +42,7 @@ from sweeper.report.tables import (
     pivot_table,
     stage_table,
 )
-from sweeper.report.values import group_values, is_number, label
+from sweeper.report.values import distinct_labels, group_values, is_number, label
 from sweeper.sweep import BestConfiguration, best_configuration
 
 MAX_AXES = 12
@@ -192,8 +192,8 @@ def _parcoords(data: ReportData, done: pd.DataFrame, names: list[str], kinds: di
     return Plot(
         "parallel coordinates",
         "parallel_coordinates.png",
-        partial(parcoords.save_png, axes, color, data.metric, title),
-        parcoords.figure(axes, color, data.metric, title),
+        partial(parcoords.save_png, axes, color, title),
+        parcoords.figure(axes, color, title),
     )
 
 
@@ -280,7 +280,7 @@ def _param_block(
         if has_delta:
             shown[f"{metric} Δ"] = table[f"{metric} Δ"].map(_signed)
             goals[f"{metric} Δ"] = goals[metric]
-    stated = f"{param}={label(value)} ({source})"
+    stated = f"{param}={base_group if has_delta else label(value)} ({source})"
     if value is None:
         note = f"No baseline value for {param}: give one with --baseline {param}=VALUE."
     elif not has_delta:
@@ -289,7 +289,7 @@ def _param_block(
         note = f"Δ: difference from the baseline {stated}; best per column in bold."
     if _binned(groups):
         note += " Values are grouped into ranges with equal run counts."
-    spread = " (mean ± std over runs)" if int(table["n"].max(initial=0)) > 1 else ""
+    spread = " (mean ± std over runs)" if (table["n"] > 1).any() else ""
     return Table(
         f"{param}: {', '.join(metrics)} per value{spread}"
         + (f", Δ from {stated}" if has_delta else ""),
@@ -364,11 +364,13 @@ def _curves_block(
     keys = [k for k in curves.curve_keys(data.metric, list(history.columns)) if k in history]
     title = f"{', '.join(keys)} per epoch by {param} (mean ± std over runs)"
     stats = {key: curves.curve_stats(part_history, by_run, key) for key in keys}
+    reasons = [curves.metric_range(key, part_history[key])[2] for key in keys]
     return Plot(
         title,
         f"{slug}curves_{_file(param)}.png",
         partial(curves.save_png, part_history, by_run, stats, param, title),
         curves.figure(part_history, by_run, stats, param, title),
+        "; ".join(r for r in reasons if r) + ("." if any(reasons) else ""),
     )
 
 
@@ -386,7 +388,9 @@ def _runs_block(data: ReportData) -> Table:
     if data.is_study:
         shown["stage"] = listed["stage_name"]
     for p in data.params:
-        shown[p] = listed[f"config.{p}"].map(lambda v: "" if _missing(v) else label(v))
+        shown[p] = _value_cells(listed[f"config.{p}"])
+    if "config.seed" in listed and listed["config.seed"].notna().any():
+        shown["seed"] = _value_cells(listed["config.seed"])  # repeats differ only by it
     for metric in metrics:
         shown[metric] = listed[f"summary.{metric}"].map(_num)
     shown["runtime (s)"] = listed["runtime"].map(lambda v: _num(v, 3))
@@ -403,6 +407,13 @@ def _runs_block(data: ReportData) -> Table:
 
 
 # helpers ------------------------------------------------------------------------------------
+
+
+def _value_cells(values: pd.Series) -> list[str]:
+    """One column of parameter values as the tables show them; a missing value is blank."""
+    shown = distinct_labels([v for v in values if not _missing(v)])
+    cells = iter(shown)
+    return ["" if _missing(v) else next(cells) for v in values]
 
 
 def _history(data: ReportData, done: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ group means and bands are drawn, which keeps a 10,000-run report small and legib
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,38 @@ def curve_keys(metric: str, logged: list[str]) -> list[str]:
     return keys
 
 
+FRACTIONS = re.compile(r"acc|dice|iou|jaccard|map|f1|precision|recall|auc|rank|cmc", re.I)
+"""Metric names that are fractions: in [0, 1] (or [0, 100] when logged as percentages)."""
+NON_NEGATIVE = re.compile(r"loss|err|mse|mae|rmse|time", re.I)
+
+
+def metric_range(key: str, values: pd.Series) -> tuple[float | None, float | None, str]:
+    """The range a std band is clipped to, and why: by the metric's name when its logged values
+    agree (an accuracy in [0, 1], a loss >= 0), else none (the band is drawn as computed)."""
+    finite = pd.to_numeric(values, errors="coerce").dropna()
+    low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
+    if FRACTIONS.search(key) and low >= 0:
+        if high <= 1:
+            return 0.0, 1.0, f"{key} is a fraction by its name: bands clipped to [0, 1]"
+        if high <= 100:
+            return 0.0, 100.0, f"{key} is a percentage by its name: bands clipped to [0, 100]"
+    if NON_NEGATIVE.search(key) and low >= 0:
+        return 0.0, None, f"{key} is never negative by its name: bands clipped at 0"
+    return None, None, ""
+
+
 def curve_stats(history: pd.DataFrame, groups: pd.Series, key: str) -> pd.DataFrame:
-    """Mean, std and n of `key` per (group, step); `groups` maps run_id -> group label."""
+    """Mean, std and n of `key` per (group, step); `groups` maps run_id -> group label; `low`
+    and `high`, the band mean ± std clipped to the metric's possible range (`metric_range`)."""
     frame = history[["run_id", "_step", key]].dropna()
     frame = frame.assign(group=frame["run_id"].map(groups))
     stats = frame.groupby(["group", "_step"], observed=True)[key].agg(["mean", "std", "count"])
-    return stats.reset_index()
+    stats = stats.reset_index()
+    floor, ceiling, _ = metric_range(key, frame[key])
+    spread = stats["std"].fillna(0.0)
+    stats["low"] = (stats["mean"] - spread).clip(lower=floor)
+    stats["high"] = (stats["mean"] + spread).clip(upper=ceiling)
+    return stats
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -99,11 +126,10 @@ def figure(
                     col,
                 )
             if (part["count"] > 1).any():
-                spread = part["std"].fillna(0)
                 # The band: an invisible upper edge, then the lower edge filled up to it.
                 for edge, fill in (
-                    (part["mean"] + spread, {}),
-                    (part["mean"] - spread, {"fill": "tonexty", "fillcolor": _rgba(color, 0.2)}),
+                    (part["high"], {}),
+                    (part["low"], {"fill": "tonexty", "fillcolor": _rgba(color, 0.2)}),
                 ):
                     fig.add_trace(
                         go.Scatter(
@@ -123,8 +149,9 @@ def figure(
                 go.Scatter(
                     x=part["_step"],
                     y=part["mean"],
-                    mode="lines",
+                    mode="lines" if len(part) > 1 else "markers",  # one epoch: a point
                     line={"color": color, "width": 2},
+                    marker={"color": color, "size": 9},
                     name=plot_text(f"{param}={group}"),
                     **legend,
                 ),
@@ -169,10 +196,19 @@ def save_png(
                     rows[["_step", key]].dropna().to_numpy() for _, rows in runs.groupby("run_id")
                 ]
                 ax.add_collection(LineCollection(lines, colors=color, alpha=0.2, linewidths=0.8))
-            step, mean, std = part["_step"], part["mean"], part["std"].fillna(0)
+            step, mean = part["_step"], part["mean"]
             if (part["count"] > 1).any():
-                ax.fill_between(step, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
-            ax.plot(step, mean, color=color, linewidth=2, label=png_text(f"{param}={group}"))
+                ax.fill_between(
+                    step, part["low"], part["high"], color=color, alpha=0.2, linewidth=0
+                )
+            ax.plot(
+                step,
+                mean,
+                color=color,
+                linewidth=2,
+                marker="o" if len(part) == 1 else None,  # one epoch: a point, not nothing
+                label=png_text(f"{param}={group}"),
+            )
         ax.set_title(png_text(key))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -60,13 +60,14 @@ def make_axis(name: str, values: pd.Series, kind: Kind, declared: list[Any] | No
     return Axis(name, kind, numbers, None, None)
 
 
-def figure(axes: list[Axis], color: np.ndarray, metric: str, title: str) -> Any:
+def figure(axes: list[Axis], color: np.ndarray, title: str) -> Any:
     """The interactive plot for the HTML report."""
     import plotly.graph_objects as go
 
     dimensions = []
     for axis in axes:
-        dimension: dict[str, Any] = {"label": plot_text(axis.name), "values": axis.positions}
+        label = "<br>".join(plot_text(part) for part in _wrapped(axis.name))
+        dimension: dict[str, Any] = {"label": label, "values": axis.positions}
         if axis.ticks is not None:
             ticktext = [plot_text(t) for t in axis.labels or []]
             dimension |= {"tickvals": axis.ticks, "ticktext": ticktext}
@@ -78,8 +79,7 @@ def figure(axes: list[Axis], color: np.ndarray, metric: str, title: str) -> Any:
         "color": color,
         "colorscale": COLORSCALE,
         "showscale": True,
-        "colorbar": {"title": {"text": plot_text(metric)}},
-    }
+    }  # no colour bar title: the last axis names the metric already
     fig = go.Figure(go.Parcoords(line=line, dimensions=dimensions))
     fig.update_layout(
         title=plot_text(title), height=480, margin={"l": 80, "r": 80, "t": 90, "b": 40}
@@ -87,7 +87,7 @@ def figure(axes: list[Axis], color: np.ndarray, metric: str, title: str) -> Any:
     return fig
 
 
-def save_png(axes: list[Axis], color: np.ndarray, metric: str, title: str, path: Path) -> None:
+def save_png(axes: list[Axis], color: np.ndarray, title: str, path: Path) -> None:
     """The static plot: each axis scaled to [0, 1], the best lines drawn last (on top)."""
     import matplotlib
 
@@ -122,14 +122,27 @@ def save_png(axes: list[Axis], color: np.ndarray, metric: str, title: str, path:
         texts = axis.labels if axis.labels is not None else [f"{t:.3g}" for t in ticks]
         for tick, text in zip(ticks, texts, strict=True):
             ax.text(x + 0.03, (tick - low) / span, png_text(text), fontsize=7, va="center")
-    ax.set_xticks(xs, [png_text(axis.name) for axis in axes], fontsize=8)
+    ax.set_xticks(xs, ["\n".join(png_text(p) for p in _wrapped(axis.name)) for axis in axes])
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_xlim(-0.1, len(axes) - 0.6)
     ax.set_ylim(-0.05, 1.05)
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    fig.colorbar(lines, ax=ax, label=png_text(metric), pad=0.02)
+    fig.colorbar(lines, ax=ax, pad=0.02)  # unlabelled: the last axis is the metric
     ax.set_title(png_text(title), fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+WRAP = 16
+"""Axis names longer than this break at their dots, so neighbouring names do not overlap."""
+
+
+def _wrapped(name: str) -> list[str]:
+    """An axis name as lines: `optim.weight_decay` -> `optim.`, `weight_decay` when long."""
+    if len(name) <= WRAP or "." not in name:
+        return [name]
+    parts = name.split(".")
+    return [part + "." for part in parts[:-1]] + [parts[-1]]

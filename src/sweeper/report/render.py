@@ -53,14 +53,17 @@ class Plot:
     """Draws the static PNG at the given path."""
     figure: Any = None
     """A plotly figure for the HTML (the PNG stands in where there is none)."""
+    note: str = ""
 
 
 Block = Heading | Text | Table | Plot
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+.scroll{overflow-x:auto;max-width:100%;margin:.5em 0 1.5em}
+table{border-collapse:collapse;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;max-width:28em;
+overflow-wrap:anywhere}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 td.best{font-weight:bold;background:#e3f4e1}tr.marked td{background:#fbe9e7;color:#8a2a1a}
 .note{color:#666;font-size:.85em}img{max-width:100%}
@@ -116,6 +119,7 @@ def markdown(title: str, blocks: list[Block]) -> str:
             lines += [md_text(block.text), ""]
         elif isinstance(block, Plot):
             lines += [f"![{md_text(block.title)}]({block.png})", ""]
+            lines += [f"_{md_text(block.note)}_", ""] if block.note else []
         else:
             lines += [f"**{md_text(block.title)}** ([csv]({block.csv}))", ""]
             lines += _markdown_table(block)
@@ -160,7 +164,8 @@ def html_page(title: str, subtitle: str, blocks: list[Block]) -> str:
                     full_html=False, include_plotlyjs=plotly_js, config={"responsive": True}
                 )
             )
-            parts.append(f"<p class='note'>static: <a href='{block.png}'>{block.png}</a></p>")
+            note = f"{html_text(block.note)} " if block.note else ""
+            parts.append(f"<p class='note'>{note}static: <a href='{block.png}'>{block.png}</a></p>")
             plotly_js = False
         else:
             parts.append(_html_table(block))
@@ -184,5 +189,5 @@ def _html_table(table: Table) -> str:
     link = f" <a class='note' href='{table.csv}'>csv</a>"
     return (
         f"<h4>{html_text(table.title)}{link}</h4>"
-        f"<table><tr>{head}</tr>{''.join(rows)}</table>{note}"
+        f"<div class='scroll'><table><tr>{head}</tr>{''.join(rows)}</table></div>{note}"
     )
