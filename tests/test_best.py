@@ -25,7 +25,7 @@ from conftest import probe_spec, write_spec
 from typer.testing import CliRunner
 from wandb_server import WandbServer
 
-from sweeper.agent.launch import create_stage
+from sweeper.agent.launch import create_stage, stage_carry
 from sweeper.backends.local import LocalBackend, new_id
 from sweeper.backends.wandb import read_mark
 from sweeper.cli import app
@@ -217,12 +217,27 @@ def test_a_stage_carries_the_best_configuration_not_the_lucky_run(
         {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
     ]
     path = write_spec(tmp_path, probe_spec(search={}, repeats=2, stages=stages))
-    first = create_stage(backend, load_spec(path), 0, {}, new_id())
+    loaded, study = load_spec(path), new_id()
+    first = create_stage(backend, loaded, 0, {}, study)
     _fill(backend, first, _by_table)
     backend.set_sweep_state(first, "finished")
     compiled = cli("compile", str(path), "--stage", "lr")
     assert compiled.exit_code == 0, compiled.output
     assert yaml.safe_load(compiled.output)["parameters"]["x"] == {"value": 2.0}
+
+    # what launch carries on; lr=0.01 then has the lucky run (0.05), lr=0.1 the better mean
+    best, carried = stage_carry(backend, backend.sweep(first), loaded.spec.stage_list()[0], {})
+    assert best == {"x": 2.0} and carried == {"x": 2.0}
+    second = create_stage(backend, loaded, 1, carried, study)
+    _fill(backend, second, lambda p: {0.1: [0.3, 0.3], 0.01: [0.05, 0.9]}[p["optim.lr"]][p["seed"]])
+    backend.set_sweep_state(second, "finished")
+    done = cli("launch", str(path), "--wandb", "disabled")  # both complete: prints, runs nothing
+    assert done.exit_code == 0, done.output
+    table = done.output[done.output.index("staged study") :]
+    assert re.search(r"│ x +│ x +│ x=2 +│", table) and re.search(
+        r"│ lr +│ optim\.lr +│ optim\.lr=0\.1 ", table
+    ), table
+    assert "optim.lr=0.01 " not in table
 
 
 @pytest.mark.slow  # four wandb online runs uploaded: 25-35 s

@@ -592,6 +592,7 @@ def _print_summary(backend: Any, sweep_id: str) -> bool:
 
 
 def _print_stages(results: list[Any]) -> None:
+    from sweeper.report.values import label
     from sweeper.sweep import swept_params
 
     out = Table(title="staged study: best configuration carried from each stage")
@@ -599,7 +600,7 @@ def _print_stages(results: list[Any]) -> None:
         out.add_column(column)
     for result in results:
         searched = ", ".join(swept_params(result.sweep.config))
-        best = ", ".join(f"{k}={v}" for k, v in (result.best_config or {}).items())
+        best = ", ".join(f"{k}={label(v)}" for k, v in (result.best_config or {}).items())
         out.add_row(result.sweep.stage_name or result.sweep.name, searched, best)
     console.print(out)
 
