@@ -11,6 +11,7 @@ and writes one JSON line (the timings, or the error) on the stdout it started wi
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from sweeper.errors import SweeperError
 from sweeper.spec.load import LoadedSpec, representative_values
 from sweeper.spec.models import as_distribution
 
-PROBE_SECONDS = 5.0
+PROBE_SECONDS = 3.0
 """The probe stops at the first epoch end past this (at least two epochs, for a per-epoch time
 that leaves out the first epoch's warm-up), or when the trial ends."""
 PROBE_TIMEOUT = 900.0
@@ -86,11 +87,11 @@ class Estimate:
 
     def lines(self) -> list[str]:
         """The estimate as printed by `launch --estimate` and `validate --estimate`."""
-        p = self.probe
+        p, agents = self.probe, self.agents
         unit = "GPU-hours" if p.gpu else "CPU core-hours"
         lines = [
-            f"probe: {p.epochs_run} of {p.epochs} epochs of the first configuration on "
-            f"{p.device} ({p.threads} thread{'s' if p.threads != 1 else ''}): "
+            f"estimate: a probe ran {p.epochs_run} of {p.epochs} epochs of the first "
+            f"configuration on {p.device}, {p.threads} thread{'s' if p.threads != 1 else ''}: "
             f"{_duration(p.setup_s)} setup + {_duration(p.epoch_s)} an epoch"
         ]
         total_wall, total_hours, bounded = 0.0, 0.0, True
@@ -99,21 +100,21 @@ class Estimate:
             wall, hours = self.wall_s(stage), self.device_hours(stage)
             if stage.trials is None or wall is None or hours is None:
                 bounded = False
-                lines.append(f"  {stage.name}: unbounded (no run_cap): {each}")
+                lines.append(f"  {stage.name}: unbounded (no run_cap), {each}")
                 continue
             total_wall += wall
             total_hours += hours
             lines.append(
-                f"  {stage.name}: {stage.trials} trials x {each} = {_duration(wall)} with "
-                f"{self.agents} agent{'s' if self.agents != 1 else ''}, {hours:.2f} {unit}"
+                f"  {stage.name}: {stage.trials} trial{'s' if stage.trials != 1 else ''} x "
+                f"{each} = {_duration(wall)}, {hours:.2f} {unit}"
             )
         if len(self.stages) > 1 and bounded:
             lines.append(f"  total: {_duration(total_wall)}, {total_hours:.2f} {unit}")
+        side = "side by side, none slowing another" if agents > 1 else "one trial at a time"
         lines.append(
-            f"assumes: every trial costs what the probed one does, scaled by its epochs; "
-            f"{self.agents} agent{'s' if self.agents != 1 else ''} run side by side without "
-            "slowing each other; no trial stops early (hyperband, a stop) or fails; the agents' "
-            "start and per-trial bookkeeping are not counted"
+            f"assumes: {agents} agent{'s' if agents != 1 else ''} ({side}); every trial costs "
+            "what the probed one does, scaled by its epochs; none stops early or fails; agent "
+            "start-up and per-trial bookkeeping not counted"
         )
         return lines
 
@@ -235,9 +236,11 @@ def _probe_child(request: dict[str, Any]) -> dict[str, Any]:
     info = get_trainer(request["trainer"])
     config = info.config_model().model_validate(request["config"])
     device = select_device(config.device)
+    train = info.train_fn()  # imported before the clock starts, as an agent's child has it
+    importlib.import_module("torch._dynamo")  # the first optimizer's lazy import (agent.loop)
     with tempfile.TemporaryDirectory(prefix="sweeper-probe-") as run_dir:
         timer = _Timer(Path(run_dir), request["seconds"])
-        info.train_fn()(config, timer)
+        train(config, timer)
         end = time.perf_counter()
     if not timer.ends:
         raise SweeperError("the trainer logged no epoch")

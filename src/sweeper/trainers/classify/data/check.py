@@ -48,13 +48,13 @@ def check(config: ClassifyConfig) -> None:
 
 def _check_folder(root: str, synthetic: bool) -> None:
     base = Path(root)
-    if not base.exists() and synthetic:  # the shapes generator writes it on the first trial
+    if synthetic and not base.is_dir():  # the shapes generator writes it on the first trial
         writable_target("data.root", root)
         return
     if not base.is_dir():
         raise MissingInput(
             "data.root",
-            f"{root} does not exist: it should hold one sub-folder of images per class (or "
+            f"{root} {'is not a folder' if base.exists() else 'does not exist'}: it should hold one sub-folder of images per class (or "
             "train/ and test/ holding them); set data.synthetic: true to generate a set there",
         )
     train = base / "train" if (base / "train").is_dir() else base
