@@ -52,9 +52,10 @@ def _check_folder(root: str, synthetic: bool) -> None:
         writable_target("data.root", root)
         return
     if not base.is_dir():
+        what = "is not a folder" if base.exists() else "does not exist"
         raise MissingInput(
             "data.root",
-            f"{root} {'is not a folder' if base.exists() else 'does not exist'}: it should hold one sub-folder of images per class (or "
+            f"{root} {what}: it should hold one sub-folder of images per class (or "
             "train/ and test/ holding them); set data.synthetic: true to generate a set there",
         )
     train = base / "train" if (base / "train").is_dir() else base
