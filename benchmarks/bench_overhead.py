@@ -4,8 +4,9 @@ A no-op trainer (benchmarks/plugins/noop_trainer.py) runs as grids of SMALL and 
 the marginal cost per trial is (time(LARGE) - time(SMALL)) / (LARGE - SMALL), so start-up and
 imports cancel out. Ours runs each trial in a forked child with the store in SQLite; Optuna runs
 its objective in-process with the same kind of storage. Also: claim time at 10,000 stored
-runs (grid and random), bayes suggestion time at 100/300/1,000 runs, and 1 vs 2 agents on
-CPU-bound trials.
+runs (grid and random), bayes suggestion time at 100/300/1,000 runs, 1 vs 2 agents on
+CPU-bound trials, and the time from `launch` to its first trial's start beside the floor of
+`python -c "import torch"`.
 
     uv run --group bench python benchmarks/bench_overhead.py [--small 10] [--large 200]
 """
@@ -142,12 +143,42 @@ def agents_speedup(trials: int) -> dict[str, tuple[float, float]]:
     return {"whole launch": (one, two), "trials only": spans}
 
 
+def first_trial_start(repeats: int) -> list[tuple[float, float]]:
+    """Seconds from `sweeper launch` of a one-trial no-op sweep to its trial's start (the
+    store's started_at, the claim), beside `python -c "import torch"` timed in the same
+    round: a loaded machine slows both alike."""
+    rounds = []
+    env = {**os.environ, "SWEEPER_PLUGINS": "noop_trainer", "PYTHONPATH": str(PLUGINS)}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        spec = _spec(folder, 1)
+        for i in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import torch"], check=True)
+            torch_s = time.perf_counter() - start
+            store = folder / f"first-{i}.db"
+            command = [sys.executable, "-m", "sweeper", "launch", str(spec), "--store", str(store)]
+            began = time.time()
+            subprocess.run(
+                [*command, "--wandb", "disabled"], check=True, env=env, capture_output=True
+            )
+            with sqlite3.connect(store) as db:
+                (started,) = db.execute("SELECT MIN(started_at) FROM runs").fetchone()
+            rounds.append((started - began, torch_s))
+    return rounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", type=int, default=10)
     parser.add_argument("--large", type=int, default=200)
     parser.add_argument("--agents-trials", type=int, default=12)
+    parser.add_argument("--start-repeats", type=int, default=3)
     args = parser.parse_args()
+    rounds = first_trial_start(args.start_repeats)
+    print("launch to first trial start, one-trial no-op sweep (s; target <= 3 on a quiet machine)")
+    for launch_s, torch_s in rounds:
+        print(f"  launch to first trial start {launch_s:6.2f}   import torch {torch_s:6.2f}")
     disabled = ours(args.small, args.large, "disabled")
     offline = ours(args.small, args.large // 2, "offline")
     optuna_s = optuna_marginal(args.small, args.large)
