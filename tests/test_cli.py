@@ -114,14 +114,16 @@ def test_quickstart_smoke_launch_end_to_end(tmp_path: Path) -> None:
 
 def test_wandb_agent_entry_point_runs_a_trial_offline(tmp_path: Path) -> None:
     args = tmp_path / "config.json"
-    args.write_text(json.dumps({"epochs": {"value": 2}, "model.depth": {"value": 1}}))
+    # W&B's ${args_json_file} maps each top-level parameter to its value, a nested block's to
+    # a dict (wandb/sdk/launch/sweeps/utils.py, create_sweep_command_args: args_json)
+    args.write_text(json.dumps({"epochs": 2, "model": {"depth": 1}}))
     env: dict[str, Any] = {
         **__import__("os").environ,
         "WANDB_MODE": "offline",
         "WANDB_DIR": str(tmp_path),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "sweeper.trial", "--trainer", "xor", str(args)],
+        [sys.executable, "-m", "sweeper.trial", "--trainer", "xor", "--metric=val_acc", str(args)],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -49,7 +49,8 @@ def test_quickstart_compiles_to_a_valid_w_and_b_config() -> None:
     }, "nested as the trainer config is, so a W&B run's config has the trainer's shape"
     assert config["program"] == "sweeper.trial"
     assert config["command"] == [
-        "${env}", "${interpreter}", "-m", "${program}", "--trainer", "xor", "${args_json_file}"
+        "${env}", "${interpreter}", "-m", "${program}", "--trainer", "xor", "--metric=val_acc",
+        "${args_json_file}",
     ]  # fmt: skip
 
 

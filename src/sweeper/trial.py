@@ -14,13 +14,16 @@ import signal
 import sys
 from pathlib import Path
 
-from sweeper.agent.tracking import StopFlag, WandbLogger, finite
+from sweeper.agent.tracking import NonFiniteMetricError, StopFlag, WandbLogger, summary_to_set
 from sweeper.trainers.registry import get_trainer
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweeper.trial", description=__doc__)
     parser.add_argument("--trainer", required=True)
+    # The sweep's metric, written into the command by `sweeper compile`: a program run by
+    # `wandb agent` is given its parameters, not the sweep config (wandb/wandb_agent.py).
+    parser.add_argument("--metric", help="the sweep's metric: a NaN in it fails the run")
     parser.add_argument("args_json_file", type=Path, help="W&B's ${args_json_file}")
     args = parser.parse_args(argv)
 
@@ -37,12 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     # The sweep's nested parameters merge into this: one config, the trainer's shape.
     run = wandb.init(config=config.model_dump(mode="json"))
     try:
-        summary = info.train_fn()(config, WandbLogger(run, flag))
+        summary = info.train_fn()(config, WandbLogger(run, flag, metric=args.metric))
+    except NonFiniteMetricError as exc:  # a NaN metric cannot rank: the run fails, as elsewhere
+        run.summary["error"] = str(exc)
+        run.finish(exit_code=1)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         run.summary["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         run.finish(exit_code=1)
         raise
-    run.summary.update(finite(summary))
+    run.summary.update(summary_to_set(summary))
     if flag.by_sweep:
         run.summary["stopped_early"] = True
     run.finish()

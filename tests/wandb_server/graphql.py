@@ -8,6 +8,7 @@ callables taking the field's arguments, evaluated only when selected.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -243,6 +244,7 @@ class Resolvers:
             for r in runs
             if metric.get("name") in r.summary
             and isinstance(r.summary[metric["name"]], int | float)
+            and math.isfinite(r.summary[metric["name"]])  # a GraphQL Float is finite
         ]
         if not values:
             return None

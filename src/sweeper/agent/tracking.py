@@ -191,9 +191,13 @@ class WandbMirror:
         self.log({name: [wandb.Image(str(path), caption=path.stem) for path in paths]}, step)
 
 
-def finite(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The summary without NaN or infinities (JSON and W&B summaries cannot hold them)."""
-    return {k: v for k, v in summary.items() if not (isinstance(v, float) and not math.isfinite(v))}
+def summary_to_set(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run's summary sets on its wandb run at the end: every value but NaN (inf kept).
+
+    wandb's client writes a NaN set on a summary as null (wandb/util.py, json_friendly), while
+    the summary it keeps from history holds a logged NaN as NaN: leaving NaN out keeps that.
+    """
+    return {k: v for k, v in summary.items() if not (isinstance(v, float) and math.isnan(v))}
 
 
 def start_wandb(

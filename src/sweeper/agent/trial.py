@@ -22,8 +22,8 @@ from sweeper.agent.tracking import (
     TrialLost,
     WandbLogger,
     WandbMode,
-    finite,
     start_wandb,
+    summary_to_set,
 )
 from sweeper.backends.base import Claim, SweepRecord
 from sweeper.backends.local import LocalBackend
@@ -149,7 +149,7 @@ def execute(
     finally:
         kept = summary  # the store holds every float (backends/storejson.py)
         if wandb_run is not None:
-            wandb_run.summary.update(finite(kept))
+            wandb_run.summary.update(summary_to_set(kept))
             wandb_run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
     try:
         backend.finish(
@@ -215,7 +215,7 @@ def run_on_wandb(
         error = _error_text(exc)
     finally:
         if run is not None:
-            run.summary.update(finite(summary))
+            run.summary.update(summary_to_set(summary))
             if state in ("failed", "crashed"):
                 run.summary["error"] = (error or state).splitlines()[0]
             run.finish(exit_code=0 if state in ("finished", "stopped") else 1)

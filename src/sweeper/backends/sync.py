@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeper.agent.tracking import finite, start_wandb
+from sweeper.agent.tracking import start_wandb, summary_to_set
 from sweeper.agent.trial import wandb_identity
 from sweeper.analysis.attach import FOLDER
 from sweeper.backends.base import Claim, SweepRecord
@@ -117,13 +117,12 @@ def _upload(
         directory=target.root,
         config={**trainer_config, "_sweeper": {**wandb_identity(claim, sweep), **extra}},
     )
-    history = local.history([run_id])
-    for record in history.to_dict("records"):
-        step = int(record.pop("_step"))
-        record.pop("run_id")
-        run.log(finite({k: v for k, v in record.items() if v == v}), step=step)
+    # NaN and inf go up as they were logged: W&B keeps them (its client writes the JSON
+    # constants NaN, Infinity, -Infinity: wandb/sdk/lib/json_util.py, inf_nan_mode="constants")
+    for step, values in local.logged_rows(run_id):
+        run.log(values, step=step)
     _log_landscape(run, local.run_dir(run_id) / FOLDER)
-    run.summary.update(finite(row["summary"]))
+    run.summary.update(summary_to_set(row["summary"]))
     if row["error"]:
         run.summary["error"] = row["error"].splitlines()[0]
     run.summary["state"] = row["state"]

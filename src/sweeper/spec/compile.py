@@ -16,8 +16,9 @@ TRIAL_MODULE = "sweeper.trial"
 """The sweep's `program`: W&B's docs require one, and `-m ${program}` runs it as a module."""
 
 
-def trial_command(trainer: str) -> list[str]:
-    """What `wandb agent` runs: our trial entry point reading W&B's args JSON file."""
+def trial_command(trainer: str, metric: str) -> list[str]:
+    """What `wandb agent` runs: our trial entry point reading W&B's args JSON file, told the
+    sweep's metric (one `--metric=NAME` item, so a name starting with `-` stays a value)."""
     return [
         "${env}",
         "${interpreter}",
@@ -25,6 +26,7 @@ def trial_command(trainer: str) -> list[str]:
         "${program}",
         "--trainer",
         trainer,
+        f"--metric={metric}",
         "${args_json_file}",
     ]
 
@@ -59,7 +61,7 @@ def compile_stage(
         "metric": spec.metric.model_dump(),
         "parameters": nest_parameters(dict(sorted(parameters.items()))),
         "program": TRIAL_MODULE,
-        "command": trial_command(spec.trainer),
+        "command": trial_command(spec.trainer, spec.metric.name),
     }
     if spec.entity:
         config["entity"] = spec.entity
