@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_std_bands_are_clipped_to_the_metric_range(key, values, low, high):
 
 
 REPORTED = {
-    "name": "report-tables",
+    "name": "report_tables",
     "trainer": "xor",
     "method": "grid",
     "metric": {"name": "val_acc", "goal": "maximize"},
@@ -194,3 +195,45 @@ def test_report_tables_fit_the_page_in_chromium(reported: Path, tmp_path: Path):
     tables = re.findall(r"<div class=\"scroll\"><table>", dom)
     assert len(tables) >= 3  # every table scrolls inside its own box, not the page
     assert "<th>seed</th>" in dom
+
+
+def test_latex_export_holds_every_table_escaped(reported: Path, tmp_path: Path):
+    runs = pd.read_csv(reported / "runs.csv")
+    out = tmp_path / "tex"
+    result = sweeper(
+        "report", runs["sweep_id"].iloc[0], "--store", str(reported.parent / "s.db"),
+        "--format", "latex", "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "".join(result.stdout.split()) == f"wrote{out.resolve() / 'report.tex'}"
+    tex = (out / "report.tex").read_text()
+    assert r"\section*{report\_tables}" in tex
+    markdown = (out / "report.md").read_text()
+    tables = [line for line in markdown.splitlines() if line.startswith("**")]
+    assert tex.count(r"\begin{tabular}") == len(tables) >= 4
+    assert tex.count("{") == tex.count("}")  # no brace of the user's text left unescaped
+    assert "±" not in tex and "Δ" not in tex and r"$\pm$" in tex and r"$\Delta$" in tex
+    if shutil.which("pdflatex"):
+        subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+            cwd=out, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+
+SPECIALS = "a_b 50% & #1 {$x^2$} ~\\ ± Δ"
+ESCAPED = (
+    r"a\_b 50\% \& \#1 \{\$x\textasciicircum{}2\$\} \textasciitilde{}\textbackslash{}"
+    r" $\pm$ $\Delta$"
+)
+
+
+def test_latex_escapes_every_special_character_in_titles_headers_cells_and_notes():
+    from sweeper.report.render import Table, latex
+
+    shown = pd.DataFrame({SPECIALS: [SPECIALS, "0.5"], "n": ["1", "2"]})
+    table = Table(SPECIALS, shown, shown, "t.csv", {(0, SPECIALS)}, note=SPECIALS)
+    tex = latex(SPECIALS, [table])
+    assert tex.count(ESCAPED) == 5  # title, table title, header, bold cell, note
+    assert rf"\textbf{{{ESCAPED}}}" in tex and "±" not in tex
+    body = tex.replace(ESCAPED, "")
+    assert not re.search(r"(?<!\\)[_%#&$^~]", body.replace(r"\\", "").replace(" & ", " "))

@@ -487,6 +487,9 @@ def launch(
     started here, and any `sweeper agent` elsewhere, pull trials from it. Running the same
     launch again resumes the latest study made from this exact spec (--fresh: a new one).
     """
+    from sweeper.agent import prestart
+
+    prestart.start()  # the first agent imports while this validates and makes the sweep
     from sweeper.agent.launch import AgentSettings, Interrupted, check_backend
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.progress import LaunchBar
@@ -1019,8 +1022,12 @@ def report(
         Path | None, typer.Option("-o", "--output", help="Folder [default: reports/ID].")
     ] = None,
     fmt: Annotated[
-        Literal["html", "md"],
-        typer.Option("--format", help="html (with Markdown, PNG, CSV) or md (no HTML)."),
+        Literal["html", "md", "latex"],
+        typer.Option(
+            "--format",
+            help="html (with Markdown, PNG, CSV), md (no HTML) or latex (report.tex: every "
+            "table, beside the Markdown, PNG and CSV).",
+        ),
     ] = "html",
     axes: Annotated[
         str | None, typer.Option(help="Parallel-coordinates axes: a,b [default: by importance].")
@@ -1036,7 +1043,7 @@ def report(
     ] = False,
 ) -> None:
     """Tables, parallel coordinates, importance and curves of a sweep or study, in one folder."""
-    from sweeper.report.build import build_report
+    from sweeper.report.build import FORMATS, build_report
     from sweeper.report.load import load_report_data
     from sweeper.report.wandb_report import publish
     from sweeper.report.wandb_report import wandb_report as make_wandb_report
@@ -1053,6 +1060,6 @@ def report(
         chosen,
         parse_overrides(baseline or [], "--baseline"),
     )
-    console.print(f"wrote {out / ('report.html' if fmt == 'html' else 'report.md')}")
+    console.print(f"wrote {out / FORMATS[fmt]}")
     if wandb_report:
         console.print(f"W&B report: {publish(data, chosen or data.params)}")

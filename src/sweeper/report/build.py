@@ -29,6 +29,7 @@ from sweeper.report.render import (
     Table,
     Text,
     html_page,
+    latex,
     markdown,
     write_files,
 )
@@ -45,6 +46,8 @@ from sweeper.report.tables import (
 from sweeper.report.values import distinct_labels, group_values, is_number, label
 from sweeper.sweep import BestConfiguration, best_configuration
 
+FORMATS = {"html": "report.html", "md": "report.md", "latex": "report.tex"}
+"""--format -> the page it writes; every format also writes report.md, the PNGs and CSVs."""
 MAX_AXES = 12
 """Parallel-coordinates axes by default (the most important parameters), plus the metric."""
 MAX_CURVES = 4
@@ -63,11 +66,14 @@ def build_report(
 ) -> Path:
     """Check the input and the folder, build every block, then write the folder's files.
 
+    Returns:
+        The folder; its page is named by FORMATS.
+
     Raises:
         SweeperError: bad input, or an output folder sweeper report did not write.
     """
-    if fmt not in ("html", "md"):
-        raise SweeperError(f"--format: expected html or md, got {fmt!r}")
+    if fmt not in FORMATS:
+        raise SweeperError(f"--format: expected {', '.join(FORMATS)}, got {fmt!r}")
     data.check()
     folder = OutputFolder(out, "sweeper report")
     baselines = _baselines(data, baseline or {})
@@ -97,6 +103,8 @@ def build_report(
             (staging / "report.html").write_text(
                 html_page(data.title, subtitle, blocks), encoding="utf-8"
             )
+        if fmt == "latex":
+            (staging / "report.tex").write_text(latex(data.title, blocks), encoding="utf-8")
     return out.resolve()
 
 

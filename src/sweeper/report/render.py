@@ -143,6 +143,77 @@ def _markdown_table(table: Table) -> list[str]:
     return [*out, ""]
 
 
+# LaTeX's ten special characters, as the LaTeX Project's "usrguide" names them, and what
+# pdflatex's default fonts lack; every other character is typeset as it is.
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "…": r"\dots{}",
+    "⚠": "!",
+}
+
+
+def latex_text(text: str) -> str:
+    """Text that LaTeX typesets as it is: one line, no character read as a command."""
+    return "".join(_LATEX.get(c, c) for c in one_line(text))
+
+
+def latex(title: str, blocks: list[Block]) -> str:
+    """Every table of the report as a LaTeX document (booktabs; best cells in bold), to
+    \\input or compile as it is; figures are the PNGs beside it."""
+    parts = [
+        r"\documentclass{article}",
+        r"\usepackage[utf8]{inputenc}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage{booktabs}",
+        r"\begin{document}",
+        rf"\section*{{{latex_text(title)}}}",
+    ]
+    for block in blocks:
+        if isinstance(block, Table):
+            parts.append(_latex_table(block))
+    parts.append(r"\end{document}")
+    return "\n".join(parts) + "\n"
+
+
+def _latex_table(table: Table) -> str:
+    columns = list(table.shown.columns)
+    header = " & ".join(latex_text(str(c)) for c in columns) + r" \\"
+    rows = []
+    for i, row in enumerate(table.shown.itertuples(index=False)):
+        cells = [
+            rf"\textbf{{{latex_text(str(v))}}}" if (i, c) in table.best else latex_text(str(v))
+            for c, v in zip(columns, row, strict=True)
+        ]
+        rows.append(" & ".join(cells) + r" \\")
+    note = [rf"\par\small {latex_text(table.note)}"] if table.note else []
+    return "\n".join(
+        [
+            r"\begin{table}[htbp]\centering\footnotesize",
+            rf"\textbf{{{latex_text(table.title)}}}\par\smallskip",
+            r"\begin{tabular}{l" + "r" * (len(columns) - 1) + "}",
+            r"\toprule",
+            header,
+            r"\midrule",
+            *rows,
+            r"\bottomrule",
+            r"\end{tabular}",
+            *note,
+            r"\end{table}",
+        ]
+    )
+
+
 def html_page(title: str, subtitle: str, blocks: list[Block]) -> str:
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
