@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import probe_spec, write_spec
+from conftest import probe_spec, wait_for, write_spec
 
 
 def sweeper(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -132,3 +133,44 @@ def test_train_prints_a_compact_progress_line_and_honours_cpus_per_trial(tmp_pat
     refused = sweeper("train", "probe", str(bad), "--store", str(tmp_path / "s.db"), cwd=tmp_path)
     assert refused.returncode == 2 and "agents.cpus_per_trial" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_first_agent_imports_while_launch_makes_the_sweep(tmp_path: Path) -> None:
+    """§4b: `launch` starts its first agent before it validates the spec and makes the sweep
+    (sweeper.agent.prestart), so the agent's imports overlap launch's; that process then runs
+    as the agent, logging where a directly started one would, and the trials run as before."""
+    spec = probe_spec(base={"epochs": 2, "epoch_seconds": 1.0}, search={"x": [0.0, 1.0]})
+    store = tmp_path / "s.db"
+    args = ["launch", str(write_spec(tmp_path, spec)), "--store", str(store), "--wandb", "disabled"]
+    launch = subprocess.Popen(
+        [sys.executable, "-m", "sweeper", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: store.exists() and _agent_of_running(store) is not None, 120, "a trial")
+        agent = _agent_of_running(store)
+        assert agent is not None
+        pid = int(agent.split("-")[-2])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"sweeper.agent.prestart" in cmdline, cmdline
+    finally:
+        _, err = launch.communicate(timeout=300)
+    assert launch.returncode == 0, err
+    assert [run["state"] for run in _runs(store)] == ["finished", "finished"]
+    (log,) = (store.parent / "agents").glob("*.log")
+    assert "trial" in log.read_text()
+
+
+def _agent_of_running(store: Path) -> str | None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        try:
+            row = db.execute("SELECT agent FROM runs WHERE state = 'running'").fetchone()
+        except sqlite3.OperationalError:  # the store is still being made
+            return None
+    return row[0] if row else None

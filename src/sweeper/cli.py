@@ -986,7 +986,7 @@ def augment(
         str | None,
         typer.Option(
             help="Augmentations to show, comma-separated (the trainer's names, or one "
-            "classify preset such as rotate90) [default: the config's]."
+            "classify preset such as rotate_upto90) [default: the config's]."
         ),
     ] = None,
     n: Annotated[int, typer.Option("-n", help="Training images shown (1-64).")] = 9,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweeper.agent import prestart
 from sweeper.agent.loop import LAUNCHER_ENV, STORE_IDENTITY_ENV
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import WandbMode
@@ -95,9 +96,6 @@ def _agent_command(
     backend: Backend, sweep_id: str, slot: str | None, threads: int, settings: AgentSettings
 ) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "sweeper",
         "agent",
         sweep_id,
         "--backend",
@@ -147,11 +145,16 @@ def run_agents(
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         for i in range(n_agents):
-            slot = slots[i % len(slots)]
-            with open(logs / f"{sweep.key}-{i}.log", "ab") as log:
+            args = _agent_command(backend, sweep.id, slots[i % len(slots)], threads, settings)
+            path = logs / f"{sweep.key}-{i}.log"
+            ahead = prestart.take(args, env, path)  # the first agent is already warm
+            if ahead is not None:
+                processes.append(ahead)
+                continue
+            with open(path, "ab") as log:
                 processes.append(
                     subprocess.Popen(
-                        _agent_command(backend, sweep.id, slot, threads, settings),
+                        [sys.executable, "-m", "sweeper", *args],
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
