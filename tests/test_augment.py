@@ -44,7 +44,7 @@ def test_every_preset_is_defined_and_validates() -> None:
 
 def test_preset_bounds_as_named() -> None:
     assert AugConfig(preset="rotate10").degrees == 10
-    assert AugConfig(preset="rotate90").degrees == 90
+    assert AugConfig(preset="rotate_upto90").degrees == 90
     assert AugConfig(preset="shift5").translate == 5
     combined = AugConfig(preset="combined")
     assert combined.names == ["hflip", "rotate", "translate", "contrast"]
@@ -104,7 +104,7 @@ def test_shift5_moves_content_by_whole_pixels_up_to_5() -> None:
     assert len({tuple(m) for m in moved.round().tolist()}) > 20  # both axes, many shifts
 
 
-@pytest.mark.parametrize(("name", "degrees"), [("rotate10", 10), ("rotate90", 90)])
+@pytest.mark.parametrize(("name", "degrees"), [("rotate10", 10), ("rotate_upto90", 90)])
 def test_rotation_angles_stay_within_the_named_bound(name: str, degrees: int) -> None:
     torch.manual_seed(0)
     x = dots(256, 41, 20, 34)  # a blob 14 pixels right of the centre: angle 0
@@ -239,7 +239,7 @@ def test_grid_puts_each_original_beside_its_augmented_copy(tmp_path: Path, n: in
 @pytest.mark.parametrize(
     ("trainer", "sets", "names", "child"),
     [
-        ("classify", ["data.name=folder", "data.root={shapes}"], "rotate90", True),
+        ("classify", ["data.name=folder", "data.root={shapes}"], "rotate_upto90", True),
         ("reid", ["data.root={veri}", "data.image_size=[64,64]"], "translate,flip,erase", False),
         ("segment", ["data.root={xray}", "data.image_size=64"], "hflip,affine", False),
     ],
@@ -304,8 +304,11 @@ def test_a_spec_base_and_a_preset_by_name(tmp_path: Path, data: dict[str, Path])
         (["classify", "-n", "0"], "-n: must be between 1 and 64, got 0"),
         (["classify", "-n", "65"], "-n: must be between 1 and 64, got 65"),
         (["classify", "--names", "hflip,twirl"], "--names: unknown augmentation 'twirl'"),
-        (["classify", "--names", "hflip,rotate90"], "'rotate90' is a preset; give it alone"),
-        (["reid", "--names", "rotate90"], "--names: unknown augmentation 'rotate90'"),
+        (
+            ["classify", "--names", "hflip,rotate_upto90"],
+            "'rotate_upto90' is a preset; give it alone",
+        ),
+        (["reid", "--names", "rotate_upto90"], "--names: unknown augmentation 'rotate_upto90'"),
         (["classify", "-o", "{tmp}"], "is a folder"),
         (["classify", "-o", "{tmp}/missing/g.png"], "does not exist"),
         (["classify", "-o", "{tmp}/g.jpg"], "name the file *.png"),
@@ -330,3 +333,32 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], messa
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("trainer", "config", "title"),
+    [
+        (
+            "classify",
+            {"aug": {"preset": "rotate_upto90"}},
+            "classify: rotate ±90° (preset rotate_upto90)",
+        ),
+        ("classify", {"aug": {"preset": "rotate10"}}, "classify: rotate ±10° (preset rotate10)"),
+        ("classify", {"aug": {"preset": "shift5"}}, "classify: translate ±5 (preset shift5)"),
+        (
+            "classify",
+            {"aug": {"names": ["hflip", "noise"]}},
+            "classify: hflip, noise noise_std=0.05",
+        ),
+        ("segment", {"aug": {"names": ["affine"]}}, "segment: affine shift=0.05, scale=0.1, ±10°"),
+    ],
+)
+def test_the_grid_title_shows_each_augmentation_bound(
+    trainer: str, config: dict[str, Any], title: str
+) -> None:
+    """A preset named for its bound says it is one: rotate_upto90 turns by any angle in ±90°."""
+    from sweeper.analysis.augment_preview import describe
+
+    info = get_trainer(trainer)
+    model = {"classify": ClassifyConfig, "segment": SegmentConfig}[trainer]
+    assert describe(info, model.model_validate(config)) == title

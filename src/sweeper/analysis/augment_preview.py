@@ -95,9 +95,26 @@ def describe(info: TrainerInfo, config: BaseModel) -> str:
     for part in filter(None, parent.split(".")):
         section = getattr(section, part)
     names = getattr(section, leaf, None) if leaf else None
-    shown = ", ".join(names) if names else "no augmentation"
+    shown = ", ".join(_bounded(section, n) for n in names) if names else "no augmentation"
     preset = getattr(section, "preset", None)
     return f"{info.name}: {shown}" + (f" (preset {preset})" if preset else "")
+
+
+def _bounded(section: BaseModel, name: str) -> str:
+    """An augmentation's name with the bounds it draws from (`rotate ±90°`): the fields whose
+    description starts with `name:`, so a bound the title omits cannot be mistaken for a fixed
+    amount."""
+    bounds = []
+    for field, info in type(section).model_fields.items():
+        about = info.description or ""
+        if not about.startswith(f"{name}:"):
+            continue
+        value = getattr(section, field)
+        if "either way" in about:  # a largest value drawn both ways
+            bounds.append(f"±{value:g}" + ("°" if "angle" in about else ""))
+        else:
+            bounds.append(f"{field}={value:g}" if isinstance(value, float) else f"{field}={value}")
+    return f"{name} {', '.join(bounds)}" if bounds else name
 
 
 def write_preview(

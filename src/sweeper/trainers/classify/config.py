@@ -157,7 +157,7 @@ AugName = Literal[
     "hflip", "vflip", "rotate", "translate", "crop", "jitter", "contrast", "noise", "erase"
 ]
 AugPreset = Literal[
-    "none", "hflip", "rotate10", "vflip", "shift5", "contrast", "noise", "rotate90", "combined"
+    "none", "hflip", "rotate10", "vflip", "shift5", "contrast", "noise", "rotate_upto90", "combined"
 ]
 
 AUG_PRESETS: dict[str, dict[str, Any]] = {
@@ -168,7 +168,7 @@ AUG_PRESETS: dict[str, dict[str, Any]] = {
     "shift5": {"names": ["translate"], "translate": 5},
     "contrast": {"names": ["contrast"], "contrast": 0.3},
     "noise": {"names": ["noise"], "noise_std": 0.05},
-    "rotate90": {"names": ["rotate"], "degrees": 90.0},
+    "rotate_upto90": {"names": ["rotate"], "degrees": 90.0},  # any angle in ±90°, not a 90° turn
     "combined": {
         "names": ["hflip", "rotate", "translate", "contrast"],
         "degrees": 10.0,
@@ -200,7 +200,9 @@ class AugConfig(Strict):
         "translate, crop, jitter, contrast, noise, erase). Evaluation never augments.",
     )
     degrees: float = Field(15.0, ge=0, le=180, description="rotate: largest angle either way.")
-    translate: int = Field(2, ge=0, le=256, description="translate: largest shift in pixels.")
+    translate: int = Field(
+        2, ge=0, le=256, description="translate: largest shift in pixels, either way."
+    )
     crop_padding: int = Field(4, ge=1, le=256, description="crop: zero padding before the crop.")
     jitter: float = Field(
         0.2, ge=0, le=1, description="jitter: brightness/contrast/saturation factor range 1+-x."
