@@ -237,3 +237,30 @@ def test_latex_escapes_every_special_character_in_titles_headers_cells_and_notes
     assert rf"\textbf{{{ESCAPED}}}" in tex and "±" not in tex
     body = tex.replace(ESCAPED, "")
     assert not re.search(r"(?<!\\)[_%#&$^~]", body.replace(r"\\", "").replace(" & ", " "))
+
+
+@pytest.mark.parametrize(
+    ("name", "folders"),
+    [
+        ("shapes", {"train/circle", "train/square", "test/circle", "test/square"}),
+        ("veri", {"image_train", "image_query", "image_test"}),
+        ("xray", {"images", "masks"}),
+    ],
+)
+def test_generate_says_what_it_wrote_and_what_to_run_next(tmp_path: Path, name, folders):
+    result = sweeper("generate", name, "my data", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    listed = {line.split("/  ")[0].strip(): int(line.split()[-2]) for line in lines[1:-1]}
+    assert set(listed) == folders
+    on_disk = {f: len(list((tmp_path / "my data" / f).iterdir())) for f in folders}
+    assert listed == on_disk
+    assert lines[0] == f"wrote {sum(on_disk.values())} files into my data:"
+    command = lines[-1].removeprefix("next: ")
+    assert lines[-1].startswith("next: sweeper ") and "data.root='my data'" in command
+    if name == "shapes":  # the next command works as printed (a shell would split it so)
+        import shlex
+
+        step = sweeper(*shlex.split(command)[1:], "-o", "grid.png", cwd=tmp_path)
+        assert step.returncode == 0, step.stderr
+        assert (tmp_path / "grid.png").stat().st_size > 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shlex
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -450,7 +451,33 @@ def generate(
     write = generator(name)
     with OutputFolder(out, f"sweeper generate {name}") as staging:
         write(staging, seed=seed)
-    _say(f"wrote {out}")
+    folders = _file_counts(out)
+    total = sum(folders.values())
+    _say(f"wrote {total} files into {out}:")
+    for folder, count in folders.items():
+        _say(f"  {folder}/  {count} files")
+    where = shlex.quote(str(out))
+    # one line whatever the terminal's width, so that it can be copied as it is
+    console.print(f"next: {_GENERATED_NEXT[name].format(root=where)}", soft_wrap=True)
+
+
+_GENERATED_NEXT = {
+    "shapes": "sweeper augment classify --set data.name=folder --set data.root={root}",
+    "veri": "sweeper augment reid --set data.root={root} --set 'data.image_size=[64,64]'",
+    "xray": "sweeper augment segment --set data.root={root} --set data.image_size=64",
+}
+"""The command that looks at a generated set through its trainer (the augmentation grid):
+the set's layout, read as a trial would read it, in seconds."""
+
+
+def _file_counts(root: Path) -> dict[str, int]:
+    """Files per folder under `root` (its own marker and other dot files left out)."""
+    counts: dict[str, int] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            folder = path.parent.relative_to(root).as_posix()
+            counts[folder] = counts.get(folder, 0) + 1
+    return counts
 
 
 @app.command()
