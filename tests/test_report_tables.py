@@ -264,3 +264,28 @@ def test_generate_says_what_it_wrote_and_what_to_run_next(tmp_path: Path, name, 
         step = sweeper(*shlex.split(command)[1:], "-o", "grid.png", cwd=tmp_path)
         assert step.returncode == 0, step.stderr
         assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("steps", [3, 5, 7, 11, 21, 41])
+def test_landscape_contour_labels_do_not_pile_up(steps: int):
+    """Measured on the drawn figure: no two level labels overlap, and a coarse grid gets few
+    (every one of 20 levels was labelled before: 25-27 labels, overlapping at 3, 7, 11 steps)."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from sweeper.analysis.plots import draw_contour
+
+    axis = np.linspace(-1, 1, steps)
+    a, b = np.meshgrid(axis, axis, indexing="ij")
+    loss = 0.1 + a**2 + 2 * b**2 + 0.3 * a * b  # a tilted bowl, as around trained weights
+    fig, ax = plt.subplots(figsize=(6, 5))
+    try:
+        texts = draw_contour(ax, axis, axis, loss)
+        fig.canvas.draw()
+        boxes = [t.get_window_extent() for t in texts]
+    finally:
+        plt.close(fig)
+    assert 1 <= len(texts) <= max(3, steps // 2)
+    assert not [(x, y) for x, y in itertools.combinations(boxes, 2) if x.overlaps(y)]

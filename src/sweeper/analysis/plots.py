@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -26,12 +27,25 @@ def _levels(loss: np.ndarray) -> np.ndarray:
     return np.linspace(low, high, LEVELS + 1)[:-1]
 
 
+def labelled_levels(levels: np.ndarray, steps: int) -> np.ndarray:
+    """The levels that get a number: every level on a fine grid, fewer on a coarse one, whose
+    short lines leave no room (a 5x5 grid: 3 labels, not 20 piled on each other)."""
+    wanted = max(2, min(len(levels), steps // 3))
+    return levels[:: max(1, -(-len(levels) // wanted))]
+
+
+def draw_contour(ax: Any, alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray) -> list[Any]:
+    """Contour lines of `loss[i, j]` at (alphas[i], betas[j]); returns the level labels."""
+    grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
+    lines = ax.contour(grid_a, grid_b, loss, levels=_levels(loss), cmap="viridis")
+    chosen = labelled_levels(lines.levels, min(loss.shape))
+    return ax.clabel(lines, chosen, inline=True, fontsize=7, fmt="%.3g")
+
+
 def contour(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, title: str, out: Path) -> Path:
     """`loss[i, j]` is at (alphas[i], betas[j])."""
     fig, ax = plt.subplots(figsize=(6, 5))
-    grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
-    lines = ax.contour(grid_a, grid_b, loss, levels=_levels(loss), cmap="viridis")
-    ax.clabel(lines, inline=True, fontsize=7, fmt="%.3g")
+    draw_contour(ax, alphas, betas, loss)
     ax.plot(
         [0], [0], marker="*", color="crimson", markersize=10, label=r"trained weights $\theta^*$"
     )
