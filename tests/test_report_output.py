@@ -418,3 +418,26 @@ def test_output_folder_refuses_a_non_empty_folder_without_a_marker(tmp_path: Pat
     (tmp_path / "x").write_text("mine")
     with pytest.raises(SweeperError, match="not empty"):
         OutputFolder(tmp_path, "sweeper report")
+
+
+def test_latex_export_keeps_hostile_text_literal(hostile: tuple[LocalBackend, str], tmp_path: Path):
+    """Every parameter value (Markdown, `$\\frac$`, `& \\ # ~ $x$`, control characters) lands in
+    report.tex as text: no LaTeX special character of the user's survives unescaped."""
+    import re
+
+    backend, sweep_id = hostile
+    out = build_report(load_local(backend, sweep_id), tmp_path / "tex", "latex")
+    tex = (out / "report.tex").read_text()
+    assert "\\x00" not in tex and "\x1b" not in tex
+    assert r"\$\textbackslash{}frac\$" in tex  # r"$\frac$", as text
+    assert r"\_under\_" in tex and r"\& \textbackslash{} \# \textasciitilde{} \$x\$" in tex
+    body = tex.split(r"\begin{document}")[1]
+    # what is left once the commands sweeper writes are removed: no special character at all
+    ours = (
+        r"\\(textbackslash|textasciitilde|textasciicircum|textbf|dots|begin|end|toprule|"
+        r"midrule|bottomrule|centering|footnotesize|par|smallskip|small|section\*)(\{\})?|"
+        r"\\[&%$#_{}]|\$\\(pm|Delta)\$|\{(table|tabular)\}(\[htbp\])?|\{l?r*\}| & |\\\\"
+    )
+    left = re.sub(ours, "", body)
+    assert not re.search(r"[\\&%$#_^~]", left), left[:2000]
+    assert left.count("{") == left.count("}")
