@@ -60,6 +60,7 @@ def test_a_trainer_without_torch_never_imports_it(tmp_path: Path) -> None:
     assert {run["meta"]["device"] for run in runs} == {"auto"}
 
 
+@pytest.mark.slow
 def test_a_finished_launch_run_again_says_it_is_complete(tmp_path: Path) -> None:
     """Re-running a finished launch (plain sweep or spec) prints `3/3 finished` and the
     table again, never an empty `0/?` bar, and starts no trial."""
@@ -117,6 +118,7 @@ def test_the_bar_shows_each_trials_epoch_metric_and_time_and_an_eta(tmp_path: Pa
     assert "-:--:--" not in screen
 
 
+@pytest.mark.slow
 def test_train_prints_a_compact_progress_line_and_honours_cpus_per_trial(tmp_path: Path) -> None:
     """`train` prints about ten progress lines for a whole run when not on a terminal (not
     one per epoch), each with epoch k of n, the metric and the time, and runs torch with the
