@@ -184,6 +184,7 @@ def test_report_tables_state_baseline_round_values_and_list_seeds(reported: Path
 def test_one_epoch_curves_show_markers_and_clipped_bands(reported: Path, tmp_path: Path):
     html = (reported / "report.html").read_text()
     assert '"mode":"markers"' in html  # one epoch: the mean is a point, not an empty line
+    assert '"dtick":1' in html  # whole epochs on the axis, not -0.045..0.045
     assert "val_acc is a fraction by its name: bands clipped to [0, 1]" in html
     assert "val_loss is never negative by its name: bands clipped at 0" in html
 

@@ -32,6 +32,9 @@ PALETTE = [
 
 LOSSES = ("val_loss", "train_loss", "loss")
 
+FEW_EPOCHS = 10
+"""Up to this many epochs, each gets its own tick on the x axis."""
+
 
 def curve_keys(metric: str, logged: list[str]) -> list[str]:
     """The metric and a loss (validation loss first) among what the runs logged."""
@@ -158,7 +161,8 @@ def figure(
                 1,
                 col,
             )
-        fig.update_xaxes(title_text="epoch", row=1, col=col)
+        few = stats[key]["_step"].nunique() <= FEW_EPOCHS
+        fig.update_xaxes(title_text="epoch", row=1, col=col, dtick=1 if few else None)
     fig.update_layout(
         title=plot_text(title), height=400, legend={"title": {"text": plot_text(param)}}
     )
@@ -211,7 +215,11 @@ def save_png(
             )
         ax.set_title(png_text(key))
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        steps = sorted(stats[key]["_step"].unique())
+        if len(steps) <= FEW_EPOCHS:  # each epoch its own tick (one epoch: not -0.045..0.045)
+            ax.set_xticks(steps)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.autoscale_view()
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
