@@ -63,7 +63,7 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#22
 .scroll{overflow-x:auto;max-width:100%;margin:.5em 0 1.5em}
 table{border-collapse:collapse;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;max-width:28em;
-overflow-wrap:anywhere}
+overflow-wrap:break-word}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 td.best{font-weight:bold;background:#e3f4e1}tr.marked td{background:#fbe9e7;color:#8a2a1a}
 .note{color:#666;font-size:.85em}img{max-width:100%}
