@@ -74,7 +74,7 @@ def test_help_names_arguments_shows_choices_and_every_default() -> None:
     launch = "".join(cli("launch", "--help").output.split())
     assert "--backend<local|wandb>" in launch and "--wandb<offline|online|disabled>" in launch
     assert "launch[OPTIONS]SPEC" in launch
-    assert "--format<html|md>" in "".join(cli("report", "--help").output.split())
+    assert "--format<html|md|latex>" in "".join(cli("report", "--help").output.split())
     landscape = "".join(cli("landscape", "--help").output.split())
     for choice in ("--split<train|val>", "--ignore<biasbn|none>", "--dims<1|2>"):
         assert choice in landscape
@@ -82,13 +82,16 @@ def test_help_names_arguments_shows_choices_and_every_default() -> None:
 
 
 BAD_CHOICES = [
-    (["launch", "s.yaml", "--backend", "cloud"], "'cloud' is not one of 'local', 'wandb'"),
-    (["launch", "s.yaml", "--wandb", "loud"], "'loud' is not one of 'offline', 'online'"),
-    (["agent", "s", "--wandb", "on"], "'on' is not one of 'offline', 'online', 'disabled'"),
-    (["report", "s", "--format", "pdf"], "'pdf' is not one of 'html', 'md'"),
-    (["landscape", "r", "--split", "test"], "'test' is not one of 'train', 'val'"),
-    (["landscape", "r", "--dims", "3"], "'3' is not one of '1', '2'"),
-    (["landscape", "r", "--ignore", "all"], "'all' is not one of 'biasbn', 'none'"),
+    (["launch", "s.yaml", "--backend", "cloud"], "--backend: expected local or wandb, got 'cloud'"),
+    (
+        ["launch", "s.yaml", "--wandb", "loud"],
+        "--wandb: expected offline, online or disabled, got 'loud'",
+    ),
+    (["agent", "s", "--wandb", "on"], "--wandb: expected offline, online or disabled, got 'on'"),
+    (["report", "s", "--format", "pdf"], "--format: expected html, md or latex, got 'pdf'"),
+    (["landscape", "r", "--split", "test"], "--split: expected train or val, got 'test'"),
+    (["landscape", "r", "--dims", "3"], "--dims: expected 1 or 2, got '3'"),
+    (["landscape", "r", "--ignore", "all"], "--ignore: expected biasbn or none, got 'all'"),
     (["launch"], "Missing argument 'SPEC'"),
     (["lunch", "x"], "No such command 'lunch'. Did you mean 'launch'?"),
     (["status", "s", "--bogus"], "No such option: --bogus"),
@@ -115,7 +118,7 @@ def test_a_bad_backend_from_the_environment_is_one_line_too(tmp_path: Path) -> N
     )
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
-    assert "SWEEPER_BACKEND" in line and "'cloud' is not one of 'local', 'wandb'" in line
+    assert "SWEEPER_BACKEND: expected local or wandb, got 'cloud'" in line
 
 
 def test_version_comes_from_the_package_metadata() -> None:

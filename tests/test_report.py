@@ -189,7 +189,7 @@ def test_cli_writes_report_and_replaces_it_whole(workdir: Path, grid: str):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nosuchid"], "no sweep 'nosuchid'"),
+        (["nosuchid"], "no sweep, study, spec file or name 'nosuchid'"),
         (["GRID", "--baseline", "optim.lr=0.1"], "not a swept parameter"),
         (["GRID", "--axes", "model.nope"], "not a config parameter"),
         (["GRID", "--wandb-report"], "needs a W&B sweep"),

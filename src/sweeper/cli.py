@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import shlex
 import sqlite3
 import sys
@@ -25,10 +26,25 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 from sweeper.text import strip_controls
 
 
-def _usage_error(ctx: Any, exc: UsageError) -> NoReturn:
+def _usage_error(ctx: Any, exc: UsageError, args: list[str]) -> NoReturn:
     """What the parser refuses (a value not among the choices, an unknown option or command)
-    is one line and exit 2, as every other refusal, not typer's usage block."""
-    _refuse(f"{exc.format_message()} (see `{ctx.command_path} --help`)")
+    is one line and exit 2, as every other refusal, not typer's usage block. A bad value is
+    named by where it came from: the option given in `args`, else its environment variable."""
+    message = exc.format_message()
+    bad = re.match(
+        r"Invalid value for '([^']+)'(?: \(env var: '(\w+)'\))?: (?:Value error, )?", message
+    )
+    if bad:
+        option, variable = bad.groups()
+        given = any(a == option or a.startswith(f"{option}=") for a in args)
+        message = f"{option if given or not variable else variable}: {message[bad.end() :]}"
+    choices = re.search(r"'([^']*)' is not one of (.+)\.$", message)
+    if choices:  # typer: "'3' is not one of '1', '2'." -> "expected 1 or 2, got '3'"
+        *most, last = re.findall(r"'([^']*)'", choices.group(2))
+        wanted = f"{', '.join(most)} or {last}" if most else last
+        message = f"{message[: choices.start()]}expected {wanted}, got {choices.group(1)!r}"
+    command = " ".join(["sweeper", *ctx.command_path.split()[1:]])  # the root's name varies
+    _refuse(f"{message} (see `{command} --help`)")
 
 
 class _Command(TyperCommand):
@@ -44,30 +60,32 @@ class _Command(TyperCommand):
         return pieces
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it is given
         try:
             return super().parse_args(ctx, args)
         except NoArgsIsHelpError:
             raise
         except UsageError as exc:
-            _usage_error(ctx, exc)
+            _usage_error(ctx, exc, given)
 
 
 class _Group(TyperGroup):
     """The `sweeper` group: an unknown command or option is one line too."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it is given
         try:
             return super().parse_args(ctx, args)
         except NoArgsIsHelpError:
             raise
         except UsageError as exc:
-            _usage_error(ctx, exc)
+            _usage_error(ctx, exc, given)
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         try:
             return super().resolve_command(ctx, args)
         except UsageError as exc:
-            _usage_error(ctx, exc)
+            _usage_error(ctx, exc, args)
 
 
 class _App(typer.Typer):
