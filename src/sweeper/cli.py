@@ -47,7 +47,20 @@ def _usage_error(ctx: Any, exc: UsageError, args: list[str]) -> NoReturn:
     _refuse(f"{message} (see `{command} --help`)")
 
 
-class _Command(TyperCommand):
+class _OneLineErrors:
+    """Parse errors of a command or of the group are one line (see `_usage_error`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc]
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            _usage_error(ctx, exc, given)
+
+
+class _Command(_OneLineErrors, TyperCommand):
     """A command whose usage line names its arguments as man pages do (`SPEC`, `[CONFIG]`;
     typer writes a required one `{SPEC}`) and whose parse errors are one line."""
 
@@ -59,27 +72,9 @@ class _Command(TyperCommand):
                 pieces.append(name if param.required else f"[{name}]")
         return pieces
 
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        given = list(args)  # click's parser consumes the list it is given
-        try:
-            return super().parse_args(ctx, args)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
-            _usage_error(ctx, exc, given)
 
-
-class _Group(TyperGroup):
+class _Group(_OneLineErrors, TyperGroup):
     """The `sweeper` group: an unknown command or option is one line too."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        given = list(args)  # click's parser consumes the list it is given
-        try:
-            return super().parse_args(ctx, args)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
-            _usage_error(ctx, exc, given)
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         try:
