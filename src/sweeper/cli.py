@@ -871,7 +871,8 @@ def runs(
         sys.stdout.write(runs_json(table) + "\n")
     elif not csv:
         shown, numeric = readable_runs(table, sweeps)
-        out = Table(title=", ".join(f"{s.id} {s.name}" for s in sweeps), title_justify="left")
+        named = (s.id if s.name == s.id else f"{s.id} {s.name}" for s in sweeps)  # unnamed: its id
+        out = Table(title=", ".join(named), title_justify="left")
         for column in shown.columns:
             out.add_column(column, justify="right" if column in numeric else "left")
         for row in shown.itertuples(index=False):
