@@ -737,7 +737,8 @@ def status(
         total = planned_trials(sweep.config)
         done = sum(n for s, n in counts.items() if s not in ACTIVE)
         states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
-        console.print(_styled("sweep ", (sweep.id, "bold"), f" {sweep.name} [{sweep.state}]"))
+        named = f" {sweep.name}" if sweep.name != sweep.id else ""  # unnamed: the id is its name
+        console.print(_styled("sweep ", (sweep.id, "bold"), f"{named} [{sweep.state}]"))
         console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
         runs = backend.runs(sweep.id)
         best = best_configuration(runs, swept_params(sweep.config), metric, goal)
