@@ -41,13 +41,15 @@ def test_a_killed_agents_trial_is_requeued_and_completed_once(
     sweep_id = make_sweep(
         probe_spec(
             search={"x": [0.0, 1.0]},
-            base={"epochs": 6, "epoch_seconds": 0.4},
+            # 1 s epochs: a save is skipped when it costs over 5% of the time since the last
+            # (Checkpoint.due), which a loaded machine's save can at shorter epochs
+            base={"epochs": 6, "epoch_seconds": 1.0},
         )
     )
     doomed = start_agent(sweep_id, store, "--count", "1", "--heartbeat-timeout", "2")
-    wait_for(
-        lambda: len(backend.history(list(backend.runs(sweep_id)["run_id"]))) >= 2,
-        what="the first trial to log two epochs",
+    wait_for(  # epoch 2 logged: the checkpoint of epoch 1 was written before it began
+        lambda: len(backend.history(list(backend.runs(sweep_id)["run_id"]))) >= 3,
+        what="the first trial to log three epochs",
     )
     victim = backend.runs(sweep_id)["run_id"].iloc[0]
     doomed.kill()  # SIGKILL: no chance to clean up
