@@ -529,7 +529,8 @@ def launch(
     """
     from sweeper.agent import prestart
 
-    prestart.start()  # the first agent imports while this validates and makes the sweep
+    if not estimate:  # the estimate's probe would share the CPU with its imports
+        prestart.start()  # the first agent imports while this validates and makes the sweep
     from sweeper.agent.launch import AgentSettings, Interrupted, check_backend
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.progress import LaunchBar

@@ -20,12 +20,13 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from sweeper.errors import SweeperError
 from sweeper.text import strip_controls
+
+if TYPE_CHECKING:  # pandas only where a CSV is written: `generate` never needs it
+    import pandas as pd
 
 MARKER = ".sweeper-output"
 """The file, in an output folder, that lists the files sweeper wrote there (JSON)."""
@@ -220,6 +221,8 @@ def _cell(value: Any) -> Any:
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a table as CSV (no index) with every text cell and column name passed through
     :func:`csv_text`; numbers are written as numbers, so ``-0.5`` stays ``-0.5``."""
+    import pandas as pd
+
     safe = frame.copy()
     for column in safe.columns:
         if not (pd.api.types.is_numeric_dtype(safe[column]) or safe[column].dtype == bool):

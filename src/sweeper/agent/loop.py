@@ -183,10 +183,15 @@ def _child_main(
     except (StoreLost, NoSpace, OSError) as exc:  # the agent's next write finds it too
         full = no_space(exc, run_dir)
         if full is None and not isinstance(exc, StoreLost):
+            end_descendants()
             raise
         with contextlib.suppress(OSError):  # output.log may be on that full disk
             print(full or exc, file=sys.stderr, flush=True)
+        end_descendants()
         os._exit(NO_SPACE_EXIT if full else 1)  # not sys.exit: its flush at exit could fail
+    except BaseException:
+        end_descendants()  # a trial that raised leaves nothing behind either
+        raise
     if "wandb" in sys.modules:  # a forked child skips atexit: flush wandb's run files now
         sys.modules["wandb"].teardown()
     end_descendants()  # DataLoader workers, a program's `sleep 300 &`: none outlives its trial

@@ -82,8 +82,9 @@ def end_descendants(grace: float = 2.0) -> int:
     """Kill every process below this one (a subreaper: orphans included); returns how many.
 
     SIGTERM first, so a program's children can flush, then SIGKILL to what is left after
-    `grace` seconds. Repeats until none is left: a killed process's own children are
-    reparented here and found on the next pass.
+    `grace` seconds. Repeats until none is left (for at most `grace` seconds more: a process
+    stuck in the kernel may never go): a killed process's own children are reparented here
+    and found on the next pass.
 
     Args:
         grace: seconds between SIGTERM and SIGKILL.
@@ -105,10 +106,12 @@ def end_descendants(grace: float = 2.0) -> int:
             return len(found)
         time.sleep(0.05)
     ended = set(found)
-    while left := descendants(me):
+    deadline = time.monotonic() + grace  # bounded: a process in D state may never go
+    while (left := descendants(me)) and time.monotonic() < deadline:
         ended.update(left)
         _signal(left, signal.SIGKILL)
         _reap(left)
+        time.sleep(0.05)
     return len(ended)
 
 

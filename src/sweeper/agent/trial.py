@@ -127,8 +127,9 @@ def execute(
             config=_sweeper_config(meta, claim, sweep),
         )
         metric = sweep.metric[0] if sweep else None
+        watched = metric or info.metric  # `sweeper train`: a NaN in the trainer's metric fails too
         logger = TrialLogger(
-            backend, claim, backend.run_dir(claim.run_id), wandb_run, flag, echo, metric
+            backend, claim, backend.run_dir(claim.run_id), wandb_run, flag, echo, watched
         )
         summary = dict(info.train_fn()(config, logger))
         state, error = _outcome(summary, flag, metric)
