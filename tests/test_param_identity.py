@@ -328,3 +328,16 @@ def test_none_shows_as_none_and_a_spaced_metric_is_quoted() -> None:
 
     assert label(None) == "None"
     assert metric_label(" loss") == "' loss'" and metric_label("loss") == "loss"
+
+
+def test_sweeper_train_fails_on_a_nan_in_its_trainers_metric(store: Path) -> None:
+    """Outside a sweep the trainer's own metric is watched: NaN fails the run, naming it."""
+    from typer.testing import CliRunner
+
+    from sweeper.cli import app
+
+    result = CliRunner().invoke(
+        app, ["train", "probe", "--set", "crash=nan", "--wandb", "disabled"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "the metric 'loss' is nan at step 0" in result.output
