@@ -563,8 +563,7 @@ def launch(
 
     def on_stage(sweep: Any, resumed: bool) -> None:
         what = "resumed" if resumed else "created"
-        named = f" {sweep.name}" if sweep.name != sweep.id else ""  # unnamed: the id is its name
-        console.print(_styled("sweep ", (sweep.id, "bold"), f"{named} ({what}, {where})"))
+        console.print(_styled("sweep ", (sweep.title, "bold"), f" ({what}, {where})"))
         if backend.kind == "wandb":
             console.print(f"  {backend.url(sweep.id)}")
             console.print(f"  more agents: sweeper agent {sweep.id} --backend wandb")
@@ -738,8 +737,7 @@ def status(
         total = planned_trials(sweep.config)
         done = sum(n for s, n in counts.items() if s not in ACTIVE)
         states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
-        named = f" {sweep.name}" if sweep.name != sweep.id else ""  # unnamed: the id is its name
-        console.print(_styled("sweep ", (sweep.id, "bold"), f"{named} [{sweep.state}]"))
+        console.print(_styled("sweep ", (sweep.title, "bold"), f" [{sweep.state}]"))
         console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
         runs = backend.runs(sweep.id)
         best = best_configuration(runs, swept_params(sweep.config), metric, goal)
@@ -873,8 +871,7 @@ def runs(
         sys.stdout.write(runs_json(table) + "\n")
     elif not csv:
         shown, numeric = readable_runs(table, sweeps)
-        named = (s.id if s.name == s.id else f"{s.id} {s.name}" for s in sweeps)  # unnamed: its id
-        out = Table(title=", ".join(named), title_justify="left")
+        out = Table(title=", ".join(s.title for s in sweeps), title_justify="left")
         for column in shown.columns:
             out.add_column(column, justify="right" if column in numeric else "left")
         for row in shown.itertuples(index=False):

@@ -53,6 +53,11 @@ class SweepRecord:
         return metric.get("name", ""), metric.get("goal", "minimize")
 
     @property
+    def title(self) -> str:
+        """`id name`, or the id alone for an unnamed sweep (whose name is its id)."""
+        return self.id if self.name == self.id else f"{self.id} {self.name}"
+
+    @property
     def is_command(self) -> bool:
         """A plain W&B sweep: each trial runs the sweep's `command`, not a trainer."""
         return not self.trainer
