@@ -342,9 +342,12 @@ def test_slot_leases_keep_one_holder_per_slot_and_expire_unrenewed(
 def test_agents_die_with_a_killed_launch_and_the_next_launch_keeps_to_the_slots(
     store: Path, tmp_path: Path
 ) -> None:
-    xs = [float(x) for x in range(6)]
+    xs = [float(x) for x in range(4)]
+    # 10 s trials: the first agent starts seconds ahead of the second (it is started
+    # while the sweep is made), so a short trial could finish between seeing both run and
+    # the kill, and the test would count a finished trial where it means a preempted one.
     spec = write_spec(
-        tmp_path, probe_spec(search={"x": xs}, base={"epochs": 6, "epoch_seconds": 0.5})
+        tmp_path, probe_spec(search={"x": xs}, base={"epochs": 20, "epoch_seconds": 0.5})
     )
     first = _launch(spec, store, "--agents", "2")
     wait_for(lambda: _running(store) == 2, timeout=120, what="two trials to run")
