@@ -1,0 +1,43 @@
+"""What a sweep means, in one place: run states, parameter identity, the best configuration.
+
+The backends, the agent, the CLI and the report all read sweeps through this package, so
+"finished", "swept" and "best" mean the same everywhere. Each module is small and named for
+what it holds; this one gathers their public names.
+"""
+
+from sweeper.sweep.best import BestConfiguration, best_configuration, config_table, hashable, plain
+from sweeper.sweep.params import (
+    KeyPath,
+    ParameterClash,
+    flat_parameters,
+    key_paths,
+    nest_parameters,
+    parameter_paths,
+    run_config,
+    swept_params,
+    values_of,
+)
+from sweeper.sweep.runs import RunView
+from sweeper.sweep.states import ACTIVE, DONE, TERMINAL, RunState
+
+__all__ = [
+    "ACTIVE",
+    "DONE",
+    "TERMINAL",
+    "BestConfiguration",
+    "KeyPath",
+    "ParameterClash",
+    "RunState",
+    "RunView",
+    "best_configuration",
+    "config_table",
+    "flat_parameters",
+    "hashable",
+    "key_paths",
+    "nest_parameters",
+    "parameter_paths",
+    "plain",
+    "run_config",
+    "swept_params",
+    "values_of",
+]
