@@ -1,0 +1,161 @@
+"""`status`, `sweeps` (`ls`), `runs`: what a store or W&B holds."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sweeper.cli.common import (
+    BackendOpt,
+    Store,
+    Target,
+    choose_backend_kind,
+    console,
+    errors,
+    styled,
+    user_errors,
+)
+
+
+@user_errors
+def status(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="SWEEP",
+            help="A sweep id, a study id (all its stages), a spec path (its latest study), a "
+            "sweep or spec name, or entity/project/sweep_id on W&B.",
+        ),
+    ],
+    store: Store = None,
+    backend_kind: BackendOpt = None,
+) -> None:
+    """States, progress and best configuration so far of a sweep, or of each stage of a study."""
+    from sweeper.agent.launch import planned_trials
+    from sweeper.backends import open_backend
+    from sweeper.report.values import label
+    from sweeper.sweep import ACTIVE, best_configuration, swept_params
+
+    kind = choose_backend_kind(backend_kind, target)
+    backend = open_backend(kind, store, create=False, readonly=True)
+    for sweep in _resolve(backend, target):
+        counts = backend.counts(sweep.id)
+        metric, goal = sweep.metric
+        total = planned_trials(sweep.config)
+        done = sum(n for s, n in counts.items() if s not in ACTIVE)
+        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
+        console.print(styled("sweep ", (sweep.title, "bold"), f" [{sweep.state}]"))
+        console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
+        runs = backend.runs(sweep.id)
+        best = best_configuration(runs, swept_params(sweep.config), metric, goal)
+        if best:
+            console.print(f"so far, {best.describe(metric, label)}")
+
+
+def _resolve(backend: Any, target: str) -> list[Any]:
+    """The sweeps a command's SWEEP names (`sweeper.backends.targets`); on W&B, its path."""
+    from sweeper.backends.targets import resolve_target
+
+    return [backend.sweep(target)] if backend.kind == "wandb" else resolve_target(backend, target)
+
+
+@user_errors
+def sweeps_(store: Store = None) -> None:
+    """List the store's sweeps, newest first, a study's stages together: id, name, spec, stage,
+    state, runs done of planned, and the best configuration's mean metric."""
+    from sweeper.agent.launch import planned_trials
+    from sweeper.backends.local import LocalBackend
+    from sweeper.sweep import ACTIVE, best_configuration, swept_params
+
+    backend = LocalBackend(store, create=False, readonly=True)
+    launches: dict[str, list[Any]] = {}
+    for sweep in backend.sweeps():  # in creation order; a study's stages under its id
+        launches.setdefault(sweep.study or sweep.id, []).append(sweep)
+    out = Table(title=f"sweeps in {backend.path}, newest first", title_justify="left")
+    for column in ("id", "name", "spec", "stage", "state", "done", "best"):
+        out.add_column(column, justify="right" if column == "done" else "left")
+    for launch in reversed(launches.values()):
+        for sweep in sorted(launch, key=lambda s: s.stage):
+            counts = backend.counts(sweep.id)
+            total = planned_trials(sweep.config)
+            done = sum(n for state, n in counts.items() if state not in ACTIVE)
+            metric, goal = sweep.metric
+            best = best_configuration(
+                backend.runs(sweep.id), swept_params(sweep.config), metric, goal
+            )
+            out.add_row(
+                sweep.id,
+                sweep.name,
+                _shown_path(sweep.spec_path),
+                f"{sweep.stage + 1} {sweep.stage_name}" if sweep.study else "-",
+                sweep.state,
+                f"{done}/{total if total is not None else '?'}",
+                f"{metric} {best.mean:.4g}" if best else "-",
+            )
+    if not launches:
+        console.print(f"no sweeps in {backend.path} yet (`sweeper launch SPEC` makes one)")
+        return
+    console.print(out)
+
+
+def _shown_path(path: str | None) -> str:
+    """A spec path as the user would type it here: relative when under this folder."""
+    if not path:
+        return "-"
+    with contextlib.suppress(ValueError):
+        return str(Path(path).relative_to(Path.cwd()))
+    return path
+
+
+@user_errors
+def runs(
+    target: Target,
+    store: Store = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the complete run table (every column) to this CSV file "
+            "[default: none: print the table].",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the complete run table as JSON records for scripts: times in ISO "
+            "8601 (UTC), NaN and missing values null, infinities the strings inf and -inf.",
+        ),
+    ] = False,
+) -> None:
+    """The runs of a sweep or study: id, state, swept values, seed, metric and runtime."""
+    from sweeper.backends.local import LocalBackend
+    from sweeper.backends.targets import resolve_target
+    from sweeper.errors import SweeperError
+    from sweeper.report.runlist import readable_runs, runs_json
+
+    backend = LocalBackend(store, create=False, readonly=True)
+    sweeps = resolve_target(backend, target)
+    table = backend.runs([s.id for s in sweeps])
+    if csv:
+        from sweeper.output import write_csv
+
+        try:
+            write_csv(table, csv)
+        except OSError as exc:
+            raise SweeperError(f"--csv {csv}: cannot write: {exc.strerror or exc}") from None
+        (errors if as_json else console).print(f"wrote {csv} ({len(table)} runs)")
+    if as_json:
+        sys.stdout.write(runs_json(table) + "\n")
+    elif not csv:
+        shown, numeric = readable_runs(table, sweeps)
+        out = Table(title=", ".join(s.title for s in sweeps), title_justify="left")
+        for column in shown.columns:
+            out.add_column(column, justify="right" if column in numeric else "left")
+        for row in shown.itertuples(index=False):
+            out.add_row(*row)
+        console.print(out)
