@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sweeper.trainers.common.generate import ensure_generated
 from sweeper.trainers.common.optim import build_optimizer
 from sweeper.trainers.logger import MemoryLogger
 from sweeper.trainers.reid.config import ReidConfig
 from sweeper.trainers.reid.data.loaders import build_loaders
-from sweeper.trainers.reid.data.veri import ensure_synthetic
+from sweeper.trainers.reid.data.synthetic import write_veri
 from sweeper.trainers.reid.losses import ReidCriterion
 from sweeper.trainers.reid.metrics import distance_matrix, evaluate_rank, rank_features
 from sweeper.trainers.reid.models import build_model
@@ -96,7 +97,7 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, float]:
         },
         eval={"every": args.epochs + 2},
     )
-    ensure_synthetic(root)
+    ensure_generated(root, write_veri)
     logger = SideBySide(HandLoop(config))
     train(config, logger)
     timed = logger.timings[:-1]  # the last trainer epoch evaluated too

@@ -13,7 +13,8 @@ from sweeper.errors import SweeperError
 from sweeper.trainers.classify.config import AugConfig, ClassifyData
 from sweeper.trainers.classify.data.augment import Augment
 from sweeper.trainers.classify.data.build import load_data
-from sweeper.trainers.classify.data.synthetic import ensure_shapes, write_shapes
+from sweeper.trainers.classify.data.synthetic import write_shapes
+from sweeper.trainers.common.generate import ensure_generated
 
 CPU = torch.device("cpu")
 
@@ -81,11 +82,11 @@ def test_folder_without_test_subfolder(tmp_path: Path, shapes: Path) -> None:
 
 def test_synthetic_folder_written_once(tmp_path: Path) -> None:
     root = tmp_path / "gen" / "shapes"
-    ensure_shapes(root)
+    ensure_generated(root, write_shapes)
     written = sorted(root.rglob("*.png"))
     assert len(written) == 160
     stamp = written[0].stat().st_mtime_ns
-    ensure_shapes(root)
+    ensure_generated(root, write_shapes)
     assert written[0].stat().st_mtime_ns == stamp
     data = load(name="folder", root=str(tmp_path / "other"), synthetic=True)
     assert data.classes == ["circle", "square"]

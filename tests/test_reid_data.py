@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 from sweeper.errors import SweeperError
+from sweeper.trainers.common.generate import ensure_generated
 from sweeper.trainers.reid.config import AUGMENTS
 from sweeper.trainers.reid.data.synthetic import write_veri
 from sweeper.trainers.reid.data.transforms import KNOWN, build_transforms
-from sweeper.trainers.reid.data.veri import ensure_synthetic, load_veri
+from sweeper.trainers.reid.data.veri import load_veri
 
 NAME = re.compile(r"^(\d{4})_c(\d{3})_(\d{8})_(\d)\.jpg$")
 
@@ -81,9 +82,9 @@ def test_missing_split_and_no_matching_files(tmp_path: Path, root: Path) -> None
 
 def test_ensure_synthetic_writes_once(tmp_path: Path) -> None:
     target = tmp_path / "data" / "veri-synth"
-    assert ensure_synthetic(target) == target
+    assert ensure_generated(target, write_veri) == target
     stamp = (target / "image_train").stat().st_mtime_ns
-    ensure_synthetic(target)
+    ensure_generated(target, write_veri)
     assert (target / "image_train").stat().st_mtime_ns == stamp
     assert [p.name for p in target.parent.iterdir()] == ["veri-synth"]  # no scratch left
 

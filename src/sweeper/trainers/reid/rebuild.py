@@ -13,11 +13,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from sweeper.errors import SweeperError
+from sweeper.trainers.common.generate import ensure_generated
 from sweeper.trainers.common.rebuild import Rebuilt, Split, first
 from sweeper.trainers.reid.config import ReidConfig
 from sweeper.trainers.reid.data.loaders import ImageDataset
+from sweeper.trainers.reid.data.synthetic import write_veri
 from sweeper.trainers.reid.data.transforms import build_transforms
-from sweeper.trainers.reid.data.veri import ensure_synthetic, load_veri
+from sweeper.trainers.reid.data.veri import load_veri
 from sweeper.trainers.reid.losses import ReidCriterion
 from sweeper.trainers.reid.models import build_model
 
@@ -32,7 +34,7 @@ def rebuild(
         )
     data = config.data
     if data.synthetic:
-        ensure_synthetic(data.root)
+        ensure_generated(data.root, write_veri)
     veri = load_veri(data.root)
     _, eval_tf = build_transforms(data.image_size, data.augment)
     dataset = ImageDataset(veri.train, eval_tf)

@@ -60,10 +60,11 @@ def read(cfg: ClassifyData) -> Source:
         return read_xor(cfg.n_samples, cfg.noise, cfg.split_seed)
     if cfg.name == "folder":
         from sweeper.trainers.classify.data.folder import read_folder
-        from sweeper.trainers.classify.data.synthetic import ensure_shapes
+        from sweeper.trainers.classify.data.synthetic import write_shapes
+        from sweeper.trainers.common.generate import ensure_generated
 
         if cfg.synthetic:
-            ensure_shapes(cfg.root)
+            ensure_generated(cfg.root, write_shapes)
         return read_folder(cfg.root, cfg.channels or 3, cfg.image_size)
     from sweeper.trainers.classify.data.torchvision_sets import read_torchvision
 

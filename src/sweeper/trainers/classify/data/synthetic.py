@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,18 +39,3 @@ def write_shapes(out: str | Path, seed: int = 0) -> Path:
             for i in range(count):
                 _draw(shape, rng).save(folder / f"{i:03d}.png")
     return out
-
-
-def ensure_shapes(root: str | Path) -> Path:
-    """Generate the set at `root` unless it is there; safe when several trials race to it."""
-    root = Path(root)
-    if root.exists():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = root.parent / f".{root.name}.{os.getpid()}.tmp"
-    write_shapes(staging)
-    try:
-        staging.rename(root)
-    except OSError:  # another trial got there first
-        shutil.rmtree(staging, ignore_errors=True)
-    return root

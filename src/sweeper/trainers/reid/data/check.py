@@ -14,7 +14,9 @@ def check(config: ReidConfig) -> None:
     the synthetic stand-in) at data.root, or its backbone weights file."""
     local_file("model.pretrained", config.model.pretrained)
     root = Path(config.data.root)
-    if config.data.synthetic and not root.is_dir():  # veri.ensure_synthetic writes it there
+    if (
+        config.data.synthetic and not root.is_dir()
+    ):  # common.generate.ensure_generated writes it there
         writable_target("data.root", config.data.root)
         return
     if not root.is_dir():

@@ -10,9 +10,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from sweeper.errors import SweeperError
+from sweeper.trainers.common.generate import ensure_generated
 from sweeper.trainers.reid.config import ReidConfig
+from sweeper.trainers.reid.data.synthetic import write_veri
 from sweeper.trainers.reid.data.transforms import build_transforms
-from sweeper.trainers.reid.data.veri import Item, ensure_synthetic, load_veri
+from sweeper.trainers.reid.data.veri import Item, load_veri
 from sweeper.trainers.reid.samplers import RandomIdentitySampler
 
 
@@ -42,7 +44,7 @@ class Loaders:
 def build_loaders(config: ReidConfig, generator: torch.Generator, device: torch.device) -> Loaders:
     data = config.data
     if data.synthetic:
-        ensure_synthetic(data.root)
+        ensure_generated(data.root, write_veri)
     veri = load_veri(data.root)
     train_tf, eval_tf = build_transforms(data.image_size, data.augment)
     common = {"num_workers": data.workers, "pin_memory": device.type == "cuda"}

@@ -6,17 +6,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sweeper.trainers.common.generate import ensure_generated
 from sweeper.trainers.reid.config import ReidConfig
 from sweeper.trainers.reid.data.loaders import ImageDataset
+from sweeper.trainers.reid.data.synthetic import write_veri
 from sweeper.trainers.reid.data.transforms import MEAN, STD, build_transforms
-from sweeper.trainers.reid.data.veri import ensure_synthetic, load_veri
+from sweeper.trainers.reid.data.veri import load_veri
 
 
 def preview(config: ReidConfig, n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(original, augmented) HWC uint8 pairs for n seeded training images."""
     data = config.data
     if data.synthetic:
-        ensure_synthetic(data.root)
+        ensure_generated(data.root, write_veri)
     items = load_veri(data.root).train
     train_tf, eval_tf = build_transforms(data.image_size, data.augment)
     original, augmented = ImageDataset(items, eval_tf), ImageDataset(items, train_tf)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweeper.errors import SweeperError
-from sweeper.trainers.reid.data.synthetic import write_veri
 
 NAME = re.compile(r"^(\d{4})_c(\d{3})_(\d{8})_(\d+)\.jpg$")
 SPLITS = ("image_train", "image_query", "image_test")
@@ -60,18 +57,3 @@ def load_veri(root: str | Path) -> Veri:
     label = {pid: i for i, pid in enumerate(sorted({item.pid for item in train}))}
     train = [Item(item.path, label[item.pid], item.camid) for item in train]
     return Veri(train, query, gallery, num_train_ids=len(label))
-
-
-def ensure_synthetic(root: str | Path, seed: int = 0) -> Path:
-    """Generate the stand-in at root unless it is there; safe when trials race to write it."""
-    root = Path(root)
-    if root.is_dir():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    write_veri(scratch, seed=seed)
-    try:
-        scratch.rename(root)
-    except OSError:  # another trial got there first: its copy is identical
-        shutil.rmtree(scratch, ignore_errors=True)
-    return root

@@ -18,7 +18,7 @@ def check(config: SegmentConfig) -> None:
     local_file("model.encoder_weights", config.model.encoder_weights)
     data = config.data
     root = Path(data.root)
-    if data.synthetic and not root.is_dir():  # synthetic.ensure_xray writes it there
+    if data.synthetic and not root.is_dir():  # common.generate.ensure_generated writes it there
         writable_target("data.root", data.root)
         return
     if not root.is_dir():

@@ -10,11 +10,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sweeper.errors import SweeperError
+from sweeper.trainers.common.generate import ensure_generated
 from sweeper.trainers.segment.config import SegmentConfig
 from sweeper.trainers.segment.data.augment import build_augment
 from sweeper.trainers.segment.data.images import check_sizes, decode
 from sweeper.trainers.segment.data.layouts import Listing, Pair, list_pairs
-from sweeper.trainers.segment.data.synthetic import ensure_xray
+from sweeper.trainers.segment.data.synthetic import write_xray
 
 
 class XrayDataset(Dataset):
@@ -68,7 +69,7 @@ def split(n: int, val: float, test: float, seed: int) -> tuple[list[int], ...]:
 def build_loaders(config: SegmentConfig, generator: torch.Generator, pin: bool) -> Loaders:
     data = config.data
     if data.synthetic:
-        ensure_xray(data.root)
+        ensure_generated(data.root, write_xray)
     listing = list_pairs(data.root, data.layout)
     if listing.skipped:
         print(f"{listing.skipped} images under {data.root} have no mask: skipped", flush=True)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sweeper.trainers.common.generate import ensure_generated
 from sweeper.trainers.segment.config import SegmentConfig
 from sweeper.trainers.segment.data.augment import build_augment
 from sweeper.trainers.segment.data.images import check_sizes
 from sweeper.trainers.segment.data.layouts import list_pairs
 from sweeper.trainers.segment.data.loaders import XrayDataset
-from sweeper.trainers.segment.data.synthetic import ensure_xray
+from sweeper.trainers.segment.data.synthetic import write_xray
 from sweeper.trainers.segment.overlays import overlay
 
 
@@ -19,7 +20,7 @@ def preview(config: SegmentConfig, n: int, seed: int) -> list[tuple[np.ndarray, 
     """(original, augmented) HWC uint8 pairs for n seeded images, the mask tinted green."""
     data = config.data
     if data.synthetic:
-        ensure_xray(data.root)
+        ensure_generated(data.root, write_xray)
     pairs = list_pairs(data.root, data.layout).pairs
     chosen = [pairs[i] for i in np.random.default_rng(seed).permutation(len(pairs))[:n]]
     for pair in chosen:

@@ -7,8 +7,6 @@ noise, so a model has to find lung shapes rather than a fixed threshold.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,18 +52,3 @@ def write_xray(out: str | Path, seed: int = 0, n: int = 48, size: int = 128) -> 
         Image.fromarray(image).save(out / "images" / f"xray_{i:03d}.png")
         Image.fromarray(mask).save(out / "masks" / f"xray_{i:03d}.png")
     return out
-
-
-def ensure_xray(root: str | Path, seed: int = 0) -> Path:
-    """Generate the set at root unless it is there; safe when several trials race to it."""
-    root = Path(root)
-    if root.is_dir():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    write_xray(scratch, seed=seed)
-    try:
-        scratch.rename(root)
-    except OSError:  # another trial got there first: its copy is identical
-        shutil.rmtree(scratch, ignore_errors=True)
-    return root
