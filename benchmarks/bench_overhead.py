@@ -81,8 +81,8 @@ def optuna_marginal(small: int, large: int) -> float:
 def claim_times() -> dict[str, float]:
     """Seconds for one claim once the store holds 10,000 finished runs; bayes suggestions at
     100/300/1,000 runs."""
-    from sweeper.backends.controller import next_params
     from sweeper.sweep import RunView
+    from sweeper.sweep.engine import next_params
 
     out: dict[str, float] = {}
     grid = {

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from conftest import probe_spec
 
-from sweeper.backends.controller import next_params, runs_to_stop
 from sweeper.errors import NotFoundError
 from sweeper.sweep import RunView
+from sweeper.sweep.engine import next_params, runs_to_stop
 
 
 def test_claims_walk_the_grid_then_report_exhaustion(backend: Any, make_sweep: Any) -> None:

@@ -26,7 +26,8 @@ from typer.testing import CliRunner
 from wandb_server import WandbServer
 
 from sweeper.agent.launch import create_stage, stage_carry
-from sweeper.backends.local import LocalBackend, new_id
+from sweeper.backends.local import LocalBackend
+from sweeper.backends.store import new_id
 from sweeper.backends.wandb import read_mark
 from sweeper.cli import app
 from sweeper.spec.load import load_spec

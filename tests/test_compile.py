@@ -11,14 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from sweeper._sweeps import sweeps
 from sweeper.agent.launch import compile_for_stage, planned_trials
-from sweeper.backends.controller import next_params
 from sweeper.cli import app
 from sweeper.spec.compile import compile_spec, compile_stage
 from sweeper.spec.load import load_spec
 from sweeper.spec.models import Spec
 from sweeper.sweep import RunView
+from sweeper.sweep.engine import next_params, sweeps
 
 QUICKSTART = Path(__file__).parents[1] / "sweeps" / "quickstart.yaml"
 

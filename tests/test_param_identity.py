@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from sweeper.backends.controller import next_params
 from sweeper.backends.local import LocalBackend
 from sweeper.errors import SpecError
 from sweeper.spec.load import load_sweep_file
 from sweeper.sweep import RunView, config_table, key_paths, run_config, values_of
+from sweeper.sweep.engine import next_params
 
 CASEBOOK = Path(__file__).parent / "casebook"
 

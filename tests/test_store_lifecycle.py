@@ -29,7 +29,8 @@ import pytest
 from conftest import probe_spec, start_agent, wait_for, write_spec
 
 from sweeper.agent.launch import create_stage
-from sweeper.backends.local import LocalBackend, StoreIdentity
+from sweeper.backends.local import LocalBackend
+from sweeper.backends.sqlite import StoreIdentity
 from sweeper.errors import StoreLost
 from sweeper.spec.load import load_spec
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sweeper._sweeps import sweeps  # W&B's own engine, as the server runs it
+from sweeper.sweep.engine import sweeps  # W&B's own engine, as the server runs it
 
 from .filters import matches
 

@@ -19,7 +19,9 @@ from sweeper.agent.loop import LAUNCHER_ENV, STORE_IDENTITY_ENV
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.agent.tracking import WandbMode
 from sweeper.backends.base import Backend, LiveTrial, SweepRecord
-from sweeper.backends.local import LocalBackend, new_id, store_path
+from sweeper.backends.local import LocalBackend
+from sweeper.backends.sqlite import store_path
+from sweeper.backends.store import new_id
 from sweeper.errors import SpecError, StoreLost, SweeperError, Unreachable
 from sweeper.spec.compile import carried_config, compile_stage
 from sweeper.spec.load import LoadedSpec, grid_size, validate_config

@@ -31,7 +31,9 @@ from sweeper.agent.slots import gpus_of, make_slots, threads_per_trial
 from sweeper.agent.tracking import StopFlag, WandbMode
 from sweeper.backends import BackendKind, open_backend
 from sweeper.backends.base import PREEMPTED_EXIT, Backend, Claim, SweepRecord
-from sweeper.backends.local import LocalBackend, StoreIdentity, new_id
+from sweeper.backends.local import LocalBackend
+from sweeper.backends.sqlite import StoreIdentity
+from sweeper.backends.store import new_id
 from sweeper.errors import NoSpace, StoreLost, SweeperError, Unreachable, no_space
 from sweeper.trainers.registry import get_trainer
 

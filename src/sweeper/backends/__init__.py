@@ -22,7 +22,8 @@ def open_backend(
 ) -> Backend:
     """The local store at `store`, or the W&B server wandb is configured for (its run files
     still go under the store's folder)."""
-    from sweeper.backends.local import LocalBackend, store_path
+    from sweeper.backends.local import LocalBackend
+    from sweeper.backends.sqlite import store_path
 
     if kind == "local":
         return LocalBackend(store, create=create, readonly=readonly)

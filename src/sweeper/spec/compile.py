@@ -6,11 +6,11 @@ from typing import Any
 
 from jsonschema.exceptions import best_match
 
-from sweeper._sweeps import sweeps
 from sweeper.errors import SpecError
 from sweeper.spec.models import Spec, Stage, as_distribution
 from sweeper.spec.paths import deep_merge, flatten
 from sweeper.sweep import flat_parameters, nest_parameters
+from sweeper.sweep.engine import sweeps
 
 TRIAL_MODULE = "sweeper.trial"
 """The sweep's `program`: W&B's docs require one, and `-m ${program}` runs it as a module."""

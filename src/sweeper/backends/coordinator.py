@@ -1,0 +1,307 @@
+"""The sweep's rules, written once over a store's primitives (`sweeper.backends.store`).
+
+Claim order (a requeued run before a new point), requeue after a lapsed heartbeat, exhaustion,
+W&B's early termination (hyperband), fencing by (run id, attempt) and finishing all live here;
+a store only reads and writes records. The rules are W&B's: a sweep hands out runs until its
+engine has none (https://docs.wandb.ai/guides/sweeps/define-sweep-configuration/, `run_cap`),
+a preempted run is handed out again (wandb `wandb_agent.py`: `mark_preempting`), and
+hyperband stops runs through `sweeps.stop_runs`.
+
+The engine's suggestion (100-160 ms for bayes, ~95 ms for a grid at 10,000 runs) is computed
+from a snapshot with no lock held; the claim's transaction inserts it only if the runs the
+engine depends on did not change meanwhile, and asks again otherwise. So agents on many nodes
+do not queue behind one another's engine calls.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sweeper.backends.base import Beat, Claim, SweepRecord
+from sweeper.backends.store import RunChanges, RunRecord, Snapshot, Store, Transaction, new_id
+from sweeper.errors import NotFoundError
+from sweeper.sweep import RunState
+from sweeper.sweep.engine import next_params, runs_to_stop
+
+ENGINE_TRIES = 3
+"""Suggestions computed outside the lock before one is computed inside it: under a stream of
+claims and finishes a slow engine could otherwise be outrun forever."""
+
+CLAIMABLE = (RunState.PENDING, RunState.PREEMPTED)
+"""States of runs waiting for an agent: handed out, oldest first, before any new point."""
+
+_ACTIVE = (RunState.PENDING, RunState.PREEMPTED, RunState.RUNNING)
+
+
+@dataclass(frozen=True)
+class _Suggestion:
+    params: dict[str, Any] | None
+    mark: Hashable
+    """What the engine's inputs looked like when it answered (`_engine_mark`)."""
+
+
+def _engine_mark(config: Mapping[str, Any], counts: Mapping[RunState, int]) -> Hashable:
+    """What must be unchanged for a suggestion to still hold.
+
+    Grid and random suggestions depend on the runs that exist alone (sweeps' grid_search skips
+    the points of every run, whatever its state; random reads no runs; `run_cap` counts them):
+    the run count. Bayes also fits the metrics of runs that ended, so a run changing state
+    changes its answer: the count in each state.
+    """
+    if config.get("method") in ("grid", "random"):
+        return sum(counts.values())
+    return tuple(sorted((str(state), n) for state, n in counts.items()))
+
+
+def _lapsed(run: RunRecord, now: float, heartbeat_timeout: float) -> bool:
+    return (
+        run.state == RunState.RUNNING
+        and run.heartbeat_at is not None
+        and run.heartbeat_at < now - heartbeat_timeout
+    )
+
+
+class Coordinator:
+    """Claims, heartbeats, logs, early termination and finishing for the runs of one store.
+
+    Args:
+        store: Where the records live; any `Store` (SQLite today).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # claiming -------------------------------------------------------------------------------
+
+    def claim(self, sweep_id: str, agent: str, heartbeat_timeout: float = 60.0) -> Claim | None:
+        """Hand `agent` the sweep's next trial: a requeued one first, else the engine's next
+        point; first requeue every run whose heartbeat is older than `heartbeat_timeout`
+        seconds on the store's clock.
+
+        Returns:
+            The claim, attempt counted; None when the sweep is not running, or has nothing to
+            hand out now (exhausted, or its runs are all taken).
+
+        Raises:
+            NotFoundError: no sweep with this exact id.
+        """
+        tries = 0
+        while True:
+            suggestion = None
+            if tries < ENGINE_TRIES:
+                snapshot = self.store.snapshot(sweep_id)
+                if snapshot is not None and self._needs_engine(snapshot, heartbeat_timeout):
+                    suggestion = self._suggest(snapshot)
+            with self.store.transaction() as tx:
+                sweep = tx.lock_sweep(sweep_id)
+                if sweep is None:
+                    raise NotFoundError(f"no sweep {sweep_id!r} in {self.store.location}")
+                waiting = self._requeue_lapsed(tx, sweep_id, heartbeat_timeout)
+                if sweep.state != "running":
+                    return None
+                if waiting:
+                    return self._start(tx, waiting[0], agent)
+                if sweep.exhausted:
+                    return None
+                counts = tx.run_counts(sweep_id)
+                tries += 1
+                if suggestion is None:
+                    if tries <= ENGINE_TRIES:
+                        continue  # a run to hand out went meanwhile: ask the engine now
+                    runs = tx.runs(sweep_id)
+                    suggestion = _Suggestion(self._next_params(sweep, runs), None)
+                elif suggestion.mark != _engine_mark(sweep.config, counts):
+                    continue  # the engine's inputs changed under it: a stale or duplicate point
+                if suggestion.params is None:
+                    tx.update_sweep(sweep_id, {"exhausted": True})
+                    return None
+                run = RunRecord(
+                    id=new_id(),
+                    sweep_id=sweep_id,
+                    seq=sum(counts.values()) + 1,
+                    params=suggestion.params,
+                    state=RunState.PENDING,
+                    created_at=tx.now,
+                )
+                tx.insert_run(run)
+                return self._start(tx, run, agent)
+
+    def _needs_engine(self, snapshot: Snapshot, heartbeat_timeout: float) -> bool:
+        """Whether a claim now would ask the engine: not if a run is waiting or about to be
+        requeued, or the sweep hands out nothing."""
+        sweep = snapshot.sweep
+        if sweep.state != "running" or sweep.exhausted:
+            return False
+        return not any(
+            run.state in CLAIMABLE or _lapsed(run, snapshot.now, heartbeat_timeout)
+            for run in snapshot.runs
+        )
+
+    def _suggest(self, snapshot: Snapshot) -> _Suggestion:
+        counts = Counter(run.state for run in snapshot.runs)
+        params = self._next_params(snapshot.sweep, snapshot.runs)
+        return _Suggestion(params, _engine_mark(snapshot.sweep.config, counts))
+
+    @staticmethod
+    def _next_params(sweep: SweepRecord, runs: Sequence[RunRecord]) -> dict[str, Any] | None:
+        return next_params(sweep.config, [run.view() for run in runs], sweep.config.get("run_cap"))
+
+    def _requeue_lapsed(
+        self, tx: Transaction, sweep_id: str, heartbeat_timeout: float
+    ) -> list[RunRecord]:
+        """Requeue the running runs whose agent stopped heartbeating (fenced: a run that
+        heartbeat meanwhile keeps its attempt, the new attempt's writes win).
+
+        Returns:
+            The runs waiting for an agent afterwards, oldest first.
+        """
+        waiting = []
+        for run in tx.runs(sweep_id, _ACTIVE):
+            if _lapsed(run, tx.now, heartbeat_timeout):
+                reason = f"requeued: agent {run.agent or '?'} stopped heartbeating"
+                changes: RunChanges = {"state": RunState.PREEMPTED, "agent": None, "error": reason}
+                tx.update_run(run.id, run.attempt, changes)
+                run = replace(run, state=RunState.PREEMPTED, agent=None)
+            if run.state in CLAIMABLE:
+                waiting.append(run)
+        return waiting
+
+    @staticmethod
+    def _start(tx: Transaction, run: RunRecord, agent: str) -> Claim:
+        """Hand a waiting run to `agent` as its next attempt."""
+        attempt = run.attempt + 1
+        started = run.started_at if run.started_at is not None else tx.now
+        changes: RunChanges = {
+            "state": RunState.RUNNING,
+            "attempt": attempt,
+            "agent": agent,
+            "heartbeat_at": tx.now,
+            "started_at": started,
+            "should_stop": False,
+        }
+        stored = tx.run(run.id) if tx.update_run(run.id, run.attempt, changes, run.state) else None
+        if stored is None:
+            raise AssertionError(f"run {run.id} changed under the sweep's lock")
+        # The claim as stored, not as suggested: the engine gives numpy numbers, the store plain.
+        return _claim_of(stored, attempt)
+
+    def create_run(self, params: Mapping[str, Any], agent: str) -> Claim:
+        """A run outside any sweep (`sweeper train`), already claimed by `agent`.
+
+        Args:
+            params: Flat {dotted path: value}.
+        """
+        with self.store.transaction() as tx:
+            run = RunRecord(
+                id=new_id(),
+                sweep_id=None,
+                seq=0,
+                params={name: {"value": value} for name, value in params.items()},
+                state=RunState.RUNNING,
+                attempt=1,
+                agent=agent,
+                heartbeat_at=tx.now,
+                created_at=tx.now,
+                started_at=tx.now,
+            )
+            tx.insert_run(run)
+        return _claim_of(run, 1)
+
+    # a trial's writes, fenced by (run id, attempt) ------------------------------------------
+
+    def heartbeat(self, run_id: str, attempt: int) -> Beat:
+        """Keep a trial alive; `lost` when it is no longer ours (requeued elsewhere).
+
+        Early termination needs no answer here: the trial asks `should_stop` every epoch.
+        """
+        with self.store.transaction() as tx:
+            alive = tx.update_run(run_id, attempt, {"heartbeat_at": tx.now})
+        return "alive" if alive else "lost"
+
+    def log(self, run_id: str, attempt: int, step: int, metrics: Mapping[str, Any]) -> bool:
+        """Record one history step and merge it into the summary, as `wandb.log` does; a
+        logged step is also a heartbeat.
+
+        Returns:
+            False if the trial is no longer this attempt's (nothing was written).
+        """
+        with self.store.transaction() as tx:
+            if not tx.update_run(run_id, attempt, {"heartbeat_at": tx.now}):
+                return False
+            tx.merge_summary(run_id, attempt, metrics)
+            tx.append_history(run_id, step, metrics)
+        return True
+
+    def record_meta(self, run_id: str, attempt: int, meta: Mapping[str, Any]) -> None:
+        """Store what reproduces the run (config, seed, commit, versions) for this attempt."""
+        with self.store.transaction() as tx:
+            tx.update_run(run_id, attempt, {"meta": dict(meta)}, expect=None)
+
+    def finish(
+        self,
+        run_id: str,
+        attempt: int,
+        state: RunState,
+        summary: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record how a trial ended: a terminal state, or `preempted`, which puts the run back
+        in the queue (no agent, no end time) for the next claim.
+
+        Returns:
+            False if the trial is no longer this attempt's (nothing was written).
+        """
+        preempted = state == RunState.PREEMPTED
+        with self.store.transaction() as tx:
+            if not tx.merge_summary(run_id, attempt, summary or {}):
+                return False
+            changes: RunChanges = {
+                "state": RunState(state),
+                "exit_code": exit_code,
+                "error": error,
+                "finished_at": None if preempted else tx.now,
+            }
+            if preempted:
+                changes["agent"] = None
+            tx.update_run(run_id, attempt, changes)
+        return True
+
+    # early termination ----------------------------------------------------------------------
+
+    def should_stop(self, run_id: str) -> bool:
+        """Apply the sweep's early termination (W&B's hyperband, `sweeps.stop_runs`) across its
+        runs now, marking each run it stops; whether this run must stop. A run that is gone, no
+        longer running, or already marked must stop too.
+
+        The decision is made from a snapshot with no lock held; each mark is fenced by the
+        attempt the snapshot saw, so a run requeued meanwhile is not stopped for its old one.
+        """
+        run = self.store.run(run_id)
+        if run is None or run.should_stop or run.state != RunState.RUNNING:
+            return True
+        if run.sweep_id is None:
+            return False
+        sweep = self.store.sweep(run.sweep_id)
+        if sweep is None or not sweep.config.get("early_terminate"):
+            return False
+        metric, _ = sweep.metric  # hyperband reads this one metric's history only
+        snapshot = self.store.snapshot(sweep.id, history_of=metric)
+        if snapshot is None:
+            return False
+        views = [r.view(snapshot.history.get(r.id)) for r in snapshot.runs]
+        stop = set(runs_to_stop(sweep.config, views))
+        if stop:
+            with self.store.transaction() as tx:
+                for other in snapshot.runs:
+                    if other.id in stop:
+                        tx.update_run(other.id, other.attempt, {"should_stop": True})
+        return run_id in stop
+
+
+def _claim_of(run: RunRecord, attempt: int) -> Claim:
+    params = {name: param["value"] for name, param in run.params.items()}
+    return Claim(run_id=run.id, sweep_id=run.sweep_id, attempt=attempt, params=params)
