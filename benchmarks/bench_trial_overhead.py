@@ -18,27 +18,30 @@ import tempfile
 import time
 from pathlib import Path
 
-from sweeper.agent.trial import execute
+from sweeper.agent.trial import TrainerRun, run_trial
 from sweeper.backends.local import LocalBackend
 from sweeper.spec.paths import flatten
 from sweeper.trainers.classify.config import XorConfig
 
 FRESH = """
 import sys
-from sweeper.agent.trial import execute
+from sweeper.agent.trial import TrainerRun, run_trial
 from sweeper.backends.local import LocalBackend
-from sweeper.spec.paths import flatten
 from sweeper.trainers.classify.config import XorConfig
 backend = LocalBackend(sys.argv[1])
-claim = backend.create_run(flatten(XorConfig(epochs=1).model_dump(mode="json")), agent="fresh")
-assert execute(backend, claim, "xor", wandb_mode="disabled") == "finished"
+config = XorConfig(epochs=1).model_dump(mode="json")
+claim = backend.create_run(flatten(config), agent="fresh")
+sink = backend.open_sink(claim, None, fork=False)
+assert run_trial(TrainerRun("xor", config), sink) == "finished"
 """
 
 
 def forked_trial(store: Path) -> None:
     backend = LocalBackend(store)
-    claim = backend.create_run(flatten(XorConfig(epochs=1).model_dump(mode="json")), agent="fork")
-    assert execute(backend, claim, "xor", wandb_mode="disabled") == "finished"
+    config = XorConfig(epochs=1).model_dump(mode="json")
+    claim = backend.create_run(flatten(config), agent="fork")
+    sink = backend.open_sink(claim, None, fork=False)
+    assert run_trial(TrainerRun("xor", config), sink) == "finished"
 
 
 def main() -> None:

@@ -123,7 +123,15 @@ def test_wandb_agent_entry_point_runs_a_trial_offline(tmp_path: Path) -> None:
         "WANDB_DIR": str(tmp_path),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "sweeper.trial", "--trainer", "xor", "--metric=val_acc", str(args)],
+        [
+            sys.executable,
+            "-m",
+            "sweeper.wandb_agent_trial",
+            "--trainer",
+            "xor",
+            "--metric=val_acc",
+            str(args),
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

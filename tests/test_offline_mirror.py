@@ -146,7 +146,8 @@ def test_a_requeued_trial_mirrors_to_the_same_wandb_run(
     """A requeued trial keeps its wandb run id, so both attempts land on one W&B run."""
     import wandb
 
-    from sweeper.agent.trial import execute
+    from sweeper.agent.trial import run_trial, workload_of
+    from sweeper.backends.base import Claim
 
     sweep_id = make_sweep(probe_spec(base={"epochs": 1}, search={"x": [0.0, 2.0]}))
     sweep = backend.sweep(sweep_id)
@@ -158,8 +159,12 @@ def test_a_requeued_trial_mirrors_to_the_same_wandb_run(
     assert second is not None
     assert (second.run_id, second.attempt) == (first.run_id, 2)
 
-    assert execute(backend, first, "probe", sweep=sweep, wandb_mode="offline") == "lost"
-    assert execute(backend, second, "probe", sweep=sweep, wandb_mode="offline") == "finished"
+    def execute(claim: Claim) -> str:
+        sink = backend.open_sink(claim, sweep, wandb_mode="offline", fork=False)
+        return run_trial(workload_of(sweep, claim), sink)
+
+    assert execute(first) == "lost"
+    assert execute(second) == "finished"
     # finish() can return before wandb-core has written the last run's log; a trial's process
     # exits, which shuts the service down. Here, in-process, shut it down the same way.
     wandb.teardown()

@@ -266,7 +266,7 @@ def test_a_trainer_logs_every_float_and_fails_only_on_a_nan_metric(
     from sweeper.agent.tracking import NonFiniteMetricError, TrialLogger
 
     claim = backend.create_run({"x": 1}, agent="t")
-    logger = TrialLogger(backend, claim, None, metric="loss")
+    logger = TrialLogger(backend.open_sink(claim, None, fork=False), metric="loss")
     logger.log({"loss": math.inf, "grad": math.nan}, step=0)  # inf is a number; grad is kept
     with pytest.raises(NonFiniteMetricError, match=r"the metric 'loss' is nan at step 1"):
         logger.log({"loss": math.nan}, step=1)

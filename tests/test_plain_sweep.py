@@ -316,11 +316,39 @@ def test_the_cli_validates_compiles_and_refuses_plain_configs(tmp_path: Path) ->
     assert bad.stderr.strip().splitlines() == [
         f"error: {path}: program: nowhere.py not found (looked in {Path.cwd()} and {tmp_path})"
     ]
-    on_wandb = _sweeper("launch", str(EXAMPLE), "--backend", "wandb")
-    assert on_wandb.returncode == 2 and on_wandb.stdout == ""
-    (line,) = on_wandb.stderr.strip().splitlines()
-    assert "a plain W&B sweep runs here with the local backend" in line
     assert not (tmp_path / ".sweeper").exists()
+
+
+ONLINE = """
+import os, sys, wandb
+args = dict(item[2:].split("=", 1) for item in sys.argv[1:])  # ${args}: --name=value
+run = wandb.init()
+assert run.id == os.environ["WANDB_RUN_ID"] and run.config["x"] == int(args["x"])
+for epoch in range(2):
+    wandb.log({"acc": 0.25 * run.config["x"] * (epoch + 1), "pid": os.getpid()})
+run.finish()
+"""
+
+
+def test_a_plain_sweep_runs_on_the_wandb_backend_each_program_logging_to_its_run(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    """`wandb agent`'s way on W&B: the server makes each run; the agent starts the program
+    with that run's id and sweep (and no run of its own); the program logs to it online."""
+    path = _plain(tmp_path, ONLINE, project="plain-e2e", parameters={"x": {"values": [1, 2, 3]}})
+    launched = _sweeper("launch", str(path), "--backend", "wandb", "--agents", "2")
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+
+    (sweep,) = wandb_server.sweeps.values()
+    runs = list({run.id: run for run in wandb_server.runs.values()}.values())
+    assert sorted(run.config["x"] for run in runs) == [1, 2, 3], "each point exactly once"
+    for run in runs:
+        assert (run.state, run.exitcode, run.sweep_id) == ("finished", 0, sweep.id)
+        assert [row["acc"] for row in run.history] == [0.25 * run.config["x"] * k for k in (1, 2)]
+        program = {row["pid"] for row in run.history}
+        assert len(program) == 1 and run.summary["pid"] in program, "one process logged it"
+    assert len({run.summary["pid"] for run in runs}) == 3, "a program of its own per trial"
+    assert f"best run {max(runs, key=lambda r: r.config['x']).id}" in launched.stdout
 
 
 NESTED = """

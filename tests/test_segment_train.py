@@ -11,7 +11,7 @@ import segmentation_models_pytorch as smp
 import torch
 from PIL import Image
 
-from sweeper.agent.tracking import StopFlag, WandbLogger
+from sweeper.backends.wandbrun import StepLog
 from sweeper.errors import SweeperError
 from sweeper.trainers.logger import MemoryLogger
 from sweeper.trainers.segment.config import SegmentConfig, SegmentLoss, SegmentModel
@@ -167,7 +167,7 @@ class FakeRun:
 
 def test_wandb_keeps_epoch_steps_until_batches_are_logged(tmp_path: Path) -> None:
     run = FakeRun()
-    logger = WandbLogger(run, StopFlag())
+    logger = StepLog(run)
     logger.log({"val_loss": 1.0}, step=0)
     logger.log({"val_loss": 0.5}, step=1)
     assert [s for s, _ in run.rows] == [0, 1] and not run.axes
@@ -177,7 +177,7 @@ def test_wandb_keeps_epoch_steps_until_batches_are_logged(tmp_path: Path) -> Non
     assert run.rows[-1][0] == 1 and "val/overlays" in run.rows[-1][1]
 
     run = FakeRun()
-    logger = WandbLogger(run, StopFlag())
+    logger = StepLog(run)
     for epoch in range(2):
         for batch in (1, 2):
             logger.log_batch({"train/batch_loss": 1.0}, batch=epoch * 2 + batch)

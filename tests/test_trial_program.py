@@ -169,7 +169,7 @@ def test_the_tail_of_a_huge_log_is_read_in_bounded_memory(
     big.write_bytes(fill * (100 << 20))
     probe = (
         "import resource, sys; from pathlib import Path\n"
-        "from sweeper.backends.local import output_tail\n"
+        "from sweeper.agent.output import output_tail\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "tail = output_tail(Path(sys.argv[1]))\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, len(tail))\n"

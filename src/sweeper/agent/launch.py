@@ -17,8 +17,7 @@ from typing import Any
 from sweeper.agent import prestart
 from sweeper.agent.loop import LAUNCHER_ENV, STORE_IDENTITY_ENV
 from sweeper.agent.slots import make_slots, threads_per_trial
-from sweeper.agent.tracking import WandbMode
-from sweeper.backends.base import Backend, LiveTrial, SweepRecord
+from sweeper.backends.base import Backend, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.sqlite import store_path
 from sweeper.backends.store import new_id
@@ -421,15 +420,6 @@ def create_stage(
     )
 
 
-def check_backend(loaded: LoadedSpec | PlainSweep, kind: str) -> None:
-    """A plain W&B sweep config runs here with the local backend only."""
-    if isinstance(loaded, PlainSweep) and kind != "local":
-        raise SweeperError(
-            f"{loaded.path}: a plain W&B sweep runs here with the local backend; on a W&B "
-            f"server, use `wandb sweep {loaded.path}` and `wandb agent`"
-        )
-
-
 def launch_plain(
     loaded: PlainSweep,
     backend: Backend,
@@ -443,7 +433,6 @@ def launch_plain(
 ) -> StageResult:
     """A plain W&B sweep config: one sweep whose trials run its `command` (resumed when this
     exact config was launched before, unless `fresh`)."""
-    check_backend(loaded, backend.kind)
     sweep = None if fresh else backend.find_stage(loaded.hash, 0)
     resumed = sweep is not None
     if sweep is None:

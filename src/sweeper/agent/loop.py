@@ -25,16 +25,26 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from sweeper.agent.output import exit_reason, output_tail
 from sweeper.agent.proctree import become_subreaper, end_descendants, kill_tree
 from sweeper.agent.provenance import static_provenance
 from sweeper.agent.slots import gpus_of, make_slots, threads_per_trial
-from sweeper.agent.tracking import StopFlag, WandbMode
+from sweeper.agent.tracking import StopFlag
+from sweeper.agent.trial import run_trial, workload_of
 from sweeper.backends import BackendKind, open_backend
-from sweeper.backends.base import PREEMPTED_EXIT, Backend, Claim, SweepRecord
+from sweeper.backends.base import (
+    PREEMPTED_EXIT,
+    Backend,
+    Claim,
+    SweepRecord,
+    TrialSink,
+    WandbMode,
+)
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.sqlite import StoreIdentity
 from sweeper.backends.store import new_id
 from sweeper.errors import NoSpace, StoreLost, SweeperError, Unreachable, no_space
+from sweeper.sweep import RunState
 from sweeper.trainers.registry import get_trainer
 
 WANDB_WARM_MODULES = ("wandb", "wandb.sdk.launch")
@@ -82,7 +92,7 @@ class Running:
     slot: str | None
     process: BaseProcess
     started: float = field(default_factory=time.monotonic)
-    verdict: tuple[str, str] | None = None
+    verdict: tuple[RunState, str] | None = None
     """(state, reason) when the agent killed the trial itself: preempted, or timed out."""
 
 
@@ -181,7 +191,13 @@ def _child_main(
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, _frame: flag.set(signal.Signals(signum).name))
         signal.signal(STOP_SIGNAL, lambda _signum, _frame: flag.stop_by_sweep())
-        state = backend.run_trial(claim, sweep, wandb_mode=options.wandb_mode, stop_flag=flag)
+        # A command's program opens its own wandb run: the sink opens none beside it.
+        mode: WandbMode = "disabled" if sweep.is_command else options.wandb_mode
+        sink = backend.open_sink(claim, sweep, wandb_mode=mode)
+        try:
+            state = run_trial(workload_of(sweep, claim), sink, flag)
+        finally:
+            sink.close()
     except (StoreLost, NoSpace, OSError) as exc:  # the agent's next write finds it too
         full = no_space(exc, run_dir)
         if full is None and not isinstance(exc, StoreLost):
@@ -200,10 +216,45 @@ def _child_main(
     sys.stdout.flush()
     sys.stderr.flush()
     # The exit code is what the agent sees of a trial W&B keeps.
-    if state in ("failed", "crashed"):
+    if state in (RunState.FAILED, RunState.CRASHED):
         sys.exit(1)
-    if state == "preempted":
+    if state == RunState.PREEMPTED:
         sys.exit(PREEMPTED_EXIT)
+
+
+def exit_record(
+    sink: TrialSink, exit_code: int | None, verdict: tuple[RunState, str] | None
+) -> tuple[RunState, str | None]:
+    """After a trial's child exited: its end (state, reason), recording through `sink` what
+    the child could not record itself (fenced: nothing when it recorded its end).
+
+    The record's own end wins. Else the agent's `verdict` when it killed the trial
+    (preempted at shutdown, timed out); else, where the record is out of the agent's sight
+    (`sink.by_exit_code`, a W&B server), the exit code says it: 0 finished, PREEMPTED_EXIT
+    preempted (the run was marked preempting: W&B requeues such a run, wandb's
+    Run.mark_preempting), any other a failure; else the child died unrecorded: a crash, with
+    the tail of its output.
+    """
+    recorded = sink.ended()
+    if recorded is not None:
+        return recorded
+    tail = output_tail(sink.run_dir / "output.log")
+    if verdict is not None:
+        state, reason = verdict
+    elif sink.by_exit_code and exit_code == 0:
+        return RunState.FINISHED, None
+    elif sink.by_exit_code and exit_code == PREEMPTED_EXIT:
+        reason = "marked preempting: W&B hands it to the next agent, which resumes it"
+        return RunState.PREEMPTED, reason
+    elif sink.by_exit_code and exit_code is not None and exit_code > 0:
+        state = RunState.FAILED
+        reason = f"trial process ended ({exit_reason(exit_code)})" + (f"\n{tail}" if tail else "")
+    else:
+        state, reason = RunState.CRASHED, f"trial process died ({exit_reason(exit_code)})"
+        if tail:
+            reason = f"{reason}\n{tail}"
+    sink.finish(state, exit_code=exit_code, error=reason)
+    return sink.ended() or (state, reason)
 
 
 class Agent:
@@ -309,8 +360,7 @@ class Agent:
             running.process.join()
             if isinstance(fault, NoSpace):
                 with contextlib.suppress(StoreLost, NoSpace):
-                    verdict = ("preempted", f"requeued: {fault}")
-                    self.backend.record_exit(running.claim, running.process.exitcode, verdict)
+                    self._settle(running, (RunState.PREEMPTED, f"requeued: {fault}"))
         self.running.clear()
 
     def _release_leases(self) -> None:
@@ -425,17 +475,27 @@ class Agent:
             del self.running[slot]
             self._record_exit(running)
 
+    def _settle(
+        self, running: Running, verdict: tuple[RunState, str] | None
+    ) -> tuple[RunState, str | None]:
+        """The trial's end, recorded through a sink on this process's own connection."""
+        sink = self.backend.open_sink(running.claim, self.sweep, fork=False)
+        try:
+            return exit_record(sink, running.process.exitcode, verdict)
+        finally:
+            sink.close()
+
     def _record_exit(self, running: Running) -> None:
         claim = running.claim
         verdict = running.verdict
         full = running.process.exitcode == NO_SPACE_EXIT and verdict is None
         if full:  # what the child could not record itself
-            verdict = ("preempted", "requeued: no space left on device")
-        state, error = self.backend.record_exit(claim, running.process.exitcode, verdict)
+            verdict = (RunState.PREEMPTED, "requeued: no space left on device")
+        state, error = self._settle(running, verdict)
         if full:
             self.say(f"[{self.id}] trial {claim.run_id} {state}: {error or 'requeued'}")
             raise NoSpace((error or "").removeprefix("requeued: ") or "no space left on device")
-        if state in ("failed", "crashed"):
+        if state in (RunState.FAILED, RunState.CRASHED):
             self.failures_in_a_row += 1
             first_line = error.splitlines()[0] if error else "no reason"
             self.say(f"[{self.id}] trial {claim.run_id} {state}: {first_line}")
@@ -443,10 +503,10 @@ class Agent:
                 self.stop_reason = (
                     f"{FLAPPING_LIMIT} trials failed in a row with no success; last: {first_line}"
                 )
-        elif state in ("finished", "stopped"):
+        elif state.done:
             self.failures_in_a_row = 0
             self.say(f"[{self.id}] trial {claim.run_id} {state}")
-        elif state == "preempted":
+        elif state == RunState.PREEMPTED:
             self.say(f"[{self.id}] trial {claim.run_id} preempted: {error or 'requeued'}")
 
     def _heartbeat(self) -> None:
@@ -460,7 +520,10 @@ class Agent:
                 del self.leases[slot]
                 running = self.running.get(slot)
                 if running is not None and running.verdict is None:
-                    running.verdict = ("preempted", "requeued: the agent's slot lease lapsed")
+                    running.verdict = (
+                        RunState.PREEMPTED,
+                        "requeued: the agent's slot lease lapsed",
+                    )
                     _kill(running)
         for running in self.running.values():
             beat = self.backend.heartbeat(running.claim.run_id, running.claim.attempt)
@@ -474,7 +537,7 @@ class Agent:
             return
         for running in self.running.values():
             if running.process.is_alive():
-                running.verdict = ("preempted", f"requeued: {self.stop_signal}")
+                running.verdict = (RunState.PREEMPTED, f"requeued: {self.stop_signal}")
                 _kill(running)
 
     def _enforce_timeout(self) -> None:
@@ -486,5 +549,6 @@ class Agent:
         for running in self.running.values():
             overdue = time.monotonic() - running.started > limit
             if overdue and running.verdict is None and running.process.is_alive():
-                running.verdict = ("failed", f"timed out after {limit:g} s (agents.trial_timeout)")
+                why = f"timed out after {limit:g} s (agents.trial_timeout)"
+                running.verdict = (RunState.FAILED, why)
                 _kill(running)

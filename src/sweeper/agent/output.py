@@ -10,9 +10,12 @@ at most `tail` bytes in memory while compacting.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import BinaryIO
+
+from sweeper.text import REASON_LIMIT, cap, strip_controls
 
 HEAD = 1 << 20
 """Bytes kept from the start of a program's output."""
@@ -78,3 +81,37 @@ def pump(fd: int, log: CappedLog) -> threading.Thread:
     thread = threading.Thread(target=copy, name="output", daemon=True)
     thread.start()
     return thread
+
+
+def exit_reason(code: int | None) -> str:
+    """How a trial process ended, in words."""
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+TAIL_BYTES = 1 << 16
+"""The most bytes read from the end of a trial's output.log for its last lines."""
+LINE_LIMIT = 500
+"""The most characters kept of one line of a program's output in a stored reason."""
+
+
+def output_tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a trial's output, as a stored reason may quote them.
+
+    Reads at most TAIL_BYTES from the end, whatever the log's size; each line is cut to
+    LINE_LIMIT characters and stripped of terminal control sequences, the whole to
+    REASON_LIMIT.
+    """
+    try:
+        with path.open("rb") as file:
+            start = max(file.seek(0, os.SEEK_END) - TAIL_BYTES, 0)
+            file.seek(start)
+            data = file.read(TAIL_BYTES)
+    except OSError:
+        return ""
+    text = strip_controls(data.decode(errors="replace"))
+    kept = text.splitlines()[-lines:]
+    if start and kept and len(kept) == len(text.splitlines()):  # the first read from its middle
+        kept[0] = "[...]" + kept[0]
+    return cap("\n".join(cap(line, LINE_LIMIT) for line in kept), REASON_LIMIT)

@@ -1,11 +1,12 @@
 """One trial of a plain W&B sweep: the user's own program, run the way `wandb agent` runs it.
 
 Runs in the agent's forked child. The program is started from the sweep's `command` (an argv,
-never a shell) in the sweep file's folder, in wandb offline mode with the variables that make
-its own `wandb.init()` take this trial's run id and parameters. What it logs is read back from
-its offline run file: history while it runs (so hyperband can stop it), the summary at the
-end. A stop (the sweep's or the agent's) reaches its whole process group as SIGTERM, then
-SIGKILL after a grace period; if this child dies, the kernel kills the program with it.
+never a shell) in the sweep file's folder, with the variables (the sink's) that make its own
+`wandb.init()` take this trial's run id and parameters: offline beside a store, online to the
+run a W&B server created. What it logs is read back from its run file: history while it runs
+(so hyperband can stop it), the summary at the end. A stop (the sweep's or the agent's)
+reaches its whole process group as SIGTERM, then SIGKILL after a grace period; if this child
+dies, the kernel kills the program with it.
 """
 
 from __future__ import annotations
@@ -16,30 +17,30 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sweeper.agent.command import CommandError, command_of, expand, uses_program
-from sweeper.agent.output import CappedLog, pump
+from sweeper.agent.command import CommandError, expand, uses_program
+from sweeper.agent.output import CappedLog, exit_reason, output_tail, pump
 from sweeper.agent.proctree import descendants, end_descendants
 from sweeper.agent.tracking import StopFlag
-from sweeper.backends.base import Claim, SweepRecord
-from sweeper.backends.local import LocalBackend, exit_reason, output_tail
+from sweeper.backends.base import TrialSink
 from sweeper.backends.runfile import RunFileError, RunFileReader, RunLog
 from sweeper.spec.paths import flatten
-from sweeper.sweep import key_paths, run_config
+from sweeper.sweep import RunState
 from sweeper.text import REASON_LIMIT, cap, strip_controls
+
+if TYPE_CHECKING:
+    from sweeper.agent.trial import CommandRun, TrialEnd
 
 POLL = 0.2
 """Seconds between looks at the program and its run file."""
 GRACE = 10.0
 """Seconds a stopped program gets to exit after SIGTERM before SIGKILL."""
-FLUSH = "0.5"
-"""Seconds between wandb's writes of a running run's file (its default, 15 s, would leave
-hyperband judging rows a quarter of a minute old)."""
 
 
 def _die_with_us() -> None:
@@ -56,26 +57,21 @@ def param_file(path: Path, args: dict[str, Any]) -> None:
     path.write_text(f"wandb_version: 1\n\n{body}")
 
 
-def program_env(claim: Claim, sweep: SweepRecord, attempt_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # its own wandb
-    env.update(
-        WANDB_MODE="offline",
-        WANDB_SWEEP_ID=sweep.id,
-        WANDB_RUN_ID=claim.run_id,
-        WANDB_SWEEP_PARAM_PATH=str(attempt_dir / "sweep-params.yaml"),
-        WANDB_DIR=str(attempt_dir),
-        WANDB_PROJECT=sweep.project,
-        WANDB__TRANSACTION_LOG_FLUSH_INTERVAL=FLUSH,
-    )
-    if sweep.entity:
-        env["WANDB_ENTITY"] = sweep.entity
+def program_env(sink: TrialSink, attempt_dir: Path) -> dict[str, str]:
+    """This process's environment (less its wandb service: the program starts its own), with
+    the W&B variables of the trial's sink."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env.update(sink.program_env(attempt_dir))
     return env
 
 
-def run_file(attempt_dir: Path, run_id: str) -> Path | None:
-    """The program's offline run file: under WANDB_DIR as we set it, or wherever the program
-    put it (`wandb.init(dir=...)`, its own WANDB_DIR), found open in its wandb service."""
-    found = sorted((attempt_dir / "wandb").glob(f"offline-run-*-{run_id}*/run-{run_id}.wandb"))
+def run_file(attempt_dir: Path, run_id: str, offline: bool = True) -> Path | None:
+    """The program's run file: under WANDB_DIR as we set it, or wherever the program put it
+    (`wandb.init(dir=...)`, its own WANDB_DIR), found open in its wandb service. wandb names a
+    run's folder `offline-run-<time>-<id>` offline and `run-<time>-<id>` online
+    (wandb/sdk/wandb_settings.py, Settings.sync_dir); both hold the same transaction log."""
+    prefix = "offline-run-" if offline else "run-"
+    found = sorted((attempt_dir / "wandb").glob(f"{prefix}*-{run_id}*/run-{run_id}.wandb"))
     if found:
         return found[-1]
     name = f"run-{run_id}.wandb"
@@ -83,7 +79,7 @@ def run_file(attempt_dir: Path, run_id: str) -> Path | None:
         with contextlib.suppress(OSError):  # gone meanwhile, or not ours to look into
             for fd in Path(f"/proc/{pid}/fd").iterdir():
                 target = Path(os.readlink(fd))
-                if target.name == name and target.parent.name.startswith("offline-run-"):
+                if target.name == name and target.parent.name.startswith(prefix):
                     return target
     return None
 
@@ -162,27 +158,31 @@ class _Program:
             self.signal(signal.SIGKILL)
 
 
-def run_program(backend: LocalBackend, claim: Claim, sweep: SweepRecord, flag: StopFlag) -> str:
-    """Run the trial, record its history, summary and state; returns that state."""
-    attempt_dir = (backend.run_dir(claim.run_id) / f"attempt-{claim.attempt}").resolve()
-    args = run_config(claim.params, key_paths(sweep.config))
-    env = program_env(claim, sweep, attempt_dir)
-    command, source = command_of(sweep.config), sweep.config.get("program")
-    folder = sweep.spec.get("folder", ".")
-    if source and uses_program(command) and not (Path(folder) / source).is_file():
+def follow(work: CommandRun, sink: TrialSink, flag: StopFlag) -> TrialEnd:
+    """Run the trial's program, record its history, summary and state through `sink`;
+    returns that state ("lost" when the claim was taken from it). Called by
+    agent.trial.run_trial."""
+    claim = sink.claim
+    attempt_dir = (sink.run_dir / f"attempt-{claim.attempt}").resolve()
+    env = program_env(sink, attempt_dir)
+    offline = env.get("WANDB_MODE") == "offline"
+    source, folder = work.program, work.folder
+    if source and uses_program(work.command) and not (Path(folder) / source).is_file():
         why = f"program: {source} not found (looked in {folder})"  # moved since the launch?
-        return _finish(backend, claim, "failed", {}, None, why)
+        return _finish(sink, RunState.FAILED, {}, None, why)
     try:
         json_file = attempt_dir / "args.json"
-        argv = expand(command, args, program=source, args_json_file=json_file, environ=env)
+        argv = expand(
+            work.command, work.args, program=source, args_json_file=json_file, environ=env
+        )
         # what is recorded: ${envvar:NAME} as written, never the value (a password, a token)
-        written = expand(command, args, program=source, args_json_file=json_file, environ=None)
+        written = expand(
+            work.command, work.args, program=source, args_json_file=json_file, environ=None
+        )
     except CommandError as exc:
-        return _finish(backend, claim, "failed", {}, None, f"command: {exc}")
-    param_file(attempt_dir / "sweep-params.yaml", args)
-    backend.record_meta(
-        claim.run_id, claim.attempt, {"config": args, "command": written, "folder": folder}
-    )
+        return _finish(sink, RunState.FAILED, {}, None, f"command: {exc}")
+    param_file(attempt_dir / "sweep-params.yaml", work.args)
+    sink.record_meta({"config": work.args, "command": written, "folder": folder})
     output, feed = os.pipe()
     try:
         process = subprocess.Popen(
@@ -198,42 +198,43 @@ def run_program(backend: LocalBackend, claim: Claim, sweep: SweepRecord, flag: S
     except OSError as exc:
         os.close(output)
         why = f"cannot start {written[0]} in {folder}: {exc.strerror}"
-        return _finish(backend, claim, "failed", {}, None, why)
+        return _finish(sink, RunState.FAILED, {}, None, why)
     finally:
         os.close(feed)
-    copying = pump(output, CappedLog(backend.run_dir(claim.run_id) / "output.log"))
+    copying = pump(output, CappedLog(sink.run_dir / "output.log"))
     try:
-        ended = _watch(backend, claim, flag, _Program(process), attempt_dir)
+        ended = _watch(sink, flag, _Program(process), attempt_dir, offline)
     finally:
         end_descendants()  # what the program left behind (`cmd &`, a setsid daemon)
         copying.join()  # every writer of the pipe is gone: the log is whole
     if isinstance(ended, str):
         return ended
     reader, code = ended
-    return _outcome(backend, claim, sweep, flag, reader, code, attempt_dir)
+    return _outcome(work, sink, flag, reader, code, attempt_dir, offline)
 
 
 def _watch(
-    backend: LocalBackend, claim: Claim, flag: StopFlag, program: _Program, attempt_dir: Path
-) -> str | tuple[RunFileReader | None, int]:
+    sink: TrialSink, flag: StopFlag, program: _Program, attempt_dir: Path, offline: bool
+) -> TrialEnd | tuple[RunFileReader | None, int]:
     """Follow the running program and its run file until it exits: (the reader, its exit
     code), or the state it was recorded in already (lost, or a damaged run file)."""
     process = program.process
     reader: RunFileReader | None = None
+    run_id = sink.claim.run_id
     try:
         while True:
             code = process.poll()
-            if reader is None and (path := run_file(attempt_dir, claim.run_id)):
+            if reader is None and (path := run_file(attempt_dir, run_id, offline)):
                 reader = RunFileReader(path)
             rows = reader.poll() if reader else []
             for row in rows:
                 metrics = _metrics(row)
                 step = int(row.get("_step", 0))
-                if metrics and not backend.log(claim.run_id, claim.attempt, step, metrics):
+                if metrics and not sink.log(step, metrics):
                     program.signal(signal.SIGKILL)  # requeued behind our back: not ours now
                     process.wait()
                     return "lost"
-            if rows and not flag.raised and backend.should_stop(claim.run_id):
+            if rows and not flag.raised and sink.should_stop():
                 flag.stop_by_sweep()
             if code is not None:
                 break
@@ -243,64 +244,65 @@ def _watch(
     except RunFileError as exc:
         program.signal(signal.SIGKILL)
         process.wait()
-        return _finish(backend, claim, "failed", {}, process.returncode, str(exc))
+        return _finish(sink, RunState.FAILED, {}, process.returncode, str(exc))
     return reader, code
 
 
 def _outcome(
-    backend: LocalBackend,
-    claim: Claim,
-    sweep: SweepRecord,
+    work: CommandRun,
+    sink: TrialSink,
     flag: StopFlag,
     reader: RunFileReader | None,
     code: int,
     attempt_dir: Path,
-) -> str:
+    offline: bool,
+) -> TrialEnd:
     log = reader.log if reader else RunLog()
     summary = summary_of(log)
-    metric, _goal = sweep.metric
-    tail = output_tail(backend.run_dir(claim.run_id) / "output.log")
+    metric, run_id = work.metric, sink.claim.run_id
+    tail = output_tail(sink.run_dir / "output.log")
     if flag.reason:
-        return _finish(backend, claim, "preempted", summary, code, f"requeued: {flag.reason}")
-    if log.run_id is None and (why := went_online(attempt_dir, claim.run_id, tail)):
-        return _finish(backend, claim, "failed", {}, code, why)
+        return _finish(sink, RunState.PREEMPTED, summary, code, f"requeued: {flag.reason}")
+    if log.run_id is None and offline and (why := went_online(attempt_dir, run_id, tail)):
+        return _finish(sink, RunState.FAILED, {}, code, why)
     if log.run_id is None and code == 0:
         why = (
-            "the program never called wandb.init, or gave it its own dir= or mode= (no offline"
-            f" run {claim.run_id} under {attempt_dir})"
+            "the program never called wandb.init, or gave it its own dir= or mode= (no"
+            f" {'offline ' if offline else ''}run {run_id} under {attempt_dir})"
         )
-        return _finish(backend, claim, "failed", {}, code, why)
+        return _finish(sink, RunState.FAILED, {}, code, why)
     if log.run_id is None:
         why = f"the program failed ({exit_reason(code)}) with no wandb run recorded"
-        return _finish(backend, claim, "failed", {}, code, f"{why}\n{tail}")
+        return _finish(sink, RunState.FAILED, {}, code, f"{why}\n{tail}")
     if flag.by_sweep:
-        return _finish(backend, claim, "stopped", summary, code, None)
+        return _finish(sink, RunState.STOPPED, summary, code, None)
     if code != 0:
         why = f"the program failed ({exit_reason(code)})"
-        return _finish(backend, claim, "failed", summary, code, f"{why}\n{tail}")
+        return _finish(sink, RunState.FAILED, summary, code, f"{why}\n{tail}")
     if metric and metric not in summary:
         logged = ", ".join(sorted(summary)) or "nothing"
         why = f"the program never logged the metric {metric!r} (it logged: {logged})"
-        return _finish(backend, claim, "failed", summary, code, why)
+        return _finish(sink, RunState.FAILED, summary, code, why)
     series = [
         (int(row.get("_step", 0)), float(row[metric]))
         for row in log.history
         if isinstance(row.get(metric), float)
     ]
     if metric and (why := nan_metric(metric, series, summary)):
-        return _finish(backend, claim, "failed", summary, code, why)
-    return _finish(backend, claim, "finished", summary, code, None)
+        return _finish(sink, RunState.FAILED, summary, code, why)
+    return _finish(sink, RunState.FINISHED, summary, code, None)
 
 
 def _finish(
-    backend: LocalBackend,
-    claim: Claim,
-    state: str,
+    sink: TrialSink,
+    state: RunState,
     summary: dict[str, Any],
     code: int | None,
     error: str | None,
-) -> str:
+) -> RunState:
     if error is not None:  # a program's text: no terminal escapes, no megabyte rows
         error = cap(strip_controls(error), REASON_LIMIT)
-    backend.finish(claim.run_id, claim.attempt, state, summary=summary, exit_code=code, error=error)
+    sink.finish(state, summary=summary, exit_code=code, error=error)
+    if error and sink.by_exit_code:  # the agent reads the end from output.log's tail only
+        print(error, file=sys.stderr)
     return state

@@ -1,39 +1,127 @@
-"""One trial, start to end: resolve its config, train, record the outcome.
+"""One trial, start to end: `run_trial(workload, sink)`, wherever its record goes.
 
-Runs inside the agent's forked child (or in-process for `sweeper train`). Whatever happens
-(an exception, NaN, a stop), the store ends with one state and a reason.
+The workload says what runs: a registered trainer with its config, or a plain W&B sweep's
+command (the user's program, started as `wandb agent` starts it; see agent/program.py). The
+sink says where the record goes: the store, or the run a W&B server created (see
+backends/base.TrialSink). Runs inside the agent's forked child, in-process for `sweeper train`,
+or under the stock `wandb agent` (sweeper/wandb_agent_trial.py). Whatever happens (an
+exception, NaN, a stop), the record ends with one state and a reason.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
+import os
 import sys
 import threading
 import traceback
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from sweeper.agent.provenance import provenance
-from sweeper.agent.tracking import (
-    NonFiniteMetricError,
-    StopFlag,
-    TrialLogger,
-    TrialLost,
-    WandbLogger,
-    WandbMode,
-    start_wandb,
-    summary_to_set,
-)
-from sweeper.backends.base import Claim, SweepRecord
-from sweeper.backends.local import LocalBackend
+from sweeper.agent.tracking import Echo, NonFiniteMetricError, StopFlag, TrialLogger, TrialLost
+from sweeper.backends.base import Claim, SweepRecord, TrialSink, WandbMode
 from sweeper.errors import NoSpace, StoreLost, no_space
-from sweeper.spec.paths import unflatten
-from sweeper.sweep import swept_params
+from sweeper.spec.paths import flatten, unflatten
+from sweeper.sweep import RunState, key_paths, run_config
 from sweeper.text import REASON_LIMIT, cap, strip_controls
 from sweeper.trainers.registry import TrainerInfo, get_trainer
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from sweeper.backends.local import LocalBackend
+
 TRACEBACK_TAIL = 20
+"""Lines of a trial's traceback kept in its reason."""
+PREEMPT_POLL = 0.5
+"""Seconds between looks for the agent's preemption (a trial's thread ends with it)."""
+
+TrialEnd = RunState | Literal["lost"]
+"""How `run_trial` ended: the state recorded, or "lost" when the claim was no longer the
+trial's (requeued behind its back) and nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class TrainerRun:
+    """A registered trainer and its config (the trainer's nested shape, not yet validated)."""
+
+    name: str
+    config: Mapping[str, Any]
+    metric: str | None = None
+    """The sweep's metric: a NaN in it fails the trial. None (`sweeper train`): the
+    trainer's own metric is watched for NaN, and the summary is not judged."""
+    spec_hash: str | None = None
+    keep_files: bool = True
+    """The trainer may keep checkpoints in the sink's run folder (not under `wandb agent`,
+    whose working folder is the user's)."""
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """A plain W&B sweep's trial: its `command`, run in `folder` with these parameters."""
+
+    command: list[str]
+    program: str | None
+    """The sweep's `program` (what `${program}` expands to)."""
+    folder: str
+    args: dict[str, Any]
+    """The run config: parameters by their W&B names, nested along nested blocks."""
+    metric: str | None
+
+
+Workload = TrainerRun | CommandRun
+
+
+def workload_of(sweep: SweepRecord, claim: Claim) -> Workload:
+    """What a claim of this sweep runs."""
+    metric = sweep.metric[0] or None
+    if not sweep.is_command:
+        return TrainerRun(sweep.trainer, unflatten(claim.params), metric, sweep.spec_hash)
+    from sweeper.agent.command import command_of
+
+    return CommandRun(
+        command=command_of(sweep.config),
+        program=sweep.config.get("program"),
+        folder=sweep.spec.get("folder", "."),
+        args=run_config(claim.params, key_paths(sweep.config)),
+        metric=metric,
+    )
+
+
+def run_trial(
+    workload: Workload, sink: TrialSink, flag: StopFlag | None = None, echo: Echo | None = None
+) -> TrialEnd:
+    """Run one trial and record how it ended through `sink`; returns that state.
+
+    `flag` carries the agent's signals (its own preemption, the sweep's stop); `echo` sees
+    each epoch's row (a trainer only).
+
+    Raises:
+        NoSpace: a full disk stopped the trial; it is requeued (preempted) if the store
+            still takes that write.
+        StoreLost: the store file is not the one opened; nothing was recorded.
+    """
+    flag = flag or StopFlag()
+    over = threading.Event()
+    threading.Thread(target=_tell_preempting, args=(sink, flag, over), daemon=True).start()
+    try:
+        if isinstance(workload, CommandRun):
+            from sweeper.agent.program import follow  # no torch for a program (1.4 s import)
+
+            return follow(workload, sink, flag)
+        return _train(workload, sink, flag, echo)
+    finally:
+        over.set()
+
+
+def _tell_preempting(sink: TrialSink, flag: StopFlag, over: threading.Event) -> None:
+    """The agent is going away: the record hears it now, not at the next epoch boundary."""
+    while not over.is_set():
+        if flag.preempting.wait(PREEMPT_POLL):
+            sink.mark_preempting()
+            return
 
 
 def _device(info: TrainerInfo, name: str) -> str:
@@ -54,180 +142,93 @@ def _error_text(exc: BaseException) -> str:
     return cap(strip_controls("\n".join([head, *tail])), REASON_LIMIT)
 
 
-def wandb_identity(claim: Claim, sweep: SweepRecord | None) -> dict[str, Any]:
-    """What ties a mirrored wandb run to its sweep: W&B cannot know a local sweep's id, so the
-    run carries it, with the swept parameters and the metric, under `_sweeper`."""
-    if sweep is None:
-        return {"run": claim.run_id, "attempt": claim.attempt}
-    metric, goal = sweep.metric
-    return {
-        "run": claim.run_id,
-        "attempt": claim.attempt,
-        "sweep": sweep.id,
-        "study": sweep.study,
-        "stage": sweep.stage_name,
-        "parameters": swept_params(sweep.config, include_seed=True),
-        "metric": {"name": metric, "goal": goal},
-    }
-
-
-def _outcome(summary: dict[str, Any], flag: StopFlag, metric: str | None) -> tuple[str, str | None]:
+def _outcome(
+    summary: dict[str, Any], flag: StopFlag, metric: str | None
+) -> tuple[RunState, str | None]:
     """How a trial that returned ended: finished, stopped early, preempted, or a NaN metric
     (see tracking.check_metric)."""
     value = summary.get(metric) if metric else None
     if isinstance(value, float) and math.isnan(value):
-        return "failed", f"the metric {metric!r} is nan in the summary"
+        return RunState.FAILED, f"the metric {metric!r} is nan in the summary"
     if flag.reason:
-        return "preempted", f"requeued: {flag.reason}"
-    return ("stopped" if flag.by_sweep else "finished"), None
+        return RunState.PREEMPTED, f"requeued: {flag.reason}"
+    return (RunState.STOPPED if flag.by_sweep else RunState.FINISHED), None
 
 
-def _sweeper_config(meta: dict[str, Any], claim: Claim, sweep: SweepRecord | None) -> dict:
-    """The wandb run's config: the trainer's own, plus provenance and identity under
-    `_sweeper` (W&B's report ignores keys starting with an underscore)."""
-    extra = {k: v for k, v in meta.items() if k != "config"}
-    return {**meta["config"], "_sweeper": {**wandb_identity(claim, sweep), **extra}}
-
-
-def execute(
-    backend: LocalBackend,
-    claim: Claim,
-    trainer: str,
-    *,
-    sweep: SweepRecord | None = None,
-    wandb_mode: WandbMode = "offline",
-    stop_flag: StopFlag | None = None,
-    echo: Any | None = None,
-) -> str:
-    """Run a trial of the local store and record how it ended; returns that state.
-
-    Raises:
-        NoSpace: a full disk stopped the trial; it is requeued (preempted) if the store
-            still takes that write.
-        StoreLost: the store file is not the one opened; nothing was recorded.
-    """
-    flag = stop_flag or StopFlag()
-    wandb_run = None
-    state, summary, error = "failed", {}, None
+def _train(work: TrainerRun, sink: TrialSink, flag: StopFlag, echo: Echo | None) -> TrialEnd:
+    state, summary, error = RunState.FAILED, dict[str, Any](), None
     full: NoSpace | None = None
+    lost = False
     try:
-        info = get_trainer(trainer)
-        config = info.config_model().model_validate(unflatten(claim.params))
-        meta = provenance(config, sweep.spec_hash if sweep else None, _device(info, config.device))
-        meta["trainer"] = trainer  # a `sweeper train` run has no sweep to say it
-        backend.record_meta(claim.run_id, claim.attempt, meta)
-        wandb_run = start_wandb(
-            wandb_mode,
-            run_id=claim.run_id,
-            project=sweep.project if sweep else "sweeper",
-            entity=sweep.entity if sweep else None,
-            group=(sweep.study or sweep.id) if sweep else None,
-            job_type=sweep.stage_name if sweep else None,
-            directory=backend.root,
-            config=_sweeper_config(meta, claim, sweep),
-        )
-        metric = sweep.metric[0] if sweep else None
-        watched = metric or info.metric  # `sweeper train`: a NaN in the trainer's metric fails too
-        logger = TrialLogger(
-            backend, claim, backend.run_dir(claim.run_id), wandb_run, flag, echo, watched
-        )
+        info = get_trainer(work.name)
+        config = info.config_model().model_validate(work.config)
+        meta = provenance(config, work.spec_hash, _device(info, config.device))
+        meta["trainer"] = work.name  # a `sweeper train` run has no sweep to say it
+        sink.record_meta(meta)
+        # `sweeper train`: a NaN in the trainer's metric fails the run too
+        watched = work.metric or info.metric
+        logger = TrialLogger(sink, flag, metric=watched, echo=echo, keep_files=work.keep_files)
         summary = dict(info.train_fn()(config, logger))
-        state, error = _outcome(summary, flag, metric)
+        state, error = _outcome(summary, flag, work.metric)
     except TrialLost:
-        return "lost"
+        lost = True
     except KeyboardInterrupt:
-        state, error = "crashed", "interrupted"
+        state, error = RunState.CRASHED, "interrupted"
     except NonFiniteMetricError as exc:
         error = str(exc)
     except StoreLost:
         raise
     except Exception as exc:
-        full = no_space(exc, backend.run_dir(claim.run_id))
+        full = no_space(exc, sink.run_dir)
         if full is not None:  # the disk, not the trial: it reruns once there is space
-            state, error = "preempted", f"requeued: {full}"
+            state, error = RunState.PREEMPTED, f"requeued: {full}"
         else:
             error = _error_text(exc)
-    finally:
-        kept = summary  # the store holds every float (backends/storejson.py)
-        if wandb_run is not None:
-            wandb_run.summary.update(summary_to_set(kept))
-            wandb_run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
-    try:
-        backend.finish(
-            claim.run_id,
-            claim.attempt,
-            state,
-            summary=kept,
-            exit_code=0 if state in ("finished", "stopped", "preempted") else 1,
-            error=error,
-        )
+    done = state in (RunState.FINISHED, RunState.STOPPED, RunState.PREEMPTED)
+    try:  # fenced: a lost trial's end changes nothing in the store (its mirror still ends)
+        sink.finish(state, summary=summary, exit_code=0 if done else 1, error=error)
     except NoSpace:
         if full is None:
             raise
     if full is not None:
         raise full  # the agent stops: every trial after this one would meet the same disk
-    return state
-
-
-def run_on_wandb(
-    claim: Claim,
-    sweep: SweepRecord,
-    *,
-    entity: str,
-    project: str,
-    sweep_id: str,
-    directory: Path,
-    run_dir: Path,
-    stop_flag: StopFlag,
-) -> str:
-    """Run a trial a W&B server handed out, logging online to the run it created.
-
-    The run is the record: its summary carries the outcome, `error` the reason of a failure,
-    and its exit code tells W&B whether it finished or failed. A preempted run is marked
-    preempting and ends non-zero, which is how W&B knows to hand it to an agent again.
-    """
-    state, summary, error = "failed", {}, None
-    run = None
-    try:
-        info = get_trainer(sweep.trainer)
-        config = info.config_model().model_validate(unflatten(claim.params))
-        meta = provenance(config, sweep.spec_hash, _device(info, config.device))
-        run = start_wandb(
-            "online",
-            run_id=claim.run_id,
-            project=project,
-            entity=entity,
-            group=sweep.study,
-            job_type=sweep.stage_name,
-            directory=directory,
-            config=_sweeper_config(meta, claim, sweep),
-            sweep_id=sweep_id,
-        )
-        threading.Thread(target=_mark_preempting, args=(run, stop_flag), daemon=True).start()
-        metric = sweep.metric[0]
-        logger = WandbLogger(run, stop_flag, run_dir, metric)
-        summary = dict(info.train_fn()(config, logger))
-        state, error = _outcome(summary, stop_flag, metric)
-    except KeyboardInterrupt:
-        state, error = "crashed", "interrupted"
-    except NonFiniteMetricError as exc:
-        error = str(exc)
-    except Exception as exc:
-        error = _error_text(exc)
-    finally:
-        if run is not None:
-            run.summary.update(summary_to_set(summary))
-            if state in ("failed", "crashed"):
-                run.summary["error"] = (error or state).splitlines()[0]
-            run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
-    if error:
+    if lost:
+        return "lost"
+    if error and sink.by_exit_code:
         print(error, file=sys.stderr)  # the child's output.log, which the agent quotes
     return state
 
 
-def _mark_preempting(run: Any, flag: StopFlag) -> None:
-    """Tell W&B at once, not at the next epoch boundary: a trial killed when the agent's grace
-    period ends is still requeued."""
-    flag.preempting.wait()
-    with contextlib.suppress(Exception):  # the run ended meanwhile: nothing left to requeue
-        run.mark_preempting()
+def run_alone(
+    backend: LocalBackend,
+    trainer: str,
+    config: BaseModel,
+    *,
+    threads: int,
+    wandb_mode: WandbMode,
+    echo: Echo | None = None,
+    on_start: Callable[[Claim], None] = lambda claim: None,
+) -> tuple[TrialEnd, dict[str, Any]]:
+    """`sweeper train`: one trial of a validated trainer config outside any sweep, in this
+    process, recorded in the store as a run of no sweep; returns its end and its row.
+
+    `threads`: torch's CPU threads, as an agent with one slot would give its trial.
+    `on_start` is told the run before it trains.
+
+    Raises:
+        NoSpace, StoreLost: as run_trial.
+    """
+    info = get_trainer(trainer)
+    claim = backend.create_run(flatten(config.model_dump(mode="json")), agent="train")
+    on_start(claim)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if info.torch:
+        import torch
+
+        torch.set_num_threads(threads)
+    sink = backend.open_sink(claim, None, wandb_mode=wandb_mode, fork=False)
+    try:
+        end = run_trial(TrainerRun(trainer, unflatten(claim.params)), sink, echo=echo)
+    finally:
+        sink.close()
+    return end, backend.run(claim.run_id)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sweeper.agent.tracking import start_wandb
 from sweeper.backends.local import LocalBackend
+from sweeper.backends.wandbrun import start_wandb
 
 FOLDER = "landscape"
 """run_dir/landscape: where a run's landscape is kept."""

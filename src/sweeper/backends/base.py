@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from sweeper.sweep import RunView
+from sweeper.sweep import RunState, RunView
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from sweeper.agent.tracking import StopFlag, WandbMode
 
 Beat = Literal["alive", "stop", "lost"]
 """A heartbeat's answer: keep going; stop at the next epoch (W&B's stop command); or the trial
@@ -24,6 +22,9 @@ is no longer ours (requeued elsewhere) and must die now."""
 PREEMPTED_EXIT = 75
 """A trial child's exit code when it stopped to be requeued (EX_TEMPFAIL: try again later):
 how the agent tells a preempted trial from a finished one where the server keeps the record."""
+
+WandbMode = Literal["offline", "online", "disabled"]
+"""How a trial's own wandb run is opened (wandb.init's `mode`); "disabled": none."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,90 @@ class LiveTrial:
     """Seconds since it started."""
 
 
+class TrialSink(Protocol):
+    """Where one claimed trial's record goes, as the agent runs it (`agent.trial.run_trial`).
+
+    A backend hands one out per claim (`Backend.open_sink`). Every write is fenced by the
+    claim's run id and attempt: once the run was requeued to another attempt, or its end was
+    recorded, a write changes nothing and says so (False), so a late writer never overwrites
+    the record of the attempt that replaced it.
+    """
+
+    claim: Claim
+    run_dir: Path
+    """Where the trial keeps files (checkpoints, output.log, a program's wandb folder)."""
+    by_exit_code: bool
+    """True where the agent cannot read the record back (a W&B server keeps it, and a
+    command's program writes it itself): the trial's end reaches the agent as its child's exit
+    code only (0 finished, 1 failed, PREEMPTED_EXIT preempted), as with `wandb agent`."""
+
+    def record_meta(self, meta: Mapping[str, Any]) -> None:
+        """Record the trial's resolved config (`meta["config"]`, the trainer's shape) and its
+        provenance, once, before its first step. A sink that opens a wandb run for the trial
+        opens it here, with this as its config."""
+        ...
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> bool:
+        """Append one history step (an epoch) of metrics; a repeated step (a resumed trial)
+        replaces the first. False: the claim is no longer this trial's (stop at once)."""
+        ...
+
+    def log_batch(self, batch: int, metrics: Mapping[str, float]) -> None:
+        """Record metrics at a global batch index: a side series, never a history step."""
+        ...
+
+    def log_images(self, name: str, paths: list[Path], step: int) -> None:
+        """Record image files under one name at an epoch (the files stay where they are)."""
+        ...
+
+    def should_stop(self) -> bool:
+        """True when the sweep stopped this trial (early termination, a stopped sweep) or the
+        claim is no longer its own. A store applies the sweep's `early_terminate` here; a W&B
+        server sends its stop to the agent instead (the agent then signals the trial)."""
+        ...
+
+    def program_env(self, attempt_dir: Path) -> dict[str, str]:
+        """The W&B variables a command's program runs with, as `wandb agent` sets them
+        (wandb/wandb_agent.py: WANDB_SWEEP_ID, WANDB_RUN_ID, WANDB_SWEEP_PARAM_PATH, ...), so its
+        own `wandb.init()` takes this trial's run id and parameters."""
+        ...
+
+    def mark_preempting(self) -> None:
+        """The agent is going away: tell the record now, not at the next epoch boundary, so a
+        trial killed when the agent's grace period ends is still requeued."""
+        ...
+
+    def finish(
+        self,
+        state: RunState,
+        *,
+        summary: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record the trial's end: a terminal state, or `preempted` (requeued), with its
+        summary (every float kept, NaN and inf included) and a failure's reason. False when
+        the claim's end was recorded already or the run was requeued to another attempt.
+
+        Raises:
+            NoSpace: the store's disk is full (nothing was recorded).
+            StoreLost: the store file is not the one opened.
+        """
+        ...
+
+    def ended(self) -> tuple[RunState, str | None] | None:
+        """The end recorded for this claim, (state, reason); None while the record still has
+        it running (or, where `by_exit_code`, always: the agent cannot read it)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the sink holds (a store connection opened for it)."""
+        ...
+
+
 class Backend(Protocol):
     """Where sweeps live. Agent-side calls are made from the agent's parent process only;
-    `run_trial` runs in the forked child."""
+    the trial's sink (`open_sink(..., fork=True)`) is opened in the forked child."""
 
     kind: str
     """"local" or "wandb"."""
@@ -159,18 +241,21 @@ class Backend(Protocol):
 
     def heartbeat(self, run_id: str, attempt: int) -> Beat: ...
 
-    def run_trial(
-        self, claim: Claim, sweep: SweepRecord, *, wandb_mode: WandbMode, stop_flag: StopFlag
-    ) -> str:
-        """In the forked child: train and record the outcome; returns the trial's state."""
-        ...
-
-    def record_exit(
-        self, claim: Claim, exit_code: int | None, verdict: tuple[str, str] | None
-    ) -> tuple[str, str | None]:
-        """After the child exited: its final state and reason, recording what the child could
-        not record itself: a crash, or the agent's `verdict` (state, reason) when the agent
-        killed it (preempted at shutdown, or timed out)."""
+    def open_sink(
+        self,
+        claim: Claim,
+        sweep: SweepRecord | None,
+        *,
+        wandb_mode: WandbMode = "disabled",
+        fork: bool = True,
+    ) -> TrialSink:
+        """The sink for one claimed trial. `wandb_mode`: how the sink opens the trial's own
+        wandb run (the record on a W&B server, which needs "online"; an offline mirror beside
+        a store); "disabled" for none, as for a command, whose program opens its own. `fork`:
+        this process is a child forked from the one that opened the backend, so the sink opens
+        its own connection (a connection must not cross a fork); False in the agent's parent,
+        which records through its own one what the child could not (a crash, a kill).
+        `sweep` is None for a run of no sweep (`sweeper train`)."""
         ...
 
     def close(self) -> None: ...

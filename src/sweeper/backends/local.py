@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper.backends import storejson
-from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord
+from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.coordinator import Coordinator
 from sweeper.backends.sqlite import (
     SqliteStore,
@@ -30,12 +29,11 @@ from sweeper.backends.sqlite import (
 from sweeper.backends.store import new_id
 from sweeper.errors import NotFoundError
 from sweeper.sweep import ACTIVE, RunState, RunView
-from sweeper.text import REASON_LIMIT, cap, strip_controls
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from sweeper.agent.tracking import StopFlag, WandbMode
+    from sweeper.backends.storesink import StoreSink
 
 RUN_COLUMNS = [
     "run_id",
@@ -210,37 +208,20 @@ class LocalBackend:
         """Keep a trial alive; `lost` when it is no longer ours (requeued elsewhere)."""
         return self.coordinator.heartbeat(run_id, attempt)
 
-    def run_trial(
-        self, claim: Claim, sweep: SweepRecord, *, wandb_mode: WandbMode, stop_flag: StopFlag
-    ) -> str:
-        # The parent's connection must not cross the fork; the child opens the same file or none.
-        backend = LocalBackend(self.path, create=False, expect=self.identity)
-        if sweep.is_command:  # the user's program: this child needs no torch (1.4 s to import)
-            from sweeper.agent.program import run_program
+    def open_sink(
+        self,
+        claim: Claim,
+        sweep: SweepRecord | None,
+        *,
+        wandb_mode: WandbMode = "disabled",
+        fork: bool = True,
+    ) -> StoreSink:
+        """The store's sink for a claim (see base.Backend.open_sink). In a forked child it opens
+        its own connection, to the same file or none (StoreLost)."""
+        from sweeper.backends.storesink import StoreSink
 
-            return run_program(backend, claim, sweep, stop_flag)
-        from sweeper.agent.trial import execute
-
-        return execute(
-            backend, claim, sweep.trainer, sweep=sweep, wandb_mode=wandb_mode, stop_flag=stop_flag
-        )
-
-    def record_exit(
-        self, claim: Claim, exit_code: int | None, verdict: tuple[str, str] | None
-    ) -> tuple[str, str | None]:
-        run = self.run(claim.run_id)
-        if run["state"] == "running" and run["attempt"] == claim.attempt:
-            # The child died before it could record anything: crash, kill, or our stop.
-            if verdict:
-                state, reason = verdict
-            else:
-                state, reason = "crashed", f"trial process died ({exit_reason(exit_code)})"
-                log_tail = output_tail(self.run_dir(claim.run_id) / "output.log")
-                if log_tail:
-                    reason = f"{reason}\n{log_tail}"
-            self.finish(claim.run_id, claim.attempt, state, exit_code=exit_code, error=reason)
-            run = self.run(claim.run_id)
-        return run["state"], run["error"]
+        backend = LocalBackend(self.path, create=False, expect=self.identity) if fork else self
+        return StoreSink(backend, claim, sweep, wandb_mode, owned=fork)
 
     def record_meta(self, run_id: str, attempt: int, meta: Mapping[str, Any]) -> None:
         self.coordinator.record_meta(run_id, attempt, meta)
@@ -466,37 +447,3 @@ class LocalBackend:
             "SELECT step, metrics FROM history WHERE run_id = ? ORDER BY step", (run_id,)
         ).fetchall()
         return [(step, storejson.loads(metrics)) for step, metrics in rows]
-
-
-def exit_reason(code: int | None) -> str:
-    """How a trial process ended, in words."""
-    if code is not None and code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-
-TAIL_BYTES = 1 << 16
-"""The most bytes read from the end of a trial's output.log for its last lines."""
-LINE_LIMIT = 500
-"""The most characters kept of one line of a program's output in a stored reason."""
-
-
-def output_tail(path: Path, lines: int = 20) -> str:
-    """The last `lines` lines of a trial's output, as a stored reason may quote them.
-
-    Reads at most TAIL_BYTES from the end, whatever the log's size; each line is cut to
-    LINE_LIMIT characters and stripped of terminal control sequences, the whole to
-    REASON_LIMIT.
-    """
-    try:
-        with path.open("rb") as file:
-            start = max(file.seek(0, os.SEEK_END) - TAIL_BYTES, 0)
-            file.seek(start)
-            data = file.read(TAIL_BYTES)
-    except OSError:
-        return ""
-    text = strip_controls(data.decode(errors="replace"))
-    kept = text.splitlines()[-lines:]
-    if start and kept and len(kept) == len(text.splitlines()):  # the first read from its middle
-        kept[0] = "[...]" + kept[0]
-    return cap("\n".join(cap(line, LINE_LIMIT) for line in kept), REASON_LIMIT)

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeper.agent.tracking import start_wandb, summary_to_set
-from sweeper.agent.trial import wandb_identity
 from sweeper.analysis.attach import FOLDER
 from sweeper.backends.base import Claim, SweepRecord
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.wandb import WandbBackend, with_mark
+from sweeper.backends.wandbrun import start_wandb, summary_to_set, wandb_identity
 from sweeper.report.values import label
 from sweeper.sweep import TERMINAL, best_configuration, key_paths, run_config, swept_params
 

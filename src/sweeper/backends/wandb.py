@@ -12,6 +12,7 @@ Nothing here stores the API key: wandb reads it from the environment or its own 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,15 +24,15 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sweeper.backends.base import PREEMPTED_EXIT, Beat, Claim, LiveTrial, SweepRecord
-from sweeper.backends.local import exit_reason, output_tail
+from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord, WandbMode
+from sweeper.backends.storesink import FLUSH
+from sweeper.backends.wandbrun import StepLog, run_config, start_wandb
 from sweeper.errors import NotFoundError, SweeperError, Unreachable
-from sweeper.sweep import KeyPath, RunView, key_paths, values_of
+from sweeper.sweep import KeyPath, RunState, RunView, key_paths, values_of
+from sweeper.sweep.runtable import RunRow, run_table
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from sweeper.agent.tracking import StopFlag, WandbMode
 
 T = TypeVar("T")
 
@@ -220,6 +221,8 @@ class WandbBackend:
             "carried": dict(carried or {}),
             "agents": spec.get("agents", {}),
         }
+        if spec.get("folder"):  # a plain sweep's: its program runs there
+            mark["folder"] = spec["folder"]
         created, _warnings = self._call(  # W&B's schema warnings: ours already passed
             "create sweep",
             lambda: _upsert_sweep(
@@ -253,16 +256,18 @@ class WandbBackend:
         mark = read_mark(config.get("description"))
         state = str(sweep.state or "").upper()
         path = f"{sweep.entity}/{sweep.project}/{sweep.id}"
-        trainer = trainer_of(config)
-        if trainer is None:
-            raise SweeperError(f"W&B sweep {path} was not made by sweeper (no --trainer)")
+        # No `--trainer` in its command: a plain W&B sweep, whose trials run its command.
+        trainer = trainer_of(config) or ""
+        spec = {"agents": mark.get("agents", {})}
+        if mark.get("folder"):  # where a plain sweep's program is, as launch found it
+            spec["folder"] = mark["folder"]
         return SweepRecord(
             id=path,
             name=config.get("name") or sweep.id,
             project=sweep.project,
             trainer=trainer,
             config=config,
-            spec={"agents": mark.get("agents", {})},
+            spec=spec,
             spec_hash=mark.get("spec", ""),
             spec_path=None,
             state=SWEEP_STATES.get(state, "finished"),
@@ -468,13 +473,25 @@ class WandbBackend:
                 return "stop"
         return "alive"
 
-    def run_trial(
-        self, claim: Claim, sweep: SweepRecord, *, wandb_mode: WandbMode, stop_flag: StopFlag
-    ) -> str:
-        from sweeper.agent.trial import run_on_wandb
-
+    def open_sink(
+        self,
+        claim: Claim,
+        sweep: SweepRecord | None,
+        *,
+        wandb_mode: WandbMode = "disabled",
+        fork: bool = True,
+    ) -> WandbRunSink:
+        """The run the server created for this claim, as a sink (see base.Backend.open_sink).
+        In the forked child, the process takes the variables `wandb agent` gives its runs, for
+        wandb code that reads the environment; the run itself opens at `record_meta`."""
+        if sweep is None:
+            raise SweeperError("a trial on W&B belongs to a sweep")
         entity, project, sid = self._path(sweep.id)
-        # What `wandb agent` gives its runs, for wandb code that reads the environment.
+        if not fork:  # the agent's parent: the server keeps the record, the agent only forgets
+            return WandbRunSink(
+                claim, self.run_dir(claim.run_id), None,
+                on_close=lambda: self._agent_of_run.pop(claim.run_id, None),
+            )  # fmt: skip
         os.environ.update(
             WANDB_ENTITY=entity,
             WANDB_PROJECT=project,
@@ -482,34 +499,117 @@ class WandbBackend:
             WANDB_RUN_ID=claim.run_id,
         )
         os.environ.pop("WANDB_SWEEP_PARAM_PATH", None)
-        return run_on_wandb(
-            claim,
-            sweep,
-            entity=entity,
-            project=project,
-            sweep_id=sid,
-            directory=self.root,
-            run_dir=self.run_dir(claim.run_id),
-            stop_flag=stop_flag,
-        )
 
-    def record_exit(
-        self, claim: Claim, exit_code: int | None, verdict: tuple[str, str] | None
-    ) -> tuple[str, str | None]:
-        """W&B files the outcome from the run itself; here only the agent's view of it."""
-        self._agent_of_run.pop(claim.run_id, None)
-        if exit_code == 0:
-            return "finished", None
-        if exit_code == PREEMPTED_EXIT:
-            return (
-                "preempted",
-                "marked preempting: W&B hands it to the next agent, which resumes it",
+        def opener(meta: Mapping[str, Any]) -> Any:
+            return start_wandb(
+                wandb_mode,
+                run_id=claim.run_id,
+                project=project,
+                entity=entity,
+                group=sweep.study,
+                job_type=sweep.stage_name,
+                directory=self.root,
+                config=run_config(meta, claim, sweep),
+                sweep_id=sid,
             )
-        if verdict:
-            return verdict
-        tail = output_tail(self.run_dir(claim.run_id) / "output.log")
-        reason = f"trial process ended ({exit_reason(exit_code)})" + (f"\n{tail}" if tail else "")
-        return ("crashed" if exit_code is None or exit_code < 0 else "failed"), reason
+
+        return WandbRunSink(claim, self.run_dir(claim.run_id), opener)
+
+
+class WandbRunSink:
+    """One claim's record on a W&B server: the run the server created (see base.TrialSink).
+
+    The run is the record: its summary carries the outcome, `error` the reason of a failure,
+    and its exit code tells W&B whether it finished or failed. A preempted run is marked
+    preempting and ends non-zero, which is how W&B knows to hand it to an agent again. A
+    command's program opens and writes the run itself, as under `wandb agent`; the sink then
+    only gives it the variables to find it (`opener` is None: no run of the sink's own).
+    """
+
+    by_exit_code = True
+
+    def __init__(
+        self,
+        claim: Claim,
+        run_dir: Path,
+        opener: Callable[[Mapping[str, Any]], Any] | None,
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
+        """`opener`: opens the trial's wandb run given its meta (None if not the sink's)."""
+        self.claim, self.run_dir = claim, run_dir
+        self._opener, self._on_close = opener, on_close
+        self._run: StepLog | None = None
+
+    def record_meta(self, meta: Mapping[str, Any]) -> None:
+        run = self._opener(meta) if self._opener is not None else None
+        self._run = StepLog(run) if run is not None else None
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> bool:
+        """Always True: the server fences nothing a client sees; a run handed to another agent
+        is told by the heartbeat (`lost`), and the agent kills the trial."""
+        if self._run is not None:
+            self._run.log(metrics, step)
+        return True
+
+    def log_batch(self, batch: int, metrics: Mapping[str, float]) -> None:
+        if self._run is not None:
+            self._run.log_batch(metrics, batch)
+
+    def log_images(self, name: str, paths: list[Path], step: int) -> None:
+        if self._run is not None:
+            self._run.log_images(name, paths, step)
+
+    def should_stop(self) -> bool:
+        """False: W&B's stop reaches the agent's heartbeat, which signals the trial."""
+        return False
+
+    def program_env(self, attempt_dir: Path) -> dict[str, str]:
+        """What `wandb agent` sets for a run it starts (wandb/wandb_agent.py, `_run_job`):
+        the program's own wandb.init() then logs online to the run the server created."""
+        env = {
+            key: os.environ[key]
+            for key in ("WANDB_ENTITY", "WANDB_PROJECT", "WANDB_SWEEP_ID")
+            if key in os.environ
+        }
+        env.update(
+            WANDB_RUN_ID=self.claim.run_id,
+            WANDB_SWEEP_PARAM_PATH=str(attempt_dir / "sweep-params.yaml"),
+            WANDB_DIR=str(attempt_dir),
+            WANDB__TRANSACTION_LOG_FLUSH_INTERVAL=FLUSH,
+        )
+        return env
+
+    def mark_preempting(self) -> None:
+        """Tell W&B at once (wandb's Run.mark_preempting); nothing for a program's own run."""
+        if self._run is not None:
+            with contextlib.suppress(Exception):  # the run ended meanwhile: nothing to requeue
+                self._run.run.mark_preempting()
+
+    def finish(
+        self,
+        state: RunState,
+        *,
+        summary: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """End the sink's run; a stopped one says `stopped_early` in its summary (W&B's state
+        for it depends on how its agent ended it). False when the sink has no run."""
+        if self._run is None:
+            return False
+        run, self._run = self._run, None
+        if state == RunState.STOPPED:
+            run.run.summary["stopped_early"] = True
+        run.end(state, summary or {}, error)
+        return True
+
+    def ended(self) -> tuple[RunState, str | None] | None:
+        """None: the server keeps the record; the agent goes by the exit code."""
+        return None
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
 
 
 # run tables -------------------------------------------------------------------------------------
@@ -558,45 +658,38 @@ def runs_frame(
     stage_name: str | None = None,
     paths: Mapping[str, KeyPath] | None = None,
 ) -> pd.DataFrame:
-    """Public-API runs -> the run table (`config.*`, `summary.*`, as LocalBackend.runs gives)."""
-    import pandas as pd
-
-    from sweeper.backends.local import RUN_COLUMNS
-
-    records = []
-    for run in runs:
-        summary = dict(run.summary)
-        record: dict[str, Any] = {
-            "run_id": run.id,
-            "sweep_id": sweep_id,
-            "stage": stage,
-            "stage_name": stage_name,
-            "state": STATES.get(run.state, run.state),
-            "agent": None,
-            "attempts": 1,
-            "created_at": _utc_naive(run.created_at),
-            "runtime": summary.get("_runtime"),
-            "exit_code": None,
-            "error": summary.get("error"),
-        }
-        values = run_values(run.config, paths or {})
-        record.update({f"config.{k}": v for k, v in values.items()})
-        record.update({f"summary.{k}": v for k, v in scalars(summary).items()})
-        records.append(record)
-    seen = dict.fromkeys(RUN_COLUMNS)
-    for record in records:
-        seen.update(dict.fromkeys(record))
-    config = sorted(c for c in seen if c.startswith("config."))
-    summary_columns = [c for c in seen if c.startswith("summary.")]
-    return pd.DataFrame.from_records(records, columns=[*RUN_COLUMNS, *config, *summary_columns])
+    """Public-API runs -> the run table (sweeper.sweep.runtable, as LocalBackend.runs gives)."""
+    paths = paths or {}
+    return run_table((_run_row(run, sweep_id, stage, stage_name, paths) for run in runs), [*paths])
 
 
-def _utc_naive(when: Any) -> Any:
-    """W&B gives ISO strings (UTC); the store gives naive UTC timestamps."""
+def _run_row(
+    run: Any, sweep_id: str, stage: int, stage_name: str | None, paths: Mapping[str, KeyPath]
+) -> RunRow:
+    """A public-API run as a run-table row: W&B keeps no agent, attempts or exit code."""
+    summary = dict(run.summary)
+    return RunRow(
+        run_id=run.id,
+        sweep_id=sweep_id,
+        state=STATES.get(run.state, run.state),
+        created_at=_utc_seconds(run.created_at),
+        config=run_values(run.config, paths),
+        summary=scalars(summary),
+        stage=stage,
+        stage_name=stage_name,
+        runtime=summary.get("_runtime"),
+        error=summary.get("error"),
+    )
+
+
+def _utc_seconds(when: Any) -> float | None:
+    """W&B gives ISO strings in UTC, with or without a zone; seconds since the epoch."""
     import pandas as pd
 
     stamp = pd.Timestamp(when)
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+    if pd.isna(stamp):
+        return None
+    return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).timestamp()
 
 
 def _timestamp(when: Any) -> float:

@@ -69,7 +69,7 @@ def launch(
 
     if not estimate:  # the estimate's probe would share the CPU with its imports
         prestart.start()  # the first agent imports while this validates and makes the sweep
-    from sweeper.agent.launch import AgentSettings, Interrupted, check_backend
+    from sweeper.agent.launch import AgentSettings, Interrupted
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.progress import LaunchBar
     from sweeper.agent.slots import make_slots, parse_gpus, visible_gpus
@@ -90,7 +90,6 @@ def launch(
         return
     kind = choose_backend_kind(backend_kind)
     mode = choose_wandb_mode(wandb, kind)
-    check_backend(loaded, kind)
     backend = open_backend(
         kind,
         store,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -57,32 +56,33 @@ def train(
     """Run one trial outside any sweep, with the same logging, to debug a config."""
     from sweeper.agent.progress import EpochLine
     from sweeper.agent.slots import threads_per_trial
-    from sweeper.agent.trial import execute
+    from sweeper.agent.trial import run_alone
     from sweeper.backends.local import LocalBackend
     from sweeper.spec.load import base_config, validate_config
-    from sweeper.spec.paths import flatten
+    from sweeper.sweep import RunState
     from sweeper.trainers.registry import get_trainer
 
     info = get_trainer(trainer)
     base, file = base_config(trainer, config, config_overrides(sets, device))
     resolved = validate_config(info.config_model(), base, file, "config")
-    threads = threads_per_trial(_cpus_per_trial(config), 1)  # as an agent with one slot
     backend = LocalBackend(store)
-    claim = backend.create_run(flatten(resolved.model_dump(mode="json")), agent="train")
-    console.print(styled("run ", (claim.run_id, "bold"), f" ({trainer}) in {backend.path}"))
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    if info.torch:
-        import torch
-
-        torch.set_num_threads(threads)
     epochs = getattr(resolved, "epochs", None)
     with EpochLine(console, epochs if isinstance(epochs, int) else None, info.metric) as echo:
-        state = execute(backend, claim, trainer, wandb_mode=choose_wandb_mode(wandb), echo=echo)
-    run = backend.run(claim.run_id)
+        state, run = run_alone(
+            backend,
+            trainer,
+            resolved,
+            threads=threads_per_trial(_cpus_per_trial(config), 1),  # as an agent with one slot
+            wandb_mode=choose_wandb_mode(wandb),
+            echo=echo,
+            on_start=lambda claim: console.print(
+                styled("run ", (claim.run_id, "bold"), f" ({trainer}) in {backend.path}")
+            ),
+        )
     console.print(
         f"{state}: "
         + ", ".join(f"{k}={v:.4g}" for k, v in run["summary"].items() if isinstance(v, float))
     )
-    if state not in ("finished", "stopped"):
+    if state not in (RunState.FINISHED, RunState.STOPPED):
         errors.print(run["error"] or "")
         raise typer.Exit(1)

@@ -1,0 +1,137 @@
+"""The store's TrialSink: a trial's record in the local store, with an optional wandb mirror.
+
+Every write goes through LocalBackend's fenced methods (run id + attempt), so a trial requeued
+behind its back can no longer write. The mirror (a wandb run under the store's run id, offline
+by default, for `wandb sync`) gets the same rows; the store stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeper.backends.base import Claim, SweepRecord, WandbMode
+from sweeper.backends.wandbrun import StepLog, run_config, start_wandb
+from sweeper.sweep import RunState
+
+if TYPE_CHECKING:
+    from sweeper.backends.local import LocalBackend
+
+BATCHES = "batches.jsonl"
+"""run_dir/batches.jsonl: a trial's batch metrics, one JSON object per line (the store's
+history holds epochs only)."""
+
+FLUSH = "0.5"
+"""Seconds between wandb's writes of a running program's run file (its default, 15 s, would
+leave hyperband judging rows a quarter of a minute old)."""
+
+
+class StoreSink:
+    """One claim's record in the local store (see base.TrialSink)."""
+
+    by_exit_code = False
+
+    def __init__(
+        self,
+        backend: LocalBackend,
+        claim: Claim,
+        sweep: SweepRecord | None,
+        wandb_mode: WandbMode,
+        *,
+        owned: bool,
+    ) -> None:
+        self.claim, self.sweep = claim, sweep
+        self.run_dir: Path = backend.run_dir(claim.run_id)
+        self._backend, self._owned = backend, owned
+        self._mode = wandb_mode
+        self._mirror: StepLog | None = None
+
+    def record_meta(self, meta: Mapping[str, Any]) -> None:
+        """Store the meta, then open the mirror (if any) with it as the run's config."""
+        self._backend.record_meta(self.claim.run_id, self.claim.attempt, meta)
+        sweep = self.sweep
+        run = start_wandb(
+            self._mode,
+            run_id=self.claim.run_id,
+            project=sweep.project if sweep else "sweeper",
+            entity=sweep.entity if sweep else None,
+            group=(sweep.study or sweep.id) if sweep else None,
+            job_type=sweep.stage_name if sweep else None,
+            directory=self._backend.root,
+            config=run_config(meta, self.claim, sweep),
+        )
+        self._mirror = StepLog(run) if run is not None else None
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> bool:
+        if not self._backend.log(self.claim.run_id, self.claim.attempt, step, metrics):
+            return False
+        if self._mirror is not None:
+            self._mirror.log(metrics, step)
+        return True
+
+    def log_batch(self, batch: int, metrics: Mapping[str, float]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / BATCHES).open("a") as file:
+            file.write(json.dumps({"batch": batch, **metrics}) + "\n")
+        if self._mirror is not None:
+            self._mirror.log_batch(metrics, batch)
+
+    def log_images(self, name: str, paths: list[Path], step: int) -> None:
+        """The files stay where the trainer wrote them (the run folder); the mirror gets a copy."""
+        if self._mirror is not None:
+            self._mirror.log_images(name, paths, step)
+
+    def should_stop(self) -> bool:
+        return self._backend.should_stop(self.claim.run_id)
+
+    def program_env(self, attempt_dir: Path) -> dict[str, str]:
+        """Offline into `attempt_dir`, where the agent reads the program's run file back."""
+        sweep = self.sweep
+        env = {
+            "WANDB_MODE": "offline",
+            "WANDB_RUN_ID": self.claim.run_id,
+            "WANDB_SWEEP_PARAM_PATH": str(attempt_dir / "sweep-params.yaml"),
+            "WANDB_DIR": str(attempt_dir),
+            "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL": FLUSH,
+        }
+        if sweep is not None:
+            env.update(WANDB_SWEEP_ID=sweep.id, WANDB_PROJECT=sweep.project)
+            if sweep.entity:
+                env["WANDB_ENTITY"] = sweep.entity
+        return env
+
+    def mark_preempting(self) -> None:
+        """Nothing to say early: the agent records the preemption when the trial ends."""
+
+    def finish(
+        self,
+        state: RunState,
+        *,
+        summary: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """The mirror ends first (its summary; a failure's first line), then the store."""
+        if self._mirror is not None:
+            mirror, self._mirror = self._mirror, None
+            mirror.end(state, summary or {}, error)
+        return self._backend.finish(
+            self.claim.run_id,
+            self.claim.attempt,
+            state,
+            summary=summary,
+            exit_code=exit_code,
+            error=error,
+        )
+
+    def ended(self) -> tuple[RunState, str | None] | None:
+        run = self._backend.run(self.claim.run_id)
+        if run["state"] == RunState.RUNNING and run["attempt"] == self.claim.attempt:
+            return None
+        return RunState(run["state"]), run["error"]
+
+    def close(self) -> None:
+        if self._owned:
+            self._backend.close()
