@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from sweeper.agent.launch import compile_for_stage, planned_trials
+from sweeper.agent.launch import compile_for_stage
 from sweeper.cli import app
 from sweeper.spec.compile import compile_spec, compile_stage
 from sweeper.spec.load import load_spec
 from sweeper.spec.models import Spec
-from sweeper.sweep import RunView
+from sweeper.sweep import RunView, planned_trials
 from sweeper.sweep.engine import next_params, sweeps
 
 QUICKSTART = Path(__file__).parents[1] / "sweeps" / "quickstart.yaml"

@@ -23,11 +23,12 @@ from sweeper.backends.sqlite import store_path
 from sweeper.backends.store import new_id
 from sweeper.errors import SpecError, StoreLost, SweeperError, Unreachable
 from sweeper.spec.compile import carried_config, compile_stage
-from sweeper.spec.load import LoadedSpec, grid_size, validate_config
+from sweeper.spec.load import LoadedSpec, validate_config
 from sweeper.spec.models import Spec, Stage
 from sweeper.spec.paths import deep_merge, unflatten
 from sweeper.spec.plain import PlainSweep
-from sweeper.sweep import ACTIVE, best_configuration, flat_parameters, swept_params
+from sweeper.sweep import ACTIVE, best_configuration, swept_params
+from sweeper.sweep.trials import ended_trials, planned_trials
 from sweeper.trainers.registry import get_trainer
 
 
@@ -45,7 +46,7 @@ class Progress:
 
     @property
     def done(self) -> int:
-        return sum(n for state, n in self.counts.items() if state not in ACTIVE)
+        return ended_trials(self.counts)
 
     def tally(self) -> str:
         """`36/36 finished`, or `36/36 done (34 finished, 2 failed)`."""
@@ -61,15 +62,6 @@ class Progress:
 class StageResult:
     sweep: SweepRecord
     best_config: dict[str, Any] | None
-
-
-def planned_trials(config: dict[str, Any]) -> int | None:
-    """How many trials the sweep will run, when that is known up front."""
-    cap = config.get("run_cap")
-    if config["method"] == "grid":
-        size = grid_size(flat_parameters(config["parameters"]))  # repeats are counted (seed)
-        return min(size, cap) if cap else size
-    return cap
 
 
 @dataclass(frozen=True)

@@ -155,9 +155,9 @@ def estimate(
     Raises:
         SweeperError: the probe trial failed (its reason), or outran PROBE_TIMEOUT.
     """
-    from sweeper.agent.launch import planned_trials
     from sweeper.spec.compile import compile_spec
     from sweeper.spec.preflight import first_config
+    from sweeper.sweep import planned_trials
     from sweeper.trainers.registry import get_trainer
 
     spec = loaded.spec

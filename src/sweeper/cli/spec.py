@@ -35,11 +35,10 @@ def validate(
 ) -> None:
     """Check a spec against its trainer's config and the W&B schema, and that the data and
     weights files its trials need are there; writes nothing."""
-    from sweeper.agent.launch import planned_trials
     from sweeper.spec.compile import compile_spec
-    from sweeper.spec.load import grid_size
     from sweeper.spec.plain import PlainSweep
     from sweeper.spec.preflight import preflight
+    from sweeper.sweep import planned_trials
 
     loaded = load_spec(spec, sets, smoke)
     if isinstance(loaded, PlainSweep):
@@ -50,14 +49,12 @@ def validate(
             print_estimate(loaded, None, None)
         return
     preflight(loaded)
-    configs = compile_spec(loaded.spec, loaded.path)
-    for stage, config in zip(loaded.spec.stage_list(), configs, strict=True):
-        cap, method = config.get("run_cap"), config["method"]
-        if method == "grid":
-            points = grid_size(stage.search) * loaded.spec.repeats
-            size = f"{min(points, cap) if cap else points} trials"
+    for config in compile_spec(loaded.spec, loaded.path):
+        method, total = config["method"], planned_trials(config)
+        if method == "grid":  # a spec's grid is exact: its repeats are a swept seed
+            size = f"{total} trials"
         else:
-            size = f"{method}, up to {cap} trials" if cap else f"{method}, runs until stopped"
+            size = f"{method}, up to {total} trials" if total else f"{method}, runs until stopped"
         console.print(styled(("ok", "green"), f" {config['name']}: {size}"))
     if estimate:
         print_estimate(loaded, None, None)

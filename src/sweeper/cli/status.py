@@ -36,18 +36,16 @@ def status(
     backend_kind: BackendOpt = None,
 ) -> None:
     """States, progress and best configuration so far of a sweep, or of each stage of a study."""
-    from sweeper.agent.launch import planned_trials
     from sweeper.backends import open_backend
     from sweeper.report.values import label
-    from sweeper.sweep import ACTIVE, best_configuration, swept_params
+    from sweeper.sweep import best_configuration, ended_trials, planned_trials, swept_params
 
     kind = choose_backend_kind(backend_kind, target)
     backend = open_backend(kind, store, create=False, readonly=True)
     for sweep in _resolve(backend, target):
         counts = backend.counts(sweep.id)
         metric, goal = sweep.metric
-        total = planned_trials(sweep.config)
-        done = sum(n for s, n in counts.items() if s not in ACTIVE)
+        total, done = planned_trials(sweep.config), ended_trials(counts)
         states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
         console.print(styled("sweep ", (sweep.title, "bold"), f" [{sweep.state}]"))
         console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
@@ -68,9 +66,8 @@ def _resolve(backend: Any, target: str) -> list[Any]:
 def sweeps_(store: Store = None) -> None:
     """List the store's sweeps, newest first, a study's stages together: id, name, spec, stage,
     state, runs done of planned, and the best configuration's mean metric."""
-    from sweeper.agent.launch import planned_trials
     from sweeper.backends.local import LocalBackend
-    from sweeper.sweep import ACTIVE, best_configuration, swept_params
+    from sweeper.sweep import best_configuration, ended_trials, planned_trials, swept_params
 
     backend = LocalBackend(store, create=False, readonly=True)
     launches: dict[str, list[Any]] = {}
@@ -82,8 +79,7 @@ def sweeps_(store: Store = None) -> None:
     for launch in reversed(launches.values()):
         for sweep in sorted(launch, key=lambda s: s.stage):
             counts = backend.counts(sweep.id)
-            total = planned_trials(sweep.config)
-            done = sum(n for state, n in counts.items() if state not in ACTIVE)
+            total, done = planned_trials(sweep.config), ended_trials(counts)
             metric, goal = sweep.metric
             best = best_configuration(
                 backend.runs(sweep.id), swept_params(sweep.config), metric, goal

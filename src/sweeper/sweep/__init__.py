@@ -19,6 +19,7 @@ from sweeper.sweep.params import (
 )
 from sweeper.sweep.runs import RunView
 from sweeper.sweep.states import ACTIVE, DONE, TERMINAL, RunState
+from sweeper.sweep.trials import ended_trials, grid_points, planned_trials
 
 __all__ = [
     "ACTIVE",
@@ -31,12 +32,15 @@ __all__ = [
     "RunView",
     "best_configuration",
     "config_table",
+    "ended_trials",
     "flat_parameters",
+    "grid_points",
     "hashable",
     "key_paths",
     "nest_parameters",
     "parameter_paths",
     "plain",
+    "planned_trials",
     "run_config",
     "swept_params",
     "values_of",
