@@ -1,4 +1,4 @@
-"""`sweeper report` on real sweeps run through the local store: numbers, bad input, output."""
+"""`sweeper report` on sweeps written through the local store's API: numbers, bad input, output."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import fill_study, xor_history
 from typer.testing import CliRunner
 
 from sweeper.agent.launch import AgentSettings, launch
@@ -66,8 +67,11 @@ def backend(workdir: Path) -> Iterator[LocalBackend]:
 
 
 def _run(workdir: Path, backend: LocalBackend, spec: dict[str, Any]) -> list[Any]:
+    """The study's runs written through the store's API; `launch` then finds every stage
+    complete and reads them back (what the report reads, without training)."""
     path = workdir / f"{spec['name']}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    fill_study(backend, load_spec(path), xor_history)
     return launch(load_spec(path), backend, agents=2, settings=AgentSettings("disabled"))
 
 

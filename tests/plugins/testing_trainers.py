@@ -41,6 +41,15 @@ def _leak() -> None:
         file.write(f"{worker.pid} {child.pid}")
 
 
+def probe_loss(x: float, epoch: int) -> float:
+    """The probe's loss at an epoch (0-based): lowest at x=1, falling with each epoch.
+
+    One definition, so a test that writes the probe's runs through the store's API
+    (tests/helpers.py) records what the trainer would have logged.
+    """
+    return (x - 1) ** 2 + 1 / (epoch + 1)
+
+
 def train(config: ProbeConfig, logger: Logger) -> dict[str, float]:
     import torch
 
@@ -62,7 +71,7 @@ def train(config: ProbeConfig, logger: Logger) -> dict[str, float]:
             os.kill(os.getpid(), signal.SIGSEGV)
         if config.crash == "exit":
             sys.exit(3)
-        loss = float("nan") if config.crash == "nan" else (config.x - 1) ** 2 + 1 / (epoch + 1)
+        loss = float("nan") if config.crash == "nan" else probe_loss(config.x, epoch)
         return {"loss": loss}
 
     history = fit(
