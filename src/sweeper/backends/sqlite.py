@@ -16,7 +16,7 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +142,7 @@ class SqliteStore:
         readonly: For commands that only read: they work on a store they cannot write (a
             read-only file, folder or mount).
         expect: The store this process must find at the path (the one its parent opened).
+        clock: The store's clock, seconds since the epoch (a test's fake one).
 
     Raises:
         NotFoundError: no store at `path` and `create` is false.
@@ -157,8 +158,10 @@ class SqliteStore:
         create: bool = True,
         readonly: bool = False,
         expect: StoreIdentity | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = store_path(path)
+        self.clock = clock
         self.identity: StoreIdentity | None = None
         """Set for a writable store: what each write transaction checks the path against."""
         self._size = 0
@@ -325,7 +328,7 @@ class SqliteStore:
     def transaction(self) -> Iterator[SqliteTransaction]:
         """The store primitives inside one write transaction (see `write`)."""
         with self.write() as db:
-            yield SqliteTransaction(db, time.time())
+            yield SqliteTransaction(db, self.clock())
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -346,7 +349,7 @@ class SqliteStore:
 
     def snapshot(self, sweep_id: str, history_of: str | None = None) -> Snapshot | None:
         with self._read() as db:
-            now = time.time()
+            now = self.clock()
             row = db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
             if row is None:
                 return None
