@@ -4,34 +4,30 @@ small commands (`generate`, `augment`) say what they did."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 from conftest import probe_spec, write_spec
+from helpers import fill_study, probe_history, xor_history
+from helpers import sweeper as child_sweeper
 
+from sweeper.backends.local import LocalBackend
 from sweeper.report.curves import curve_stats, metric_range
 from sweeper.report.tables import summary_title
 from sweeper.report.values import distinct_labels
+from sweeper.spec.load import load_spec
 
 LONG = "a-sweep-name-long-enough-to-push-the-summary-title-past-the-edge-of-eighty-columns"
 
 
 def sweeper(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "80"},
-    )
+    """The command in a child process on an 80-column terminal."""
+    return child_sweeper(*args, cwd=cwd, env={"COLUMNS": "80"})
 
 
 @pytest.mark.parametrize(
@@ -59,8 +55,15 @@ def test_summary_title_fits_eighty_columns_and_names_what_it_shows():
 
 
 def _launch(tmp_path: Path, spec: dict) -> subprocess.CompletedProcess[str]:
+    """`launch` of a spec whose trials were written through the store's API: it finds the
+    sweep complete and prints its closing table, as after running it."""
     path = write_spec(tmp_path, spec)
     store = tmp_path / "s.db"
+    backend = LocalBackend(store)
+    try:
+        fill_study(backend, load_spec(path), probe_history)
+    finally:
+        backend.close()
     result = sweeper("launch", str(path), "--store", str(store), "--wandb", "disabled")
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -152,18 +155,15 @@ REPORTED = {
 
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sweeper.agent.launch import AgentSettings, launch
-    from sweeper.backends.local import LocalBackend
+    """The report of REPORTED's runs, written through the store's API."""
     from sweeper.report.build import build_report
     from sweeper.report.local_runs import load_local
-    from sweeper.spec.load import load_spec
 
     folder = tmp_path_factory.mktemp("tables")
     backend = LocalBackend(folder / "s.db")
     try:
-        spec = load_spec(write_spec(folder, REPORTED))
-        (result,) = launch(spec, backend, agents=1, settings=AgentSettings("disabled"))
-        return build_report(load_local(backend, result.sweep.id), folder / "report")
+        (sweep_id,) = fill_study(backend, load_spec(write_spec(folder, REPORTED)), xor_history)
+        return build_report(load_local(backend, sweep_id), folder / "report")
     finally:
         backend.close()
 
