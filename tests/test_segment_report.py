@@ -17,7 +17,7 @@ import pytest
 from sweeper.agent.launch import AgentSettings, launch
 from sweeper.backends.local import LocalBackend
 from sweeper.report.build import build_report
-from sweeper.report.local_runs import load_local
+from sweeper.report.load import report_data
 from sweeper.spec.load import load_spec
 
 SPEC = Path(__file__).parents[1] / "sweeps" / "xray-unet.yaml"
@@ -39,7 +39,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert (runs["state"] == "finished").sum() == 3, runs[["state", "error"]]
         for run_id in runs["run_id"]:
             assert len(list((backend.run_dir(run_id) / "overlays").glob("val_*.png"))) == 2
-        out = build_report(load_local(backend, result.sweep.id), workdir / "report")
+        out = build_report(report_data(backend, result.sweep.id), workdir / "report")
         backend.close()
     finally:
         os.chdir(cwd)
