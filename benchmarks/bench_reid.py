@@ -18,12 +18,10 @@ import torch
 from sweeper.trainers.common.generate import ensure_generated
 from sweeper.trainers.common.optim import build_optimizer
 from sweeper.trainers.logger import MemoryLogger
+from sweeper.trainers.reid.build import build
 from sweeper.trainers.reid.config import ReidConfig
-from sweeper.trainers.reid.data.loaders import build_loaders
 from sweeper.trainers.reid.data.synthetic import write_veri
-from sweeper.trainers.reid.losses import ReidCriterion
 from sweeper.trainers.reid.metrics import distance_matrix, evaluate_rank, rank_features
-from sweeper.trainers.reid.models import build_model
 from sweeper.trainers.reid.train import train
 
 
@@ -31,12 +29,11 @@ class HandLoop:
     """The plainest loop over the same data, model, loss and optimizer as the trainer."""
 
     def __init__(self, config: ReidConfig) -> None:
-        generator = torch.Generator().manual_seed(config.seed)
-        loaders = build_loaders(config, generator, torch.device("cpu"))
-        self.loader = loaders.train
-        self.model = build_model(config, loaders.num_classes)
+        built = build(config, torch.device("cpu"))  # the trainer's own assembly
+        self.loader = built.data.train
+        self.model = built.model
         self.optimizer = build_optimizer(self.model.parameters(), config.optim)
-        self.criterion = ReidCriterion(config.loss)
+        self.criterion = built.loss
 
     def epoch(self) -> int:
         """Train one epoch; return the number of images."""

@@ -263,6 +263,7 @@ def test_bad_input_is_one_line_and_exit_2(
 
 
 def test_segment_rebuild_scores_the_best_weights_at_the_trainers_val_loss(tmp_path: Path) -> None:
+    from sweeper.trainers.segment.build import build
     from sweeper.trainers.segment.config import SegmentConfig
     from sweeper.trainers.segment.data.synthetic import write_xray
     from sweeper.trainers.segment.rebuild import rebuild
@@ -284,13 +285,14 @@ def test_segment_rebuild_scores_the_best_weights_at_the_trainers_val_loss(tmp_pa
     )
     summary = train(config, MemoryLogger(run_dir=tmp_path / "run"))
     assert find_checkpoint(tmp_path / "run") == tmp_path / "run" / "best.pt"
-    rebuilt = rebuild(config, "val", torch.device("cpu"))
+    rebuilt = rebuild(build(config, torch.device("cpu")), "val")
     rebuilt.model.load_state_dict(load_weights(tmp_path / "run" / "best.pt"))
     assert mean_loss(rebuilt) == pytest.approx(summary["val_loss"], rel=1e-5)
-    assert len(rebuild(config, "train", torch.device("cpu"), limit=3).batches[0][0]) == 3  # type: ignore[index]
+    assert len(rebuild(build(config, torch.device("cpu")), "train", limit=3).batches[0][0]) == 3  # type: ignore[index]
 
 
 def test_reid_rebuild_scores_identity_cross_entropy_on_training_images(tmp_path: Path) -> None:
+    from sweeper.trainers.reid.build import build
     from sweeper.trainers.reid.config import ReidConfig
     from sweeper.trainers.reid.rebuild import rebuild
 
@@ -305,10 +307,65 @@ def test_reid_rebuild_scores_identity_cross_entropy_on_training_images(tmp_path:
             },
         }
     )
-    rebuilt = rebuild(config, "train", torch.device("cpu"), limit=16)
+    built = build(config, torch.device("cpu"))
+    rebuilt = rebuild(built, "train", limit=16)
     loss = mean_loss(rebuilt)
     n_ids = rebuilt.model.classifier.out_features  # type: ignore[union-attr]
     # An untrained head (weights ~ N(0, 0.01)) is close to uniform over the identities.
     assert loss == pytest.approx(np.log(n_ids), rel=0.1)
     with pytest.raises(SweeperError, match="only --split train"):
-        rebuild(config, "val", torch.device("cpu"))
+        rebuild(built, "val")
+
+
+# one assembly for training and analysis ---------------------------------------------------------
+
+
+def test_the_landscape_rebuilds_the_very_model_that_was_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train() and the landscape both go through the trainer's registered build: the rebuilt
+    model starts from the same initial weights, takes the trained weights without a missing or
+    extra key, and gives the trained model's outputs on the same validation batch."""
+    import sweeper.trainers.classify.train as classify
+    from sweeper.analysis.landscape import load_into
+    from sweeper.trainers.classify.config import ClassifyConfig
+    from sweeper.trainers.registry import get_trainer
+
+    built_for_training = []
+    real_build = classify.build
+
+    def spy(config: Any, device: torch.device) -> Any:
+        built = real_build(config, device)
+        initial = {k: v.clone() for k, v in built.model.state_dict().items()}
+        built_for_training.append((built, initial))
+        return built
+
+    monkeypatch.setattr(classify, "build", spy)
+    config = ClassifyConfig.model_validate(
+        {
+            "epochs": 2,
+            "device": "cpu",
+            "model": {"arch": "cnn", "batch_norm": True},
+            "data": {"image_size": [28, 28]},
+            "optim": {"name": "adam", "lr": 3e-3},
+        }
+    )
+    summary = classify.train(config, MemoryLogger(run_dir=tmp_path / "run"))
+    ((built, initial),) = built_for_training
+    trained = built.model.eval()
+
+    info = get_trainer("classify")
+    build, rebuild = info.build_fn(), info.rebuild_fn()
+    assert build is not None and rebuild is not None
+    rebuilt = rebuild(build(config, torch.device("cpu")), "val", None)
+    assert rebuilt.model is not trained
+    for name, tensor in rebuilt.model.state_dict().items():
+        assert torch.equal(tensor, initial[name]), name  # seeded in build: same initial weights
+    load_into(rebuilt, tmp_path / "run" / "checkpoint.pt")  # the last epoch's: what train ended on
+    for name, tensor in rebuilt.model.state_dict().items():
+        assert torch.equal(tensor, trained.state_dict()[name]), name
+    x, _ = next(iter(rebuilt.batches))
+    assert torch.equal(x, built.data.scored().x[: len(x)])  # the same validation images
+    with torch.no_grad():
+        assert torch.equal(rebuilt.model.eval()(x), trained(x))
+    assert mean_loss(rebuilt) == pytest.approx(summary["val_loss"], rel=1e-5)

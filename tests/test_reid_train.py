@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from sweeper.errors import SweeperError
 from sweeper.trainers.logger import MemoryLogger
@@ -87,3 +88,31 @@ def test_cross_entropy_alone_with_the_random_sampler_and_a_worker(tmp_path: Path
     summary = train(config(tmp_path / "veri", data, **overrides), logger)
     assert logger.history[0]["triplet_loss"] == 0 and logger.history[0]["xent_loss"] > 0
     assert 0 < summary["mAP"] <= 1
+
+
+def test_amp_switch_is_the_shared_mixed_precision_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """reid's `amp` defaults as the other trainers' do and goes to the common Precision step;
+    on CPU both settings train in plain float32, so they train to the same numbers."""
+    import sweeper.trainers.reid.train as reid
+    from sweeper.trainers.classify.config import ClassifyConfig
+    from sweeper.trainers.common.precision import Precision
+    from sweeper.trainers.segment.config import SegmentConfig
+
+    assert ReidConfig().amp is ClassifyConfig().amp is SegmentConfig().amp is True
+    made: list[tuple[bool, Precision]] = []
+
+    class Recorded(Precision):
+        def __init__(self, device: torch.device, amp: bool) -> None:
+            super().__init__(device, amp)
+            made.append((amp, self))
+
+    monkeypatch.setattr(reid, "Precision", Recorded)
+    summaries = []
+    for amp in (True, False):
+        overrides = {"epochs": 1, "device": "cpu", "amp": amp}
+        summaries.append(train(config(tmp_path / "veri", **overrides), MemoryLogger()))
+    assert [amp for amp, _ in made] == [True, False]
+    assert all(not p.amp and not p.scaler.is_enabled() for _, p in made)  # off on CPU
+    assert summaries[0] == pytest.approx(summaries[1], rel=1e-6)

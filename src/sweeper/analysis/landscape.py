@@ -92,12 +92,13 @@ def rebuild(backend: LocalBackend, run_id: str, split: str, limit: int | None) -
 
     source = locate(backend, run_id)
     info = get_trainer(source.trainer)
-    build = info.rebuild_fn()
-    if build is None:
+    build, scored = info.build_fn(), info.rebuild_fn()
+    if build is None or scored is None:
         raise SweeperError(f"trainer {source.trainer!r} cannot rebuild its runs for analysis")
     config = validate_config(info.config_model(), source.config, f"run {run_id}", "config")
     try:
-        rebuilt: Rebuilt = build(config, split, select_device("auto"), limit)
+        # The trainer's own build, as its train() makes it: the model trained is the one scored.
+        rebuilt: Rebuilt = scored(build(config, select_device("auto")), split, limit)
     except SweeperError as exc:
         raise SweeperError(
             f"run {run_id}: cannot rebuild its {source.trainer} data: {exc}"

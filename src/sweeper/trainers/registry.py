@@ -34,11 +34,15 @@ class TrainerInfo:
     metrics: tuple[str, ...] = ()
     """Every metric it logs per epoch or returns (`*` patterns allowed): a spec's metric must be
     one of them. Empty: not checked (a plugin that does not say)."""
+    build_ref: str | None = None
+    """`module:function` `build(config, device) -> Built` (`sweeper.trainers.common.build`):
+    the trial's model, data and loss, assembled in the one place that train() uses too, so
+    analysis rebuilds exactly what was trained. None: not exposed (a plugin that does not)."""
     rebuild_ref: str | None = None
-    """`module:function` rebuilding a run's model, data and loss from its config without
-    training: `fn(config, split: "train" | "val", device, limit: int | None) -> Rebuilt`
-    (`sweeper.trainers.common.rebuild`). None: analysis (`sweeper landscape`) cannot rebuild
-    its runs."""
+    """`module:function` turning a `build(config, device)` into what analysis scores, without
+    training: `fn(built, split: "train" | "val", limit: int | None) -> Rebuilt`
+    (`sweeper.trainers.common.rebuild`). None, or no build_ref: analysis (`sweeper landscape`)
+    cannot rebuild its runs."""
     augment_ref: str | None = None
     """`module:function` showing what the config's training augmentations do:
     `fn(config, n, seed) -> list[(original, augmented)]`, HWC uint8 arrays of n training images
@@ -65,6 +69,9 @@ class TrainerInfo:
     def train_fn(self) -> TrainFn:
         return _resolve(self.train_ref)
 
+    def build_fn(self) -> Callable[[Any, Any], Any] | None:
+        return _resolve(self.build_ref) if self.build_ref else None
+
     def rebuild_fn(self) -> Callable[..., Any] | None:
         return _resolve(self.rebuild_ref) if self.rebuild_ref else None
 
@@ -83,6 +90,7 @@ TRAINERS: dict[str, TrainerInfo] = {
             summary="noisy-XOR MLP (depth 0-3, width 1-3, tanh): the quickstart study",
             config_ref="sweeper.trainers.classify.config:XorConfig",
             train_ref="sweeper.trainers.classify.xor:train",
+            build_ref="sweeper.trainers.classify.xor:build",
             rebuild_ref="sweeper.trainers.classify.rebuild:rebuild_xor",
             metric="val_acc",
             metrics=("val_acc", "val_loss", "best_val_acc", "train_loss", "lr"),
@@ -92,6 +100,7 @@ TRAINERS: dict[str, TrainerInfo] = {
             summary="image classification: MLP/CNN, LeNet, LeNet-5, AlexNet, torchvision nets",
             config_ref="sweeper.trainers.classify.config:ClassifyConfig",
             train_ref="sweeper.trainers.classify.train:train",
+            build_ref="sweeper.trainers.classify.build:build",
             rebuild_ref="sweeper.trainers.classify.rebuild:rebuild",
             augment_ref="sweeper.trainers.classify.data.preview:preview",
             check_ref="sweeper.trainers.classify.data.check:check",
@@ -114,6 +123,7 @@ TRAINERS: dict[str, TrainerInfo] = {
             summary="vehicle re-identification (VeRi-776): xent+triplet, CMC/mAP",
             config_ref="sweeper.trainers.reid.config:ReidConfig",
             train_ref="sweeper.trainers.reid.train:train",
+            build_ref="sweeper.trainers.reid.build:build",
             rebuild_ref="sweeper.trainers.reid.rebuild:rebuild",
             augment_ref="sweeper.trainers.reid.data.preview:preview",
             check_ref="sweeper.trainers.reid.data.check:check",
@@ -141,6 +151,7 @@ TRAINERS: dict[str, TrainerInfo] = {
             summary="chest X-ray lung segmentation: smp U-Net/U-Net++/FPN, Dice/BCE, Dice/IoU",
             config_ref="sweeper.trainers.segment.config:SegmentConfig",
             train_ref="sweeper.trainers.segment.train:train",
+            build_ref="sweeper.trainers.segment.build:build",
             rebuild_ref="sweeper.trainers.segment.rebuild:rebuild",
             augment_ref="sweeper.trainers.segment.data.preview:preview",
             check_ref="sweeper.trainers.segment.data.check:check",

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+from sweeper.trainers.classify.build import build
 from sweeper.trainers.classify.config import ClassifyConfig
 from sweeper.trainers.classify.data.augment import Augment
-from sweeper.trainers.classify.data.build import load_data
 from sweeper.trainers.classify.engine import Engine
-from sweeper.trainers.classify.losses import make_objective
 from sweeper.trainers.classify.metrics import accuracy, per_class_accuracy
-from sweeper.trainers.classify.models.build import build_model, parameter_count
+from sweeper.trainers.classify.models.build import parameter_count
 from sweeper.trainers.common.best import BestModel
 from sweeper.trainers.common.device import select_device
 from sweeper.trainers.common.loop import fit
 from sweeper.trainers.common.optim import build_optimizer, build_scheduler
-from sweeper.trainers.common.seed import seed_everything
 from sweeper.trainers.logger import Logger
 
 
 def train(config: ClassifyConfig, logger: Logger) -> dict[str, float]:
-    seed_everything(config.seed, config.deterministic)
+    """Train on the training split, score every epoch on validation (test without one).
+
+    Returns:
+        The last epoch's train/val loss and val_acc (a fraction in [0, 1]), best_val_acc,
+        n_params, val_acc_class_<c> per class, and test_loss/test_acc when there is a test split.
+
+    Raises:
+        SweeperError: the data, loss and model do not fit together (see `build`).
+    """
     device = select_device(config.device)
-    data = load_data(config.data, device)
+    built = build(config, device)
+    model, data, objective = built.model, built.data, built.loss
     scored = data.scored()
-    objective = make_objective(config.loss, len(data.classes))
-    model = build_model(config.model, data.shape, objective.n_outputs).to(device)
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.sched, config.epochs)
     augment = Augment(config.aug, data.mean, data.std) if config.aug.names else None

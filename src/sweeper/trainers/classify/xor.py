@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from sweeper.trainers.classify.config import XorConfig
+from sweeper.trainers.common.build import Built
 from sweeper.trainers.common.device import select_device
 from sweeper.trainers.common.loop import fit
 from sweeper.trainers.common.optim import build_optimizer, build_scheduler
@@ -15,7 +16,15 @@ from sweeper.trainers.logger import Logger
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
+XorData = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+"""(x_train [N, 2] float32, y_train [N] float32 in {0, 1}, x_test, y_test)."""
+
+XorBuilt = Built[XorConfig, XorData, nn.BCEWithLogitsLoss]
+
+
 def make_xor(n: int, noise: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n points [n, 2] float32: a random corner of the unit square plus Gaussian noise of
+    standard deviation `noise`; label 1.0 where the corner's coordinates differ (XOR)."""
     corners = torch.randint(0, 2, (n, 2), generator=generator).float()
     x = corners + noise * torch.randn(n, 2, generator=generator)
     y = (corners[:, 0] != corners[:, 1]).float()
@@ -23,6 +32,7 @@ def make_xor(n: int, noise: float, generator: torch.Generator) -> tuple[torch.Te
 
 
 def make_mlp(depth: int, width: int, activation: str) -> nn.Sequential:
+    """`depth` hidden layers of `width` units: [N, 2] points to [N, 1] logits."""
     layers: list[nn.Module] = []
     in_features = 2
     for _ in range(depth):
@@ -32,22 +42,32 @@ def make_mlp(depth: int, width: int, activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def xor_data(config: XorConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Seed everything, then draw (x_train, y_train, x_test, y_test): training and a rebuild
-    for analysis draw the same points."""
+def build(config: XorConfig, device: torch.device) -> XorBuilt:
+    """Seed everything, then draw the training and held-out points and build the MLP; the
+    loss is the mean binary cross-entropy on its one logit."""
     generator = seed_everything(config.seed, config.deterministic)
-    train = make_xor(config.data.n_train, config.data.noise, generator)
-    test = make_xor(config.data.n_test, config.data.noise, generator)
-    return tuple(t.to(device) for t in (*train, *test))
+    x_train, y_train = make_xor(config.data.n_train, config.data.noise, generator)
+    x_test, y_test = make_xor(config.data.n_test, config.data.noise, generator)
+    data = (x_train.to(device), y_train.to(device), x_test.to(device), y_test.to(device))
+    model = make_mlp(config.model.depth, config.model.width, config.model.activation).to(device)
+    return Built(config, device, model, data, nn.BCEWithLogitsLoss())
 
 
 def train(config: XorConfig, logger: Logger) -> dict[str, float]:
+    """Mini-batch training on the noisy XOR points, scored on the held-out ones each epoch.
+
+    Returns:
+        The last epoch's val_acc (a fraction in [0, 1]) and val_loss, and best_val_acc.
+
+    Raises:
+        RuntimeError: config.device names CUDA where there is none.
+    """
     device = select_device(config.device)
-    x_train, y_train, x_test, y_test = xor_data(config, device)
-    model = make_mlp(config.model.depth, config.model.width, config.model.activation).to(device)
+    built = build(config, device)
+    model, loss_fn = built.model, built.loss
+    x_train, y_train, x_test, y_test = built.data
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.sched, config.epochs)
-    loss_fn = nn.BCEWithLogitsLoss()
     batch = config.data.batch_size
 
     def train_epoch(epoch: int) -> dict[str, float]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
 import torch
+
+LossT = TypeVar("LossT", torch.Tensor, tuple[torch.Tensor, ...])
 
 
 class Precision:
@@ -26,21 +29,32 @@ class Precision:
     def step(
         self,
         model: torch.nn.Module,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        loss_fn: Callable[[Any, torch.Tensor], LossT],
         inputs: torch.Tensor,
         targets: torch.Tensor,
         optimizer: torch.optim.Optimizer,
-    ) -> torch.Tensor:
-        """Forward, backward and update on one batch; returns the (undetached) loss."""
+    ) -> LossT:
+        """Forward, backward and update on one batch.
+
+        Args:
+            model: called on `inputs` (e.g. [N, 3, H, W] float32 images) inside autocast.
+            loss_fn: `(model(inputs), targets) -> loss`, a scalar tensor, or a tuple whose first
+                item is the scalar loss minimised and the rest whatever the caller reports
+                (loss terms, logits).
+            optimizer: stepped once, through the gradient scaler when float16 needs one.
+
+        Returns:
+            What `loss_fn` returned, undetached.
+        """
         optimizer.zero_grad(set_to_none=True)
         if not self.amp:
-            loss = loss_fn(model(inputs), targets)
-            loss.backward()
+            out = loss_fn(model(inputs), targets)
+            (out[0] if isinstance(out, tuple) else out).backward()
             optimizer.step()
-            return loss
+            return out
         with self.autocast():
-            loss = loss_fn(model(inputs), targets)
-        self.scaler.scale(loss).backward()
+            out = loss_fn(model(inputs), targets)
+        self.scaler.scale(out[0] if isinstance(out, tuple) else out).backward()
         self.scaler.step(optimizer)
         self.scaler.update()
-        return loss
+        return out

@@ -20,7 +20,8 @@ gradients: summing over batches and dividing by the items gives the split's mean
 @dataclass
 class Rebuilt:
     model: nn.Module
-    """Built as the trainer builds it, on `device`, untrained: the caller loads weights."""
+    """The model of the trainer's `build(config, device)`, untrained: the caller loads
+    weights."""
     batches: Iterable[Any]
     """The split's batches, never augmented, iterable again and again in the same order."""
     loss: LossFn

@@ -103,6 +103,7 @@ class ReidConfig(TrainConfig):
     optim: OptimConfig = Field(
         default_factory=lambda: OptimConfig(name="amsgrad", lr=3e-4, weight_decay=5e-4)
     )
+    amp: bool = Field(True, description="Mixed precision on CUDA (ignored on CPU).")
 
     @model_validator(mode="after")
     def _image_size_fits_backbone(self) -> ReidConfig:

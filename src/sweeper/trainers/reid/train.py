@@ -12,24 +12,24 @@ from sweeper.trainers.common.best import BestModel
 from sweeper.trainers.common.device import select_device
 from sweeper.trainers.common.loop import fit
 from sweeper.trainers.common.optim import build_optimizer, build_scheduler
-from sweeper.trainers.common.seed import seed_everything
+from sweeper.trainers.common.precision import Precision
 from sweeper.trainers.logger import Logger
+from sweeper.trainers.reid.build import build
 from sweeper.trainers.reid.config import ReidConfig
-from sweeper.trainers.reid.data.loaders import build_loaders
-from sweeper.trainers.reid.losses import ReidCriterion
 from sweeper.trainers.reid.metrics import rank_features
-from sweeper.trainers.reid.models import ReidNet, build_model
+from sweeper.trainers.reid.models import ReidNet
 
 
 @torch.no_grad()
 def extract_features(
-    model: ReidNet, loader: DataLoader, device: torch.device
+    model: ReidNet, loader: DataLoader, device: torch.device, precision: Precision
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """(features, vehicle ids, camera ids) of a query or gallery loader, in eval mode."""
+    """Features [N, D] float32, vehicle ids [N] and camera ids [N] of a query or gallery
+    loader, in eval mode (under autocast when the trial trains in mixed precision)."""
     model.eval()
     features, pids, camids = [], [], []
     for images, pid, camid in loader:
-        with torch.autocast("cuda", enabled=device.type == "cuda"):
+        with precision.autocast():
             features.append(model(images.to(device, non_blocking=True)).float())
         pids.append(pid.numpy())
         camids.append(camid.numpy())
@@ -37,16 +37,28 @@ def extract_features(
 
 
 def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
-    generator = seed_everything(config.seed, config.deterministic)
+    """Train on VeRi-776 (or its generated stand-in) and rank query against gallery.
+
+    Returns:
+        The last evaluation's mAP and rank-1/5/10 (fractions in [0, 1]), best_mAP and its
+        epoch, the last train_loss and epochs_done.
+
+    Raises:
+        SweeperError: the data is missing or does not fit the batch (see `build`).
+    """
     device = select_device(config.device)
-    loaders = build_loaders(config, generator, device)
-    model = build_model(config, loaders.num_classes).to(device)
+    built = build(config, device)
+    model, loaders, criterion = built.model, built.data, built.loss
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.sched, config.epochs)
-    criterion = ReidCriterion(config.loss)
-    amp = device.type == "cuda"  # mixed precision on CUDA only
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    precision = Precision(device, config.amp)
     best = BestModel(logger.run_dir)  # the weights `sweeper landscape` looks at
+
+    def objective(
+        outputs: tuple[torch.Tensor, torch.Tensor], pids: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        logits, features = outputs
+        return (*criterion(logits, features, pids), logits)
 
     def train_epoch(epoch: int) -> dict[str, float]:
         model.train()
@@ -55,13 +67,7 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
         seen = 0
         for images, pids, _ in loaders.train:
             images, pids = images.to(device, non_blocking=True), pids.to(device, non_blocking=True)
-            with torch.autocast("cuda", enabled=amp):
-                logits, features = model(images)
-                loss, xent, htri = criterion(logits, features, pids)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss, xent, htri, logits = precision.step(model, objective, images, pids, optimizer)
             n = len(pids)
             correct = (logits.argmax(1) == pids).sum()
             sums += torch.stack([loss.detach() * n, xent.detach() * n, htri.detach() * n, correct])
@@ -80,8 +86,8 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
     def evaluate(epoch: int, due: bool = False) -> dict[str, float]:
         if not due and (epoch + 1) % config.eval.every and epoch + 1 < config.epochs:
             return {}
-        query, q_pids, q_camids = extract_features(model, loaders.query, device)
-        gallery, g_pids, g_camids = extract_features(model, loaders.gallery, device)
+        query, q_pids, q_camids = extract_features(model, loaders.query, device, precision)
+        gallery, g_pids, g_camids = extract_features(model, loaders.gallery, device, precision)
         cmc, mean_ap = rank_features(
             query,
             gallery,

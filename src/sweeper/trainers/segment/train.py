@@ -11,24 +11,30 @@ from sweeper.trainers.common.best import BestModel
 from sweeper.trainers.common.device import select_device
 from sweeper.trainers.common.loop import fit
 from sweeper.trainers.common.optim import build_optimizer, build_scheduler
-from sweeper.trainers.common.seed import seed_everything
 from sweeper.trainers.logger import Logger
+from sweeper.trainers.segment.build import build
 from sweeper.trainers.segment.config import SegmentConfig
-from sweeper.trainers.segment.data.loaders import build_loaders
 from sweeper.trainers.segment.engine import Engine
-from sweeper.trainers.segment.losses import SegmentationLoss
-from sweeper.trainers.segment.models import build_model, parameter_count
+from sweeper.trainers.segment.models import parameter_count
 from sweeper.trainers.segment.overlays import write_overlays
 
 
 def train(config: SegmentConfig, logger: Logger) -> dict[str, float]:
-    generator = seed_everything(config.seed, config.deterministic)
+    """Train on the seeded split, keep the best epoch by validation Dice, score it on test.
+
+    Returns:
+        The last epoch's metrics (val_dice, val_iou in [0, 1], val_loss...), the split sizes,
+        best_val_dice and its epoch, epochs_done, n_params and the best epoch's test_* metrics.
+
+    Raises:
+        SweeperError: the data is missing or unusable (see `build`).
+    """
     device = select_device(config.device)
-    loaders = build_loaders(config, generator, pin=device.type == "cuda")
-    model = build_model(config.model).to(device)
+    built = build(config, device)
+    model, loaders = built.model, built.data
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.sched, config.epochs)
-    engine = Engine(model, SegmentationLoss(config.loss), optimizer, device, config.amp)
+    engine = Engine(model, built.loss, optimizer, device, config.amp)
     best = BestModel(logger.run_dir)
 
     def train_epoch(epoch: int) -> dict[str, float]:

@@ -19,7 +19,8 @@ from sweeper.trainers.reid.samplers import RandomIdentitySampler
 
 
 class ImageDataset(Dataset):
-    """(image tensor, vehicle id, camera id) per item."""
+    """(image, vehicle id, camera id) per item: the image a [3, H, W] float32 tensor,
+    normalised by the transform (ImageNet mean and std)."""
 
     def __init__(self, items: list[Item], transform: Callable) -> None:
         self.items, self.transform = items, transform
@@ -36,12 +37,23 @@ class ImageDataset(Dataset):
 @dataclass
 class Loaders:
     train: DataLoader
+    """Augmented training batches: ([B, 3, H, W] float32, relabelled ids [B], cameras [B])."""
     query: DataLoader
     gallery: DataLoader
+    """Query and gallery batches in file order, never augmented, with the raw ids."""
     num_classes: int
+    """Training identities: the classifier's outputs."""
+    plain_train: ImageDataset
+    """The training images under the evaluation transform (what the loss landscape scores)."""
 
 
 def build_loaders(config: ReidConfig, generator: torch.Generator, device: torch.device) -> Loaders:
+    """Loaders of one trial; `generator` draws the training order and identity batches.
+
+    Raises:
+        SweeperError: the data is missing or not a VeRi-776 layout, or the random sampler's
+            batch is larger than the training set (the identity sampler raises its own).
+    """
     data = config.data
     if data.synthetic:
         ensure_generated(data.root, write_veri)
@@ -74,4 +86,5 @@ def build_loaders(config: ReidConfig, generator: torch.Generator, device: torch.
     batch = config.eval.batch_size
     query = DataLoader(ImageDataset(veri.query, eval_tf), batch_size=batch, **common)
     gallery = DataLoader(ImageDataset(veri.gallery, eval_tf), batch_size=batch, **common)
-    return Loaders(train, query, gallery, veri.num_train_ids)
+    plain_train = ImageDataset(veri.train, eval_tf)
+    return Loaders(train, query, gallery, veri.num_train_ids, plain_train)
