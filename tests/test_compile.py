@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import probe_spec, write_spec
+from helpers import fill_study, probe_history
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sweeper.agent.launch import compile_for_stage
+from sweeper.backends.local import LocalBackend
 from sweeper.cli import app
 from sweeper.spec.compile import compile_spec, compile_stage
 from sweeper.spec.load import load_spec
@@ -144,7 +146,7 @@ def test_compile_cli_writes_one_document_that_wandbs_loader_takes(tmp_path: Path
 
 
 def test_a_later_stage_compiles_with_the_winner_of_the_one_before(
-    tmp_path: Path, store: Path
+    tmp_path: Path, backend: LocalBackend
 ) -> None:
     from wandb.sdk.launch.sweeps.utils import load_sweep_config
 
@@ -152,6 +154,7 @@ def test_a_later_stage_compiles_with_the_winner_of_the_one_before(
     refused = CliRunner().invoke(app, ["compile", str(spec), "--stage", "b"])
     assert refused.exit_code == 2
     assert "stages.1: 'b' starts from the best of 'a'" in refused.output
+    fill_study(backend, load_spec(spec), probe_history)  # the probe's runs, through the store
     launched = CliRunner().invoke(app, ["launch", str(spec), "--wandb", "disabled"])
     assert launched.exit_code == 0, launched.output
     out = tmp_path / "b.yaml"
