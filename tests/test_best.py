@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import pytest
 import yaml
 from click.testing import Result
 from conftest import probe_spec, write_spec
+from helpers import fill_sweep, sweeper  # sweeper: wandb's online runs keep to their own process
 from typer.testing import CliRunner
 from wandb_server import WandbServer
 
@@ -44,27 +43,13 @@ def cli(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
 
 
-def sweeper(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """The real command in a child process: wandb's online runs keep to their own process."""
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def _fill(
     backend: LocalBackend, sweep_id: str, loss: Callable[[dict[str, Any]], float]
 ) -> dict[tuple[int, int], str]:
-    """Run every trial of a sweep through the store's API: {(x, seed): run id}."""
-    ids = {}
-    while (claim := backend.claim(sweep_id, "test")) is not None:
-        value = loss(claim.params)
-        backend.log(claim.run_id, claim.attempt, 0, {"loss": value})
-        backend.finish(claim.run_id, claim.attempt, "finished", {"loss": value})
-        ids[int(claim.params["x"]), int(claim.params["seed"])] = claim.run_id
-    return ids
+    """Run every trial of a sweep through the store's API, one step each, and finish the
+    sweep: {(x, seed): run id}."""
+    runs = fill_sweep(backend, sweep_id, lambda params: [{"loss": loss(params)}])
+    return {(int(params["x"]), int(params["seed"])): run_id for run_id, params in runs}
 
 
 def _by_table(params: dict[str, Any]) -> float:
@@ -77,7 +62,6 @@ def filled(backend: LocalBackend, tmp_path: Path) -> tuple[Path, str, dict[tuple
     path = write_spec(tmp_path, SPEC)
     sweep_id = create_stage(backend, load_spec(path))
     ids = _fill(backend, sweep_id, _by_table)
-    backend.set_sweep_state(sweep_id, "finished")
     return path, sweep_id, ids
 
 
@@ -221,7 +205,6 @@ def test_a_stage_carries_the_best_configuration_not_the_lucky_run(
     loaded, study = load_spec(path), new_id()
     first = create_stage(backend, loaded, 0, {}, study)
     _fill(backend, first, _by_table)
-    backend.set_sweep_state(first, "finished")
     compiled = cli("compile", str(path), "--stage", "lr")
     assert compiled.exit_code == 0, compiled.output
     assert yaml.safe_load(compiled.output)["parameters"]["x"] == {"value": 2.0}
@@ -231,7 +214,6 @@ def test_a_stage_carries_the_best_configuration_not_the_lucky_run(
     assert best == {"x": 2.0} and carried == {"x": 2.0}
     second = create_stage(backend, loaded, 1, carried, study)
     _fill(backend, second, lambda p: {0.1: [0.3, 0.3], 0.01: [0.05, 0.9]}[p["optim.lr"]][p["seed"]])
-    backend.set_sweep_state(second, "finished")
     done = cli("launch", str(path), "--wandb", "disabled")  # both complete: prints, runs nothing
     assert done.exit_code == 0, done.output
     table = done.output[done.output.index("staged study") :]
@@ -249,7 +231,6 @@ def test_sync_marks_the_best_configuration_and_wandb_status_reads_it(
     sweep_id = create_stage(backend, load_spec(path))
     # x=1 has the lucky run (0.125) and the worse mean; x=0 the better mean (0.5)
     ids = _fill(backend, sweep_id, lambda p: [[0.5, 0.5], [0.125, 1.0]][int(p["x"])][p["seed"]])
-    backend.set_sweep_state(sweep_id, "finished")
     synced = sweeper("sync", sweep_id, "--entity", "standin", "--store", str(store))
     assert synced.returncode == 0, synced.stderr
     (remote,) = wandb_server.sweeps.values()
