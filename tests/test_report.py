@@ -259,6 +259,7 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
+@pytest.mark.slow  # headless Chromium draws the page (a browser process: 5-15 s)
 def test_parallel_coordinates_render_in_chromium(grid_report: Path, tmp_path: Path):
     from PIL import Image
 

@@ -401,6 +401,7 @@ def test_plotly_text_is_escaped(report: Path):
     assert f"{'&lt;i&gt;p&lt;/i&gt;'}=-0.5" in names
 
 
+@pytest.mark.slow  # headless Chromium draws the page (a browser process: 5-15 s)
 def test_legend_renders_no_link_and_no_bold_in_chromium(report: Path, tmp_path: Path):
     from test_report import _chromium
 

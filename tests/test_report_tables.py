@@ -189,6 +189,7 @@ def test_one_epoch_curves_show_markers_and_clipped_bands(reported: Path, tmp_pat
     assert "val_loss is never negative by its name: bands clipped at 0" in html
 
 
+@pytest.mark.slow  # headless Chromium draws the page (a browser process: 5-15 s)
 def test_report_tables_fit_the_page_in_chromium(reported: Path, tmp_path: Path):
     from test_report import _chromium
 
