@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -349,6 +350,41 @@ def test_a_plain_sweep_runs_on_the_wandb_backend_each_program_logging_to_its_run
         assert len(program) == 1 and run.summary["pid"] in program, "one process logged it"
     assert len({run.summary["pid"] for run in runs}) == 3, "a program of its own per trial"
     assert f"best run {max(runs, key=lambda r: r.config['x']).id}" in launched.stdout
+
+
+def test_a_program_preempted_on_wandb_is_requeued_by_w_and_b_and_resumed(
+    wandb_server: WandbServer, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM to the agent: the program stops, its run is marked preempting and ends
+    `preempted` on the server, which hands the same run to the next agent."""
+    from sweeper.backends.wandb import WandbBackend
+
+    parameters = {"epochs": {"value": 30}}
+    loaded = load_sweep_file(_plain(tmp_path, SLOW, project="plain-e2e", parameters=parameters))
+    assert isinstance(loaded, PlainSweep)
+    backend = WandbBackend(store, entity="standin", project="plain-e2e")
+    path = backend.create_sweep(
+        loaded.config, trainer="", spec=loaded.record(), spec_hash=loaded.hash
+    )
+    command = [sys.executable, "-m", "sweeper", "agent", path, "--backend", "wandb"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: len(wandb_server.runs) > 0, 90, "the trial's run")
+    (run,) = {run.id: run for run in wandb_server.runs.values()}.values()
+    wait_for(lambda: (tmp_path / f"pid-{run.id}").exists(), 30, "the program")
+    time.sleep(2)
+    first.send_signal(signal.SIGTERM)
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0, out
+    assert (run.state, run.exitcode) == ("preempted", 1), (run.state, out)
+    assert (tmp_path / f"term-{run.id}").read_text() == "SIGTERM" and "marked preempting" in out
+    _assert_gone(int((tmp_path / f"pid-{run.id}").read_text()))
+
+    monkeypatch.setenv("STEP_SLEEP", "0")
+    second = _sweeper("agent", path, "--backend", "wandb")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"trial {run.id} (resumed)" in second.stdout
+    assert len({r.id for r in wandb_server.runs.values()}) == 1, "the same run, not a new one"
+    assert run.state == "finished" and run.summary["acc"] == 29 / 1000
 
 
 NESTED = """

@@ -283,13 +283,14 @@ def _outcome(
         logged = ", ".join(sorted(summary)) or "nothing"
         why = f"the program never logged the metric {metric!r} (it logged: {logged})"
         return _finish(sink, RunState.FAILED, summary, code, why)
-    series = [
-        (int(row.get("_step", 0)), float(row[metric]))
-        for row in log.history
-        if isinstance(row.get(metric), float)
-    ]
-    if metric and (why := nan_metric(metric, series, summary)):
-        return _finish(sink, RunState.FAILED, summary, code, why)
+    if metric:
+        series = [
+            (int(row.get("_step", 0)), float(row[metric]))
+            for row in log.history
+            if isinstance(row.get(metric), float)
+        ]
+        if why := nan_metric(metric, series, summary):
+            return _finish(sink, RunState.FAILED, summary, code, why)
     return _finish(sink, RunState.FINISHED, summary, code, None)
 
 

@@ -56,7 +56,7 @@ def check_metric(metric: str | None, values: Mapping[str, float], step: int) -> 
         raise NonFiniteMetricError(f"the metric {metric!r} is nan at step {step}")
 
 
-Echo = Callable[[int, Mapping[str, float]], None]
+Echo = Callable[[int, dict[str, float]], None]
 """Shown each epoch's row as it is logged (`sweeper train`'s progress line)."""
 
 

@@ -42,8 +42,9 @@ SWEEP_PATH = re.compile(r"^(?P<entity>[\w.-]+)/(?P<project>[\w.-]+)/(sweeps/)?(?
 MARK = re.compile(r"^sweeper: (\{.*\})$", re.MULTILINE)
 """The line in a sweep's description that says which study and stage it is."""
 
-STATES = {"killed": "stopped", "preempting": "running", "preempted": "preempted"}
-"""W&B run states that differ from ours: a killed sweep run was stopped early."""
+STATES = {"killed": RunState.STOPPED, "preempting": RunState.RUNNING}
+"""W&B run states that differ from ours: a killed sweep run was stopped early; a preempting
+one runs until it ends preempted (wandb/apis/public/runs.py lists W&B's run states)."""
 
 SWEEP_STATES = {"PENDING": "running", "RUNNING": "running", "PAUSED": "running"}
 """W&B sweep states ours call running; FINISHED and CANCELED are over."""
@@ -96,7 +97,7 @@ def trainer_of(config: Mapping[str, Any]) -> str | None:
     """Compiled sweeps run `-m ${program} --trainer NAME`; None for a sweep made elsewhere."""
     command = list(config.get("command") or [])
     if "--trainer" in command and command.index("--trainer") + 1 < len(command):
-        return command[command.index("--trainer") + 1]
+        return str(command[command.index("--trainer") + 1])
     return None
 
 
@@ -367,12 +368,12 @@ class WandbBackend:
 
     def is_complete(self, sweep_id: str) -> bool:
         sweep, counts = self.sweep(sweep_id), self.counts(sweep_id)
-        if counts.get("running", 0):
+        if counts.get(RunState.RUNNING, 0):
             return False
         if sweep.state != "running":  # finished or cancelled on the server
             return True
         # Still running there: done once it said `exit` and no preempted run waits to resume.
-        return sweep.exhausted and not counts.get("preempted", 0)
+        return sweep.exhausted and not counts.get(RunState.PREEMPTED, 0)
 
     def run_views(self, sweep_id: str) -> list[RunView]:
         paths = key_paths(self.sweep(sweep_id).config)
@@ -390,7 +391,7 @@ class WandbBackend:
         """Running runs as the server last heard of them: W&B's `_step` and `_runtime`."""
         live = []
         for run in self._runs(sweep_id):
-            if STATES.get(run.state, run.state) != "running":
+            if STATES.get(run.state, run.state) != RunState.RUNNING:
                 continue
             raw = dict(run.summary)
             step, runtime = raw.get("_step"), raw.get("_runtime")
@@ -513,7 +514,26 @@ class WandbBackend:
                 sweep_id=sid,
             )
 
-        return WandbRunSink(claim, self.run_dir(claim.run_id), opener)
+        def requeue() -> None:
+            """A program's run that the agent preempted: resumed once the program is gone, to
+            mark it preempting and end it non-zero, which is how W&B requeues a run (wandb's
+            Run.mark_preempting; the server then hands it to the next agent as `resume`)."""
+            run = start_wandb(
+                "online",
+                run_id=claim.run_id,
+                project=project,
+                entity=entity,
+                group=None,
+                job_type=None,
+                directory=self.root,
+                config={},
+                sweep_id=sid,
+            )
+            if run is not None:
+                run.mark_preempting()
+                run.finish(exit_code=1)
+
+        return WandbRunSink(claim, self.run_dir(claim.run_id), opener, requeue=requeue)
 
 
 class WandbRunSink:
@@ -534,10 +554,12 @@ class WandbRunSink:
         run_dir: Path,
         opener: Callable[[Mapping[str, Any]], Any] | None,
         on_close: Callable[[], object] | None = None,
+        requeue: Callable[[], None] | None = None,
     ) -> None:
-        """`opener`: opens the trial's wandb run given its meta (None if not the sink's)."""
+        """`opener`: opens the trial's wandb run given its meta (None if not the sink's);
+        `requeue`: marks a run the sink did not open (a program's) preempted on the server."""
         self.claim, self.run_dir = claim, run_dir
-        self._opener, self._on_close = opener, on_close
+        self._opener, self._on_close, self._requeue = opener, on_close, requeue
         self._run: StepLog | None = None
 
     def record_meta(self, meta: Mapping[str, Any]) -> None:
@@ -594,8 +616,12 @@ class WandbRunSink:
         error: str | None = None,
     ) -> bool:
         """End the sink's run; a stopped one says `stopped_early` in its summary (W&B's state
-        for it depends on how its agent ended it). False when the sink has no run."""
+        for it depends on how its agent ended it). A program's own run is the program's to end,
+        unless preempted (then it is requeued). False when nothing was recorded."""
         if self._run is None:
+            if state == RunState.PREEMPTED and self._requeue is not None:
+                self._requeue()
+                return True
             return False
         run, self._run = self._run, None
         if state == RunState.STOPPED:

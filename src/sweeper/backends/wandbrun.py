@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.backends.base import Claim, SweepRecord, WandbMode
-from sweeper.sweep import swept_params
+from sweeper.sweep import RunState, swept_params
 
 
 def wandb_identity(claim: Claim, sweep: SweepRecord | None) -> dict[str, Any]:
@@ -147,11 +147,11 @@ class StepLog:
 
         self.log({name: [wandb.Image(str(path), caption=path.stem) for path in paths]}, step)
 
-    def end(self, state: str, summary: Mapping[str, Any], error: str | None) -> None:
+    def end(self, state: RunState, summary: Mapping[str, Any], error: str | None) -> None:
         """Set the summary and finish the run: exit code 0 for a finished or stopped trial,
         1 otherwise, which is how W&B marks a run failed (wandb/sdk/wandb_run.py, finish);
         a failure's first line goes under `error`."""
         self.run.summary.update(summary_to_set(summary))
-        if state in ("failed", "crashed"):
+        if state in (RunState.FAILED, RunState.CRASHED):
             self.run.summary["error"] = (error or state).splitlines()[0]
-        self.run.finish(exit_code=0 if state in ("finished", "stopped") else 1)
+        self.run.finish(exit_code=0 if state.done else 1)
