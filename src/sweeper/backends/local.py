@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,27 +29,13 @@ from sweeper.backends.sqlite import (
 )
 from sweeper.backends.store import new_id
 from sweeper.errors import NotFoundError
-from sweeper.sweep import ACTIVE, RunState, RunView
+from sweeper.sweep import ACTIVE, RunState, RunView, key_paths
+from sweeper.sweep.runtable import RunRow, run_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from sweeper.backends.storesink import StoreSink
-
-RUN_COLUMNS = [
-    "run_id",
-    "sweep_id",
-    "stage",
-    "stage_name",
-    "state",
-    "agent",
-    "attempts",
-    "created_at",
-    "runtime",
-    "exit_code",
-    "error",
-]
-"""The run table's fixed columns; `config.*` and `summary.*` columns follow."""
 
 HISTORY_CHUNK = 900
 """Run ids per history query: under SQLite's bound-variable limit on every build."""
@@ -373,45 +360,21 @@ class LocalBackend:
         return out
 
     def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame:
-        """The run table: one row per run, `config.*` and `summary.*` columns, as W&B gives."""
-        import pandas as pd
-
+        """The run table (sweeper.sweep.runtable): one row per run, `config.*` and `summary.*`
+        columns, as W&B gives."""
         ids = [sweep_ids] if isinstance(sweep_ids, str) else list(sweep_ids)
         marks = ",".join("?" * len(ids))
+        configs = self.db.execute(
+            f"SELECT config FROM sweeps WHERE id IN ({marks}) ORDER BY stage, created_at", ids
+        ).fetchall()
+        params = [name for (config,) in configs for name in key_paths(storejson.loads(config))]
         rows = self.db.execute(
             f"SELECT r.*, s.stage, s.stage_name FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
             f" WHERE r.sweep_id IN ({marks}) ORDER BY s.stage, r.seq",
             ids,
         ).fetchall()
-        records = []
-        for row in rows:
-            end = row["finished_at"] or (time.time() if row["state"] == "running" else None)
-            record = {
-                "run_id": row["id"],
-                "sweep_id": row["sweep_id"],
-                "stage": row["stage"],
-                "stage_name": row["stage_name"],
-                "state": row["state"],
-                "agent": row["agent"],
-                "attempts": row["attempt"],
-                "created_at": row["created_at"],
-                "runtime": (end - row["started_at"]) if end and row["started_at"] else None,
-                "exit_code": row["exit_code"],
-                "error": row["error"],
-            }
-            params = storejson.loads(row["params"])
-            record.update({f"config.{k}": v["value"] for k, v in params.items()})
-            record.update({f"summary.{k}": v for k, v in storejson.loads(row["summary"]).items()})
-            records.append(record)
-        if not records:
-            return pd.DataFrame(columns=RUN_COLUMNS)
-        table = pd.DataFrame.from_records(records)
-        for column in [c for c in table if c.startswith("config.")]:
-            values = [record.get(column) for record in records]
-            if any(value is None for value in values):  # a value W&B keeps, not NaN
-                table[column] = pd.Series(values, dtype=object)
-        table["created_at"] = pd.to_datetime(table["created_at"], unit="s")  # once, not per row
-        return table
+        now = time.time()
+        return run_table((_run_row(row, now) for row in rows), params)
 
     def history(self, run_ids: list[str], metrics: list[str] | None = None) -> pd.DataFrame:
         """Per-step metrics of the given runs: columns run_id, _step, then one per metric.
@@ -447,3 +410,25 @@ class LocalBackend:
             "SELECT step, metrics FROM history WHERE run_id = ? ORDER BY step", (run_id,)
         ).fetchall()
         return [(step, storejson.loads(metrics)) for step, metrics in rows]
+
+
+def _run_row(row: sqlite3.Row, now: float) -> RunRow:
+    """A `runs` row joined with its sweep's stage, for the run table; a running run's runtime
+    counts up to `now`."""
+    end = row["finished_at"] or (now if row["state"] == RunState.RUNNING else None)
+    params = storejson.loads(row["params"])
+    return RunRow(
+        run_id=row["id"],
+        sweep_id=row["sweep_id"],
+        state=row["state"],
+        created_at=row["created_at"],
+        config={k: v["value"] for k, v in params.items()},
+        summary=storejson.loads(row["summary"]),
+        stage=row["stage"],
+        stage_name=row["stage_name"],
+        agent=row["agent"],
+        attempts=row["attempt"],
+        runtime=(end - row["started_at"]) if end and row["started_at"] else None,
+        exit_code=row["exit_code"],
+        error=row["error"],
+    )
