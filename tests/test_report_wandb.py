@@ -1,7 +1,6 @@
 """The W&B side of the report: public-API runs become the local store's run table.
 
-No network: stand-ins carry the attributes the public API's Run and Sweep have, and the W&B
-backend reads them as it reads a server's (wandb.Api replaced by the stand-in).
+No network: stand-ins carry the attributes the public API's Run and Sweep have.
 """
 
 from __future__ import annotations
@@ -15,11 +14,9 @@ import yaml
 
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.targets import is_wandb_target
-from sweeper.backends.wandb import WandbBackend, runs_frame
 from sweeper.errors import SweeperError
 from sweeper.report.build import build_report
-from sweeper.report.data import ReportData
-from sweeper.report.load import report_data
+from sweeper.report.wandb_runs import load_wandb, runs_frame
 from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import load_spec
 from sweeper.sweep.runtable import RUN_COLUMNS
@@ -63,11 +60,6 @@ class Sweep:
     def __init__(self, sweep_id: str, config: dict, runs: list[Run]) -> None:
         self.id, self.config, self.runs = sweep_id, config, runs
         self.entity, self.project = "team", "sweeper-test"
-        self.state = "FINISHED"
-        self._attrs = {"createdAt": "2025-03-01T10:00:00Z"}
-
-    def load(self, force: bool = False) -> bool:
-        return True
 
 
 class Api:
@@ -78,12 +70,6 @@ class Api:
         if path != f"team/sweeper-test/{self._sweep.id}":
             raise ValueError(f"Could not find sweep {path}\n(details)")
         return self._sweep
-
-
-def load_wandb(path: str, api: Api, monkeypatch: pytest.MonkeyPatch) -> ReportData:
-    """The report data the W&B backend reads from this stand-in API."""
-    monkeypatch.setattr("wandb.Api", lambda **_: api)
-    return report_data(WandbBackend(Path("unused") / "sweeper.db"), path)
 
 
 @pytest.fixture
@@ -132,12 +118,12 @@ def test_nested_and_wrapped_config_are_flattened():
     assert frame["config.optim.name"].tolist() == ["sgd"]
 
 
-def test_report_from_a_wandb_sweep(recorded, tmp_path: Path, monkeypatch):
+def test_report_from_a_wandb_sweep(recorded, tmp_path: Path):
     _, sweep_id, config, runs = recorded
     api = Api(Sweep(sweep_id, config, runs))
     path = f"team/sweeper-test/{sweep_id}"
     assert is_wandb_target(path) and is_wandb_target(f"team/sweeper-test/sweeps/{sweep_id}")
-    data = load_wandb(path, api, monkeypatch)
+    data = load_wandb(path, api=api)
     assert data.backend == "wandb" and data.base["model.depth"] == 1  # xor's default depth
     out = build_report(data, tmp_path / "report")
     table = pd.read_csv(out / "param_model.depth.csv")
@@ -149,20 +135,19 @@ def test_report_from_a_wandb_sweep(recorded, tmp_path: Path, monkeypatch):
     assert (out / "curves_model.depth.png").stat().st_size > 10_000
 
 
-def test_unknown_wandb_sweep_is_one_line(recorded, monkeypatch):
+def test_unknown_wandb_sweep_is_one_line(recorded):
     _, sweep_id, config, runs = recorded
     api = Api(Sweep(sweep_id, config, runs))
     with pytest.raises(SweeperError, match=r"cannot read W&B sweep team/x/y: Could not find"):
-        load_wandb("team/x/y", api, monkeypatch)
+        load_wandb("team/x/y", api=api)
 
 
-def test_wandb_report_panels(recorded, monkeypatch):
+def test_wandb_report_panels(recorded):
     wr = pytest.importorskip("wandb_workspaces.reports.v2")
     from sweeper.report.wandb_report import wandb_report
 
     _, sweep_id, config, runs = recorded
-    api = Api(Sweep(sweep_id, config, runs))
-    data = load_wandb(f"team/sweeper-test/{sweep_id}", api, monkeypatch)
+    data = load_wandb(f"team/sweeper-test/{sweep_id}", api=Api(Sweep(sweep_id, config, runs)))
     report = wandb_report(data, ["model.depth"])  # built, not saved: saving needs a server
     (grid,) = [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
     kinds = [type(p) for p in grid.panels]
