@@ -26,7 +26,7 @@ def sync(
     """Publish a local sweep (every stage of a study) to W&B: its runs under their own ids,
     then a W&B sweep over them. Runs already there are skipped."""
     from sweeper.backends.local import LocalBackend
-    from sweeper.backends.sync import sync as publish
+    from sweeper.backends.publish import publish
     from sweeper.backends.wandb import WandbBackend
 
     local = LocalBackend(store, create=False, readonly=True)

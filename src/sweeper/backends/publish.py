@@ -1,4 +1,4 @@
-"""`sweeper sync`: publish a local sweep (or every stage of a study) to a W&B server.
+"""Publish a local sweep (or every stage of a study) to a W&B server: the `sweeper sync` command.
 
 Each finished run is uploaded once, under the store's own run id (a requeued trial is one W&B
 run), with its config in the trainer's shape, its per-epoch history and its summary, grouped
@@ -21,12 +21,12 @@ from sweeper.backends.local import LocalBackend
 from sweeper.backends.wandb import WandbBackend, with_mark
 from sweeper.backends.wandbrun import start_wandb, summary_to_set, wandb_identity
 from sweeper.report.values import label
-from sweeper.sweep import TERMINAL, best_configuration, key_paths, run_config, swept_params
+from sweeper.sweep import DONE, TERMINAL, best_configuration, key_paths, run_config, swept_params
 
 
 @dataclass
-class Synced:
-    """What one sync did for one local sweep."""
+class Published:
+    """What publishing did for one local sweep."""
 
     local: str
     sweep: str
@@ -37,25 +37,39 @@ class Synced:
     """Runs not yet over (pending, running, preempted): a later sync takes them."""
 
 
-def sync(
+def publish(
     local: LocalBackend,
     target: WandbBackend,
     sweep_or_study: str,
     say: Callable[[str], None] = lambda line: None,
-) -> list[Synced]:
+) -> list[Published]:
+    """Publish a local sweep, or each stage of a local study, to W&B (see the module's text).
+
+    Args:
+        local: the store the sweep was run in.
+        target: the W&B backend to publish to (its entity and project, or the sweep's own).
+        sweep_or_study: a local sweep id, or a study id for every stage of it.
+        say: told one line per uploaded run.
+
+    Returns:
+        One `Published` per local sweep, in stage order.
+
+    Raises:
+        NotFoundError: no sweep or study by that id in the store.
+    """
     first = local.sweep(sweep_or_study)
     sweeps = local.sweeps(first.study) if first.study == sweep_or_study else [first]
-    return [_sync_one(local, target, sweep, say) for sweep in sweeps]
+    return [_publish_one(local, target, sweep, say) for sweep in sweeps]
 
 
-def _sync_one(
+def _publish_one(
     local: LocalBackend, target: WandbBackend, sweep: SweepRecord, say: Callable[[str], None]
-) -> Synced:
+) -> Published:
     entity, project = target.entity_and_project(sweep.entity, sweep.project)
     table = local.runs(sweep.id)
     over = table[table["state"].isin(TERMINAL)]
     ids = list(over["run_id"])
-    result = Synced(local=sweep.id, sweep="")
+    result = Published(local=sweep.id, sweep="")
     result.skipped = [r for r in table["run_id"] if r not in set(ids)]
     result.already = sorted(target.existing_runs(entity, project, ids))
     for run_id in ids:
@@ -125,4 +139,4 @@ def _upload(
     if row["error"]:
         run.summary["error"] = row["error"].splitlines()[0]
     run.summary["state"] = row["state"]
-    run.finish(exit_code=0 if row["state"] in ("finished", "stopped") else 1)
+    run.finish(exit_code=0 if row["state"] in DONE else 1)
