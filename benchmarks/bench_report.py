@@ -20,7 +20,7 @@ import numpy as np
 
 from sweeper.backends.local import LocalBackend
 from sweeper.report.build import build_report
-from sweeper.report.local_runs import load_local
+from sweeper.report.load import report_data
 
 TARGET_S = 10.0
 
@@ -98,7 +98,7 @@ def main() -> None:
             f"wrote {args.runs:,} runs x {args.steps} steps in {time.perf_counter() - start:.1f} s"
         )
         start = time.perf_counter()
-        data = load_local(backend, sweep_id)
+        data = report_data(backend, sweep_id)
         loaded = time.perf_counter() - start
         out = build_report(data, Path(scratch) / "report")
         took = time.perf_counter() - start

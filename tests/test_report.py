@@ -22,7 +22,7 @@ from sweeper.agent.launch import AgentSettings, launch
 from sweeper.backends.local import LocalBackend
 from sweeper.cli import app
 from sweeper.report.build import build_report
-from sweeper.report.local_runs import load_local
+from sweeper.report.load import report_data
 from sweeper.report.parcoords import make_axis
 from sweeper.report.values import param_kind
 from sweeper.spec.load import load_spec
@@ -88,7 +88,7 @@ def study(workdir: Path, backend: LocalBackend) -> str:
 
 @pytest.fixture(scope="module")
 def grid_report(workdir: Path, backend: LocalBackend, grid: str) -> Path:
-    return build_report(load_local(backend, grid), workdir / "grid-report")
+    return build_report(report_data(backend, grid), workdir / "grid-report")
 
 
 def _done(backend: LocalBackend, sweep_id: str) -> pd.DataFrame:
@@ -145,7 +145,7 @@ def test_report_folder_holds_every_output(grid_report: Path):
 
 
 def test_staged_study_one_row_per_stage(workdir: Path, backend: LocalBackend, study: str):
-    out = build_report(load_local(backend, study), workdir / "study-report")
+    out = build_report(report_data(backend, study), workdir / "study-report")
     stages = pd.read_csv(out / "stages.csv")
     assert stages["stage"].tolist() == ["depth", "width", "learning rate"]
     sweeps = backend.sweeps(study)
@@ -168,7 +168,7 @@ def test_staged_study_one_row_per_stage(workdir: Path, backend: LocalBackend, st
 
 
 def test_report_from_spec_path_picks_latest_sweep(workdir: Path, backend: LocalBackend, grid: str):
-    data = load_local(backend, str(workdir / "report-grid.yaml"))
+    data = report_data(backend, str(workdir / "report-grid.yaml"))
     assert [p.id for p in data.parts] == [grid]
 
 

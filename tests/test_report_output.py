@@ -25,7 +25,7 @@ from sweeper.cli import app
 from sweeper.errors import SweeperError
 from sweeper.output import MARKER, OutputFolder, csv_text
 from sweeper.report.build import build_report
-from sweeper.report.local_runs import load_local
+from sweeper.report.load import report_data
 
 LINK = '<a href="http://x">click</a>'
 BOLD = "<b>bold</b>"
@@ -82,7 +82,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalBac
 @pytest.fixture(scope="module")
 def report(hostile: tuple[LocalBackend, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     backend, sweep_id = hostile
-    return build_report(load_local(backend, sweep_id), tmp_path_factory.mktemp("r") / "report")
+    return build_report(report_data(backend, sweep_id), tmp_path_factory.mktemp("r") / "report")
 
 
 def _cli(*args: str) -> Any:
@@ -427,7 +427,7 @@ def test_latex_export_keeps_hostile_text_literal(hostile: tuple[LocalBackend, st
     import re
 
     backend, sweep_id = hostile
-    out = build_report(load_local(backend, sweep_id), tmp_path / "tex", "latex")
+    out = build_report(report_data(backend, sweep_id), tmp_path / "tex", "latex")
     tex = (out / "report.tex").read_text()
     assert "\\x00" not in tex and "\x1b" not in tex
     assert r"\$\textbackslash{}frac\$" in tex  # r"$\frac$", as text

@@ -157,13 +157,13 @@ REPORTED = {
 def reported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The report of REPORTED's runs, written through the store's API."""
     from sweeper.report.build import build_report
-    from sweeper.report.local_runs import load_local
+    from sweeper.report.load import report_data
 
     folder = tmp_path_factory.mktemp("tables")
     backend = LocalBackend(folder / "s.db")
     try:
         (sweep_id,) = fill_study(backend, load_spec(write_spec(folder, REPORTED)), xor_history)
-        return build_report(load_local(backend, sweep_id), folder / "report")
+        return build_report(report_data(backend, sweep_id), folder / "report")
     finally:
         backend.close()
 

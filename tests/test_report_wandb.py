@@ -1,6 +1,7 @@
 """The W&B side of the report: public-API runs become the local store's run table.
 
-No network: stand-ins carry the attributes the public API's Run and Sweep have.
+No network: stand-ins carry the attributes the public API's Run and Sweep have, and the W&B
+backend reads them as it reads a server's (wandb.Api replaced by the stand-in).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import yaml
 
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.targets import is_wandb_target
+from sweeper.backends.wandb import WandbBackend, runs_frame
 from sweeper.errors import SweeperError
 from sweeper.report.build import build_report
-from sweeper.report.wandb_runs import load_wandb, runs_frame
+from sweeper.report.data import ReportData
+from sweeper.report.load import report_data
 from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import load_spec
 from sweeper.sweep.runtable import RUN_COLUMNS
@@ -60,6 +63,11 @@ class Sweep:
     def __init__(self, sweep_id: str, config: dict, runs: list[Run]) -> None:
         self.id, self.config, self.runs = sweep_id, config, runs
         self.entity, self.project = "team", "sweeper-test"
+        self.state = "FINISHED"
+        self._attrs = {"createdAt": "2025-03-01T10:00:00Z"}
+
+    def load(self, force: bool = False) -> bool:
+        return True
 
 
 class Api:
@@ -70,6 +78,12 @@ class Api:
         if path != f"team/sweeper-test/{self._sweep.id}":
             raise ValueError(f"Could not find sweep {path}\n(details)")
         return self._sweep
+
+
+def load_wandb(path: str, api: Api, monkeypatch: pytest.MonkeyPatch) -> ReportData:
+    """The report data the W&B backend reads from this stand-in API."""
+    monkeypatch.setattr("wandb.Api", lambda **_: api)
+    return report_data(WandbBackend(Path("unused") / "sweeper.db"), path)
 
 
 @pytest.fixture
@@ -118,12 +132,12 @@ def test_nested_and_wrapped_config_are_flattened():
     assert frame["config.optim.name"].tolist() == ["sgd"]
 
 
-def test_report_from_a_wandb_sweep(recorded, tmp_path: Path):
+def test_report_from_a_wandb_sweep(recorded, tmp_path: Path, monkeypatch):
     _, sweep_id, config, runs = recorded
     api = Api(Sweep(sweep_id, config, runs))
     path = f"team/sweeper-test/{sweep_id}"
     assert is_wandb_target(path) and is_wandb_target(f"team/sweeper-test/sweeps/{sweep_id}")
-    data = load_wandb(path, api=api)
+    data = load_wandb(path, api, monkeypatch)
     assert data.backend == "wandb" and data.base["model.depth"] == 1  # xor's default depth
     out = build_report(data, tmp_path / "report")
     table = pd.read_csv(out / "param_model.depth.csv")
@@ -135,19 +149,20 @@ def test_report_from_a_wandb_sweep(recorded, tmp_path: Path):
     assert (out / "curves_model.depth.png").stat().st_size > 10_000
 
 
-def test_unknown_wandb_sweep_is_one_line(recorded):
+def test_unknown_wandb_sweep_is_one_line(recorded, monkeypatch):
     _, sweep_id, config, runs = recorded
     api = Api(Sweep(sweep_id, config, runs))
     with pytest.raises(SweeperError, match=r"cannot read W&B sweep team/x/y: Could not find"):
-        load_wandb("team/x/y", api=api)
+        load_wandb("team/x/y", api, monkeypatch)
 
 
-def test_wandb_report_panels(recorded):
+def test_wandb_report_panels(recorded, monkeypatch):
     wr = pytest.importorskip("wandb_workspaces.reports.v2")
     from sweeper.report.wandb_report import wandb_report
 
     _, sweep_id, config, runs = recorded
-    data = load_wandb(f"team/sweeper-test/{sweep_id}", api=Api(Sweep(sweep_id, config, runs)))
+    api = Api(Sweep(sweep_id, config, runs))
+    data = load_wandb(f"team/sweeper-test/{sweep_id}", api, monkeypatch)
     report = wandb_report(data, ["model.depth"])  # built, not saved: saving needs a server
     (grid,) = [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
     kinds = [type(p) for p in grid.panels]

@@ -5,6 +5,7 @@ Two backends implement it: the embedded SQLite store (`local`) and a W&B server 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,7 +222,24 @@ class Backend(Protocol):
         carried: Mapping[str, Any] | None = None,
     ) -> str: ...
 
-    def sweep(self, sweep_id: str) -> SweepRecord: ...
+    def sweep(self, sweep_id: str) -> SweepRecord:
+        """One sweep by its id (a local store also takes a study id: its latest stage).
+
+        Raises:
+            NotFoundError: no such sweep.
+        """
+        ...
+
+    def sweeps(self, study: str | None = None) -> list[SweepRecord]:
+        """Every sweep in creation order (on W&B: of the backend's project), or the stages of
+        `study` in stage order ([] for no such study)."""
+        ...
+
+    def made_from(self, spec_path: str | os.PathLike[str], name: str | None) -> list[SweepRecord]:
+        """The latest launch of a spec: its sweep, or every stage of its study, in stage
+        order; [] when none. A local store matches the spec file's path, else its `name`; a
+        W&B server keeps no path and matches the name."""
+        ...
 
     def set_sweep_state(self, sweep_id: str, state: str) -> None: ...
 
@@ -233,7 +251,15 @@ class Backend(Protocol):
 
     def live_trials(self, sweep_id: str) -> list[LiveTrial]: ...
 
-    def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame: ...
+    def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame:
+        """The run table of these sweeps (`sweeper.sweep.runtable`): one row per run."""
+        ...
+
+    def history(self, run_ids: list[str], metrics: list[str] | None = None) -> pd.DataFrame:
+        """Per-step metrics of these runs: columns run_id, _step, then one per metric (all the
+        logged ones when `metrics` is None), sorted by run and step; NaN where a step did not
+        log a metric."""
+        ...
 
     def claim(self, sweep_id: str, agent: str, heartbeat_timeout: float = 60.0) -> Claim | None:
         """The next trial for this agent slot, or None when there is none now."""

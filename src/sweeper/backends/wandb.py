@@ -56,6 +56,8 @@ API_TIMEOUT = 20
 """Seconds wandb's own client keeps trying one request."""
 RELEASE_WAIT = 10.0
 """Seconds an exit waits for wandb's service process to shut down."""
+HISTORY_SAMPLES = 10_000
+"""Steps the public API samples of a run's history: every epoch of any sweep we run."""
 
 
 def release_service(exit_code: int) -> bool:
@@ -121,6 +123,8 @@ class WandbBackend:
         self._agent_of_run: dict[str, str] = {}
         self._exhausted: set[str] = set()
         self._paths: dict[str, dict[str, KeyPath]] = {}
+        self._read: dict[str, Any] = {}
+        """Run id -> the public-API run last read (a run table's rows), for `history`."""
 
     # plumbing ---------------------------------------------------------------------------------
 
@@ -216,6 +220,7 @@ class WandbBackend:
         entity, project = self.entity_and_project(config.get("entity"), config.get("project"))
         mark = {
             "spec": spec_hash[:12],
+            "name": spec.get("name"),
             "study": study,
             "stage": stage,
             "stage_name": stage_name,
@@ -247,7 +252,10 @@ class WandbBackend:
         except Unreachable:
             raise
         except SweeperError as exc:
-            raise NotFoundError(f"no W&B sweep {entity}/{project}/{sid} ({exc})") from None
+            message = str(exc).removeprefix("W&B: read sweep: ")
+            raise NotFoundError(
+                f"no sweep {sweep_id!r}: cannot read W&B sweep {entity}/{project}/{sid}: {message}"
+            ) from None
 
     def sweep(self, sweep_id: str) -> SweepRecord:
         return self._record(self._sweep(sweep_id))
@@ -260,6 +268,8 @@ class WandbBackend:
         # No `--trainer` in its command: a plain W&B sweep, whose trials run its command.
         trainer = trainer_of(config) or ""
         spec = {"agents": mark.get("agents", {})}
+        if mark.get("name"):  # the spec's name, as launch gave it (made_from matches it)
+            spec["name"] = mark["name"]
         if mark.get("folder"):  # where a plain sweep's program is, as launch found it
             spec["folder"] = mark["folder"]
         return SweepRecord(
@@ -312,6 +322,26 @@ class WandbBackend:
         path = self.find_sweep(entity, project, wanted)
         return None if path is None else self.sweep(path)
 
+    def sweeps(self, study: str | None = None) -> list[SweepRecord]:
+        """The project's sweeps in creation order, or the stages of `study` (the study mark in
+        each sweep's description) in stage order."""
+        entity, project = self.entity_and_project(None, None)
+        project_api = self.api.project(project, entity=entity)
+        listed = self._listing("list sweeps", lambda: list(project_api.sweeps()))
+        records = sorted((self._record(sweep) for sweep in listed), key=lambda s: s.created_at)
+        if study is None:
+            return records
+        return sorted((s for s in records if s.study == study), key=lambda s: s.stage)
+
+    def made_from(self, spec_path: str | os.PathLike[str], name: str | None) -> list[SweepRecord]:
+        """The latest launch of the spec named `name` in the project: W&B keeps no spec path,
+        so the name in the study mark is what ties a sweep to its spec."""
+        made = [s for s in self.sweeps() if name and s.spec.get("name") == name]
+        if not made:
+            return []
+        latest = made[-1]
+        return self.sweeps(latest.study) if latest.study else [latest]
+
     def existing_runs(self, entity: str, project: str, run_ids: list[str]) -> set[str]:
         """Which of these run ids the project already has."""
         if not run_ids:
@@ -357,7 +387,9 @@ class WandbBackend:
 
     def _runs(self, sweep_id: str) -> list[Any]:
         sweep = self._sweep(sweep_id)
-        return self._call("read runs", lambda: list(sweep.runs))
+        runs: list[Any] = self._call("read runs", lambda: list(sweep.runs))
+        self._read.update((run.id, run) for run in runs)
+        return runs
 
     def counts(self, sweep_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -423,6 +455,39 @@ class WandbBackend:
             )
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
+    def history(self, run_ids: list[str], metrics: list[str] | None = None) -> pd.DataFrame:
+        """Per-step metrics of these runs (see base.Backend.history), as the public API's
+        sampled history gives them (`Run.history(samples=HISTORY_SAMPLES)`: every step of a
+        run with at most that many). A run the backend has not read in a run table is read
+        from its project by id."""
+        import pandas as pd
+
+        frames = []
+        for run_id in run_ids:
+            run = self._read.get(run_id) or self._call(
+                "read run", lambda run_id=run_id: self.api.run(self._run_path(run_id))
+            )
+            rows = self._call(
+                "read history",
+                lambda run=run: run.history(samples=HISTORY_SAMPLES, keys=metrics, pandas=True),
+            )
+            if len(rows):
+                frames.append(rows.assign(run_id=run_id))
+        columns = ["run_id", "_step", *(metrics or [])]
+        if not frames:
+            return pd.DataFrame(columns=columns)
+        frame = pd.concat(frames, ignore_index=True)
+        if metrics is not None:
+            frame = frame.reindex(columns=columns)
+        else:  # every logged metric; W&B's own bookkeeping (_runtime, _timestamp) dropped
+            logged = [c for c in frame.columns if c not in ("run_id", "_step") and c[0] != "_"]
+            frame = frame[["run_id", "_step", *logged]]
+        return frame.sort_values(["run_id", "_step"], ignore_index=True)
+
+    def _run_path(self, run_id: str) -> str:
+        entity, project = self.entity_and_project(None, None)
+        return f"{entity}/{project}/{run_id}"
+
     # the agent protocol -----------------------------------------------------------------------
 
     def _agent(self, sweep_id: str, slot: str) -> str:
@@ -450,13 +515,13 @@ class WandbBackend:
     def claim(self, sweep_id: str, agent: str, heartbeat_timeout: float = 60.0) -> Claim | None:
         """Heartbeat as this slot's W&B agent with nothing running: the server answers with a
         run to start, or `exit` when the sweep has nothing left."""
+        if sweep_id not in self._paths:  # a sweep's parameters never change; none: NotFoundError
+            self._paths[sweep_id] = key_paths(self.sweep(sweep_id).config)
         agent_id = self._agent(sweep_id, agent)
         for command in self._commands(agent_id, {}):
             if command.get("type") in ("run", "resume"):
                 run_id = command["run_id"]
                 self._agent_of_run[run_id] = agent_id
-                if sweep_id not in self._paths:  # a sweep's parameters never change
-                    self._paths[sweep_id] = key_paths(self.sweep(sweep_id).config)
                 params = values_of(command.get("args") or {}, self._paths[sweep_id])
                 return Claim(run_id, sweep_id, 1, params, resumed=command["type"] == "resume")
             if command.get("type") == "exit":

@@ -160,8 +160,8 @@ Target = Annotated[
     str,
     typer.Argument(
         metavar="SWEEP",
-        help="A sweep id, a study id (all its stages), a spec path (its latest study) or a "
-        "sweep or spec name.",
+        help="A sweep id, a study id (all its stages), a spec path (its latest study), a "
+        "sweep or spec name, or entity/project/sweep_id on W&B.",
     ),
 ]
 
@@ -208,6 +208,22 @@ Entity = Annotated[
 
 
 Project = Annotated[str | None, typer.Option(help="W&B project [default: the spec's].")]
+
+
+ReadEntity = Annotated[
+    str | None,
+    typer.Option(
+        "--entity", help="W&B entity of a sweep not given as a path [default: your default]."
+    ),
+]
+
+
+ReadProject = Annotated[
+    str | None,
+    typer.Option(
+        "--project", help="W&B project of a sweep not given as a path [default: sweeper]."
+    ),
+]
 
 
 TrialTimeout = Annotated[

@@ -8,7 +8,11 @@ from typing import Annotated, Literal
 import typer
 
 from sweeper.cli.common import (
+    BackendOpt,
+    ReadEntity,
+    ReadProject,
     Store,
+    Target,
     console,
     user_errors,
 )
@@ -16,14 +20,7 @@ from sweeper.cli.common import (
 
 @user_errors
 def report(
-    sweep_or_spec: Annotated[
-        str,
-        typer.Argument(
-            metavar="SWEEP",
-            help="A sweep id, a study id (all its stages), a spec path (its latest study), a "
-            "sweep or spec name, or entity/project/sweep_id on W&B.",
-        ),
-    ],
+    sweep_or_spec: Target,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Folder [default: reports/ID].")
     ] = None,
@@ -44,6 +41,9 @@ def report(
     ] = None,
     metric: Annotated[str | None, typer.Option(help="Metric [default: the sweep's].")] = None,
     store: Store = None,
+    backend_kind: BackendOpt = None,
+    entity: ReadEntity = None,
+    project: ReadProject = None,
     wandb_report: Annotated[
         bool, typer.Option("--wandb-report", help="Also save a W&B Report (W&B sweeps).")
     ] = False,
@@ -55,7 +55,7 @@ def report(
     from sweeper.report.wandb_report import wandb_report as make_wandb_report
     from sweeper.spec.load import parse_overrides
 
-    data = load_report_data(sweep_or_spec, store, metric)
+    data = load_report_data(sweep_or_spec, store, metric, backend_kind, entity, project)
     chosen = [a.strip() for a in axes.split(",") if a.strip()] if axes else None
     if wandb_report:
         make_wandb_report(data, chosen or data.params)  # refuse before writing anything

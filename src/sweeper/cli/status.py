@@ -12,6 +12,8 @@ from rich.table import Table
 
 from sweeper.cli.common import (
     BackendOpt,
+    ReadEntity,
+    ReadProject,
     Store,
     Target,
     choose_backend_kind,
@@ -24,25 +26,21 @@ from sweeper.cli.common import (
 
 @user_errors
 def status(
-    target: Annotated[
-        str,
-        typer.Argument(
-            metavar="SWEEP",
-            help="A sweep id, a study id (all its stages), a spec path (its latest study), a "
-            "sweep or spec name, or entity/project/sweep_id on W&B.",
-        ),
-    ],
+    target: Target,
     store: Store = None,
     backend_kind: BackendOpt = None,
+    entity: ReadEntity = None,
+    project: ReadProject = None,
 ) -> None:
     """States, progress and best configuration so far of a sweep, or of each stage of a study."""
     from sweeper.backends import open_backend
+    from sweeper.backends.targets import resolve_target
     from sweeper.report.values import label
     from sweeper.sweep import best_configuration, ended_trials, planned_trials, swept_params
 
     kind = choose_backend_kind(backend_kind, target)
-    backend = open_backend(kind, store, create=False, readonly=True)
-    for sweep in _resolve(backend, target):
+    backend = open_backend(kind, store, create=False, readonly=True, entity=entity, project=project)
+    for sweep in resolve_target(backend, target):
         counts = backend.counts(sweep.id)
         metric, goal = sweep.metric
         total, done = planned_trials(sweep.config), ended_trials(counts)
@@ -53,13 +51,6 @@ def status(
         best = best_configuration(runs, swept_params(sweep.config), metric, goal)
         if best:
             console.print(f"so far, {best.describe(metric, label)}")
-
-
-def _resolve(backend: Any, target: str) -> list[Any]:
-    """The sweeps a command's SWEEP names (`sweeper.backends.targets`); on W&B, its path."""
-    from sweeper.backends.targets import resolve_target
-
-    return [backend.sweep(target)] if backend.kind == "wandb" else resolve_target(backend, target)
 
 
 @user_errors
@@ -112,6 +103,9 @@ def _shown_path(path: str | None) -> str:
 def runs(
     target: Target,
     store: Store = None,
+    backend_kind: BackendOpt = None,
+    entity: ReadEntity = None,
+    project: ReadProject = None,
     csv: Annotated[
         Path | None,
         typer.Option(
@@ -129,12 +123,13 @@ def runs(
     ] = False,
 ) -> None:
     """The runs of a sweep or study: id, state, swept values, seed, metric and runtime."""
-    from sweeper.backends.local import LocalBackend
+    from sweeper.backends import open_backend
     from sweeper.backends.targets import resolve_target
     from sweeper.errors import SweeperError
     from sweeper.report.runlist import readable_runs, runs_json
 
-    backend = LocalBackend(store, create=False, readonly=True)
+    kind = choose_backend_kind(backend_kind, target)
+    backend = open_backend(kind, store, create=False, readonly=True, entity=entity, project=project)
     sweeps = resolve_target(backend, target)
     table = backend.runs([s.id for s in sweeps])
     if csv:

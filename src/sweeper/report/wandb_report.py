@@ -28,7 +28,8 @@ def wandb_report(data: ReportData, axes: list[str]) -> Any:
             entity=data.entity,
             project=data.project,
             name=part.name,
-            filters=f"Sweep == '{part.id}'",
+            # W&B's run filter names a sweep by its id alone, not entity/project/sweep_id
+            filters=f"Sweep == '{part.id.rsplit('/', 1)[-1]}'",
         )
         for part in data.parts
     ]
