@@ -23,6 +23,9 @@ def _resolve(ref: str) -> Any:
 
 @dataclass(frozen=True)
 class TrainerInfo:
+    """A registered trainer: `module:attribute` references, imported only when a `*_fn` or
+    `config_model` method asks (ImportError or AttributeError for a reference that is wrong)."""
+
     name: str
     summary: str
     config_ref: str
@@ -61,6 +64,7 @@ class TrainerInfo:
     framework) starts its first trial without that wait."""
 
     def logs(self, metric: str) -> bool:
+        """Whether `metric` is one the trainer logs (always, when it does not say)."""
         return not self.metrics or any(fnmatch.fnmatchcase(metric, m) for m in self.metrics)
 
     def config_model(self) -> type[TrainConfig]:
@@ -207,6 +211,11 @@ def _load_plugins() -> None:
 
 
 def get_trainer(name: str) -> TrainerInfo:
+    """The trainer registered as `name`, loading SWEEPER_PLUGINS first if it is not built in.
+
+    Raises:
+        NotFoundError: no trainer of that name.
+    """
     if name not in TRAINERS:
         _load_plugins()
     try:

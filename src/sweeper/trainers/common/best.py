@@ -44,6 +44,11 @@ class BestModel:
         return float(saved["score"]), saved["epoch"], saved["model"]
 
     def update(self, score: float, epoch: int, model: nn.Module) -> None:
+        """Keep the model's weights (a CPU copy, and best.pt) if `score` beats the best so far.
+
+        Raises:
+            OSError: best.pt cannot be written (a full disk: the trial is requeued).
+        """
         if not score > self.score:  # also refuses NaN
             return
         self.score, self.epoch = float(score), epoch  # a numpy score would not load back
@@ -57,5 +62,6 @@ class BestModel:
             os.replace(tmp, self.path)  # atomic: a kill mid-save keeps the previous best
 
     def restore(self, model: nn.Module) -> None:
+        """Load the best epoch's weights into `model`; nothing when no epoch was scored."""
         if self.state is not None:
             model.load_state_dict(self.state)

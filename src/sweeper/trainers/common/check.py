@@ -44,7 +44,11 @@ def writable_target(field: str, path: str) -> None:
 
 
 def local_file(field: str, path: str | None) -> None:
-    """A weights file a trial loads: it must be a readable file on this machine."""
+    """A weights file a trial loads: it must be a readable file on this machine.
+
+    Raises:
+        MissingInput: path is not a file, or not readable.
+    """
     if path is None:
         return
     if not Path(path).is_file():

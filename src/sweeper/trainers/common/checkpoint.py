@@ -120,6 +120,7 @@ class Checkpoint:
         """Seconds the last save took."""
 
     def due(self) -> bool:
+        """Whether saving now keeps the time spent saving under OVERHEAD."""
         return time.monotonic() - self._last_save >= self._cost / self.OVERHEAD
 
     def save(
@@ -130,6 +131,12 @@ class Checkpoint:
         scheduler: LRScheduler | None,
         state: dict[str, Any],
     ) -> None:
+        """Write run_dir/checkpoint.pt atomically: `epoch` epochs done, `state` the loop's.
+
+        Raises:
+            TypeError: something in it is not a tensor or a plain type (`require_plain`).
+            OSError: the file cannot be written (a full disk: the trial is requeued).
+        """
         if self.path is None:
             return
         payload = {

@@ -6,6 +6,11 @@ import torch
 
 
 def select_device(name: str = "auto") -> torch.device:
+    """The config's device: "auto" is CUDA when present, else CPU.
+
+    Raises:
+        RuntimeError: CUDA asked for by name where there is none.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

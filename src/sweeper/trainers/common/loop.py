@@ -23,7 +23,14 @@ def fit(
     train_epoch: EpochFn,
     evaluate: EpochFn,
 ) -> list[dict[str, float]]:
-    """Run the remaining epochs and return the whole per-epoch history."""
+    """Run the remaining epochs and return the whole per-epoch history.
+
+    Resumes from run_dir/checkpoint.pt when there is one; stops after the epoch in which
+    `logger.should_stop()` turns true, checkpointed.
+
+    Raises:
+        CheckpointError: the checkpoint there is refused or not this trial's.
+    """
     checkpoint = Checkpoint(logger.run_dir)
     start, state = checkpoint.restore(model, optimizer, scheduler)
     history: list[dict[str, float]] = state.get("history", [])

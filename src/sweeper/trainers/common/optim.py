@@ -13,6 +13,12 @@ from sweeper.trainers.common.config import OptimConfig, SchedConfig
 def build_optimizer(
     params: Iterable[torch.nn.Parameter], cfg: OptimConfig
 ) -> torch.optim.Optimizer:
+    """The configured optimizer over `params` (amsgrad: Adam with Reddi et al. 2018's
+    AMSGrad; adamw: decoupled weight decay, Loshchilov and Hutter 2019).
+
+    Raises:
+        ValueError: an optimizer name it does not know (configs are checked before).
+    """
     params = list(params)
     if cfg.name == "sgd":
         return torch.optim.SGD(

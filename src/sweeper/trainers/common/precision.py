@@ -13,7 +13,11 @@ LossT = TypeVar("LossT", torch.Tensor, tuple[torch.Tensor, ...])
 
 class Precision:
     """bfloat16 autocast where the GPU has it, else float16 with loss scaling against
-    underflow; off on CPU, where the plain step skips autocast and scaler bookkeeping."""
+    underflow; off on CPU, where the plain step skips autocast and scaler bookkeeping.
+
+    `amp` is a trainer config's switch; off, or off CUDA, every step is plain float32.
+    The recipe is PyTorch's (https://pytorch.org/docs/stable/amp.html).
+    """
 
     def __init__(self, device: torch.device, amp: bool) -> None:
         self.device = device
@@ -24,6 +28,8 @@ class Precision:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.dtype == torch.float16)
 
     def autocast(self) -> AbstractContextManager[None]:
+        """Autocast to the chosen dtype for a forward pass; a no-op when mixed precision is
+        off."""
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.amp)
 
     def step(

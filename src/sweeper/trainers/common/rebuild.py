@@ -19,6 +19,9 @@ gradients: summing over batches and dividing by the items gives the split's mean
 
 @dataclass
 class Rebuilt:
+    """A run's model, a fixed set of batches and the loss to score them with: what
+    `sweeper landscape` evaluates at every point of its grid."""
+
     model: nn.Module
     """The model of the trainer's `build(config, device)`, untrained: the caller loads
     weights."""

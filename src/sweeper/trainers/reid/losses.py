@@ -10,10 +10,13 @@ from sweeper.trainers.reid.config import ReidLoss
 
 
 def batch_hard_triplet(features: torch.Tensor, pids: torch.Tensor, margin: float) -> torch.Tensor:
-    """Mean over anchors of relu(d(hardest positive) - d(hardest negative) + margin).
+    """Mean over anchors of relu(d(hardest positive) - d(hardest negative) + margin): the
+    batch-hard triplet loss of Hermans, Beyer and Leibe 2017, "In Defense of the Triplet Loss
+    for Person Re-Identification".
 
-    Euclidean distances; needs every anchor to have a positive and a negative in the batch,
-    which the P x K identity sampler guarantees.
+    Euclidean distances between features [B, D] of identities pids [B]; needs every anchor to
+    have a positive and a negative in the batch, which the P x K identity sampler guarantees.
+    Returns a scalar.
     """
     features = features.float()
     dist = torch.cdist(features, features).clamp_min(1e-12)
@@ -24,7 +27,8 @@ def batch_hard_triplet(features: torch.Tensor, pids: torch.Tensor, margin: float
 
 
 class ReidCriterion(nn.Module):
-    """lambda_xent * smoothed cross-entropy + lambda_htri * batch-hard triplet."""
+    """lambda_xent * smoothed cross-entropy + lambda_htri * batch-hard triplet (label
+    smoothing: Szegedy et al. 2016, "Rethinking the Inception Architecture")."""
 
     def __init__(self, config: ReidLoss) -> None:
         super().__init__()
@@ -34,7 +38,8 @@ class ReidCriterion(nn.Module):
     def forward(
         self, logits: torch.Tensor, features: torch.Tensor, pids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(total, xent, triplet); a switched-off term is zero and costs nothing."""
+        """(total, xent, triplet) scalars for identity logits [B, C], features [B, D] and
+        training identities pids [B]; a switched-off term is zero and costs nothing."""
         cfg = self.config
         zero = logits.new_zeros((), dtype=torch.float32)
         xent = self.xent(logits.float(), pids) if cfg.lambda_xent > 0 else zero

@@ -3,7 +3,9 @@
 For each query the gallery is ranked by distance, gallery items of the same vehicle seen
 by the same camera are removed (matching them is trivial), and queries left with no
 true match are skipped. CMC averages the first-match curve; AP averages the precision at
-every true match over the whole remaining list.
+every true match over the whole remaining list. The protocol: Zheng et al. 2015, "Scalable
+Person Re-identification: A Benchmark" (Market-1501), as VeRi-776 adopts it (Liu et al. 2016,
+"A Deep Learning-Based Approach to Progressive Vehicle Re-identification").
 """
 
 from __future__ import annotations
@@ -57,7 +59,21 @@ def evaluate_rank(
     g_camids: np.ndarray,
     max_rank: int = 50,
 ) -> tuple[np.ndarray, float]:
-    """(CMC of length max_rank, mAP) for a query x gallery distance matrix."""
+    """(CMC, mAP) for a query x gallery distance matrix.
+
+    Args:
+        distmat: [Q, G] distances, smaller is closer.
+        q_pids, q_camids: [Q] vehicle and camera ids of the queries.
+        g_pids, g_camids: [G] those of the gallery.
+        max_rank: length of the CMC curve.
+
+    Returns:
+        CMC [max_rank] float32, entry k-1 the fraction of queries with a true match within
+        the first k; mAP, the mean average precision, a fraction in [0, 1].
+
+    Raises:
+        ValueError: no query has a true match from another camera.
+    """
     distmat = np.asarray(distmat)
     q_pids, g_pids, q_camids, g_camids = map(np.asarray, (q_pids, g_pids, q_camids, g_camids))
     parts = [
@@ -70,7 +86,8 @@ def evaluate_rank(
 
 
 def distance_chunk(query: torch.Tensor, gallery: torch.Tensor, metric: Distance) -> torch.Tensor:
-    """Squared Euclidean or cosine (1 - cos) distances of some queries to the whole gallery."""
+    """Squared Euclidean or cosine (1 - cos) distances [Q, G] float32 of query features
+    [Q, D] to gallery features [G, D]."""
     query, gallery = query.float(), gallery.float()
     if metric == "cosine":
         return 1 - F.normalize(query, dim=1) @ F.normalize(gallery, dim=1).T
@@ -81,7 +98,8 @@ def distance_chunk(query: torch.Tensor, gallery: torch.Tensor, metric: Distance)
 def distance_matrix(
     query: torch.Tensor, gallery: torch.Tensor, metric: Distance = "euclidean", chunk: int = CHUNK
 ) -> np.ndarray:
-    """The full query x gallery matrix, built a chunk of queries at a time (float32)."""
+    """The full [Q, G] float32 matrix of features [Q, D] and [G, D], built a chunk of queries
+    at a time."""
     return np.concatenate(
         [
             distance_chunk(query[i : i + chunk], gallery, metric).cpu().numpy()
@@ -100,7 +118,12 @@ def rank_features(
     metric: Distance = "euclidean",
     max_rank: int = 50,
 ) -> tuple[np.ndarray, float]:
-    """evaluate_rank from features, never holding the whole distance matrix."""
+    """`evaluate_rank` from query features [Q, D] and gallery features [G, D], never holding
+    the whole distance matrix.
+
+    Raises:
+        ValueError: no query has a true match from another camera.
+    """
     q_pids, g_pids, q_camids, g_camids = map(np.asarray, (q_pids, g_pids, q_camids, g_camids))
     parts = []
     for i in range(0, len(query), CHUNK):

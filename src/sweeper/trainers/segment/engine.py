@@ -17,12 +17,15 @@ MEAN, STD = 0.5, 0.25
 def prepare(
     images: torch.Tensor, masks: torch.Tensor, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 batches travel (4x less to copy), then become normalised floats there."""
+    """uint8 batches [B, 1, H, W] travel (4x less to copy), then become float32 there:
+    images normalised by MEAN and STD, masks 0.0/1.0."""
     images = images.to(device, non_blocking=True).float().div_(255).sub_(MEAN).div_(STD)
     return images, masks.to(device, non_blocking=True).float()
 
 
 class Engine:
+    """A model, its loss and optimizer; mixed precision on CUDA when asked."""
+
     def __init__(
         self,
         model: nn.Module,
@@ -37,6 +40,7 @@ class Engine:
     def to_device(
         self, images: torch.Tensor, masks: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`prepare` on this engine's device."""
         return prepare(images, masks, self.device)
 
     def train_epoch(
@@ -64,7 +68,7 @@ class Engine:
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits of a normalised batch, in eval mode."""
+        """Logits [B, 1, H, W] float32 of a normalised batch, in eval mode."""
         self.model.eval()
         with self.precision.autocast():
             return self.model(images).float()

@@ -15,6 +15,12 @@ ARCHS = {"unet": smp.Unet, "unetplusplus": smp.UnetPlusPlus, "fpn": smp.FPN}
 
 
 def build_model(cfg: SegmentModel) -> nn.Module:
+    """The smp model: grayscale images [N, 1, H, W] to one logit per pixel [N, 1, H, W].
+
+    Raises:
+        SweeperError: smp cannot build the encoder on one channel, or the encoder weights
+            are missing, refused or do not fit.
+    """
     kwargs: dict = {"encoder_depth": cfg.encoder_depth}
     if cfg.arch == "fpn":  # smp's FPN upsamples 4x whatever the depth: full size needs this
         kwargs["upsampling"] = 2 ** (cfg.encoder_depth - 3)
@@ -35,7 +41,11 @@ def build_model(cfg: SegmentModel) -> nn.Module:
 
 
 def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
-    """Load a local encoder state dict; RGB first-layer kernels are summed to one channel."""
+    """Load a local encoder state dict; RGB first-layer kernels are summed to one channel.
+
+    Raises:
+        SweeperError: the file is missing or refused, or does not fit the encoder.
+    """
     if not path.is_file():
         raise SweeperError(f"model.encoder_weights {str(path)!r} is not a file")
     state = read_state_dict(path, "model.encoder_weights")
@@ -54,4 +64,5 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
 
 
 def parameter_count(model: nn.Module) -> int:
+    """Every parameter's elements, trainable or frozen."""
     return sum(p.numel() for p in model.parameters())

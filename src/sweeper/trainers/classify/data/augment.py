@@ -15,6 +15,9 @@ from sweeper.trainers.classify.config import AugConfig
 
 
 class Augment:
+    """The configured augmentations in order: [B, C, H, W] normalised float32 in, the same
+    shape out, each image drawn apart (torch's global RNG, which checkpoints restore)."""
+
     def __init__(self, cfg: AugConfig, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.cfg, self.mean, self.std = cfg, mean, std
         self.steps = {
@@ -41,9 +44,11 @@ class Augment:
         return low + (high - low) * torch.rand(len(x), device=x.device)
 
     def hflip(self, x: torch.Tensor) -> torch.Tensor:
+        """Mirror left-right with probability 0.5."""
         return torch.where(self._chance(x), x.flip(-1), x)
 
     def vflip(self, x: torch.Tensor) -> torch.Tensor:
+        """Mirror top-bottom with probability 0.5."""
         return torch.where(self._chance(x), x.flip(-2), x)
 
     def _affine(self, x: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -61,12 +66,14 @@ class Augment:
         return F.grid_sample(x, grid, align_corners=False)
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate by a uniform angle within +-cfg.degrees (bilinear)."""
         limit = math.radians(self.cfg.degrees)
         return self._affine(
             x, self._uniform(x, -limit, limit), torch.zeros(len(x), 2, device=x.device)
         )
 
     def translate(self, x: torch.Tensor) -> torch.Tensor:
+        """Shift by whole pixels, up to +-cfg.translate in x and in y."""
         t = self.cfg.translate
         shift = torch.randint(-t, t + 1, (len(x), 2), device=x.device).float()
         return self._affine(x, torch.zeros(len(x), device=x.device), shift)
@@ -103,6 +110,7 @@ class Augment:
         return (pixels.clamp(0, 1) - self.mean) / self.std
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
+        """Add Gaussian noise of standard deviation cfg.noise_std in [0, 1] pixel units."""
         return x + torch.randn_like(x) * self.cfg.noise_std / self.std
 
     def erase(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,12 @@ LUMA = (0.299, 0.587, 0.114)
 
 @dataclass
 class Split:
+    """Inputs and labels of one split, on the training device."""
+
     x: torch.Tensor
+    """[N, C, H, W] float32 images, or [N, F] feature vectors, normalised."""
     y: torch.Tensor
+    """[N] int64 class indices."""
 
     def __len__(self) -> int:
         return len(self.y)
@@ -27,6 +31,8 @@ class Split:
 
 @dataclass
 class Data:
+    """Every split of a data set, normalised by the training split's statistics."""
+
     train: Split
     val: Split | None
     test: Split | None
@@ -38,7 +44,11 @@ class Data:
 
     def scored(self) -> Split:
         """The split epochs are scored on: validation, or test when there is none
-        (retrain_full, val_fraction 0)."""
+        (retrain_full, val_fraction 0).
+
+        Raises:
+            SweeperError: there is neither.
+        """
         scored = self.val if self.val is not None else self.test
         if scored is None:
             raise SweeperError(
@@ -49,6 +59,12 @@ class Data:
 
 
 def read(cfg: ClassifyData) -> Source:
+    """The configured data set as read from disk (the folder stand-in generated first when
+    data.synthetic asks for it).
+
+    Raises:
+        SweeperError: its files are missing or not in the expected layout.
+    """
     # Each reader is imported on use: they pull in sklearn, PIL or torchvision.datasets.
     if cfg.name == "digits":
         from sweeper.trainers.classify.data.digits import read_digits
@@ -72,7 +88,9 @@ def read(cfg: ClassifyData) -> Source:
 
 
 def to_float(x: torch.Tensor, cfg: ClassifyData) -> torch.Tensor:
-    """[0, 1] floats in the configured channels and size."""
+    """[0, 1] float32 [N, C, H, W] in the configured channels and size (grayscale by the ITU-R
+    601 luma weights; resized bilinearly with antialiasing); [N, F] feature vectors as they
+    are."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
     if x.ndim == 2:
         return x
@@ -88,6 +106,13 @@ def to_float(x: torch.Tensor, cfg: ClassifyData) -> torch.Tensor:
 
 
 def load_data(cfg: ClassifyData, device: torch.device) -> Data:
+    """Read once, split off test (when the set has none) and validation with the seeded
+    stratified split, standardise every split by the training split's per-channel mean and
+    std, and move it all to `device`.
+
+    Raises:
+        SweeperError: the data is missing, or a split cannot be made.
+    """
     source = read(cfg)
     x, y = to_float(source.x_train, cfg), source.y_train
     test = Split(to_float(source.x_test, cfg), source.y_test) if source.x_test is not None else None

@@ -34,6 +34,8 @@ HAS_TEST_SPLIT: dict[str, bool | None] = {
 def input_shape(
     name: str, image_size: tuple[int, int] | None, channels: int | None
 ) -> tuple[int | None, ...]:
+    """A data set's input shape, (C, H, W) or (F,), as configured: None where only the files
+    can tell (a folder set's channels or size)."""
     native = NATIVE_SHAPE[name]
     if len(native) == 1:
         return native
@@ -42,4 +44,5 @@ def input_shape(
 
 
 def shape_text(shape: tuple[int | None, ...]) -> str:
+    """'3x32x32', with '?' for a size not known before reading the files."""
     return "x".join("?" if s is None else str(s) for s in shape)

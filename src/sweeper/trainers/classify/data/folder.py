@@ -17,6 +17,13 @@ from sweeper.trainers.classify.data.source import Source
 
 
 def read_folder(root: str, channels: int, size: tuple[int, int] | None) -> Source:
+    """Decode every image once into uint8 [N, channels, H, W], resized bilinearly to `size`
+    (height, width; the first image's size when None); labels [N] int64 by sorted class name.
+
+    Raises:
+        SweeperError: root is not a folder, it holds fewer than two classes, or test/ has a
+            class that train/ has not.
+    """
     base = Path(root)
     if not base.is_dir():
         raise SweeperError(

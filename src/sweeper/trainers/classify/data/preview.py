@@ -15,7 +15,11 @@ from sweeper.trainers.classify.data.build import Data, load_data
 
 
 def preview(config: ClassifyConfig, n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(original, augmented) HWC uint8 pairs for n seeded training images."""
+    """(original, augmented) HWC uint8 pairs for n seeded training images.
+
+    Raises:
+        SweeperError: the data set holds feature vectors, or cannot be read.
+    """
     if len(config.data.shape()) == 1:
         raise SweeperError(f"data {config.data.name!r} holds feature vectors: no images to show")
     data = load_data(config.data, torch.device("cpu"))

@@ -9,6 +9,8 @@ import torch
 
 @dataclass
 class Source:
+    """A data set as read, before conversion, splitting and normalisation (`load_data`)."""
+
     x_train: torch.Tensor
     """(N, C, H, W) images, or (N, F) feature vectors."""
     y_train: torch.Tensor

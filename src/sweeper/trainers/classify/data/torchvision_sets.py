@@ -12,6 +12,11 @@ LAYOUT = {"mnist": "MNIST/raw/*-ubyte", "cifar10": "cifar-10-batches-py/"}
 
 
 def read_torchvision(name: str, root: str, download: bool) -> Source:
+    """MNIST (uint8 [N, 1, 28, 28]) or CIFAR-10 (uint8 [N, 3, 32, 32]) with its own test split.
+
+    Raises:
+        SweeperError: the files are not under root (or the download, when asked, failed).
+    """
     cls = {"mnist": datasets.MNIST, "cifar10": datasets.CIFAR10}[name]
     try:
         train = cls(root, train=True, download=download)

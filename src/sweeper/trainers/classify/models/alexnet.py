@@ -8,6 +8,8 @@ from sweeper.trainers.classify.models.blocks import conv_block
 
 
 class SmallAlexNet(nn.Sequential):
+    """[N, C, H, W] images (H, W at least 8: three 2x2 pools) to [N, n_outputs] logits."""
+
     def __init__(
         self,
         shape: tuple[int, ...],

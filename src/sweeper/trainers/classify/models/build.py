@@ -16,11 +16,17 @@ from sweeper.trainers.classify.models.two_branch import TwoBranch
 
 
 def parameter_count(model: nn.Module) -> int:
+    """Every parameter's elements, trainable or frozen (buffers are not parameters)."""
     return sum(p.numel() for p in model.parameters())
 
 
 def build_model(cfg: ClassifyModel, shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    """A model for inputs of `shape` (C, H, W) or (features,), giving `n_outputs` logits."""
+    """A model for inputs of `shape` (C, H, W) or (features,), giving `n_outputs` logits.
+
+    Raises:
+        SweeperError: the architecture does not fit the input shape or the output width, or
+            its weights file is missing or does not match.
+    """
     problem = input_problem(cfg.arch, shape)
     if problem:
         raise SweeperError(f"model.arch {cfg.arch!r} does not fit the data: {problem}")
@@ -48,7 +54,11 @@ def build_model(cfg: ClassifyModel, shape: tuple[int, ...], n_outputs: int) -> n
 
 @torch.no_grad()
 def probe(model: nn.Module, arch: str, shape: tuple[int, ...], n_outputs: int) -> None:
-    """Run two blank inputs through, so a misfit fails here in one line, not mid-epoch."""
+    """Run two blank inputs through, so a misfit fails here in one line, not mid-epoch.
+
+    Raises:
+        SweeperError: the model cannot take the input, or its output is not [2, n_outputs].
+    """
     was_training = model.training
     model.eval()
     try:

@@ -108,6 +108,7 @@ def torchvision_name(arch: str) -> str | None:
 
 
 def unknown_arch_message(arch: str) -> str | None:
+    """What to say about an architecture name sweeper does not know; None when it knows it."""
     if arch in BUILTIN or torchvision_name(arch):
         return None
     return (

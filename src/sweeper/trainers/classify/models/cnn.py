@@ -11,6 +11,8 @@ from sweeper.trainers.classify.models.blocks import conv_block, flat_features
 
 
 class CNN(nn.Sequential):
+    """[N, C, H, W] images to [N, n_outputs] logits (input_problem knows the least size)."""
+
     def __init__(
         self,
         shape: tuple[int, ...],

@@ -15,6 +15,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 class MLP(nn.Sequential):
+    """Inputs [N, *shape], flattened, to [N, n_outputs] logits."""
+
     def __init__(
         self,
         shape: tuple[int, ...],

@@ -15,6 +15,12 @@ NO_AUX = ("googlenet", "inception_v3")
 
 
 def torchvision_model(name: str, n_outputs: int, weights: str | None) -> nn.Module:
+    """torchvision's `name` with an `n_outputs` head, randomly initialised, then given the
+    matching tensors of a local `weights` file when there is one.
+
+    Raises:
+        SweeperError: the weights file is missing, refused, or has no matching tensor.
+    """
     extra = {"aux_logits": False, "init_weights": True} if name in NO_AUX else {}
     model = models.get_model(name, weights=None, num_classes=n_outputs, **extra)
     if weights is not None:
@@ -24,7 +30,11 @@ def torchvision_model(name: str, n_outputs: int, weights: str | None) -> nn.Modu
 
 def load_matching(model: nn.Module, path: Path) -> None:
     """Load every tensor whose name and shape match; the classifier head of another class
-    count is left at its fresh init (fine-tuning from ImageNet weights)."""
+    count is left at its fresh init (fine-tuning from ImageNet weights).
+
+    Raises:
+        SweeperError: the file is missing or refused, or has no tensor matching the model.
+    """
     if not path.is_file():
         raise SweeperError(f"model.weights {str(path)!r} is not a file")
     state = read_state_dict(path, "model.weights")

@@ -15,6 +15,8 @@ POOLED = 4
 
 
 class TwoBranch(nn.Module):
+    """[N, C, H, W] images to [N, n_outputs] logits."""
+
     def __init__(
         self,
         shape: tuple[int, ...],
@@ -41,4 +43,5 @@ class TwoBranch(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The two branches' logits, summed: [N, n_outputs]."""
         return self.linear(x) + self.conv(x)

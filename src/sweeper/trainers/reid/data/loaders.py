@@ -36,6 +36,8 @@ class ImageDataset(Dataset):
 
 @dataclass
 class Loaders:
+    """What a re-id trial reads: training batches, query and gallery."""
+
     train: DataLoader
     """Augmented training batches: ([B, 3, H, W] float32, relabelled ids [B], cameras [B])."""
     query: DataLoader

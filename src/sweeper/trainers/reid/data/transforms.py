@@ -57,7 +57,12 @@ KNOWN = {"translate", "erase", *PIL_AUGMENTS, *TENSOR_AUGMENTS}
 
 
 def build_transforms(size: tuple[int, int], augment: Sequence[str]) -> tuple[T.Compose, T.Compose]:
-    """(training transform with the named augmentations, evaluation transform)."""
+    """(training transform with the named augmentations, evaluation transform): each takes a
+    PIL image to a [3, H, W] float32 tensor of `size` (H, W), ImageNet-normalised.
+
+    Raises:
+        ValueError: an augmentation name it does not know (configs are checked before).
+    """
     unknown = set(augment) - KNOWN
     if unknown:
         raise ValueError(f"unknown augmentations {sorted(unknown)} (known: {sorted(KNOWN)})")

@@ -19,6 +19,8 @@ HOW_TO_GET = (
 
 @dataclass(frozen=True)
 class Item:
+    """One image: its file, vehicle id and camera id (both from the VeRi file name)."""
+
     path: Path
     pid: int
     camid: int
@@ -26,6 +28,8 @@ class Item:
 
 @dataclass(frozen=True)
 class Veri:
+    """The images of a VeRi-776 root, split as the protocol splits them."""
+
     train: list[Item]
     """Identities relabelled 0..num_train_ids-1, for the classifier."""
     query: list[Item]
@@ -50,6 +54,11 @@ def _scan(folder: Path) -> list[Item]:
 
 
 def load_veri(root: str | Path) -> Veri:
+    """The three splits' image lists, training identities relabelled 0..n-1 in id order.
+
+    Raises:
+        SweeperError: root or a split folder is missing, or a split holds no VeRi-named image.
+    """
     root = Path(root)
     if not root.is_dir():
         raise SweeperError(f"VeRi-776 root {root} does not exist: {HOW_TO_GET}")

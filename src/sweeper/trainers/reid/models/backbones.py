@@ -15,7 +15,11 @@ RESNETS = {18: models.resnet18, 34: models.resnet34, 50: models.resnet50}
 
 
 def load_pretrained(net: nn.Module, path: str) -> int:
-    """Copy every tensor whose name and shape match; return how many. Never downloads."""
+    """Copy every tensor whose name and shape match; return how many. Never downloads.
+
+    Raises:
+        SweeperError: the file is missing or refused, or no tensor in it matches.
+    """
     if not Path(path).is_file():
         raise SweeperError(f"model.pretrained {path} is not a file (weights are never downloaded)")
     state = read_state_dict(Path(path), "model.pretrained")
@@ -61,7 +65,13 @@ def _pooled(features: nn.Module) -> nn.Sequential:
 def build_backbone(
     arch: str, image_size: tuple[int, int], pretrained: str | None = None
 ) -> tuple[nn.Module, int]:
-    """(module mapping images to feature vectors, feature size) for a config arch name."""
+    """(module mapping images [N, 3, H, W] to feature vectors [N, feature size], feature
+    size) for a config arch name.
+
+    Raises:
+        SweeperError: `pretrained` is missing, refused, or does not match the backbone.
+        ValueError: an arch name it does not know (configs are checked before).
+    """
     base = arch.removesuffix("_fc512")
 
     def load(net: nn.Module) -> None:

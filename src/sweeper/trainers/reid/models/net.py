@@ -29,6 +29,8 @@ class ReidNet(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Images [N, 3, H, W] to (logits [N, identities], features [N, feat_dim]) in
+        training mode, features alone in eval mode."""
         features = self.embed(self.backbone(images))
         if not self.training:
             return features
@@ -36,6 +38,11 @@ class ReidNet(nn.Module):
 
 
 def build_model(config: ReidConfig, num_classes: int) -> ReidNet:
+    """The configured backbone with one classifier output per training identity.
+
+    Raises:
+        SweeperError: model.pretrained is missing, refused, or does not match the backbone.
+    """
     arch = config.model.arch
     backbone, feat_dim = build_backbone(arch, config.data.image_size, config.model.pretrained)
     return ReidNet(backbone, feat_dim, num_classes, fc512=arch.endswith("_fc512"))

@@ -13,7 +13,11 @@ BINARY_LEVELS = ((0, 255), (0, 1))
 
 
 def check_sizes(pair: Pair) -> None:
-    """Masks must match their image pixel for pixel (read from the headers only)."""
+    """Masks must match their image pixel for pixel (read from the headers only).
+
+    Raises:
+        SweeperError: a mask's width or height differs from its image's.
+    """
     with Image.open(pair.image) as image:
         size = image.size
     for path in pair.masks:
@@ -43,7 +47,12 @@ def _mask(pair: Pair, size: int) -> np.ndarray:
 
 
 def decode(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(image, mask) as (size, size) uint8 arrays: grayscale 0-255, mask 0/1."""
+    """(image, mask) as (size, size) uint8 arrays: grayscale 0-255 (bilinear), mask 0/1
+    (nearest; the union of the pair's mask files).
+
+    Raises:
+        SweeperError: a mask is not binary (0/255 or 0/1).
+    """
     with Image.open(pair.image) as file:
         image = file.convert("L").resize((size, size), Image.Resampling.BILINEAR)
         pixels = np.array(image)  # a writable copy: torch.from_numpy shares it

@@ -22,6 +22,8 @@ LAYOUT_HELP = (
 
 @dataclass(frozen=True)
 class Pair:
+    """An X-ray and its lung mask file(s)."""
+
     image: Path
     masks: tuple[Path, ...]
     """One file, or several (Montgomery's left and right lung) whose union is the mask."""
@@ -29,6 +31,8 @@ class Pair:
 
 @dataclass(frozen=True)
 class Listing:
+    """The pairs found under a root, and in which layout."""
+
     layout: str
     pairs: list[Pair]
     skipped: int
@@ -42,6 +46,11 @@ def _images(folder: Path) -> list[Path]:
 
 
 def detect(root: Path) -> str:
+    """The layout of root by its folders: montgomery, shenzhen or folders.
+
+    Raises:
+        SweeperError: root does not exist or has none of the layouts' folders.
+    """
     if not root.is_dir():
         raise SweeperError(f"data.root {str(root)!r} does not exist: {LAYOUT_HELP}")
     if (root / "CXR_png").is_dir() and (root / "ManualMask").is_dir():
@@ -54,6 +63,11 @@ def detect(root: Path) -> str:
 
 
 def montgomery(root: Path) -> Listing:
+    """CXR_png/ with ManualMask/leftMask and rightMask of the same file names.
+
+    Raises:
+        SweeperError: a mask folder, or an image's left or right mask, is missing.
+    """
     sides = [root / "ManualMask" / side for side in ("leftMask", "rightMask")]
     for side in sides:
         if not side.is_dir():
@@ -69,6 +83,11 @@ def montgomery(root: Path) -> Listing:
 
 
 def shenzhen(root: Path) -> Listing:
+    """CXR_png/ with masks/<stem>[_mask].<ext>; images without a mask are counted, not listed.
+
+    Raises:
+        SweeperError: CXR_png/ or masks/ is missing.
+    """
     masks = {p.stem.removesuffix("_mask"): p for p in _images(root / "masks")}
     images = _images(root / "CXR_png")
     pairs = [Pair(p, (masks[p.stem],)) for p in images if p.stem in masks]
@@ -76,6 +95,11 @@ def shenzhen(root: Path) -> Listing:
 
 
 def folders(root: Path) -> Listing:
+    """images/ with masks/ of the same file stems.
+
+    Raises:
+        SweeperError: a folder is missing, or an image has no mask.
+    """
     masks = {p.stem: p for p in _images(root / "masks")}
     pairs = []
     for image in _images(root / "images"):
@@ -89,7 +113,11 @@ READERS = {"montgomery": montgomery, "shenzhen": shenzhen, "folders": folders}
 
 
 def list_pairs(root: str | Path, layout: str = "auto") -> Listing:
-    """Every (image, masks) pair under root, in file-name order."""
+    """Every (image, masks) pair under root, in file-name order.
+
+    Raises:
+        SweeperError: root is missing, not in the layout, or holds no image with a mask.
+    """
     root = Path(root)
     if layout == "auto":
         layout = detect(root)

@@ -19,7 +19,8 @@ from sweeper.trainers.segment.data.synthetic import write_xray
 
 
 class XrayDataset(Dataset):
-    """(image, mask) as (1, H, W) uint8 tensors; the engine normalises on the device."""
+    """(image, mask) as [1, H, W] uint8 tensors (H = W = size; mask 0/1); the engine
+    normalises on the device."""
 
     def __init__(
         self, pairs: list[Pair], size: int, cached: bool, augment: A.Compose | None = None
@@ -40,12 +41,15 @@ class XrayDataset(Dataset):
 
 @dataclass
 class Loaders:
+    """What a segment trial reads: train (augmented, shuffled), val and test batches."""
+
     train: DataLoader
     val: DataLoader
     test: DataLoader | None
     listing: Listing
 
     def sizes(self) -> dict[str, float]:
+        """Images per split, and those skipped for want of a mask (summary metrics)."""
         return {
             "n_train": float(len(self.train.dataset)),
             "n_val": float(len(self.val.dataset)),
@@ -55,7 +59,11 @@ class Loaders:
 
 
 def split(n: int, val: float, test: float, seed: int) -> tuple[list[int], ...]:
-    """Seeded (train, val, test) indices; val holds at least one image."""
+    """Seeded (train, val, test) indices of n images; val holds at least one image.
+
+    Raises:
+        SweeperError: no image would be left to train on.
+    """
     order = np.random.default_rng(seed).permutation(n).tolist()
     n_test, n_val = round(n * test), max(1, round(n * val))
     if n - n_test - n_val < 1:
@@ -67,6 +75,12 @@ def split(n: int, val: float, test: float, seed: int) -> tuple[list[int], ...]:
 
 
 def build_loaders(config: SegmentConfig, generator: torch.Generator, pin: bool) -> Loaders:
+    """The split by data.split_seed, decoded into memory when it fits data.cache_mb;
+    `generator` draws the training order.
+
+    Raises:
+        SweeperError: the data is missing or unusable, or the split cannot be filled.
+    """
     data = config.data
     if data.synthetic:
         ensure_generated(data.root, write_xray)
