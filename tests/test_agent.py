@@ -7,7 +7,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import probe_spec, start_agent, wait_for
+
+# Every test here starts `sweeper agent` processes (each imports torch) and waits on real trials.
+pytestmark = pytest.mark.slow
 
 
 def _runs(backend: Any, sweep_id: str) -> list[dict[str, Any]]:
