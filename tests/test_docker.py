@@ -29,7 +29,7 @@ from conftest import probe_spec, write_spec
 from test_launchers import IMAGE_UID, ROOT, children, ensure_commands
 from wandb_server import WandbServer
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]  # builds an image, starts an engine
 
 CLIENT = "/usr/bin/docker"  # Debian's client: its `docker build` has BuildKit built in
 MIRROR = os.environ.get("SWEEPER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
