@@ -176,3 +176,59 @@ def _agent_of_running(store: Path) -> str | None:
         except sqlite3.OperationalError:  # the store is still being made
             return None
     return row[0] if row else None
+
+
+def _record(name: str, config: dict[str, Any]) -> Any:
+    from sweeper.backends.base import SweepRecord
+
+    return SweepRecord(
+        id="abc123", name=name, project="p", trainer="xor", config=config, spec={},
+        spec_hash="h", spec_path=None, state="running", exhausted=False, study=None, stage=0,
+        stage_name=None, carried={}, created_at=0.0,
+    )  # fmt: skip
+
+
+def test_launch_announces_each_stage_literally_and_says_an_endless_search_runs_until_stopped(
+    tmp_path: Path,
+) -> None:
+    from rich.console import Console
+
+    from sweeper.agent.progress import LaunchBar
+    from sweeper.backends.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / "s.db")
+    console = Console(record=True, width=200, color_system=None)
+    bar = LaunchBar(console, backend)
+    bayes = {"method": "bayes", "metric": {"name": "m", "goal": "maximize"}, "parameters": {}}
+    bar.start_stage(_record("[bold]odd\x1b[2J", bayes), resumed=False)
+    bar.start_stage(_record("capped", {**bayes, "run_cap": 5}), resumed=True)
+    backend.close()
+    lines = console.export_text().splitlines()
+    assert lines == [
+        f"sweep abc123 [bold]odd (created, {backend.where})",
+        "  bayes search with no run_cap: runs until stopped",
+        f"sweep abc123 capped (resumed, {backend.where})",
+    ]
+
+
+def test_a_sweeps_end_counts_failed_and_crashed_runs_and_names_the_first() -> None:
+    import pandas as pd
+
+    from sweeper.agent.progress import sweep_end
+
+    runs = pd.DataFrame(
+        {
+            "run_id": ["r1", "r2", "r3", "r4"],
+            "state": ["finished", "crashed", "failed", "running"],
+            "error": [None, "killed by signal 9\nmore", "ValueError", None],
+        }
+    )
+    end = sweep_end(runs)
+    assert (end.runs, end.failed, end.first_failure, end.any_done) == (
+        4, 2, ("r2", "killed by signal 9"), True,
+    )  # fmt: skip
+    failed_only = sweep_end(runs[runs["state"] == "failed"])
+    assert (failed_only.failed, failed_only.any_done) == (1, False)
+    no_reason = sweep_end(pd.DataFrame({"run_id": ["r9"], "state": ["failed"], "error": [None]}))
+    assert no_reason.first_failure == ("r9", "no reason recorded")
+    assert sweep_end(runs.iloc[0:0]) == type(end)(0, 0, None, False)

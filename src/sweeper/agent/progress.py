@@ -11,11 +11,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sweeper.backends.base import LiveTrial, SweepRecord
+from sweeper.backends.base import Backend, LiveTrial, SweepRecord
+from sweeper.sweep import DONE, RunState
 from sweeper.text import strip_controls
 from sweeper.trainers.registry import get_trainer
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.console import Console
     from rich.progress import TaskID
 
@@ -116,14 +118,36 @@ def describe_trials(
     ]
 
 
-class LaunchBar:
-    """The rich progress display of `launch`: a bar per sweep (stage), and under it a line per
-    running trial that comes and goes with the trial. Every text is shown literally (a stage
-    name or value is never read as markup) and stripped of control sequences."""
+def stage_notes(sweep: SweepRecord, backend: Backend) -> list[str]:
+    """What `launch` says under a stage's header line: on W&B, the sweep's page and how to add
+    agents (here or in Docker); for a search that never ends by itself (not a grid, no
+    `run_cap`), that it runs until stopped."""
+    notes = []
+    if backend.kind == "wandb":
+        from sweeper.backends.wandb import WandbBackend  # imported already: backend is one
 
-    def __init__(self, console: Console) -> None:
+        assert isinstance(backend, WandbBackend)
+        notes += [
+            f"  {backend.url(sweep.id)}",
+            f"  more agents: sweeper agent {sweep.id} --backend wandb",
+            f"  in Docker:   {backend.docker_line(sweep.id)}",
+        ]
+    if sweep.config["method"] != "grid" and not sweep.config.get("run_cap"):
+        notes.append(f"  {sweep.config['method']} search with no run_cap: runs until stopped")
+    return notes
+
+
+class LaunchBar:
+    """The rich progress display of `launch`: a header per sweep (stage) as it starts, a bar per
+    sweep, and under it a line per running trial that comes and goes with the trial. Every text
+    is shown literally (a stage name or value is never read as markup) and stripped of control
+    sequences."""
+
+    def __init__(self, console: Console, backend: Backend) -> None:
         from rich.progress import BarColumn, Progress, TextColumn
 
+        self.console, self.backend = console, backend
+        self.where = backend.where  # W&B connects here: a bad key or server fails before a bar
         self.progress = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
@@ -141,6 +165,19 @@ class LaunchBar:
 
     def __exit__(self, *_exc: object) -> None:
         self.progress.stop()
+
+    def start_stage(self, sweep: SweepRecord, resumed: bool) -> None:
+        """Announce a sweep as `launch` makes or resumes it (`sweep NAME (created, WHERE)` and
+        its `stage_notes`), and give it a bar."""
+        from rich.text import Text
+
+        what = "resumed" if resumed else "created"
+        title = (strip_controls(sweep.title), "bold")
+        where = strip_controls(f" ({what}, {self.where})")
+        self.console.print(Text.assemble("sweep ", title, where))
+        for note in stage_notes(sweep, self.backend):
+            self.console.print(Text(strip_controls(note)))
+        self.add_sweep(sweep)
 
     def add_sweep(self, sweep: SweepRecord) -> None:
         name = strip_controls(sweep.stage_name or sweep.name)
@@ -165,7 +202,9 @@ class LaunchBar:
         for gone in set(self._trials) - {line["run_id"] for line in lines}:
             self.progress.remove_task(self._trials.pop(gone))
         for line in lines:
-            fields = {k: strip_controls(line[k]) for k in ("count", "value", "clock")}
+            fields: dict[str, Any] = {
+                k: strip_controls(line[k]) for k in ("count", "value", "clock")
+            }
             if line["run_id"] not in self._trials:
                 self._trials[line["run_id"]] = self.progress.add_task(
                     strip_controls(line["name"]), total=line["total"], **fields
@@ -176,6 +215,31 @@ class LaunchBar:
                 total=line["total"],
                 **fields,
             )
+
+
+@dataclass(frozen=True)
+class SweepEnd:
+    """How a sweep's runs ended, for `launch`'s closing lines."""
+
+    runs: int
+    failed: int
+    """Runs that failed or crashed."""
+    first_failure: tuple[str, str] | None
+    """(run id, first line of its error) of the first failed run; None when none failed."""
+    any_done: bool
+    """A run finished or was stopped with its summary (sweeper.sweep.DONE)."""
+
+
+def sweep_end(runs: pd.DataFrame) -> SweepEnd:
+    """`runs`: a sweep's run table (columns run_id, state, error), in creation order."""
+    if not len(runs):
+        return SweepEnd(0, 0, None, False)
+    failed = runs[runs["state"].isin([RunState.FAILED, RunState.CRASHED])]
+    first = None
+    if len(failed):
+        row = failed.iloc[0]
+        first = (str(row["run_id"]), (row["error"] or "no reason recorded").splitlines()[0])
+    return SweepEnd(len(runs), len(failed), first, bool(runs["state"].isin(DONE).any()))
 
 
 class EpochLine:

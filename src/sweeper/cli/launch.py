@@ -27,7 +27,6 @@ from sweeper.cli.common import (
     load_spec,
     print_estimate,
     say,
-    styled,
     user_errors,
 )
 
@@ -96,20 +95,7 @@ def launch(
         entity=entity or loaded.entity,
         project=project or loaded.project,
     )
-    where = backend.where  # W&B connects here: a bad key or server fails before the bar draws
-    bar = LaunchBar(console)
-
-    def on_stage(sweep: Any, resumed: bool) -> None:
-        what = "resumed" if resumed else "created"
-        console.print(styled("sweep ", (sweep.title, "bold"), f" ({what}, {where})"))
-        if backend.kind == "wandb":
-            console.print(f"  {backend.url(sweep.id)}")
-            console.print(f"  more agents: sweeper agent {sweep.id} --backend wandb")
-            console.print(f"  in Docker:   {backend.docker_line(sweep.id)}")
-        if sweep.config["method"] != "grid" and not sweep.config.get("run_cap"):
-            console.print(f"  {sweep.config['method']} search with no run_cap: runs until stopped")
-        bar.add_sweep(sweep)
-
+    bar = LaunchBar(console, backend)
     try:
         with bar:
             results = run_launch(
@@ -119,7 +105,7 @@ def launch(
                 gpus=gpu_list,
                 settings=AgentSettings(mode, heartbeat_timeout, trial_timeout),
                 fresh=fresh,
-                on_stage=on_stage,
+                on_stage=bar.start_stage,
                 on_progress=bar.update,
                 on_note=say,
             )
@@ -135,9 +121,10 @@ def launch(
 
 def _print_summary(backend: Any, sweep_id: str) -> bool:
     """Print the sweep's table, best run and failures; False when no run finished."""
+    from sweeper.agent.progress import sweep_end
     from sweeper.report.tables import config_cells, has_repeats, summary_title
     from sweeper.report.values import label, metric_label
-    from sweeper.sweep import DONE, best_configuration, config_table, swept_params
+    from sweeper.sweep import best_configuration, config_table, swept_params
 
     sweep = backend.sweep(sweep_id)
     metric, goal = sweep.metric
@@ -156,18 +143,17 @@ def _print_summary(backend: Any, sweep_id: str) -> bool:
     best = best_configuration(runs, params, metric, goal)
     if best:
         console.print(best.describe(metric_label(metric), label))
-    failed = runs[runs["state"].isin(["failed", "crashed"])] if len(runs) else runs
-    if len(failed):
-        first = failed.iloc[0]
-        reason = (first["error"] or "no reason recorded").splitlines()[0]
+    end = sweep_end(runs)
+    if end.first_failure:
+        run_id, reason = end.first_failure
         errors.print(
-            f"{len(failed)} of {len(runs)} runs failed; run {first['run_id']}: {reason} "
+            f"{end.failed} of {end.runs} runs failed; run {run_id}: {reason} "
             f"(`sweeper status {sweep.id}` lists them)",
             soft_wrap=True,
         )
-    if len(runs) and runs["state"].isin(DONE).any():
+    if end.any_done:
         return True
-    if not len(failed):
+    if not end.failed:
         errors.print(f"sweep {sweep.id} ended with no finished run", soft_wrap=True)
     return False
 
