@@ -51,6 +51,7 @@ class NoSpace(SweeperError):
 
     @classmethod
     def at(cls, path: object) -> NoSpace:
+        """The error for a full disk met writing `path` (a file or folder, shown as given)."""
         return cls(f"no space left on device ({path})")
 
 

@@ -50,7 +50,10 @@ def with_names(
     parent, _, leaf = path.rpartition(".")
     section = model
     for part in filter(None, parent.split(".")):
-        section = section.model_fields[part].annotation
+        annotation = section.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            raise TypeError(f"{path}: {part} is not a config section of {model.__name__}")
+        section = annotation
     steps = _literals(section.model_fields[leaf].annotation)
     presets = (
         _literals(section.model_fields["preset"].annotation)

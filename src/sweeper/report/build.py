@@ -34,9 +34,7 @@ from sweeper.report.render import (
     write_files,
 )
 from sweeper.report.tables import (
-    DONE,
     config_cells,
-    config_table,
     goal_of,
     has_repeats,
     param_table,
@@ -44,7 +42,7 @@ from sweeper.report.tables import (
     stage_table,
 )
 from sweeper.report.values import distinct_labels, group_values, is_number, label
-from sweeper.sweep import BestConfiguration, best_configuration
+from sweeper.sweep import DONE, BestConfiguration, best_configuration, config_table
 
 FORMATS = {"html": "report.html", "md": "report.md", "latex": "report.tex"}
 """--format -> the page it writes; every format also writes report.md, the PNGs and CSVs."""
@@ -335,7 +333,7 @@ def _pivot_block(
     flat.columns = [rows, cols, *flat.columns[2:]]
     return Table(
         f"{metric}: {rows} x {cols}"
-        + (" (mean ± std)" if (stats["count"] > 1).any(axis=None) else ""),
+        + (" (mean ± std)" if (stats["count"] > 1).to_numpy().any() else ""),
         shown,
         flat,
         f"{slug}pivot_{_file(metric)}.csv",
@@ -434,11 +432,15 @@ def _runs_of(runs: pd.DataFrame, part: SweepPart) -> pd.DataFrame:
     return runs[runs["sweep_id"] == part.id]
 
 
-def _best_cells(table: pd.DataFrame, shown: pd.DataFrame, goals: dict[str, str]) -> set:
-    best = set()
+def _best_cells(
+    table: pd.DataFrame, shown: pd.DataFrame, goals: dict[str, str]
+) -> set[tuple[int, str]]:
+    best: set[tuple[int, str]] = set()
     for column, goal in goals.items():
-        values = pd.to_numeric(table.get(column), errors="coerce")
-        if values is None or values.isna().all():
+        if column not in table:
+            continue
+        values = pd.to_numeric(table[column], errors="coerce")
+        if values.isna().all():
             continue
         position = int(np.nanargmax(values) if goal == "maximize" else np.nanargmin(values))
         if column in shown:

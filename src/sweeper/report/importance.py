@@ -27,7 +27,9 @@ def features(done: pd.DataFrame, params: list[str], kinds: dict[str, Kind]) -> p
                 columns[f"{param}={label(value)}"] = (keys == value).astype(float)
         else:
             numbers = pd.to_numeric(values, errors="coerce").astype(float)
-            columns[param] = np.log10(numbers) if kinds[param] == "log" else numbers
+            if kinds[param] == "log":
+                numbers = pd.Series(np.log10(numbers.to_numpy()), index=numbers.index)
+            columns[param] = numbers
     return pd.DataFrame(columns, index=done.index)
 
 

@@ -76,7 +76,9 @@ def pivot_table(done: pd.DataFrame, rows: pd.Series, cols: pd.Series, metric: st
     grouped = values.groupby([rows.loc[done.index], cols.loc[done.index]], observed=True)
     stats = grouped.agg(["mean", "std", "count"])
     stats["std"] = stats["std"].fillna(0.0)
-    return stats.unstack(level=1)
+    table = stats.unstack(level=1)
+    assert isinstance(table, pd.DataFrame)  # a frame's rows were (row, col): a frame again
+    return table
 
 
 def stage_table(

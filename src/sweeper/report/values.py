@@ -118,6 +118,6 @@ def group_values(
         if not is_number(value) or (kind == "log" and value <= 0):
             return None
         found = pd.cut([scale(value)], edges, labels=names, include_lowest=True)[0]
-        return None if pd.isna(found) else str(found)
+        return found if isinstance(found, str) else None  # NaN: outside every bin
 
     return pd.Series(codes, index=values.index), place

@@ -18,6 +18,7 @@ def wandb_report(data: ReportData, axes: list[str]) -> Any:
         raise SweeperError("--wandb-report needs a W&B sweep given as entity/project/sweep_id")
     try:
         import wandb_workspaces.reports.v2 as wr
+        from wandb_workspaces.reports.v2.interface import PanelTypes
     except ImportError:
         raise SweeperError(
             "--wandb-report needs the optional wandb-workspaces package: "
@@ -38,7 +39,7 @@ def wandb_report(data: ReportData, axes: list[str]) -> Any:
         for name in axes
     ]
     columns.append(wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric(data.metric)))
-    panels = [
+    panels: list[PanelTypes] = [
         wr.ParallelCoordinatesPlot(columns=columns, layout=wr.Layout(x=0, y=0, w=24, h=9)),
         wr.ParameterImportancePlot(with_respect_to=data.metric, layout=wr.Layout(0, 9, 12, 9)),
         wr.RunComparer(diff_only="split", layout=wr.Layout(12, 9, 12, 9)),

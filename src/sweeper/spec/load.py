@@ -52,14 +52,17 @@ class LoadedSpec:
 
     @property
     def agents(self) -> Agents:
+        """The spec's `agents:` block (slots per trial, parallelism, timeouts)."""
         return self.spec.agents
 
     @property
     def entity(self) -> str | None:
+        """The W&B entity the sweep is created under; None: the login's default entity."""
         return self.spec.entity
 
     @property
     def project(self) -> str:
+        """The W&B project the sweep and its runs belong to."""
         return self.spec.project
 
 
@@ -72,6 +75,11 @@ def parse_value(text: str) -> Any:
 
 
 def parse_overrides(pairs: list[str], source: str = "--set") -> dict[str, Any]:
+    """`PATH=VALUE` pairs as {dotted path: value}, each value read by `parse_value`.
+
+    Raises:
+        SpecError: a pair without `=` or with an empty path (`source` names where it came from).
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         path, sep, value = pair.partition("=")
@@ -91,7 +99,7 @@ class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignor
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _value in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise _Refused(f"`{key}` is given twice (line {key_node.start_mark.line + 1})")
             seen.add(key)
@@ -129,8 +137,10 @@ def _check_depth(text: str) -> None:
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    line = event.start_mark.line + 1
-                    raise _Refused(f"nested more than {MAX_DEPTH} levels deep (line {line})")
+                    # The parser marks every event; the stubs type a mark as optional.
+                    mark = event.start_mark
+                    where = f" (line {mark.line + 1})" if mark is not None else ""
+                    raise _Refused(f"nested more than {MAX_DEPTH} levels deep{where}")
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 depth -= 1
     finally:
@@ -161,6 +171,15 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A spec or sweep file's top-level mapping, read with the one YAML loader sweeper uses.
+
+    Size, nesting depth and alias expansion are bounded before the document is built
+    (MAX_SPEC_BYTES, MAX_DEPTH, MAX_YAML_NODES), so a hostile file fails fast.
+
+    Raises:
+        SpecError: the file is missing, unreadable, a folder, too large, not UTF-8, not YAML,
+            repeats a key, nests or expands past the limits, or is not a mapping.
+    """
     file = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -280,7 +299,16 @@ def _warnings(spec: Spec, file: str) -> tuple[str, ...]:
 
 
 def check_spec(spec: Spec, file: str) -> None:
-    """Search paths exist, every value and bound passes the trainer config, grids are finite."""
+    """Search paths exist, every value and bound passes the trainer config, grids are finite.
+
+    A grid of at most FULL_CHECK_LIMIT points has every combination validated; a larger one
+    only each value and bound on its own.
+
+    Raises:
+        SpecError: an unknown trainer, a metric the trainer never logs, a searched path that is
+            not a config field, `seed` swept beside `repeats`, a search W&B's engine cannot run
+            (see `check_search`), or a base, value or combination the config model rejects.
+    """
     try:
         info = get_trainer(spec.trainer)
     except NotFoundError as exc:
@@ -327,7 +355,16 @@ def check_search(
     search: dict[str, Distribution], method: str, file: str, prefix: str, repeats: int = 1
 ) -> None:
     """What W&B's engine cannot run, whatever the trainer: a grid too big or not discrete,
-    a bayes search over weighted values."""
+    a bayes search over weighted values.
+
+    `repeats` multiplies the grid (a study's seeds are a swept `seed`). The grid's kinds are
+    those `sweeps.grid_search` enumerates; bayes fails on `probabilities` in
+    `sweeps.bayes_search` (W&B: https://docs.wandb.ai/guides/sweeps/sweep-config-keys).
+
+    Raises:
+        SpecError: more than MAX_GRID values or grid points, `probabilities` under bayes, or a
+            grid over a continuous or weighted parameter.
+    """
     for param, dist in search.items():
         if dist.values is not None and len(dist.values) > MAX_GRID:
             raise SpecError(
@@ -359,7 +396,12 @@ def base_config(
     trainer: str, source: Path | None, overrides: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """What `sweeper train` and `sweeper augment` start from: a spec's base (a spec of this
-    trainer) or a config YAML, then the --set overrides. Returns it and the file to blame."""
+    trainer) or a config YAML, then the --set overrides. Returns it and the file to blame.
+
+    Raises:
+        SpecError: the file cannot be read as YAML (see `read_yaml`), or is a spec of another
+            trainer.
+    """
     file = str(source or "--set")
     raw = read_yaml(source) if source else {}
     if "trainer" in raw and raw["trainer"] != trainer:
@@ -379,7 +421,12 @@ def validate_config(
     field: str,
     swept: tuple[Any] | None = None,
 ) -> BaseModel:
-    """Validate a trainer config; `swept` holds the one searched value being tried, if any."""
+    """Validate a trainer config; `swept` holds the one searched value being tried, if any.
+
+    Raises:
+        SpecError: the model rejects the config; located at `field` plus the failing key, or,
+            for a swept value, at `field` with the value quoted.
+    """
     try:
         return model.model_validate(config)
     except ValidationError as exc:
@@ -427,6 +474,8 @@ def grid_count(dist: Distribution) -> int:
 
 
 def grid_points(dist: Distribution) -> list[Any]:
+    """A parameter's grid values in W&B's order (`sweeps.grid_search`): int_uniform is
+    `range(min, max + 1)`, q_uniform `numpy.arange(min, max, q)`, values as listed."""
     if dist.kind == "constant":
         return [dist.value]
     if dist.kind == "int_uniform":
@@ -438,6 +487,7 @@ def grid_points(dist: Distribution) -> list[Any]:
 
 
 def grid_size(search: dict[str, Any]) -> int:
+    """Points of the grid over `search` (a spec's search block), counted without listing."""
     return math.prod(grid_count(as_distribution(v)) for v in search.values())
 
 

@@ -79,7 +79,6 @@ def load_plain(
     if smoke:
         raise SpecError(file, "smoke", "--smoke given, but a plain W&B sweep has no `smoke`")
     _check_names(raw, file)
-    method = raw.get("method")
     parameters = raw.get("parameters")
     try:
         named = flat_parameters(parameters if isinstance(parameters, dict) else {})
@@ -100,6 +99,7 @@ def load_plain(
                 file, ".".join(filter(None, ("parameters", name, where))), msg
             ) from None
     check_wandb_schema(raw, file, "the file")
+    method: str = raw["method"]  # W&B's schema requires one of grid, random, bayes
     from sweeper.spec.load import check_search  # load imports this module
 
     search = {n: as_distribution(p) for n, p in flat_parameters(raw["parameters"]).items()}
