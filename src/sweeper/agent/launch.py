@@ -22,12 +22,13 @@ from sweeper.backends.local import LocalBackend
 from sweeper.backends.sqlite import store_path
 from sweeper.backends.store import new_id
 from sweeper.errors import SpecError, StoreLost, SweeperError, Unreachable
-from sweeper.spec.compile import carried_config, compile_stage
+from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import LoadedSpec, validate_config
 from sweeper.spec.models import Spec, Stage
 from sweeper.spec.paths import deep_merge, unflatten
 from sweeper.spec.plain import PlainSweep
-from sweeper.sweep import ACTIVE, best_configuration, swept_params
+from sweeper.sweep import ACTIVE, RunState, best_configuration, swept_params
+from sweeper.sweep.study import carry_over, latest_stages, stage_best, stage_start
 from sweeper.sweep.trials import ended_trials, planned_trials
 from sweeper.trainers.registry import get_trainer
 
@@ -52,7 +53,7 @@ class Progress:
         """`36/36 finished`, or `36/36 done (34 finished, 2 failed)`."""
         total = self.total if self.total is not None else self.done
         ended = {state: n for state, n in self.counts.items() if n and state not in ACTIVE}
-        if set(ended) <= {"finished"}:
+        if set(ended) <= {RunState.FINISHED}:
             return f"{self.done}/{total} finished"
         states = ", ".join(f"{n} {state}" for state, n in sorted(ended.items()))
         return f"{self.done}/{total} done ({states})"
@@ -257,15 +258,18 @@ def stage_carry(
     backend: Backend, sweep: SweepRecord, stage: Stage, carried: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """A finished stage's best configuration (mean over repeats), and what the next stage
-    inherits from it. Refuses, in one line, a stage with no finished run."""
-    metric, goal = sweep.metric
-    best = best_configuration(backend.runs(sweep.id), swept_params(sweep.config), metric, goal)
-    if best is None:
+    inherits from it (the rule: sweeper.sweep.study.carry_over).
+
+    Raises:
+        SweeperError: no run of the stage finished with the metric (one line).
+    """
+    carry = carry_over(backend.runs(sweep.id), sweep.config, stage.search, carried)
+    if carry is None:
         raise SweeperError(
-            f"sweep {sweep.id} ({stage.name}): no run finished with metric {metric!r}, so the "
-            f"next stage has nothing to start from; see `sweeper status {sweep.id}`"
+            f"sweep {sweep.id} ({stage.name}): no run finished with metric {sweep.metric[0]!r}, "
+            f"so the next stage has nothing to start from; see `sweeper status {sweep.id}`"
         )
-    return best.config, carried_config(best.config, stage, carried)
+    return carry.best.config, carry.carried
 
 
 def compile_for_stage(
@@ -319,13 +323,12 @@ def _carried_from_store(
     if not store_path(store).exists():
         raise refusal
     backend = LocalBackend(store, create=False, readonly=True)
-    made = {s.stage: s for s in backend.made_from(loaded.path, loaded.spec.name)}
-    if index in made:
-        return made[index].carried
-    if index - 1 not in made or not backend.is_complete(made[index - 1].id):
+    start = stage_start(latest_stages(backend.made_from(loaded.path, loaded.spec.name)), index)
+    if start is None or not (start.made or backend.is_complete(start.sweep.id)):
         raise refusal
-    prior = made[index - 1]
-    return stage_carry(backend, prior, stages[index - 1], prior.carried)[1]
+    if start.made:
+        return start.sweep.carried
+    return stage_carry(backend, start.sweep, stages[index - 1], start.sweep.carried)[1]
 
 
 def agent_count(
@@ -441,7 +444,5 @@ def launch_plain(
         )
     on_stage(sweep, resumed)
     _run_stage(backend, sweep, n_agents, slots, settings, on_progress, on_note)
-    metric, goal = sweep.metric
-    params = swept_params(sweep.config)
-    best = best_configuration(backend.runs(sweep.id), params, metric, goal) if metric else None
+    best = stage_best(backend.runs(sweep.id), sweep.config)
     return StageResult(backend.sweep(sweep.id), best.config if best else None)

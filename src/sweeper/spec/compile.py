@@ -8,7 +8,7 @@ from jsonschema.exceptions import best_match
 
 from sweeper.errors import SpecError
 from sweeper.spec.models import Spec, Stage, as_distribution
-from sweeper.spec.paths import deep_merge, flatten
+from sweeper.spec.paths import flatten
 from sweeper.sweep import flat_parameters, nest_parameters
 from sweeper.sweep.engine import sweeps
 
@@ -124,10 +124,3 @@ def check_wandb_schema(
 def compile_spec(spec: Spec, file: str = "spec") -> list[dict[str, Any]]:
     """One config per stage; later stages show `base` only (their carried best comes later)."""
     return [compile_stage(spec, i, file=file) for i in range(len(spec.stage_list()))]
-
-
-def carried_config(
-    best_config: dict[str, Any], stage: Stage, previous: dict[str, Any]
-) -> dict[str, Any]:
-    """What stage k+1 inherits: everything stage k fixed plus the winning values it searched."""
-    return deep_merge(previous, {p: best_config[p] for p in stage.search if p in best_config})

@@ -1,0 +1,162 @@
+"""A staged study: which stage's best is carried into the next, and where a re-run resumes.
+
+A study is a chain of sweeps made from one spec, one per stage. Stage k+1 starts from the
+base config plus everything stage k fixed and the values of stage k's best configuration for
+the parameters stage k searched (the best mean over repeats: `sweeper.sweep.best`). W&B has
+no stages: each stage is a plain W&B sweep whose carried values are constant parameters
+(`{"value": v}`, https://docs.wandb.ai/guides/sweeps/define-sweep-configuration/). These
+functions only decide; reading the store and making sweeps is `sweeper.agent.launch`'s work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from sweeper.sweep.best import BestConfiguration, best_configuration
+from sweeper.sweep.params import swept_params
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class StageSweep(Protocol):
+    """What the study rules read of a sweep record (`sweeper.backends.base.SweepRecord`)."""
+
+    @property
+    def study(self) -> str | None: ...
+
+    @property
+    def stage(self) -> int: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+
+S = TypeVar("S", bound=StageSweep)
+
+
+def sweep_metric(sweep_config: Mapping[str, Any]) -> tuple[str, str]:
+    """The sweep's (metric name, goal); W&B's goal defaults to minimize
+    (https://docs.wandb.ai/guides/sweeps/sweep-config-keys/#metric). No metric: ("", goal)."""
+    metric = sweep_config.get("metric") or {}
+    return metric.get("name", ""), metric.get("goal", "minimize")
+
+
+def stage_best(runs: pd.DataFrame, sweep_config: Mapping[str, Any]) -> BestConfiguration | None:
+    """A stage's best configuration over its repeats, ranked on the sweep's own metric.
+
+    Args:
+        runs: the stage's run table (`sweeper.sweep.runtable.run_table`).
+        sweep_config: the stage's W&B sweep config: its `metric` and `parameters`.
+
+    Returns:
+        The best configuration of the swept parameters (seed excluded); None when the sweep has
+        no metric or no finished run with a numeric value of it.
+    """
+    metric, goal = sweep_metric(sweep_config)
+    if not metric:
+        return None
+    return best_configuration(runs, swept_params(sweep_config), metric, goal)
+
+
+def carried_config(
+    best_config: Mapping[str, Any], searched: Iterable[str], previous: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What stage k+1 inherits: everything stage k fixed plus stage k's winning values.
+
+    Args:
+        best_config: stage k's best configuration, {column name: value}.
+        searched: the column names stage k searched (its `search:` paths).
+        previous: what stage k itself inherited, {column name: value}.
+
+    Returns:
+        {column name: value}: `previous`, with each searched parameter set to its winning
+        value. A value is one value even when it is a dict (W&B's values are opaque), so a
+        winning dict replaces an inherited one, it is never merged into it.
+    """
+    won = {name: best_config[name] for name in searched if name in best_config}
+    return {**previous, **won}
+
+
+@dataclass(frozen=True)
+class CarryOver:
+    """A finished stage's outcome, as the next stage starts from it."""
+
+    best: BestConfiguration
+    """The stage's best configuration over its repeats."""
+    carried: dict[str, Any]
+    """{column name: value} the next stage gets as fixed values (see `carried_config`)."""
+
+
+def carry_over(
+    runs: pd.DataFrame,
+    sweep_config: Mapping[str, Any],
+    searched: Iterable[str],
+    previous: Mapping[str, Any],
+) -> CarryOver | None:
+    """A finished stage's best configuration, and what the next stage inherits from it.
+
+    Args:
+        runs: the stage's run table.
+        sweep_config: the stage's W&B sweep config.
+        searched: the column names the stage searched.
+        previous: what the stage itself inherited.
+
+    Returns:
+        The carry-over; None when no run finished with a numeric metric, so there is nothing
+        to start the next stage from.
+    """
+    best = stage_best(runs, sweep_config)
+    if best is None:
+        return None
+    return CarryOver(best, carried_config(best.config, searched, previous))
+
+
+def latest_stages(sweeps: Iterable[S]) -> dict[int, S]:
+    """The stages of the study made last, as a re-run resumes it.
+
+    Args:
+        sweeps: sweeps made from one spec, in any order (a stage made twice is in it twice).
+
+    Returns:
+        {stage index: the latest sweep made for it} of the study whose newest sweep is the
+        newest of all; a sweep outside any study (one stage) stands alone. Empty for no sweeps.
+    """
+    made = sorted(sweeps, key=lambda sweep: sweep.created_at)
+    if not made:
+        return {}
+    study = made[-1].study
+    if study is None:
+        return {made[-1].stage: made[-1]}
+    return {sweep.stage: sweep for sweep in made if sweep.study == study}
+
+
+@dataclass(frozen=True)
+class StageStart(Generic[S]):
+    """Where stage `index` of a re-run study starts from."""
+
+    sweep: S
+    made: bool
+    """True: `sweep` is the stage itself, made before (it keeps what it inherited then);
+    False: `sweep` is the stage before it, whose best the stage carries on once it is
+    complete."""
+
+
+def stage_start(stages: Mapping[int, S], index: int) -> StageStart[S] | None:
+    """Which sweep stage `index` of a study starts from (see `StageStart`).
+
+    Args:
+        stages: the study's sweeps by stage index (`latest_stages`).
+        index: the stage to start, 0-based.
+
+    Returns:
+        The stage's own sweep if it was made, else the stage before it if that was made; None
+        when neither was: the stage before has to run first.
+    """
+    if index in stages:
+        return StageStart(stages[index], made=True)
+    if index - 1 in stages:
+        return StageStart(stages[index - 1], made=False)
+    return None
