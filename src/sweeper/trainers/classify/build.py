@@ -4,6 +4,7 @@ landscape."""
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from sweeper.trainers.classify.config import ClassifyConfig
 from sweeper.trainers.classify.data.build import Data, load_data
@@ -12,7 +13,7 @@ from sweeper.trainers.classify.models.build import build_model
 from sweeper.trainers.common.build import Built
 from sweeper.trainers.common.seed import seed_everything
 
-ClassifyBuilt = Built[ClassifyConfig, Data, Objective]
+ClassifyBuilt = Built[ClassifyConfig, nn.Module, Data, Objective]
 
 
 def build(config: ClassifyConfig, device: torch.device) -> ClassifyBuilt:

@@ -19,7 +19,7 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 XorData = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 """(x_train [N, 2] float32, y_train [N] float32 in {0, 1}, x_test, y_test)."""
 
-XorBuilt = Built[XorConfig, XorData, nn.BCEWithLogitsLoss]
+XorBuilt = Built[XorConfig, nn.Sequential, XorData, nn.BCEWithLogitsLoss]
 
 
 def make_xor(n: int, noise: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

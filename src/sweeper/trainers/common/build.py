@@ -11,19 +11,20 @@ import torch
 from torch import nn
 
 ConfigT = TypeVar("ConfigT")
+ModelT = TypeVar("ModelT", bound=nn.Module)
 DataT = TypeVar("DataT")
 LossT = TypeVar("LossT")
 
 
 @dataclass
-class Built(Generic[ConfigT, DataT, LossT]):
+class Built(Generic[ConfigT, ModelT, DataT, LossT]):
     """Built after `seed_everything(config.seed, config.deterministic)`, so two builds of one
     config hold the same data order, augmentation draws and initial weights."""
 
     config: ConfigT
     """The validated trainer config it was built from."""
     device: torch.device
-    model: nn.Module
+    model: ModelT
     """On `device`, freshly initialised (or from its configured pretrained weights)."""
     data: DataT
     """The trainer's own: tensors on `device` (classify, xor) or DataLoaders (reid, segment)."""

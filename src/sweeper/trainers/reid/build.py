@@ -9,9 +9,9 @@ from sweeper.trainers.common.seed import seed_everything
 from sweeper.trainers.reid.config import ReidConfig
 from sweeper.trainers.reid.data.loaders import Loaders, build_loaders
 from sweeper.trainers.reid.losses import ReidCriterion
-from sweeper.trainers.reid.models import build_model
+from sweeper.trainers.reid.models import ReidNet, build_model
 
-ReidBuilt = Built[ReidConfig, Loaders, ReidCriterion]
+ReidBuilt = Built[ReidConfig, ReidNet, Loaders, ReidCriterion]
 
 
 def build(config: ReidConfig, device: torch.device) -> ReidBuilt:

@@ -8,6 +8,8 @@ training split has identities the classifier knows: query and gallery vehicles a
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
@@ -15,6 +17,7 @@ from torch.utils.data import DataLoader, Subset
 from sweeper.errors import SweeperError
 from sweeper.trainers.common.rebuild import Rebuilt, Split, first
 from sweeper.trainers.reid.build import ReidBuilt
+from sweeper.trainers.reid.models import ReidNet
 
 
 def rebuild(built: ReidBuilt, split: Split, limit: int | None = None) -> Rebuilt:
@@ -44,7 +47,8 @@ def rebuild(built: ReidBuilt, split: Split, limit: int | None = None) -> Rebuilt
         model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, int]:
         images, pids = batch
-        logits = model.classifier(model(images))  # eval mode: features, then the identity head
+        net = cast(ReidNet, model)  # the landscape passes back the model built here
+        logits = net.classifier(net(images))  # eval mode: features, then the identity head
         return xent(logits.float(), pids) * len(pids), len(pids)
 
     return Rebuilt(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from sweeper.trainers.common.build import Built
 from sweeper.trainers.common.seed import seed_everything
@@ -11,7 +12,7 @@ from sweeper.trainers.segment.data.loaders import Loaders, build_loaders
 from sweeper.trainers.segment.losses import SegmentationLoss
 from sweeper.trainers.segment.models import build_model
 
-SegmentBuilt = Built[SegmentConfig, Loaders, SegmentationLoss]
+SegmentBuilt = Built[SegmentConfig, nn.Module, Loaders, SegmentationLoss]
 
 
 def build(config: SegmentConfig, device: torch.device) -> SegmentBuilt:
