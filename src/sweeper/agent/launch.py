@@ -19,9 +19,8 @@ from sweeper.agent.loop import LAUNCHER_ENV, STORE_IDENTITY_ENV
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.backends.base import Backend, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.local import LocalBackend
-from sweeper.backends.sqlite import store_path
 from sweeper.backends.store import new_id
-from sweeper.errors import SpecError, StoreLost, SweeperError, Unreachable
+from sweeper.errors import NotFoundError, SpecError, StoreLost, SweeperError, Unreachable
 from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import LoadedSpec, validate_config
 from sweeper.spec.models import Spec, Stage
@@ -276,11 +275,17 @@ def compile_for_stage(
     loaded: LoadedSpec | PlainSweep,
     stage: str | None,
     carry: dict[str, Any] | None,
-    store: str | os.PathLike[str] | None,
+    backend: Callable[[], Backend] | None,
 ) -> tuple[dict[str, Any], str | None]:
     """One stage's W&B sweep config, carrying the best of the stages before it (given with
-    --carry, or read from the latest study of this spec in the local store); and a note
-    saying which stage of how many it is."""
+    --carry, or read from the latest study of this spec on the backend `backend` opens, if
+    the stage needs it); and a note saying which stage of how many it is.
+
+    Raises:
+        SpecError: no such stage; a plain W&B sweep given a stage or carry; the stage before
+            has not run (or the backend has no store) and no --carry was given.
+        SweeperError: the stage before has no run that finished with the metric.
+    """
     if isinstance(loaded, PlainSweep):  # already a W&B sweep config: printed as it is
         if stage is not None or carry:
             option = "--stage" if stage is not None else "--carry"
@@ -290,7 +295,7 @@ def compile_for_stage(
     stages = spec.stage_list()
     index = stage_index(spec, stage, file)
     if carry is None:
-        carry = _carried_from_store(loaded, index, store) if index else {}
+        carry = _carried_from_store(loaded, index, backend) if index else {}
     model = get_trainer(spec.trainer).config_model()
     validate_config(model, deep_merge(spec.base, unflatten(carry)), file, "--carry")
     config = compile_stage(spec, index, carry, file)
@@ -310,8 +315,9 @@ def stage_index(spec: Spec, stage: str | None, file: str) -> int:
 
 
 def _carried_from_store(
-    loaded: LoadedSpec, index: int, store: str | os.PathLike[str] | None
+    loaded: LoadedSpec, index: int, opener: Callable[[], Backend] | None
 ) -> dict[str, Any]:
+    """What stage `index` inherits from the latest launch of this spec on the backend."""
     stages = loaded.spec.stage_list()
     previous = stages[index - 1].name
     refusal = SpecError(
@@ -320,9 +326,12 @@ def _carried_from_store(
         f"{stages[index].name!r} starts from the best of {previous!r}: run that stage first "
         f"(`sweeper launch`), or give its best with --carry PATH=VALUE",
     )
-    if not store_path(store).exists():
+    if opener is None:
         raise refusal
-    backend = LocalBackend(store, create=False, readonly=True)
+    try:
+        backend = opener()
+    except NotFoundError:  # no store yet
+        raise refusal from None
     start = stage_start(latest_stages(backend.made_from(loaded.path, loaded.spec.name)), index)
     if start is None or not (start.made or backend.is_complete(start.sweep.id)):
         raise refusal

@@ -7,18 +7,22 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sweeper.cli.common import (
+    BackendOpt,
     EstimateOpt,
+    ReadEntity,
+    ReadProject,
     Sets,
     Smoke,
     SpecArg,
     Store,
     TrainerArg,
     at_least,
+    choose_backend_kind,
     console,
     errors,
     load_spec,
@@ -27,6 +31,9 @@ from sweeper.cli.common import (
     styled,
     user_errors,
 )
+
+if TYPE_CHECKING:
+    from sweeper.backends.base import Backend
 
 
 @user_errors
@@ -76,6 +83,9 @@ def compile_(
     sets: Sets = None,
     smoke: Smoke = False,
     store: Store = None,
+    backend_kind: BackendOpt = None,
+    entity: ReadEntity = None,
+    project: ReadProject = None,
 ) -> None:
     """Print one W&B sweep config (a study: one stage, carrying the best of the ones before).
 
@@ -84,11 +94,26 @@ def compile_(
     import yaml
 
     from sweeper.agent.launch import compile_for_stage
+    from sweeper.backends import open_backend
     from sweeper.spec.load import parse_overrides
+    from sweeper.spec.plain import PlainSweep
 
     loaded = load_spec(spec, sets, smoke)
+
+    def opened() -> Backend:
+        """Where the stages before ran: on W&B, the spec's entity and project by default."""
+        named = None if isinstance(loaded, PlainSweep) else loaded.spec
+        return open_backend(
+            choose_backend_kind(backend_kind),
+            store,
+            create=False,
+            readonly=True,
+            entity=entity or (named.entity if named else None),
+            project=project or (named.project if named else None),
+        )
+
     config, note = compile_for_stage(
-        loaded, stage, parse_overrides(carry, "--carry") if carry else None, store
+        loaded, stage, parse_overrides(carry, "--carry") if carry else None, opened
     )
     text = yaml.safe_dump(config, sort_keys=False)
     if output:
