@@ -8,22 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import probe_spec, write_spec
+from helpers import sweeper
 
 ROOT = Path(__file__).parents[1]
 QUICKSTART = ROOT / "sweeps" / "quickstart.yaml"
-
-
-def sweeper(
-    *args: str, cwd: Path | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
 
 
 def test_help_and_validate_do_not_import_torch_or_wandb(tmp_path: Path) -> None:
@@ -72,6 +62,7 @@ def test_schema_and_trainers() -> None:
     assert "xor" in listing and "classify" in listing and "reid" in listing
 
 
+@pytest.mark.slow  # sweeper train in a child process: imports torch, trains 3 epochs
 def test_train_runs_one_trial_and_records_what_reproduces_it(tmp_path: Path) -> None:
     result = sweeper(
         "train", "xor", str(QUICKSTART), "--set", "epochs=3", "--wandb", "disabled", cwd=tmp_path
@@ -91,6 +82,7 @@ def test_train_runs_one_trial_and_records_what_reproduces_it(tmp_path: Path) -> 
     assert meta["device"] == "cpu"
 
 
+@pytest.mark.slow  # 36 trials through two real agents, wandb offline
 def test_quickstart_smoke_launch_end_to_end(tmp_path: Path) -> None:
     result = sweeper(
         "launch", str(QUICKSTART), "--smoke", "--agents", "2", "--wandb", "offline", cwd=tmp_path
@@ -112,6 +104,7 @@ def test_quickstart_smoke_launch_end_to_end(tmp_path: Path) -> None:
     assert status.returncode == 0 and "36/36 done (36 finished)" in status.stdout
 
 
+@pytest.mark.slow  # a trial in a child process with torch and wandb offline
 def test_wandb_agent_entry_point_runs_a_trial_offline(tmp_path: Path) -> None:
     args = tmp_path / "config.json"
     # W&B's ${args_json_file} maps each top-level parameter to its value, a nested block's to
@@ -185,6 +178,7 @@ def test_every_bad_option_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) 
     assert not any((tmp_path / "folder").iterdir())
 
 
+@pytest.mark.slow  # a real launch: an agent process runs both trials
 def test_launch_names_how_many_runs_failed_and_why(tmp_path: Path) -> None:
     spec = probe_spec(base={"epochs": 1}, search={"crash": ["none", "raise"]})
     store = tmp_path / "s.db"
