@@ -101,7 +101,14 @@ def check_wandb_schema(
     config: dict[str, Any], file: str, what: str = "the compiled config"
 ) -> None:
     """Refuse what W&B's sweep schema rejects, naming the field; deprecated distributions
-    are only warned about (see `deprecated_distributions`)."""
+    are only warned about (see `deprecated_distributions`).
+
+    The schema is the one W&B's server applies (`sweeps.config.schema`, and
+    `sweeps.schema_violations_from_proposed_config`); `what` names the config in the message.
+
+    Raises:
+        SpecError: the first violation the schema finds (its path as the field).
+    """
     # run_cap and hyperband's strict are W&B keys newer than the schema in `sweeps` 0.2.0.
     candidate = {k: v for k, v in config.items() if k != "run_cap"}
     if "early_terminate" in candidate:

@@ -141,6 +141,7 @@ class Distribution(_Strict):
         return self
 
     def to_wandb(self) -> dict[str, Any]:
+        """The parameter as W&B's sweep config writes it: only the keys that are set."""
         return self.model_dump(exclude_none=True)
 
 

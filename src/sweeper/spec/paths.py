@@ -23,6 +23,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """{dotted path: leaf} -> nested dict; the inverse of `flatten`."""
     tree: dict[str, Any] = {}
     for path, value in flat.items():
         set_path(tree, path, value)
@@ -30,6 +31,8 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Set `tree` at the dotted `path` in place, making (or replacing a non-dict with) each
+    missing section on the way."""
     *parents, leaf = path.split(".")
     node = tree
     for part in parents:
@@ -41,12 +44,15 @@ def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
 
 
 def with_path(tree: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of `tree` with `value` at the dotted `path` (`tree` is left as it was)."""
     out = copy.deepcopy(tree)
     set_path(out, path, value)
     return out
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged into a deep copy of `base`: dicts merge key by key, anything else in
+    `over` (a list too) replaces what `base` had. Used for `--smoke` and stage bases."""
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):

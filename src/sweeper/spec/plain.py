@@ -34,6 +34,8 @@ KIND = "wandb-command"
 
 
 def is_plain(raw: dict[str, Any]) -> bool:
+    """Whether a loaded YAML file is a plain W&B sweep config (it names a `program` or a
+    `command`, as `wandb sweep` needs) rather than a sweeper spec (which names a `trainer`)."""
     return ("program" in raw or "command" in raw) and "trainer" not in raw
 
 
@@ -54,14 +56,17 @@ class PlainSweep:
 
     @property
     def name(self) -> str:
+        """The config's `name`, else the file's stem (`sweep.yaml` -> `sweep`)."""
         return str(self.config.get("name") or Path(self.path).stem)
 
     @property
     def entity(self) -> str | None:
+        """The config's W&B `entity`; None: the login's default entity."""
         return self.config.get("entity")
 
     @property
     def project(self) -> str:
+        """The config's W&B `project`, else `sweeper`."""
         return str(self.config.get("project") or "sweeper")
 
     def record(self) -> dict[str, Any]:
@@ -72,6 +77,16 @@ class PlainSweep:
 def load_plain(
     file: str, raw: dict[str, Any], overrides: dict[str, Any] | None, smoke: bool
 ) -> PlainSweep:
+    """A plain W&B sweep config (`raw`, read from `file`), checked as `wandb sweep` and W&B's
+    engine would: names, parameters, W&B's schema, what the method can search, `metric` where
+    bayes or early_terminate needs one, hyperband's keys, `run_cap`, and the `command`.
+
+    W&B: https://docs.wandb.ai/guides/sweeps/define-sweep-configuration.
+
+    Raises:
+        SpecError: `--set` or `--smoke` given (a plain sweep has neither), or any of the checks
+            above fails; the message names the field.
+    """
     if overrides:
         raise SpecError(
             file, "--set", "a plain W&B sweep has no trainer config; edit its `parameters`"
