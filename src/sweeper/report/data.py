@@ -39,10 +39,12 @@ class SweepPart:
 
     @property
     def params(self) -> list[str]:
+        """The parameters this sweep searches (dotted paths), without the repeats' `seed`."""
         return swept_params({"parameters": self.parameters})
 
     @property
     def has_repeats(self) -> bool:
+        """Whether configurations ran over several seeds (a swept `seed`)."""
         return "seed" in swept_params({"parameters": self.parameters}, include_seed=True)
 
 
@@ -86,6 +88,7 @@ class ReportData:
 
     @property
     def is_study(self) -> bool:
+        """Whether the report covers a study (several stages), not one sweep."""
         return len(self.parts) > 1
 
     @property
@@ -94,6 +97,8 @@ class ReportData:
         return list(dict.fromkeys(p for part in self.parts for p in part.params))
 
     def kind(self, param: str) -> Kind:
+        """How `param` is plotted (see `param_kind`), from the first part that searches it;
+        numeric for a parameter no part searches."""
         for part in self.parts:
             if param in part.params:
                 return param_kind(part.parameters[param], self.runs.get(f"config.{param}"))
@@ -123,7 +128,12 @@ class ReportData:
         return [self.metric, *others[: limit - 1]]
 
     def check(self) -> None:
-        """Refuse to build a report with nothing to show, in one line."""
+        """Refuse to build a report with nothing to show, in one line.
+
+        Raises:
+            SweeperError: no run finished (or early-stopped), the metric is not among what the
+                runs logged (the message lists those), or no finished run logged it.
+        """
         what = f"{'study' if self.is_study else 'sweep'} {self.title}"
         counts = self.runs["state"].value_counts().to_dict() if len(self.runs) else {}
         states = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no runs yet"

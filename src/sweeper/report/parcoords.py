@@ -30,6 +30,12 @@ class Axis:
 
 
 def make_axis(name: str, values: pd.Series, kind: Kind, declared: list[Any] | None = None) -> Axis:
+    """One parallel-coordinates axis: each run's position and the ticks to label.
+
+    Categorical values sit at 0..n-1 in `declared` order (an `unset` tick last for runs that
+    lack the parameter); log ones at log10 of the value; up to MAX_TICKS distinct values are
+    each a tick, more are labelled by decade (log) or left to plotly's own ticks.
+    """
     if kind == "categorical":
         categories = ordered(values, declared)
         index = {v: i for i, v in enumerate(categories)}

@@ -111,6 +111,8 @@ def write_files(blocks: list[Block], folder: Path) -> None:
 
 
 def markdown(title: str, blocks: list[Block]) -> str:
+    """The report as one Markdown page: tables inline (each linking its CSV), plots as images
+    of their PNGs."""
     lines = [f"# {md_text(title)}", ""]
     for block in blocks:
         if isinstance(block, Heading):
@@ -215,6 +217,8 @@ def _latex_table(table: Table) -> str:
 
 
 def html_page(title: str, subtitle: str, blocks: list[Block]) -> str:
+    """The report as one self-contained HTML page: plotly.js embedded once (with the first
+    figure), so it opens offline; every user text is escaped."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html_text(title)}</title><style>{CSS}</style></head><body>",

@@ -75,6 +75,7 @@ def metric_label(name: str) -> str:
 
 
 def hashable(value: Any) -> Any:
+    """A value usable as a dict key: lists (and lists inside them) become tuples."""
     return tuple(hashable(v) for v in value) if isinstance(value, list | tuple) else value
 
 

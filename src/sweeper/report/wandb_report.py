@@ -13,7 +13,15 @@ from sweeper.report.data import ReportData
 
 
 def wandb_report(data: ReportData, axes: list[str]) -> Any:
-    """The unsaved Report: one panel grid over the sweep's runs."""
+    """The unsaved Report: one panel grid over the sweep's runs.
+
+    Parallel coordinates over `axes` and the metric, parameter importance for the metric,
+    and a run comparer (`wandb_workspaces.reports.v2`).
+
+    Raises:
+        SweeperError: the sweep is not on W&B (a Report lives on a W&B server), or the
+            optional wandb-workspaces package is not installed.
+    """
     if data.backend != "wandb" or not data.project or not data.entity:
         raise SweeperError("--wandb-report needs a W&B sweep given as entity/project/sweep_id")
     try:
@@ -57,7 +65,12 @@ def wandb_report(data: ReportData, axes: list[str]) -> Any:
 
 
 def publish(data: ReportData, axes: list[str]) -> str:
-    """Save the report to the W&B server; returns its URL."""
+    """Save the report to the W&B server; returns its URL.
+
+    Raises:
+        SweeperError: as `wandb_report`, or the save failed (network, login, permission),
+            said in the server's first line.
+    """
     report = wandb_report(data, axes)
     try:
         report.save()
