@@ -18,7 +18,12 @@ MAX_IMAGES = 64
 
 
 def check_request(n: int, out: Path) -> None:
-    """Refuse a bad -n or output path before any data is read."""
+    """Refuse a bad -n or output path before any data is read.
+
+    Raises:
+        SweeperError: `n` outside 1..MAX_IMAGES, or `out` a folder, not `*.png`, or in a folder
+            that does not exist.
+    """
     if not 1 <= n <= MAX_IMAGES:
         raise SweeperError(f"-n: must be between 1 and {MAX_IMAGES}, got {n}")
     if out.is_dir():
@@ -32,7 +37,13 @@ def check_request(n: int, out: Path) -> None:
 def preview_config(
     info: TrainerInfo, source: Path | None, overrides: dict[str, Any], names: list[str] | None
 ) -> BaseModel:
-    """The validated trainer config the preview runs with."""
+    """The validated trainer config the preview runs with.
+
+    Raises:
+        SweeperError: `names` given for a trainer that does not name its augmentations, or
+            refused by `with_names`; SpecError (a SweeperError) when the source cannot be read
+            or the config model rejects the result.
+    """
     base, file = base_config(info.name, source, overrides)
     model = info.config_model()
     if names is not None:
@@ -46,7 +57,16 @@ def with_names(
     model: type[BaseModel], base: dict[str, Any], path: str, names: list[str]
 ) -> dict[str, Any]:
     """`base` with the names list at `path` replaced. One name that is only a preset (a `preset`
-    field beside the list) sets the preset instead; either way the other is dropped."""
+    field beside the list) sets the preset instead; either way the other is dropped.
+
+    `path` is the trainer's `augment_names` (dotted, e.g. `data.augment.steps`).
+
+    Raises:
+        SweeperError: a name that is neither a step nor a preset, a preset given with other
+            names, or a section on `path` that `base` holds as a value.
+        TypeError: `path` runs through a field of `model` that is not a config section (a
+            trainer registered with a wrong `augment_names`).
+    """
     parent, _, leaf = path.rpartition(".")
     section = model
     for part in filter(None, parent.split(".")):
@@ -129,7 +149,12 @@ def write_preview(
     seed: int,
     out: Path,
 ) -> Path:
-    """Draw n training images beside their augmented copies into the PNG `out`."""
+    """Draw n training images beside their augmented copies into the PNG `out`.
+
+    Raises:
+        SweeperError: a bad request (`check_request`), a trainer with no augmentation preview,
+            or a config that cannot be built (`preview_config`).
+    """
     check_request(n, out)
     preview = info.augment_fn()
     if preview is None:

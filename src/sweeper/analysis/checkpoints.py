@@ -27,10 +27,17 @@ class RunSource:
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
+    """The run folder's saved weights in SAVED's order of preference; None when it has none."""
     return next((run_dir / name for name in SAVED if (run_dir / name).is_file()), None)
 
 
 def locate(backend: LocalBackend, run_id: str) -> RunSource:
+    """A run's trainer (its own record, else its sweep's), config and saved weights.
+
+    Raises:
+        NotFoundError: no run `run_id` in the store.
+        SweeperError: the run records no trainer, or its folder holds no checkpoint.
+    """
     run = backend.run(run_id)
     trainer = run["meta"].get("trainer")
     if trainer is None and run["sweep_id"]:
@@ -67,7 +74,12 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def resolve_between(backend: LocalBackend, value: str) -> Path:
-    """`--between` names a checkpoint file or another run of the store."""
+    """`--between` names a checkpoint file or another run of the store: the file to load.
+
+    Raises:
+        SweeperError: `value` is neither a file nor a run of the store, or the run has no
+            checkpoint.
+    """
     if Path(value).is_file():
         return Path(value)
     try:

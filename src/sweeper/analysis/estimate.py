@@ -175,7 +175,16 @@ def estimate(
 def run_probe(
     trainer: str, config: dict[str, Any], threads: int, gpu_slot: str | None, seconds: float
 ) -> Probe:
-    """Run the probe child and read its timings."""
+    """Run the probe child and read its timings.
+
+    A child process (`python -m sweeper.analysis.estimate`) trains `config` on `gpu_slot`
+    (None: CPU) with `threads` torch threads for about `seconds` of epochs, and prints its
+    timings as one JSON line.
+
+    Raises:
+        SweeperError: the probe ran past PROBE_TIMEOUT seconds, or failed (its error, else its
+            last stderr line, else its exit code).
+    """
     env = dict(os.environ)
     env["CUDA_VISIBLE_DEVICES"] = gpu_slot or ""
     env["OMP_NUM_THREADS"] = str(threads)

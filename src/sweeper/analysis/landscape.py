@@ -54,7 +54,13 @@ class Options:
     """Score the first `limit` items of the split (None: all)."""
 
     def check(self) -> None:
-        """Every option, before anything is loaded or written."""
+        """Every option, before anything is loaded or written.
+
+        Raises:
+            SweeperError: fewer than 2 steps, a range that is not finite and increasing, dims
+                other than 1 or 2, an unknown split or ignore mode, `between` with 2 dims, or a
+                limit below 1; the message names the CLI option.
+        """
         if self.steps < 2:
             raise SweeperError(f"--steps: must be at least 2, got {self.steps}")
         if not np.isfinite([self.low, self.high]).all() or self.low >= self.high:
@@ -86,7 +92,18 @@ class Result:
 
 
 def rebuild(backend: LocalBackend, run_id: str, split: str, limit: int | None) -> tuple[Any, ...]:
-    """(run source, rebuilt model/data/loss with the checkpoint loaded)."""
+    """(run source, rebuilt model/data/loss with the checkpoint loaded).
+
+    The model comes from the trainer's own `build(config, device)`, as its `train` made it, so
+    the weights scored are those of the model that was trained.
+
+    Raises:
+        NotFoundError: no such run.
+        SweeperError: the run has no trainer or checkpoint (`locate`), the trainer cannot
+            rebuild, its data cannot be rebuilt, or the checkpoint does not fit the model.
+        SpecError: the run's config no longer validates against the trainer's config model.
+        CheckpointError: the checkpoint is not a weights-only sweeper checkpoint.
+    """
     from sweeper.spec.load import validate_config
     from sweeper.trainers.common.device import select_device
 
@@ -113,6 +130,12 @@ def rebuild(backend: LocalBackend, run_id: str, split: str, limit: int | None) -
 
 
 def load_into(rebuilt: Rebuilt, checkpoint: Path) -> None:
+    """Load the checkpoint's weights into the rebuilt model, in place.
+
+    Raises:
+        SweeperError: the state dict does not fit the model (torch's first line quoted).
+        CheckpointError: not a weights-only sweeper checkpoint (`load_weights`).
+    """
     try:
         rebuilt.model.load_state_dict(load_weights(checkpoint))
     except RuntimeError as exc:
@@ -147,6 +170,20 @@ def landscape(
     on_total: Callable[[int], None] = lambda total: None,
     tick: Callable[[], None] = lambda: None,
 ) -> Result:
+    """Scan the loss around a run's weights and write the pictures, the grid and a JSON.
+
+    `options.steps` points per axis over [low, high] (a steps x steps grid with 2 dims, plus
+    the 1-D curve along δ); the loss is the trainer's mean loss over the split. Written to
+    `out`, else to the run's own `landscape/` folder; kept with the run and logged to its
+    offline W&B mirror. `on_total` gets the number of points once, `tick` is called per point.
+    Directions: filter-wise normalised (Li et al. 2018, "Visualizing the Loss Landscape of
+    Neural Nets", section 4).
+
+    Raises:
+        SweeperError: a bad option (`Options.check`), a run that cannot be rebuilt
+            (`rebuild`), `between` weights that do not match, or an output folder that cannot
+            be created or is not sweeper's own.
+    """
     options.check()
     # A folder given with --out may be the user's: written only if new, empty or sweeper
     # landscape's own (checked before the run is loaded); the run's landscape/ is the store's.

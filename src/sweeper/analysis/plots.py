@@ -60,6 +60,7 @@ def contour(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, title: str,
 
 
 def surface(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, title: str, out: Path) -> Path:
+    """The 3-D loss surface as a PNG at `out` (120 dpi): `loss[i, j]` at (alphas[i], betas[j])."""
     fig = plt.figure(figsize=(7, 5.5))
     ax = fig.add_subplot(projection="3d")
     grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
@@ -72,6 +73,8 @@ def surface(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray, title: str,
 
 
 def curve(alphas: np.ndarray, loss: np.ndarray, title: str, xlabel: str, out: Path) -> Path:
+    """The 1-D loss curve as a PNG at `out` (120 dpi): `loss[i]` at alphas[i], with the trained
+    weights (0) marked."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(alphas, loss, marker=".", color="tab:blue")
     ax.axvline(0, color="crimson", linewidth=0.8, linestyle="--")

@@ -26,6 +26,7 @@ class Moved:
 
     @torch.no_grad()
     def to(self, coefficients: Sequence[float]) -> None:
+        """Set the live tensors to origin + Σ cᵢ·dᵢ (one coefficient per direction), in place."""
         for name, tensor in self.live.items():
             tensor.copy_(self.origin[name])
             for c, direction in zip(coefficients, self.directions, strict=True):
@@ -34,6 +35,7 @@ class Moved:
 
     @torch.no_grad()
     def restore(self) -> None:
+        """Put the origin's values back into the live tensors."""
         for name, tensor in self.live.items():
             tensor.copy_(self.origin[name])
 
