@@ -1,4 +1,5 @@
-"""What a sweep means, in one place: run states, parameter identity, the best configuration.
+"""What a sweep means, in one place: run states, parameter identity, the best configuration,
+the run table, trial counts and a staged study's rules.
 
 The backends, the agent, the CLI and the report all read sweeps through this package, so
 "finished", "swept" and "best" mean the same everywhere. Each module is small and named for
@@ -18,30 +19,50 @@ from sweeper.sweep.params import (
     values_of,
 )
 from sweeper.sweep.runs import RunView
+from sweeper.sweep.runtable import RUN_COLUMNS, RunRow, run_table
 from sweeper.sweep.states import ACTIVE, DONE, TERMINAL, RunState
+from sweeper.sweep.study import (
+    CarryOver,
+    StageStart,
+    carried_config,
+    carry_over,
+    latest_stages,
+    stage_best,
+    stage_start,
+)
 from sweeper.sweep.trials import ended_trials, grid_points, planned_trials
 
 __all__ = [
     "ACTIVE",
     "DONE",
+    "RUN_COLUMNS",
     "TERMINAL",
     "BestConfiguration",
+    "CarryOver",
     "KeyPath",
     "ParameterClash",
+    "RunRow",
     "RunState",
     "RunView",
+    "StageStart",
     "best_configuration",
+    "carried_config",
+    "carry_over",
     "config_table",
     "ended_trials",
     "flat_parameters",
     "grid_points",
     "hashable",
     "key_paths",
+    "latest_stages",
     "nest_parameters",
     "parameter_paths",
     "plain",
     "planned_trials",
     "run_config",
+    "run_table",
+    "stage_best",
+    "stage_start",
     "swept_params",
     "values_of",
 ]

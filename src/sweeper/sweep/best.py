@@ -61,7 +61,20 @@ CONFIG_COLUMNS = ["mean", "std", "n", "best_run", "best_value", "median_run", "m
 
 def config_table(runs: pd.DataFrame, params: list[str], metric: str, goal: str) -> pd.DataFrame:
     """One row per configuration, best first (see above): the parameters, then the metric's
-    mean, std and n over its runs, and its best and median run with their values."""
+    mean, std and n over its runs, and its best and median run with their values.
+
+    Args:
+        runs: a run table (`sweeper.sweep.runtable`): `state`, `run_id`, `created_at`,
+            `config.<param>` and `summary.<metric>` columns are read.
+        params: the column names that make a configuration (seed left out: it numbers repeats).
+        metric: the summary key ranked on.
+        goal: "maximize" or "minimize" (W&B's `metric.goal`,
+            https://docs.wandb.ai/guides/sweeps/sweep-config-keys/#metric); anything else
+            minimizes, W&B's default.
+
+    Returns:
+        The `params` columns, then CONFIG_COLUMNS; no rows (those columns) when no run counts.
+    """
     import numpy as np
     import pandas as pd
 
@@ -116,7 +129,12 @@ def config_table(runs: pd.DataFrame, params: list[str], metric: str, goal: str) 
 def best_configuration(
     runs: pd.DataFrame, params: list[str], metric: str, goal: str
 ) -> BestConfiguration | None:
-    """The first row of `config_table`; None when no run counts."""
+    """The best configuration: the first row of `config_table` (same arguments).
+
+    Returns:
+        It, with its parameters as a config holds them; None when no run counts (none
+        finished or stopped with a numeric `metric`).
+    """
     table = config_table(runs, params, metric, goal)
     if table.empty:
         return None
@@ -155,6 +173,8 @@ class _Opaque:
 
 
 def hashable(value: Any) -> Any:
+    """A config value as a group key: a dict, a list or None wrapped to compare by its JSON
+    (pandas would split a list, refuse a dict, and group None with NaN); others unchanged."""
     return _Opaque(value) if value is None or isinstance(value, list | dict) else value
 
 

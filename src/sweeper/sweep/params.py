@@ -41,6 +41,13 @@ def nest_parameters(flat: Mapping[str, Any]) -> dict[str, Any]:
 
     Only for sweeper's own `search:` shorthand, whose dots name nested trainer fields; a plain
     W&B sweep's keys are never split.
+
+    Args:
+        flat: {dotted path: W&B parameter}, e.g. {"optim.lr": {"values": [0.1]}}.
+
+    Returns:
+        The `parameters` block, each section a `{"parameters": {...}}` block as W&B's nested
+        parameters are written: {"optim": {"parameters": {"lr": {"values": [0.1]}}}}.
     """
     nested: dict[str, Any] = {}
     for path, param in flat.items():
@@ -85,12 +92,21 @@ def parameter_paths(parameters: Mapping[str, Any]) -> dict[str, tuple[KeyPath, A
 
 
 def flat_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """A `parameters` block as {column name: parameter} (see `parameter_paths`)."""
+    """A `parameters` block as {column name: parameter} (see `parameter_paths`).
+
+    Raises:
+        ParameterClash: two parameters would share a column name.
+    """
     return {name: param for name, (_, param) in parameter_paths(parameters).items()}
 
 
 def key_paths(sweep_config: Mapping[str, Any]) -> dict[str, KeyPath]:
-    """{column name: key path} of a sweep's parameters."""
+    """{column name: key path} of a sweep's parameters, in the order the config writes them
+    (an absent or malformed `parameters` has none).
+
+    Raises:
+        ParameterClash: two parameters would share a column name.
+    """
     return {name: path for name, (path, _) in parameter_paths(_parameters(sweep_config)).items()}
 
 
@@ -100,7 +116,16 @@ def _parameters(sweep_config: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def swept_params(sweep_config: Mapping[str, Any], include_seed: bool = False) -> list[str]:
-    """Column names of the parameters the sweep varies (constants are the fixed base config)."""
+    """Column names of the parameters the sweep varies, in the config's order.
+
+    A parameter given as `{"value": v}` is a constant (W&B's `constant` kind, inferred by
+    `sweeps.params.HyperParameter` from a lone `value`), part of the fixed base config, so not
+    swept. `seed` is left out unless `include_seed`: it numbers the repeats of one
+    configuration.
+
+    Raises:
+        ParameterClash: two parameters would share a column name.
+    """
     return [
         name
         for name, param in flat_parameters(_parameters(sweep_config)).items()
@@ -115,6 +140,13 @@ def run_config(values: Mapping[str, Any], paths: Mapping[str, KeyPath]) -> dict[
     What `wandb agent` gives a program (args, WANDB_SWEEP_PARAM_PATH, `wandb.config`) is this
     config's top-level keys (wandb/sdk/launch/sweeps/utils.py `create_sweep_command_args`). A
     name that is not one of `paths` (a store written before key paths) is one flat key.
+
+    Args:
+        values: {column name: value}.
+        paths: {column name: key path} (`key_paths` of the sweep config).
+
+    Returns:
+        The nested config, {key: value or nested dict}; values are not `{"value": v}`-wrapped.
     """
     config: dict[str, Any] = {}
     for name, value in values.items():
@@ -134,6 +166,15 @@ def values_of(config: Mapping[str, Any], paths: Mapping[str, KeyPath]) -> dict[s
 
     The inverse of `run_config`: each parameter is read along its key path, so a dict value
     stays one value. Top-level keys no path starts with are kept as they are.
+
+    Args:
+        config: a run config as W&B keeps it; each top-level value `{"value": v}`-wrapped or
+            not.
+        paths: {column name: key path} (`key_paths` of the sweep config).
+
+    Returns:
+        {column name: value} for each parameter found along its path, plus the top-level keys
+        no path covers; a parameter whose path the config lacks is left out.
     """
     top = {
         key: wrapped["value"] if isinstance(wrapped, Mapping) and "value" in wrapped else wrapped

@@ -44,5 +44,10 @@ class RunState(StrEnum):
 
 
 TERMINAL = (RunState.FINISHED, RunState.STOPPED, RunState.FAILED, RunState.CRASHED)
+"""States a run never leaves. A preempted run is not one: it is requeued and runs again."""
 ACTIVE = (RunState.PENDING, RunState.PREEMPTED, RunState.RUNNING)
+"""Still to run, or running: a sweep is complete when none of its runs is active."""
 DONE = (RunState.FINISHED, RunState.STOPPED)
+"""Runs whose metric counts for the best configuration; failed and crashed runs are shown,
+never ranked. W&B's bayes search likewise fits the metric of finished runs only
+(sweeps/bayes_search.py), and an early-stopped run reaches it as finished."""
