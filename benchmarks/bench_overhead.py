@@ -112,6 +112,64 @@ def claim_times() -> dict[str, float]:
     return out
 
 
+def store_claim(runs: int = 10_000, claims: int = 5) -> dict[str, float]:
+    """A claim through the SQLite store once a grid sweep holds `runs` finished runs: its whole
+    time, and the longest the store's write lock was held during it (other agents wait that
+    long; the engine's suggestion is computed outside the lock)."""
+    import json
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    from sweeper.backends.local import LocalBackend
+    from sweeper.backends.sqlite import SqliteStore
+
+    held: list[float] = []
+    write = SqliteStore.write
+
+    @contextmanager
+    def timed_write(self: SqliteStore) -> Iterator[sqlite3.Connection]:
+        with write(self) as db:
+            start = time.perf_counter()
+            yield db
+        held.append(time.perf_counter() - start)
+
+    grid = {
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"values": list(range(2 * runs))}},
+    }
+    totals, locks = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        backend = LocalBackend(Path(scratch) / "claim.db")
+        sweep_id = backend.create_sweep(grid, trainer="noop", spec={}, spec_hash="bench")
+        with backend.store.write() as db:
+            db.executemany(
+                "INSERT INTO runs (id, sweep_id, seq, params, state, attempt, summary,"
+                " created_at) VALUES (?, ?, ?, ?, 'finished', 1, ?, 0)",
+                [
+                    (f"r{i}", sweep_id, i + 1, json.dumps({"x": {"value": i}}), '{"loss": 0}')
+                    for i in range(runs)
+                ],
+            )
+        SqliteStore.write = timed_write  # type: ignore[method-assign]
+        try:
+            for _ in range(claims):
+                held.clear()
+                start = time.perf_counter()
+                claim = backend.claim(sweep_id, "bench")
+                totals.append(time.perf_counter() - start)
+                locks.append(max(held))
+                assert claim is not None
+                backend.finish(claim.run_id, claim.attempt, "finished", {"loss": 0})
+        finally:
+            SqliteStore.write = write  # type: ignore[method-assign]
+        backend.close()
+    return {
+        f"store claim, grid, {runs:,} runs (median)": sorted(totals)[claims // 2],
+        "  write lock held during it (median)": sorted(locks)[claims // 2],
+    }
+
+
 def _trials_span(store: Path) -> float:
     """First trial start to last trial end: the agents' work once they are up."""
     with sqlite3.connect(store) as db:
@@ -187,7 +245,7 @@ def main() -> None:
     print(f"  sweeper, forked child, offline mirror : {offline * 1e3:7.1f}   (target <= 120)")
     print(f"  Optuna, in-process, SQLite storage    : {optuna_s * 1e3:7.1f}")
     print(f"  ratio sweeper (disabled) / Optuna     : {disabled / optuna_s:7.2f}")
-    for name, seconds in claim_times().items():
+    for name, seconds in {**claim_times(), **store_claim()}.items():
         print(f"{name:34}: {seconds * 1e3:8.1f} ms")
     for what, (one, two) in agents_speedup(args.agents_trials).items():
         print(

@@ -42,7 +42,8 @@ HISTORY_CHUNK = 900
 
 
 class LocalBackend:
-    """The SQLite store. Open one per process (connections do not survive a fork)."""
+    """The Backend over the SQLite store: the sweep's rules through `Coordinator`, records
+    through `SqliteStore`. Open one per process (connections do not survive a fork)."""
 
     kind = "local"
     progress_every = 0.5
@@ -335,8 +336,8 @@ class LocalBackend:
         rows = self.db.execute(
             "SELECT r.id, r.agent, r.started_at, r.summary,"
             " (SELECT MAX(step) FROM history h WHERE h.run_id = r.id) AS step"
-            " FROM runs r WHERE r.sweep_id = ? AND r.state = 'running' ORDER BY r.seq",
-            (sweep_id,),
+            " FROM runs r WHERE r.sweep_id = ? AND r.state = ? ORDER BY r.seq",
+            (sweep_id, RunState.RUNNING),
         ).fetchall()
         now = time.time()
         return [
