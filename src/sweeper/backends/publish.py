@@ -78,7 +78,7 @@ def _publish_one(
         _upload(local, sweep, run_id, entity, project, target)
         result.uploaded.append(run_id)
         say(f"uploaded run {run_id}")
-    mark = {"synced_from": sweep.id, "study": sweep.study, "stage": sweep.stage}
+    mark: dict[str, Any] = {"synced_from": sweep.id, "study": sweep.study, "stage": sweep.stage}
     mark |= {"stage_name": sweep.stage_name, "carried": sweep.carried}
     mark |= {"spec": sweep.spec_hash[:12], "agents": sweep.spec.get("agents", {})}
     config = {**sweep.config, "project": project}
@@ -130,6 +130,7 @@ def _upload(
         directory=target.root,
         config={**trainer_config, "_sweeper": {**wandb_identity(claim, sweep), **extra}},
     )
+    assert run is not None  # start_wandb gives None only when W&B is disabled
     # NaN and inf go up as they were logged: W&B keeps them (its client writes the JSON
     # constants NaN, Infinity, -Infinity: wandb/sdk/lib/json_util.py, inf_nan_mode="constants")
     for step, values in local.logged_rows(run_id):
