@@ -32,6 +32,11 @@ Augment = Literal[
 ]
 AUGMENTS: tuple[str, ...] = get_args(Augment)
 
+
+def _default_augment() -> list[Augment]:
+    return ["translate", "flip"]
+
+
 MIN_SIZE = {"vit_b_16": 224}
 """Smallest (height, width) side per backbone; the CNNs need 32 (five stride-2 stages)."""
 CNN_MIN_SIZE = 32
@@ -64,7 +69,7 @@ class ReidData(Strict):
     )
     num_instances: int = Field(4, ge=1, le=64, description="K: images per identity in a batch.")
     augment: list[Augment] = Field(
-        default_factory=lambda: ["translate", "flip"], description="Training augmentations by name."
+        default_factory=_default_augment, description="Training augmentations by name."
     )
     workers: int = Field(4, ge=0, le=64, description="DataLoader worker processes.")
 

@@ -82,7 +82,8 @@ def evaluate_rank(
         )
         for i in range(0, len(distmat), CHUNK)
     ]
-    return _summarise(*(np.concatenate(p) for p in zip(*parts, strict=True)), max_rank)
+    first, ap = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return _summarise(first, ap, max_rank)
 
 
 def distance_chunk(query: torch.Tensor, gallery: torch.Tensor, metric: Distance) -> torch.Tensor:
@@ -131,4 +132,5 @@ def rank_features(
         parts.append(
             _rank_chunk(dist, q_pids[i : i + CHUNK], q_camids[i : i + CHUNK], g_pids, g_camids)
         )
-    return _summarise(*(np.concatenate(p) for p in zip(*parts, strict=True)), max_rank)
+    first, ap = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return _summarise(first, ap, max_rank)

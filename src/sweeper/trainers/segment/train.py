@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -14,6 +15,7 @@ from sweeper.trainers.common.optim import build_optimizer, build_scheduler
 from sweeper.trainers.logger import Logger
 from sweeper.trainers.segment.build import build
 from sweeper.trainers.segment.config import SegmentConfig
+from sweeper.trainers.segment.data.loaders import XrayDataset
 from sweeper.trainers.segment.engine import Engine
 from sweeper.trainers.segment.models import parameter_count
 from sweeper.trainers.segment.overlays import write_overlays
@@ -65,12 +67,13 @@ def train(config: SegmentConfig, logger: Logger) -> dict[str, float]:
     if loaders.test is not None:
         summary.update({f"test_{k}": v for k, v in engine.evaluate(loaders.test).items()})
     if config.overlays:
-        log_overlays(engine, loaders.val.dataset, config.overlays, logger, len(history) - 1)
+        val = cast(XrayDataset, loaders.val.dataset)
+        log_overlays(engine, val, config.overlays, logger, len(history) - 1)
     return summary
 
 
 def log_overlays(
-    engine: Engine, dataset: torch.utils.data.Dataset, count: int, logger: Logger, step: int
+    engine: Engine, dataset: XrayDataset, count: int, logger: Logger, step: int
 ) -> None:
     """The first validation images with true and predicted masks: PNGs in run_dir/overlays
     (a scratch folder when the trial keeps no files) and an image panel."""

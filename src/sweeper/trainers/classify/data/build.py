@@ -115,7 +115,11 @@ def load_data(cfg: ClassifyData, device: torch.device) -> Data:
     """
     source = read(cfg)
     x, y = to_float(source.x_train, cfg), source.y_train
-    test = Split(to_float(source.x_test, cfg), source.y_test) if source.x_test is not None else None
+    test = (
+        Split(to_float(source.x_test, cfg), source.y_test)
+        if source.x_test is not None and source.y_test is not None
+        else None
+    )
     if test is None and cfg.test_fraction > 0:
         kept, held = stratified_split(y, cfg.test_fraction, cfg.split_seed, "the test split")
         x, y, test = x[kept], y[kept], Split(x[held], y[held])

@@ -71,8 +71,8 @@ def _decode(
     arrays, labels = [], []
     for label, name in enumerate(classes):
         for path in files.get(name, []):
-            with Image.open(path) as image:
-                image = image.convert(mode)
+            with Image.open(path) as file:
+                image = file.convert(mode)
                 if image.size != (width, height):
                     image = image.resize((width, height), Image.Resampling.BILINEAR)
                 arrays.append(np.asarray(image, dtype=np.uint8).reshape(height, width, -1))

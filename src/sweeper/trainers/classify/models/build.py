@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 from torch import nn
 
@@ -13,6 +15,14 @@ from sweeper.trainers.classify.models.cnn import CNN
 from sweeper.trainers.classify.models.lenet import LeNet, LeNet5
 from sweeper.trainers.classify.models.mlp import MLP
 from sweeper.trainers.classify.models.two_branch import TwoBranch
+
+
+class _Conv(TypedDict):
+    """What the convolutional nets (CNN, LeNet, SmallAlexNet, TwoBranch) share."""
+
+    n_base: int
+    dropout: float
+    batch_norm: bool
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -30,7 +40,7 @@ def build_model(cfg: ClassifyModel, shape: tuple[int, ...], n_outputs: int) -> n
     problem = input_problem(cfg.arch, shape)
     if problem:
         raise SweeperError(f"model.arch {cfg.arch!r} does not fit the data: {problem}")
-    conv = {"n_base": cfg.n_base, "dropout": cfg.dropout, "batch_norm": cfg.batch_norm}
+    conv: _Conv = {"n_base": cfg.n_base, "dropout": cfg.dropout, "batch_norm": cfg.batch_norm}
     if cfg.arch == "mlp":
         hidden = cfg.hidden if cfg.hidden is not None else [cfg.width] * cfg.depth
         model: nn.Module = MLP(shape, hidden, n_outputs, cfg.activation, cfg.dropout)

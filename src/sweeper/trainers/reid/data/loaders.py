@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from PIL import Image
@@ -61,14 +62,14 @@ def build_loaders(config: ReidConfig, generator: torch.Generator, device: torch.
         ensure_generated(data.root, write_veri)
     veri = load_veri(data.root)
     train_tf, eval_tf = build_transforms(data.image_size, data.augment)
-    common = {"num_workers": data.workers, "pin_memory": device.type == "cuda"}
+    loader = partial(DataLoader, num_workers=data.workers, pin_memory=device.type == "cuda")
     keep = data.workers > 0  # training workers live across epochs; evaluation ones do not
     train_set = ImageDataset(veri.train, train_tf)
     if data.sampler == "identity":
         pids = [item.pid for item in veri.train]
         sampler = RandomIdentitySampler(pids, data.batch_size, data.num_instances, generator)
-        train = DataLoader(
-            train_set, batch_sampler=sampler, generator=generator, persistent_workers=keep, **common
+        train = loader(
+            train_set, batch_sampler=sampler, generator=generator, persistent_workers=keep
         )
     else:
         if len(train_set) < data.batch_size:
@@ -76,17 +77,16 @@ def build_loaders(config: ReidConfig, generator: torch.Generator, device: torch.
                 f"the training set has {len(train_set)} images, fewer than data.batch_size "
                 f"{data.batch_size}"
             )
-        train = DataLoader(
+        train = loader(
             train_set,
             batch_size=data.batch_size,
             shuffle=True,
             drop_last=True,
             generator=generator,
             persistent_workers=keep,
-            **common,
         )
     batch = config.eval.batch_size
-    query = DataLoader(ImageDataset(veri.query, eval_tf), batch_size=batch, **common)
-    gallery = DataLoader(ImageDataset(veri.gallery, eval_tf), batch_size=batch, **common)
+    query = loader(ImageDataset(veri.query, eval_tf), batch_size=batch)
+    gallery = loader(ImageDataset(veri.gallery, eval_tf), batch_size=batch)
     plain_train = ImageDataset(veri.train, eval_tf)
     return Loaders(train, query, gallery, veri.num_train_ids, plain_train)

@@ -25,7 +25,8 @@ CABINS = {  # side-view cabin: x of its four corners along an 80-long body, then
 
 
 def _colour(rng: np.random.Generator, low: int = 0, high: int = 256) -> tuple[int, int, int]:
-    return tuple(int(c) for c in rng.integers(low, high, 3))
+    red, green, blue = (int(c) for c in rng.integers(low, high, 3))
+    return red, green, blue
 
 
 def _identity(rng: np.random.Generator) -> dict:
@@ -96,7 +97,7 @@ def _render(ident: dict, cam: dict, rng: np.random.Generator) -> Image.Image:
     horizon = int(height * rng.uniform(0.45, 0.6))
     draw.rectangle([0, horizon, width, height], fill=cam["road"])
     for _ in range(3):  # clutter, so the background is not a constant per camera
-        cx, cy = rng.integers(0, width), rng.integers(0, horizon)
+        cx, cy = int(rng.integers(0, width)), int(rng.integers(0, horizon))
         draw.ellipse([cx - 6, cy - 6, cx + 6, cy + 6], fill=_colour(rng, 40, 200))
     view = cam["views"][rng.integers(2)]
     scale = rng.uniform(0.85, 1.15)

@@ -21,13 +21,13 @@ class RandomTranslate:
 
     def __init__(self, size: tuple[int, int], p: float = 0.5) -> None:
         self.size, self.p = size, p
-        self.big = tuple(round(side * 1.125) for side in size)
+        self.big = (round(size[0] * 1.125), round(size[1] * 1.125))
         self.crop = T.RandomCrop(size)
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        if torch.rand(1).item() >= self.p:
-            return image.resize(self.size[::-1], Image.Resampling.BILINEAR)
-        return self.crop(image.resize(self.big[::-1], Image.Resampling.BILINEAR))
+        if torch.rand(1).item() >= self.p:  # sizes are (height, width); PIL's (width, height)
+            return image.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
+        return self.crop(image.resize((self.big[1], self.big[0]), Image.Resampling.BILINEAR))
 
 
 class PcaLighting:

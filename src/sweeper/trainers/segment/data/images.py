@@ -42,6 +42,8 @@ def _mask(pair: Pair, size: int) -> np.ndarray:
             )
         lung = pixels > 0
         union = lung if union is None else union | lung
+    if union is None:  # the layouts skip an image without a mask; this says so if one did not
+        raise SweeperError(f"image {pair.image} has no mask")
     resized = Image.fromarray(union.astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST)
     return np.array(resized)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import cast
 
 import albumentations as A
 import numpy as np
@@ -51,9 +53,11 @@ class Loaders:
     def sizes(self) -> dict[str, float]:
         """Images per split, and those skipped for want of a mask (summary metrics)."""
         return {
-            "n_train": float(len(self.train.dataset)),
-            "n_val": float(len(self.val.dataset)),
-            "n_test": float(len(self.test.dataset)) if self.test is not None else 0.0,
+            "n_train": float(len(cast(XrayDataset, self.train.dataset))),
+            "n_val": float(len(cast(XrayDataset, self.val.dataset))),
+            "n_test": (
+                float(len(cast(XrayDataset, self.test.dataset))) if self.test is not None else 0.0
+            ),
             "n_skipped": float(self.listing.skipped),
         }
 
@@ -97,20 +101,17 @@ def build_loaders(config: SegmentConfig, generator: torch.Generator, pin: bool) 
     def subset(ids: list[int], augment: A.Compose | None = None) -> XrayDataset:
         return XrayDataset([listing.pairs[i] for i in ids], data.image_size, cached, augment)
 
-    common = {
-        "num_workers": data.workers,
-        "pin_memory": pin,
-        "persistent_workers": data.workers > 0,
-    }
-    train = DataLoader(
+    loader = partial(
+        DataLoader, num_workers=data.workers, pin_memory=pin, persistent_workers=data.workers > 0
+    )
+    train = loader(
         subset(train_ids, build_augment(config.aug, config.seed)),
         batch_size=data.batch_size,
         shuffle=True,
         generator=generator,
-        **common,
     )
-    val = DataLoader(subset(val_ids), batch_size=data.eval_batch_size, **common)
+    val = loader(subset(val_ids), batch_size=data.eval_batch_size)
     test = None
     if test_ids:
-        test = DataLoader(subset(test_ids), batch_size=data.eval_batch_size, **common)
+        test = loader(subset(test_ids), batch_size=data.eval_batch_size)
     return Loaders(train, val, test, listing)
