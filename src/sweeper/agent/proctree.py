@@ -34,7 +34,8 @@ def become_subreaper() -> bool:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
         return False
-    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    status: int = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # ctypes' default restype
+    return status == 0
 
 
 def _parents() -> dict[int, int]:

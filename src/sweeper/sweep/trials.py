@@ -38,7 +38,7 @@ def grid_points(name: str, parameter: Mapping[str, Any]) -> int:
     if kind.type == kind.INT_UNIFORM:
         return max(0, int(kind.config["max"]) - int(kind.config["min"]) + 1)
     if kind.type == kind.Q_UNIFORM:
-        low, high, q = kind.config["min"], kind.config["max"], kind.config["q"]
+        low, high, q = (float(kind.config[key]) for key in ("min", "max", "q"))
         return max(0, math.ceil((high - low) / q))
     raise ValueError(f"{name}: W&B's grid search cannot enumerate a {kind.type} parameter")
 
