@@ -25,13 +25,19 @@ class StageSweep(Protocol):
     """What the study rules read of a sweep record (`sweeper.backends.base.SweepRecord`)."""
 
     @property
-    def study(self) -> str | None: ...
+    def study(self) -> str | None:
+        """The study's id, shared by its stages' sweeps; None for a sweep of no study."""
+        ...
 
     @property
-    def stage(self) -> int: ...
+    def stage(self) -> int:
+        """The stage's index in the spec's `stages` (0 for a single-stage sweep)."""
+        ...
 
     @property
-    def created_at(self) -> float: ...
+    def created_at(self) -> float:
+        """When the sweep was made, Unix seconds: the latest attempt of a stage wins."""
+        ...
 
 
 S = TypeVar("S", bound=StageSweep)
