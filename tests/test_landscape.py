@@ -4,8 +4,6 @@ command end to end on a real `sweeper train` run."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import sweeper
 from torch import nn
 from typer.testing import CliRunner
 
@@ -26,12 +25,6 @@ from sweeper.errors import SweeperError
 from sweeper.trainers.classify.data.synthetic import write_shapes
 from sweeper.trainers.common.rebuild import Rebuilt
 from sweeper.trainers.logger import MemoryLogger
-
-
-def sweeper(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args], capture_output=True, text=True, cwd=cwd
-    )
 
 
 def small_net() -> nn.Module:

@@ -12,16 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import probe_spec, wait_for, write_spec
-
-
-def sweeper(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
+from helpers import sweeper
 
 
 def _runs(store: Path) -> list[dict[str, Any]]:

@@ -11,30 +11,19 @@ import json
 import math
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from conftest import probe_spec, write_spec
+from helpers import sweeper
 
 from sweeper.errors import SpecError
 from sweeper.spec.load import load_spec, load_sweep_file, parse_value
 from sweeper.spec.plain import PlainSweep
 
 CASEBOOK = Path(__file__).parent / "casebook" / "13-exponent-notation-numbers"
-
-
-def sweeper(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def _plain_file(folder: Path, parameters_yaml: str, **extra: Any) -> Path:

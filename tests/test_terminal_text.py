@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,21 +21,12 @@ import pytest
 import typer
 import yaml
 from conftest import probe_spec, write_spec
+from helpers import sweeper
 from typer.testing import CliRunner
 
 from sweeper.cli import app
 
 CLEAR = "\x1b[2J"
-
-
-def sweeper(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def test_help_shows_every_default() -> None:
