@@ -28,6 +28,7 @@ from sweeper.backends.store import (
     Transaction,
 )
 from sweeper.sweep import RunState, RunView
+from sweeper.sweep.engine import next_params as real_next_params
 
 METRIC = {"name": "loss", "goal": "minimize"}
 GRID = {"method": "grid", "metric": METRIC, "parameters": {"x": {"values": [0, 1, 2]}}}
@@ -109,7 +110,9 @@ class MemoryTransaction:
         run = self.data.runs.get(run_id)
         if run is None or run.attempt != attempt or (expect is not None and run.state != expect):
             return False
-        kept = {k: v for k, v in changes.items() if k in RunRecord.__dataclass_fields__}
+        kept: dict[str, Any] = {
+            k: v for k, v in changes.items() if k in RunRecord.__dataclass_fields__
+        }
         self.data.runs[run_id] = replace(run, **kept)  # outcome columns: not read back
         return True
 
@@ -338,9 +341,6 @@ class Engine:
         if self.answer is not None:
             return self.answer(runs)
         return real_next_params(config, runs, run_cap)
-
-
-real_next_params = coordinator_module.next_params
 
 
 def test_another_agent_claims_during_the_engine_call_and_the_claim_asks_again(
