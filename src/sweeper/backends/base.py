@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sweeper.sweep import RunState, RunView
+from sweeper.sweep.study import sweep_metric
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,8 +52,8 @@ class SweepRecord:
 
     @property
     def metric(self) -> tuple[str, str]:
-        metric = self.config.get("metric", {})
-        return metric.get("name", ""), metric.get("goal", "minimize")
+        """(metric name, goal) of the sweep (sweeper.sweep.study.sweep_metric)."""
+        return sweep_metric(self.config)
 
     @property
     def title(self) -> str:
