@@ -3,9 +3,11 @@
 Claim order (a requeued run before a new point), requeue after a lapsed heartbeat, exhaustion,
 W&B's early termination (hyperband), fencing by (run id, attempt) and finishing all live here;
 a store only reads and writes records. The rules are W&B's: a sweep hands out runs until its
-engine has none (https://docs.wandb.ai/guides/sweeps/define-sweep-configuration/, `run_cap`),
-a preempted run is handed out again (wandb `wandb_agent.py`: `mark_preempting`), and
-hyperband stops runs through `sweeps.stop_runs`.
+engine (`sweeps.next_run`) has none or `run_cap` is met
+(https://docs.wandb.ai/guides/sweeps/define-sweep-configuration/); a preempted run goes back
+to the queue and is handed to the next agent before any new point (W&B's preemptible sweeps,
+`wandb.Run.mark_preempting`: https://docs.wandb.ai/guides/runs/resuming/); hyperband stops
+runs through `sweeps.stop_runs`.
 
 The engine's suggestion (100-160 ms for bayes, ~95 ms for a grid at 10,000 runs) is computed
 from a snapshot with no lock held; the claim's transaction inserts it only if the runs the
@@ -23,7 +25,7 @@ from typing import Any
 from sweeper.backends.base import Beat, Claim, SweepRecord
 from sweeper.backends.store import RunChanges, RunRecord, Snapshot, Store, Transaction, new_id
 from sweeper.errors import NotFoundError
-from sweeper.sweep import RunState
+from sweeper.sweep import ACTIVE, RunState
 from sweeper.sweep.engine import next_params, runs_to_stop
 
 ENGINE_TRIES = 3
@@ -32,8 +34,6 @@ claims and finishes a slow engine could otherwise be outrun forever."""
 
 CLAIMABLE = (RunState.PENDING, RunState.PREEMPTED)
 """States of runs waiting for an agent: handed out, oldest first, before any new point."""
-
-_ACTIVE = (RunState.PENDING, RunState.PREEMPTED, RunState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class Coordinator:
             The runs waiting for an agent afterwards, oldest first.
         """
         waiting = []
-        for run in tx.runs(sweep_id, _ACTIVE):
+        for run in tx.runs(sweep_id, ACTIVE):
             if _lapsed(run, tx.now, heartbeat_timeout):
                 reason = f"requeued: agent {run.agent or '?'} stopped heartbeating"
                 changes: RunChanges = {"state": RunState.PREEMPTED, "agent": None, "error": reason}
