@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from conftest import probe_spec, wait_for, write_spec
+from helpers import fill_study, probe_history, sweeper
 from PIL import Image
 from wandb_server import WandbServer
 
@@ -27,14 +29,9 @@ from sweeper.spec.load import load_spec
 ENTITY = "standin"
 PROJECT = "sweeper-e2e"
 
-
-def sweeper(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+# Every test here runs `sweeper` (launch, agent, sync, status) or wandb's own agent in child
+# processes against the stand-in server: seconds each, so not in the `-m "not slow"` loop.
+pytestmark = pytest.mark.slow
 
 
 def _spec(tmp_path: Path, **overrides: Any) -> Path:
@@ -253,9 +250,10 @@ def test_sync_publishes_a_local_study_once_with_the_stores_run_ids(
     from sweeper.backends.local import LocalBackend
 
     spec = _study(tmp_path, {"epochs": 3})
-    launched = sweeper("launch", str(spec), "--wandb", "disabled")
+    local = LocalBackend(store)
+    fill_study(local, load_spec(spec), probe_history)  # the study's runs, through the store
+    launched = sweeper("launch", str(spec), "--wandb", "disabled")  # complete: runs nothing
     assert launched.returncode == 0, launched.stderr
-    local = LocalBackend(store, create=False)
     stages = local.sweeps(local.sweeps()[0].study)
     table = local.runs([s.id for s in stages])
     pictured = table["run_id"].iloc[0]  # as `sweeper landscape` leaves it in the run's folder
