@@ -25,6 +25,7 @@ def _runs(store: Path) -> list[dict[str, Any]]:
         backend.close()
 
 
+@pytest.mark.slow  # a real `sweeper launch` child process: agents import torch, run trials
 def test_a_trainer_without_torch_never_imports_it(tmp_path: Path) -> None:
     """The agent imports torch (2-3 s) only for a trainer that uses it: neither the agent's
     warm-up nor the trial's device record may import it for one that does not."""

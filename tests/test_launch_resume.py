@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import probe_spec, wait_for, write_spec
 
 from sweeper.backends.local import LocalBackend
@@ -29,6 +30,7 @@ def _agents_alive(sweep_ids: list[str]) -> list[str]:
     return [line for line in found.stdout.splitlines() if any(s in line for s in sweep_ids)]
 
 
+@pytest.mark.slow  # a real launch and its agents, stopped and resumed
 def test_sigterm_stops_launch_and_its_agents_and_the_same_launch_resumes(
     store: Path, tmp_path: Path
 ) -> None:

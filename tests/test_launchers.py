@@ -238,6 +238,7 @@ def children(pid: int) -> list[int]:
         return []
 
 
+@pytest.mark.slow  # a real agent process
 def test_healthcheck_follows_the_agents_heartbeat(make_sweep, store: Path) -> None:
     """A real agent on this machine: healthy while it heartbeats its trial, unhealthy (with
     the trial and the age of its last heartbeat) while the agent and its trial are frozen,

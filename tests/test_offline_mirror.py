@@ -92,6 +92,7 @@ def quiet_wandb(wandb_server: WandbServer) -> WandbServer:
     return wandb_server
 
 
+@pytest.mark.slow  # a real launch: agents run the trials, each mirrored by wandb-core
 def test_launch_mirrors_each_trial_with_its_sweep_identity(
     store: Path, quiet_wandb: WandbServer, tmp_path: Path
 ) -> None:
@@ -137,6 +138,7 @@ def test_launch_mirrors_each_trial_with_its_sweep_identity(
     db.close()
 
 
+@pytest.mark.slow  # two trials with wandb offline: wandb-core starts for each
 def test_a_requeued_trial_mirrors_to_the_same_wandb_run(
     backend: LocalBackend,
     make_sweep: Callable[[dict[str, Any]], str],

@@ -79,6 +79,7 @@ def _walk(config: dict[str, Any], cap: int = 50) -> list[dict[str, Any]]:
 # §1: identity ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a real `sweeper launch` child process: agents import torch, run trials
 def test_casebook_hydra_dotted_names_reach_the_program_as_written(tmp_path: Path) -> None:
     folder = _case("01-hydra-dotted-names", tmp_path)
     store = tmp_path / "store" / "sweeper.db"
@@ -99,6 +100,7 @@ def test_casebook_hydra_dotted_names_reach_the_program_as_written(tmp_path: Path
         }
 
 
+@pytest.mark.slow  # a real `sweeper launch` child process: agents import torch, run trials
 def test_flat_dotted_keys_nested_blocks_and_opaque_values_reach_wandb_config(
     tmp_path: Path,
 ) -> None:
@@ -246,6 +248,7 @@ def test_the_store_holds_and_gives_back_every_float(backend: LocalBackend) -> No
         assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ok"] == 0.5
 
 
+@pytest.mark.slow  # a real `sweeper launch` child process: agents import torch, run trials
 def test_casebook_nan_metric_fails_its_run_and_the_bayes_sweep_goes_on(tmp_path: Path) -> None:
     folder = _case("03-nan-metric-bayes", tmp_path)
     store = tmp_path / "store" / "sweeper.db"
@@ -283,6 +286,7 @@ run.finish()
 """
 
 
+@pytest.mark.slow  # a real `sweeper launch` child process: agents import torch, run trials
 def test_inf_is_a_number_and_other_non_finite_keys_are_kept(tmp_path: Path) -> None:
     folder = tmp_path / "inf"
     folder.mkdir()
@@ -307,6 +311,7 @@ def test_inf_is_a_number_and_other_non_finite_keys_are_kept(tmp_path: Path) -> N
 # §5: the end of a launch ----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a real `sweeper launch` child process: agents import torch, run trials
 def test_launch_exits_1_when_no_run_finished(tmp_path: Path) -> None:
     folder = tmp_path / "fails"
     folder.mkdir()

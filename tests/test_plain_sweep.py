@@ -103,6 +103,7 @@ def _sweeper(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow  # launch, two agents and sync in child processes
 def test_the_example_runs_end_to_end_offline_with_two_agents(
     store: Path, wandb_server: WandbServer
 ) -> None:
@@ -219,6 +220,7 @@ def test_hyperband_stops_the_running_program(backend: LocalBackend, tmp_path: Pa
     _assert_gone(int((tmp_path / f"pid-{poor}").read_text()))
 
 
+@pytest.mark.slow  # real agent processes
 def test_a_preempted_program_is_requeued_and_finishes_on_the_next_agent(
     backend: LocalBackend, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -331,6 +333,7 @@ run.finish()
 """
 
 
+@pytest.mark.slow  # a launch on the stand-in W&B server, programs logging online
 def test_a_plain_sweep_runs_on_the_wandb_backend_each_program_logging_to_its_run(
     wandb_server: WandbServer, store: Path, tmp_path: Path
 ) -> None:
@@ -352,6 +355,7 @@ def test_a_plain_sweep_runs_on_the_wandb_backend_each_program_logging_to_its_run
     assert f"best run {max(runs, key=lambda r: r.config['x']).id}" in launched.stdout
 
 
+@pytest.mark.slow  # real agent processes on the stand-in W&B server
 def test_a_program_preempted_on_wandb_is_requeued_by_w_and_b_and_resumed(
     wandb_server: WandbServer, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,6 +70,7 @@ def test_the_wandb_backend_fails_a_run_whose_metric_is_nan(
     _nan_fails_and_the_other_finishes(wandb_server, done.stdout + done.stderr)
 
 
+@pytest.mark.slow  # sweeper sync in a child process, uploading through wandb-core
 def test_sync_uploads_nan_and_inf_as_wandb_keeps_them(
     wandb_server: WandbServer, backend: LocalBackend, make_sweep: Any
 ) -> None:

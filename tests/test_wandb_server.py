@@ -185,6 +185,7 @@ def test_wrong_api_key_fails_fast(
     assert any(path == "/graphql" for _, path, _, _ in wandb_server.requests)
 
 
+@pytest.mark.slow  # wandb's own agent and a program in child processes
 def test_stock_wandb_agent_cli_runs_a_program(wandb_server: WandbServer, tmp_path: Path) -> None:
     program = tmp_path / "train.py"
     program.write_text(
@@ -223,6 +224,7 @@ def test_stock_wandb_agent_cli_runs_a_program(wandb_server: WandbServer, tmp_pat
     assert run.summary["loss"] == 0.5
 
 
+@pytest.mark.slow  # an offline run made and synced by wandb in child processes
 def test_syncing_an_offline_run_twice_uploads_it_once(wandb_server: WandbServer) -> None:
     import wandb
 
