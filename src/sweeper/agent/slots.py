@@ -46,6 +46,16 @@ def visible_gpus() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
+def chosen_gpus(option: str | None) -> list[str]:
+    """The GPUs a command uses: `--gpus` as given (`parse_gpus`; '' for CPU), else every
+    visible one (`visible_gpus`).
+
+    Raises:
+        SweeperError: a `--gpus` entry that is not a GPU index or UUID, or one named twice.
+    """
+    return parse_gpus(option) if option is not None else visible_gpus()
+
+
 GPU_ID = re.compile(r"^(\d+|(GPU|MIG)-[\w/-]+)$")
 """What CUDA_VISIBLE_DEVICES accepts: an index, or a GPU or MIG UUID."""
 

@@ -172,6 +172,27 @@ def estimate(
     return Estimate(probe, costs, agents, spec.agents.gpus_per_trial)
 
 
+def estimate_launch(loaded: LoadedSpec, agents: int | None, gpus: list[str]) -> Estimate:
+    """`--estimate`: the estimate for the agents `sweeper launch` would run with these options:
+    `agent_count` agents over the GPU slots, each trial with agents.cpus_per_trial threads (else
+    the cores shared), the probe on the first slot.
+
+    Args:
+        agents: `--agents`, or None for launch's default.
+        gpus: the GPU ids the launch would use (`chosen_gpus`); [] for CPU.
+
+    Raises:
+        SweeperError: fewer GPUs than agents.gpus_per_trial (`make_slots`), or as `estimate`.
+    """
+    from sweeper.agent.launch import agent_count
+    from sweeper.agent.slots import make_slots, threads_per_trial
+
+    slots = make_slots(gpus, loaded.agents.gpus_per_trial)
+    n_agents = agent_count(loaded, agents, slots)
+    threads = threads_per_trial(loaded.agents.cpus_per_trial, n_agents)
+    return estimate(loaded, n_agents, threads, slots[0])
+
+
 def run_probe(
     trainer: str, config: dict[str, Any], threads: int, gpu_slot: str | None, seconds: float
 ) -> Probe:

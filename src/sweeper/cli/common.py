@@ -338,19 +338,13 @@ def load_spec(spec: Path, sets: list[str] | None, smoke: bool, device: str | Non
 def print_estimate(loaded: Any, agents: int | None, gpus: str | None) -> None:
     """`--estimate`: trials per stage and their time here, from a probe of one trial, with the
     agents `launch` would run (agents.cpus_per_trial or the cores shared, first GPU slot)."""
-    from sweeper.agent.launch import agent_count
-    from sweeper.agent.slots import make_slots, parse_gpus, threads_per_trial, visible_gpus
+    from sweeper.agent.slots import chosen_gpus
     from sweeper.spec.plain import PlainSweep
 
     if isinstance(loaded, PlainSweep):
         errors.print("estimate: not probed: a plain W&B sweep runs your program, not a trainer")
         return
-    from sweeper.analysis.estimate import estimate
+    from sweeper.analysis.estimate import estimate_launch
 
-    slots = make_slots(
-        parse_gpus(gpus) if gpus is not None else visible_gpus(), loaded.agents.gpus_per_trial
-    )
-    n_agents = agent_count(loaded, agents, slots)
-    threads = threads_per_trial(loaded.agents.cpus_per_trial, n_agents)
-    for line in estimate(loaded, n_agents, threads, slots[0]).lines():
+    for line in estimate_launch(loaded, agents, chosen_gpus(gpus)).lines():
         console.print(line, soft_wrap=True)

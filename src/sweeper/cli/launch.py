@@ -71,7 +71,7 @@ def launch(
     from sweeper.agent.launch import AgentSettings, Interrupted
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.progress import LaunchBar
-    from sweeper.agent.slots import make_slots, parse_gpus, visible_gpus
+    from sweeper.agent.slots import chosen_gpus, make_slots
     from sweeper.backends import open_backend
     from sweeper.spec.plain import PlainSweep
     from sweeper.spec.preflight import preflight
@@ -80,7 +80,7 @@ def launch(
     at_least("--agents", agents, 1)
     at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
     at_least("--trial-timeout", trial_timeout, 0, strict=True)
-    gpu_list = parse_gpus(gpus) if gpus is not None else visible_gpus()
+    gpu_list = chosen_gpus(gpus)
     make_slots(gpu_list, loaded.agents.gpus_per_trial)  # refused before the store is made
     if not isinstance(loaded, PlainSweep):  # a missing data set: refused before any trial
         preflight(loaded)
@@ -208,7 +208,7 @@ def agent(
     SWEEP is a local sweep or study id, or entity/project/sweep_id with --backend wandb.
     """
     from sweeper.agent.loop import Agent, AgentOptions
-    from sweeper.agent.slots import parse_gpus, visible_gpus
+    from sweeper.agent.slots import chosen_gpus
 
     at_least("--count", count, 1)
     at_least("--threads", threads, 1)
@@ -220,7 +220,7 @@ def agent(
         sweep_id=sweep_id,
         store=store,
         backend=kind,
-        gpus=parse_gpus(gpus) if gpus is not None else visible_gpus(),
+        gpus=chosen_gpus(gpus),
         count=count,
         wandb_mode=choose_wandb_mode(wandb, kind),
         heartbeat_timeout=heartbeat_timeout,
