@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import write_spec
+from helpers import sweeper
 
 from sweeper.errors import SpecError
 from sweeper.spec.load import load_spec
@@ -19,16 +18,6 @@ from sweeper.spec.preflight import preflight
 
 ROOT = Path(__file__).parents[1]
 SWEEPS = ROOT / "sweeps"
-
-
-def sweeper(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
 
 
 def refusal(path: Path, *sets: str, smoke: bool = False) -> str:
@@ -226,6 +215,7 @@ def test_smoke_needs_a_target_the_generator_can_write(
     assert sorted(os.listdir(tmp_path)) == ["plain-file", "spec.yaml"]
 
 
+@pytest.mark.slow  # the estimate's probe trains in a child process (imports torch)
 def test_launch_estimate_runs_no_sweep_and_says_unbounded(tmp_path: Path) -> None:
     spec = write_spec(
         tmp_path,
@@ -272,8 +262,9 @@ def test_estimate_is_within_a_factor_of_two_of_the_real_trials(tmp_path: Path) -
     (stage,) = predicted.stages
     assert stage.trials == 2 and stage.epochs == 200
     done = sweeper(
-        "launch", str(spec), "--agents", "1", "--wandb", "disabled", "--store", "db", cwd=tmp_path
-    )
+        "launch", str(spec), "--agents", "1", "--wandb", "disabled", "--store", "db",
+        cwd=tmp_path, timeout=600,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     backend = LocalBackend(tmp_path / "db", create=False, readonly=True)
     (sweep,) = backend.made_from(str(spec), "est")
