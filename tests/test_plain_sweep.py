@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import start_agent, wait_for
+from helpers import sweeper as _sweeper
 from wandb_server import WandbServer
 
 from sweeper.backends.local import LocalBackend
@@ -90,16 +91,6 @@ def _create(backend: LocalBackend, path: Path) -> str:
         spec=loaded.record(),
         spec_hash=loaded.hash,
         spec_path=loaded.path,
-    )
-
-
-def _sweeper(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
     )
 
 
