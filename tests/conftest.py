@@ -44,6 +44,39 @@ def backend(store: Path) -> Iterator[Any]:
     db.close()
 
 
+BACKENDS = ["sqlite", "wandb"]
+"""Every backend the protocol suite runs over (tests/test_backend_protocol.py): the SQLite
+store, and the W&B backend against the stand-in server (tests/wandb_server)."""
+
+
+@pytest.fixture(params=BACKENDS)
+def any_backend(request: pytest.FixtureRequest, store: Path) -> Iterator[Any]:
+    """One backend of each kind in turn, empty, behind the Backend protocol."""
+    if request.param == "sqlite":
+        from sweeper.backends.local import LocalBackend
+
+        opened: Any = LocalBackend(store)
+    else:
+        from sweeper.backends.wandb import WandbBackend
+
+        request.getfixturevalue("wandb_server")
+        opened = WandbBackend(store, entity="standin", project="protocol")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def make_any_sweep(any_backend: Any, tmp_path: Path) -> Callable[..., str]:
+    """`make_sweep` on `any_backend`: the spec's first sweep, created there; its id."""
+    from sweeper.agent.launch import create_stage
+    from sweeper.spec.load import load_spec
+
+    def make(spec: dict[str, Any]) -> str:
+        return create_stage(any_backend, load_spec(write_spec(tmp_path, spec)))
+
+    return make
+
+
 def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.yaml") -> Path:
     path = directory / name
     path.write_text(yaml.safe_dump(spec, sort_keys=False))

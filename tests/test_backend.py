@@ -1,4 +1,5 @@
-"""The SQLite store around the `sweeps` engine: claims, caps, fencing, requeue, early stop."""
+"""The SQLite store around the `sweeps` engine: fencing, requeue order, early stop (what the
+protocol suite over every backend, test_backend_protocol.py, does not cover)."""
 
 from __future__ import annotations
 
@@ -10,30 +11,8 @@ from typing import Any
 import pytest
 from conftest import probe_spec
 
-from sweeper.errors import NotFoundError
 from sweeper.sweep import RunView
 from sweeper.sweep.engine import next_params, runs_to_stop
-
-
-def test_claims_walk_the_grid_then_report_exhaustion(backend: Any, make_sweep: Any) -> None:
-    sweep_id = make_sweep(probe_spec())
-    claims = [backend.claim(sweep_id, "a") for _ in range(3)]
-    assert sorted(c.params["x"] for c in claims) == [0.0, 1.0, 2.0]
-    assert backend.claim(sweep_id, "a") is None
-    assert backend.sweep(sweep_id).exhausted
-    assert not backend.is_complete(sweep_id)  # still running
-    for claim in claims:
-        assert backend.finish(claim.run_id, claim.attempt, "finished", {"loss": claim.params["x"]})
-    assert backend.is_complete(sweep_id)
-
-
-def test_run_cap_is_enforced_for_random_search(backend: Any, make_sweep: Any) -> None:
-    sweep_id = make_sweep(
-        probe_spec(method="random", run_cap=4, search={"x": {"min": 0.0, "max": 2.0}})
-    )
-    claims = [backend.claim(sweep_id, "a") for _ in range(6)]
-    assert sum(c is not None for c in claims) == 4
-    assert len(backend.runs(sweep_id)) == 4
 
 
 def test_a_requeued_attempt_can_no_longer_write(backend: Any, make_sweep: Any) -> None:
@@ -57,13 +36,6 @@ def test_preempted_runs_are_handed_out_before_new_points(backend: Any, make_swee
     backend.finish(first.run_id, first.attempt, "preempted", error="requeued: SIGTERM")
     again = backend.claim(sweep_id, "b")
     assert (again.run_id, again.attempt, again.params) == (first.run_id, 2, first.params)
-
-
-def test_unknown_sweep_is_a_clear_error(backend: Any) -> None:
-    with pytest.raises(NotFoundError, match="no sweep 'nope'"):
-        backend.sweep("nope")
-    with pytest.raises(NotFoundError, match="no sweep 'nope'"):
-        backend.claim("nope", "a")
 
 
 def test_hyperband_stops_the_run_behind_the_band(backend: Any, make_sweep: Any) -> None:
@@ -92,19 +64,6 @@ def test_controller_is_pure_and_uses_the_engine() -> None:
     assert next_params(config, [done]) == {"x": {"value": 2}}
     assert next_params(config, [done], run_cap=1) is None
     assert runs_to_stop(config, [done]) == []
-
-
-def test_run_table_has_config_and_summary_columns(backend: Any, make_sweep: Any) -> None:
-    sweep_id = make_sweep(probe_spec(search={"x": [0.0, 2.0]}))
-    for _ in range(2):
-        claim = backend.claim(sweep_id, "a")
-        backend.log(claim.run_id, claim.attempt, 0, {"loss": 1.5})
-        backend.finish(claim.run_id, claim.attempt, "finished", {"loss": claim.params["x"]})
-    table = backend.runs(sweep_id)
-    assert {"run_id", "state", "config.x", "config.epochs", "summary.loss", "runtime"} <= set(table)
-    assert sorted(table["summary.loss"]) == [0.0, 2.0]
-    history = backend.history(list(table["run_id"]))
-    assert list(history.columns) == ["run_id", "_step", "loss"] and len(history) == 2
 
 
 def test_both_backends_implement_the_whole_protocol(backend: Any, tmp_path: Path) -> None:

@@ -330,7 +330,15 @@ class ServerState:
         ]
 
     def _suggest(self, sweep: SweepRecord) -> dict[str, Any] | None:
-        """Ask W&B's own `sweeps` engine for the next parameters, or None when done."""
+        """Ask W&B's own `sweeps` engine for the next parameters, or None when done.
+
+        W&B's server stops a sweep at `run_cap` runs (https://docs.wandb.ai/guides/sweeps/
+        sweep-config-keys/ `run_cap`); the `sweeps` 0.2.0 engine predates the key, so the
+        stand-in counts the sweep's runs itself.
+        """
+        run_cap = sweep.config.get("run_cap")
+        if run_cap is not None and len(self.sweep_runs(sweep)) >= run_cap:
+            return None
         history_runs = [
             sweeps.SweepRun(
                 name=run.id,

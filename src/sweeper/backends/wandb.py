@@ -400,8 +400,8 @@ class WandbBackend:
 
     def is_complete(self, sweep_id: str) -> bool:
         sweep, counts = self.sweep(sweep_id), self.counts(sweep_id)
-        if counts.get(RunState.RUNNING, 0):
-            return False
+        if counts.get(RunState.RUNNING, 0) or counts.get(RunState.PENDING, 0):
+            return False  # a run handed to an agent is pending until its trial starts it
         if sweep.state != "running":  # finished or cancelled on the server
             return True
         # Still running there: done once it said `exit` and no preempted run waits to resume.

@@ -117,6 +117,9 @@ class StepLog:
         self.run = run
         self._axes: dict[str, str] = {}
         """key -> x-axis already declared with define_metric (batch-row mode only)."""
+        self._open_step: int | None = None
+        """The step of the row wandb still holds open: a row logged at an explicit step is
+        committed only when a later step comes, or on commit=True (wandb's `Run.log`)."""
 
     @property
     def by_rows(self) -> bool:
@@ -134,13 +137,22 @@ class StepLog:
     def log(self, values: Mapping[str, Any], step: int) -> None:
         if not self.by_rows:
             self.run.log(dict(values), step=step)
+            self._open_step = step
             return
         self._declare(list(values), "epoch")
         self.run.log({**values, "epoch": step})
+        self._open_step = None  # a row logged without a step commits the open one with it
+
+    def _commit(self) -> None:
+        """Commit the open row now, so what is set after it (the summary) is not overwritten."""
+        if self._open_step is not None:
+            self.run.log({}, step=self._open_step, commit=True)
+            self._open_step = None
 
     def log_batch(self, values: Mapping[str, float], batch: int) -> None:
         self._declare(list(values), "batch")
         self.run.log({**values, "batch": batch})
+        self._open_step = None
 
     def log_images(self, name: str, paths: Sequence[Path], step: int) -> None:
         import wandb
@@ -150,7 +162,9 @@ class StepLog:
     def end(self, state: RunState, summary: Mapping[str, Any], error: str | None) -> None:
         """Set the summary and finish the run: exit code 0 for a finished or stopped trial,
         1 otherwise, which is how W&B marks a run failed (wandb/sdk/wandb_run.py, finish);
-        a failure's first line goes under `error`."""
+        a failure's first line goes under `error`. The last row is committed first: committed
+        at finish, it would overwrite the summary's values with its own."""
+        self._commit()
         self.run.summary.update(summary_to_set(summary))
         if state in (RunState.FAILED, RunState.CRASHED):
             self.run.summary["error"] = (error or state).splitlines()[0]
