@@ -193,12 +193,19 @@ class Backend(Protocol):
     """"local" or "wandb"."""
     path: Path
     """The local store (the W&B backend keeps run files beside it, not runs)."""
-    root: Path
-    """Where runs keep files: logs, checkpoints, wandb's run folders."""
-    where: str
-    """Said to the user: the store's path, or the W&B server."""
     progress_every: float
     """Seconds between progress polls: a server is asked less often than a file."""
+
+    # Read-only here, so a backend may compute them (a property) or keep them (an attribute).
+    @property
+    def root(self) -> Path:
+        """Where runs keep files: logs, checkpoints, wandb's run folders."""
+        ...
+
+    @property
+    def where(self) -> str:
+        """Said to the user: the store's path, or the W&B server."""
+        ...
 
     def run_dir(self, run_id: str) -> Path: ...
 
