@@ -12,7 +12,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,10 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendo
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from sweeper.text import strip_controls
+
+if TYPE_CHECKING:
+    from sweeper.spec.load import LoadedSpec
+    from sweeper.spec.plain import PlainSweep
 
 
 def _usage_error(ctx: Any, exc: UsageError, args: list[str]) -> NoReturn:
@@ -253,6 +257,12 @@ MAX_ERROR = 400
 
 
 def refuse(message: str) -> NoReturn:
+    """Say `message` as one `error:` line on stderr (its first line, at most MAX_ERROR
+    characters) and exit.
+
+    Raises:
+        typer.Exit: always, with code 2.
+    """
     line = " ".join(message.split("\n", 1)[0].split())
     if len(line) > MAX_ERROR:
         line = f"{line[:MAX_ERROR]}… ({len(line) - MAX_ERROR:,} more characters)"
@@ -326,7 +336,15 @@ def config_overrides(sets: list[str] | None, device: str | None) -> dict[str, An
     return overrides
 
 
-def load_spec(spec: Path, sets: list[str] | None, smoke: bool, device: str | None = None) -> Any:
+def load_spec(
+    spec: Path, sets: list[str] | None, smoke: bool, device: str | None = None
+) -> LoadedSpec | PlainSweep:
+    """An experiment spec or a plain W&B sweep.yaml, with `--set`/`--device` overrides (and its
+    `smoke` section), each of W&B's warnings about it printed as a `warning:` line.
+
+    Raises:
+        SweeperError: the file is not a valid spec or sweep (one line: where, and why).
+    """
     from sweeper.spec.load import load_sweep_file
 
     loaded = load_sweep_file(spec, config_overrides(sets, device), smoke=smoke)
@@ -335,7 +353,7 @@ def load_spec(spec: Path, sets: list[str] | None, smoke: bool, device: str | Non
     return loaded
 
 
-def print_estimate(loaded: Any, agents: int | None, gpus: str | None) -> None:
+def print_estimate(loaded: LoadedSpec | PlainSweep, agents: int | None, gpus: str | None) -> None:
     """`--estimate`: trials per stage and their time here, from a probe of one trial, with the
     agents `launch` would run (agents.cpus_per_trial or the cores shared, first GPU slot)."""
     from sweeper.agent.slots import chosen_gpus
