@@ -85,3 +85,30 @@ def test_the_best_model_keeps_the_first_best_epoch_and_survives_a_restart(tmp_pa
     assert (again.score, again.epoch) == (0.7, 1)
     again.restore(model)
     assert torch.equal(model.weight, torch.full((1, 2), 2.0))
+
+
+def test_a_generated_data_set_is_written_once_and_a_failed_write_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    from sweeper.trainers.common.generate import ensure_generated
+
+    calls: list[Path] = []
+
+    def write(folder: Path) -> None:
+        calls.append(folder)
+        (folder / "data.txt").write_text("x")
+
+    root = tmp_path / "sets" / "made"
+    assert ensure_generated(root, write) == root
+    assert ensure_generated(str(root), write) == root
+    assert len(calls) == 1 and calls[0].parent == root.parent and calls[0] != root
+    assert (root / "data.txt").read_text() == "x"
+    assert [p.name for p in root.parent.iterdir()] == ["made"]  # no scratch left
+
+    def full_disk(folder: Path) -> None:
+        (folder / "part.txt").write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        ensure_generated(tmp_path / "sets" / "other", full_disk)
+    assert [p.name for p in root.parent.iterdir()] == ["made"]
