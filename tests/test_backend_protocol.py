@@ -84,3 +84,23 @@ def test_run_table_has_config_and_summary_columns(any_backend: Any, make_any_swe
     assert sorted(table["summary.loss"]) == [0.0, 2.0]
     history = backend.history(list(table["run_id"]))
     assert list(history.columns) == ["run_id", "_step", "loss"] and len(history) == 2
+
+
+def test_a_trials_record_reads_back_as_logged(any_backend: Any, make_any_sweep: Any) -> None:
+    backend = any_backend
+    sweep_id = make_any_sweep(probe_spec(search={"x": [2.0]}))
+    claim = backend.claim(sweep_id, "a")
+    sink = _trial(backend, claim)
+    assert sink.log(0, {"loss": 3.0, "acc": 0.25}) and sink.log(1, {"loss": 2.0})
+    assert sink.finish(RunState.FAILED, summary={"loss": 2.0}, error="RuntimeError: boom\nat")
+    sink.close()
+    run = backend.run(claim.run_id)
+    assert (run["id"], run["sweep_id"], run["state"]) == (claim.run_id, sweep_id, "failed")
+    assert run["params"]["x"] == {"value": 2.0} and run["meta"]["config"]["x"] == 2.0
+    assert run["summary"]["loss"] == 2.0 and run["error"].startswith("RuntimeError: boom")
+    assert backend.logged_rows(claim.run_id) == [
+        (0, {"loss": 3.0, "acc": 0.25}),
+        (1, {"loss": 2.0}),
+    ]
+    with pytest.raises(NotFoundError):
+        backend.run("nosuchrun")

@@ -269,6 +269,21 @@ class Backend(Protocol):
         log a metric."""
         ...
 
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run's record: `id`, `sweep_id`, `state` (a RunState value), `attempt` (1 on W&B,
+        which does not count attempts), `params` ({name: {"value": v}}), `summary`, `meta`
+        (`config` in the trainer's shape, then provenance) and `error` (None, or why it failed).
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        ...
+
+    def logged_rows(self, run_id: str) -> list[tuple[int, dict[str, Any]]]:
+        """One run's history as logged, (step, {metric: value}) in step order: a key a row did
+        not log is absent (in `history`'s table it is NaN, like a NaN the run did log)."""
+        ...
+
     def claim(self, sweep_id: str, agent: str, heartbeat_timeout: float = 60.0) -> Claim | None:
         """The next trial for this agent slot, or None when there is none now."""
         ...

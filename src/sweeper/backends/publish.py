@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.analysis.attach import FOLDER
-from sweeper.backends.base import Claim, SweepRecord
-from sweeper.backends.local import LocalBackend
+from sweeper.backends.base import Backend, Claim, SweepRecord
 from sweeper.backends.wandb import WandbBackend, with_mark
 from sweeper.backends.wandbrun import start_wandb, summary_to_set, wandb_identity
 from sweeper.report.values import label
@@ -38,7 +37,7 @@ class Published:
 
 
 def publish(
-    local: LocalBackend,
+    local: Backend,
     target: WandbBackend,
     sweep_or_study: str,
     say: Callable[[str], None] = lambda line: None,
@@ -46,7 +45,7 @@ def publish(
     """Publish a local sweep, or each stage of a local study, to W&B (see the module's text).
 
     Args:
-        local: the store the sweep was run in.
+        local: the backend the sweep was run in (the store; read through the protocol only).
         target: the W&B backend to publish to (its entity and project, or the sweep's own).
         sweep_or_study: a local sweep id, or a study id for every stage of it.
         say: told one line per uploaded run.
@@ -63,7 +62,7 @@ def publish(
 
 
 def _publish_one(
-    local: LocalBackend, target: WandbBackend, sweep: SweepRecord, say: Callable[[str], None]
+    local: Backend, target: WandbBackend, sweep: SweepRecord, say: Callable[[str], None]
 ) -> Published:
     entity, project = target.entity_and_project(sweep.entity, sweep.project)
     table = local.runs(sweep.id)
@@ -106,7 +105,7 @@ def _log_landscape(run: Any, folder: Path) -> None:
 
 
 def _upload(
-    local: LocalBackend,
+    local: Backend,
     sweep: SweepRecord,
     run_id: str,
     entity: str,

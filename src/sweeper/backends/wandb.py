@@ -464,13 +464,15 @@ class WandbBackend:
 
         frames = []
         for run_id in run_ids:
-            run = self._read.get(run_id) or self._call(
-                "read run", lambda run_id=run_id: self.api.run(self._run_path(run_id))
-            )
-            rows = self._call(
-                "read history",
-                lambda run=run: run.history(samples=HISTORY_SAMPLES, keys=metrics, pandas=True),
-            )
+            run = self._public_run(run_id)
+
+            def sampled(run: Any = run) -> pd.DataFrame:
+                frame: pd.DataFrame = run.history(
+                    samples=HISTORY_SAMPLES, keys=metrics, pandas=True
+                )
+                return frame
+
+            rows = self._call("read history", sampled)
             if len(rows):
                 frames.append(rows.assign(run_id=run_id))
         columns = ["run_id", "_step", *(metrics or [])]
@@ -482,11 +484,52 @@ class WandbBackend:
         else:  # every logged metric; W&B's own bookkeeping (_runtime, _timestamp) dropped
             logged = [c for c in frame.columns if c not in ("run_id", "_step") and c[0] != "_"]
             frame = frame[["run_id", "_step", *logged]]
-        return frame.sort_values(["run_id", "_step"], ignore_index=True)
+        ordered: pd.DataFrame = frame.sort_values(["run_id", "_step"], ignore_index=True)
+        return ordered
 
-    def _run_path(self, run_id: str) -> str:
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run of the backend's project (see base.Backend.run): its config is the trainer's
+        shape with sweeper's provenance under `_sweeper` (wandbrun.run_config)."""
+        run = self._public_run(run_id, fresh=True)
+        config, summary = dict(run.config), dict(run.summary)
+        provenance = config.get("_sweeper") or {}
+        return {
+            "id": run.id,
+            "sweep_id": provenance.get("sweep"),
+            "state": STATES.get(run.state, run.state),
+            "attempt": 1,
+            "params": {name: {"value": value} for name, value in plain_config(config).items()},
+            "summary": scalars(summary),
+            "meta": {**provenance, "config": {k: v for k, v in config.items() if k[0] != "_"}},
+            "error": summary.get("error"),
+        }
+
+    def logged_rows(self, run_id: str) -> list[tuple[int, dict[str, Any]]]:
+        """One run's rows as the server keeps them (the public API's `Run.scan_history`, every
+        row unsampled); W&B's own keys (`_step`, `_runtime`, `_timestamp`) left out."""
+        run = self._public_run(run_id)
+        rows = self._call("read history", lambda: list(run.scan_history()))
+        return sorted(
+            ((int(row["_step"]), {k: v for k, v in row.items() if k[0] != "_"}) for row in rows),
+            key=lambda step_row: step_row[0],
+        )
+
+    def _public_run(self, run_id: str, fresh: bool = False) -> Any:
+        """The public API's run: as a run table last read it, unless `fresh` or unread (then
+        from the backend's project).
+
+        Raises:
+            NotFoundError: the project has no such run.
+        """
+        if not fresh and run_id in self._read:
+            return self._read[run_id]
         entity, project = self.entity_and_project(None, None)
-        return f"{entity}/{project}/{run_id}"
+        try:
+            return self._call("read run", lambda: self.api.run(f"{entity}/{project}/{run_id}"))
+        except Unreachable:
+            raise
+        except SweeperError as exc:
+            raise NotFoundError(f"no run {run_id!r} in W&B {entity}/{project} ({exc})") from None
 
     # the agent protocol -----------------------------------------------------------------------
 

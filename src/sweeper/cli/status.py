@@ -57,10 +57,10 @@ def status(
 def sweeps_(store: Store = None) -> None:
     """List the store's sweeps, newest first, a study's stages together: id, name, spec, stage,
     state, runs done of planned, and the best configuration's mean metric."""
-    from sweeper.backends.local import LocalBackend
+    from sweeper.backends import open_backend
     from sweeper.sweep import best_configuration, ended_trials, planned_trials, swept_params
 
-    backend = LocalBackend(store, create=False, readonly=True)
+    backend = open_backend("local", store, create=False, readonly=True)
     launches: dict[str, list[Any]] = {}
     for sweep in backend.sweeps():  # in creation order; a study's stages under its id
         launches.setdefault(sweep.study or sweep.id, []).append(sweep)

@@ -25,11 +25,11 @@ def sync(
 ) -> None:
     """Publish a local sweep (every stage of a study) to W&B: its runs under their own ids,
     then a W&B sweep over them. Runs already there are skipped."""
-    from sweeper.backends.local import LocalBackend
+    from sweeper.backends import open_backend
     from sweeper.backends.publish import publish
     from sweeper.backends.wandb import WandbBackend
 
-    local = LocalBackend(store, create=False, readonly=True)
+    local = open_backend("local", store, create=False, readonly=True)
     target = WandbBackend(local.path, entity=entity, project=project)
     for result in publish(local, target, sweep_id, say):
         waiting = f", {len(result.skipped)} not over yet" if result.skipped else ""
