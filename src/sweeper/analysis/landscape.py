@@ -23,6 +23,7 @@ from sweeper.analysis.attach import FOLDER, keep_in_run, log_to_mirror
 from sweeper.analysis.checkpoints import load_weights, locate, resolve_between
 from sweeper.analysis.directions import (
     Direction,
+    Ignore,
     difference,
     float_state,
     random_directions,
@@ -47,7 +48,7 @@ class Options:
     dims: int = 2
     split: str = "train"
     seed: int = 0
-    ignore: str = "biasbn"
+    ignore: Ignore = "biasbn"
     between: str | None = None
     """A checkpoint file or run id: the line from θ* (0) to its weights (1) instead."""
     limit: int | None = None
@@ -149,7 +150,7 @@ def _directions(
     """(the live tensors to move, the directions to move them along)."""
     if options.between is None:
         live = weights(rebuilt.model)
-        return live, random_directions(live, options.seed, options.dims, options.ignore)  # type: ignore[arg-type]
+        return live, random_directions(live, options.seed, options.dims, options.ignore)
     other_path = resolve_between(backend, options.between)
     live = float_state(rebuilt.model)
     other = load_weights(other_path)

@@ -445,15 +445,19 @@ def representative_values(dist: Distribution) -> list[Any]:
     if kind == "categorical":
         return list(dist.values or [])
     if kind in ("int_uniform",):
-        return [int(dist.min), int(dist.max)]  # type: ignore[arg-type]
+        low, high = dist.bounds
+        return [int(low), int(high)]
     if kind in ("uniform", "q_uniform", "log_uniform_values", "q_log_uniform_values"):
-        return [dist.min, dist.max]
+        return list(dist.bounds)
     if kind in ("log_uniform", "q_log_uniform"):
-        return [math.exp(dist.min), math.exp(dist.max)]  # type: ignore[arg-type]
+        low, high = dist.bounds
+        return [math.exp(low), math.exp(high)]
     if kind == "inv_log_uniform":
-        return [math.exp(-dist.max), math.exp(-dist.min)]  # type: ignore[operator]
+        low, high = dist.bounds
+        return [math.exp(-high), math.exp(-low)]
     if kind == "inv_log_uniform_values":
-        return [1 / dist.max, 1 / dist.min]  # type: ignore[operator]
+        low, high = dist.bounds
+        return [1 / high, 1 / low]
     if kind in ("normal", "q_normal"):
         return [dist.mu if dist.mu is not None else 0.0]
     if kind in ("log_normal", "q_log_normal"):
@@ -467,9 +471,11 @@ def grid_count(dist: Distribution) -> int:
     if dist.kind == "constant":
         return 1
     if dist.kind == "int_uniform":
-        return int(dist.max) - int(dist.min) + 1  # type: ignore[arg-type]
+        low, high = dist.bounds
+        return int(high) - int(low) + 1
     if dist.kind == "q_uniform":
-        return math.ceil((dist.max - dist.min) / (dist.q or 1.0))  # type: ignore[operator]
+        low, high = dist.bounds
+        return math.ceil((high - low) / (dist.q or 1.0))
     return len(dist.values or [])
 
 
@@ -479,10 +485,12 @@ def grid_points(dist: Distribution) -> list[Any]:
     if dist.kind == "constant":
         return [dist.value]
     if dist.kind == "int_uniform":
-        return list(range(int(dist.min), int(dist.max) + 1))  # type: ignore[arg-type]
+        low, high = dist.bounds
+        return list(range(int(low), int(high) + 1))
     if dist.kind == "q_uniform":
         q = dist.q or 1.0
-        return [dist.min + k * q for k in range(grid_count(dist))]  # type: ignore[operator]
+        low, _high = dist.bounds
+        return [low + k * q for k in range(grid_count(dist))]
     return list(dist.values or [])
 
 

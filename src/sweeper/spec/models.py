@@ -140,6 +140,18 @@ class Distribution(_Strict):
             self.q = 1.0
         return self
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(min, max) as given (ints stay ints): every `*uniform*` kind has both (the validator
+        holds it to that).
+
+        Raises:
+            ValueError: the parameter has no range (a constant, values, normal or beta).
+        """
+        if self.min is None or self.max is None:
+            raise ValueError(f"a {self.kind} parameter has no `min` and `max`")
+        return self.min, self.max
+
     def to_wandb(self) -> dict[str, Any]:
         """The parameter as W&B's sweep config writes it: only the keys that are set."""
         return self.model_dump(exclude_none=True)
