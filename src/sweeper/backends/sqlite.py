@@ -498,20 +498,26 @@ def _assignments(changes: Mapping[str, Any], allowed: frozenset[str]) -> tuple[s
     return ", ".join(f"{name} = ?" for name in changes), values
 
 
+_STATES = {str(state): state for state in RunState}
+
+
 def _run_record(row: sqlite3.Row) -> RunRecord:
+    """A `runs` row selected as _RUN_FIELDS. By position, and states by a dict, not by name
+    and `RunState(...)`: a claim's snapshot reads every run (10,000 of them in a big sweep)."""
+    (run_id, sweep_id, seq, params, state, attempt, agent, heartbeat_at, stop, summary) = row[:10]
     return RunRecord(
-        id=row["id"],
-        sweep_id=row["sweep_id"],
-        seq=row["seq"],
-        params=storejson.loads(row["params"]),
-        state=RunState(row["state"]),
-        attempt=row["attempt"],
-        agent=row["agent"],
-        heartbeat_at=row["heartbeat_at"],
-        should_stop=bool(row["should_stop"]),
-        summary=storejson.loads(row["summary"]),
-        created_at=row["created_at"],
-        started_at=row["started_at"],
+        run_id,
+        sweep_id,
+        seq,
+        storejson.loads(params),
+        _STATES[state],
+        attempt,
+        agent,
+        heartbeat_at,
+        bool(stop),
+        storejson.loads(summary),
+        row[10],
+        row[11],
     )
 
 
