@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.agent.command import DEFAULT_COMMAND, CommandError, check_command, expand
+from sweeper.spec.command import DEFAULT_COMMAND, CommandError, check_command, expand
 
 ARGS = {"lr": 0.001, "layers": [64, 32], "dropout": False, "bn": True, "opt": "adam", "w": None}
 FILE = Path("/tmp/run/args.json")
@@ -145,7 +145,7 @@ def test_args_macros_match_wandbs_own_rendering() -> None:
     """The reference: wandb's agent builds these lists with this function."""
     from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-    from sweeper.agent.command import ARGS_MACROS, args_items
+    from sweeper.spec.command import ARGS_MACROS, args_items
 
     theirs = create_sweep_command_args({"args": {k: {"value": v} for k, v in ARGS.items()}})
     ours = args_items(ARGS)

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sweeper.agent.command import CommandError, expand, uses_program
 from sweeper.agent.output import CappedLog, exit_reason, output_tail, pump
 from sweeper.agent.proctree import descendants, end_descendants
 from sweeper.agent.tracking import StopFlag
 from sweeper.backends.base import TrialSink
 from sweeper.backends.runfile import RunFileError, RunFileReader, RunLog
+from sweeper.spec.command import CommandError, expand, uses_program
 from sweeper.spec.paths import flatten
 from sweeper.sweep import RunState
 from sweeper.text import REASON_LIMIT, cap, strip_controls

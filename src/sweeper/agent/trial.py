@@ -79,7 +79,7 @@ def workload_of(sweep: SweepRecord, claim: Claim) -> Workload:
     metric = sweep.metric[0] or None
     if not sweep.is_command:
         return TrainerRun(sweep.trainer, unflatten(claim.params), metric, sweep.spec_hash)
-    from sweeper.agent.command import command_of
+    from sweeper.spec.command import command_of
 
     return CommandRun(
         command=command_of(sweep.config),

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sweeper.agent.command import CommandError, check_command, command_of, uses_program
 from sweeper.errors import SpecError, shown
+from sweeper.spec.command import CommandError, check_command, command_of, uses_program
 from sweeper.spec.compile import check_wandb_schema, deprecated_distributions
 from sweeper.spec.models import (
     NAME_MAX,
