@@ -54,7 +54,7 @@ def test_hyperband_stops_the_run_behind_the_band(backend: Any, make_sweep: Any) 
     assert backend.run(claims[9.0].run_id)["should_stop"] == 1
 
 
-def test_controller_is_pure_and_uses_the_engine() -> None:
+def test_the_engine_adapter_is_pure() -> None:
     config = {
         "method": "grid",
         "metric": {"name": "loss", "goal": "minimize"},

@@ -30,7 +30,7 @@ def _schema_ok(config: dict) -> None:
 
 
 def _walk(config: dict) -> list[dict]:
-    """Every run the engine hands out, through our controller, as flat {path: value}."""
+    """Every run the engine hands out, through sweep.engine, as flat {path: value}."""
     runs: list[RunView] = []
     while (params := next_params(config, runs)) is not None:
         runs.append(RunView(f"r{len(runs)}", "finished", params))
@@ -64,7 +64,7 @@ def test_grid_engine_enumerates_every_point_once() -> None:
 
 
 def test_the_raw_engine_repeats_a_nested_grid_point_forever() -> None:
-    """Why the controller renames nested parameters: sweeps 0.2.0 alone never advances."""
+    """Why sweep.engine renames nested parameters: sweeps 0.2.0 alone never advances."""
     (config,) = compile_spec(load_spec(QUICKSTART).spec)
     runs: list = []
     for _ in range(3):
