@@ -26,8 +26,8 @@ def sync(
     """Publish a local sweep (every stage of a study) to W&B: its runs under their own ids,
     then a W&B sweep over them. Runs already there are skipped."""
     from sweeper.backends import open_backend
-    from sweeper.backends.publish import publish
     from sweeper.backends.wandb import WandbBackend
+    from sweeper.report.publish import publish
 
     local = open_backend("local", store, create=False, readonly=True)
     target = WandbBackend(local.path, entity=entity, project=project)

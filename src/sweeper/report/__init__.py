@@ -1,1 +1,1 @@
-"""Reading a sweep: run tables, summary tables, plots."""
+"""Reading a sweep: run tables, summary tables, plots; showing it on W&B (a Report, `sync`)."""
