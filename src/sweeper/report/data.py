@@ -1,7 +1,7 @@
 """What a report is built from: the run table, the sweeps behind it, and how to read history.
 
-Both backends (the local store and the W&B public API) fill the same `ReportData`, so every
-table and plot works the same for both.
+Every backend fills the same `ReportData`, through the Backend protocol
+(`sweeper.report.load.report_data`), so every table and plot works the same on each.
 """
 
 from __future__ import annotations
