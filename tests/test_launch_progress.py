@@ -150,7 +150,7 @@ def test_the_first_agent_imports_while_launch_makes_the_sweep(tmp_path: Path) ->
         assert agent is not None
         pid = int(agent.split("-")[-2])
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        assert b"sweeper.agent.prestart" in cmdline, cmdline
+        assert b"sweeper.cli.standby" in cmdline, cmdline
     finally:
         _, err = launch.communicate(timeout=300)
     assert launch.returncode == 0, err

@@ -6,7 +6,8 @@ serially, the first trial waits for both. So `launch` starts one process at once
 imports what every agent needs and then waits on its stdin for the command line (`sweeper
 agent SWEEP ...`), the environment and the log file that `launch` would have started an agent
 with; it then runs as exactly that agent. Given nothing (launch refused the spec, or is gone:
-its end of the pipe closes), it exits having written nothing.
+its end of the pipe closes), it exits having written nothing. This module starts and hands
+over that process; its entry, which runs the CLI app, is the caller's (`sweeper.cli.standby`).
 
 Its parent is `launch`, as a directly started agent's is, so it dies with `launch` the same
 way (sweeper.agent.loop._follow_launcher).
@@ -14,27 +15,26 @@ way (sweeper.agent.loop._follow_launcher).
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-
-WARM_MODULES = ("sweeper.cli", "sweeper.agent.loop", "sweeps.bayes_search")
-"""What an agent imports before its first claim (sweeps.next_runs imports bayes_search, and
-scikit-learn with it, whatever the method)."""
 
 _standby: subprocess.Popen[bytes] | None = None
 """The process this `launch` started ahead, until an agent's start takes it."""
 
 
-def start() -> None:
-    """Start the process ahead (once per launch); it costs nothing if never taken."""
+def start(entry: str) -> None:
+    """Start the process ahead (once per launch); it costs nothing if never taken.
+
+    Args:
+        entry: the module it runs (`python -m entry`): one that imports ahead, then reads the
+            order `take` writes (`sweeper.cli.standby`).
+    """
     global _standby
     if _standby is None:
         _standby = subprocess.Popen(
-            [sys.executable, "-m", "sweeper.agent.prestart"],
+            [sys.executable, "-m", entry],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -58,26 +58,3 @@ def take(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[by
         process.wait()
         return None
     return process
-
-
-def main() -> None:
-    for module in WARM_MODULES:
-        importlib.import_module(module)
-    order = sys.stdin.readline()
-    if not order:  # launch did not need an agent, or is gone
-        return
-    given = json.loads(order)
-    os.environ.clear()
-    os.environ.update(given["env"])
-    log = os.open(given["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    from sweeper.cli import app
-
-    app(args=given["argv"], prog_name="sweeper")
-
-
-if __name__ == "__main__":
-    main()

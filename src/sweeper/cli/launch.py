@@ -65,9 +65,10 @@ def launch(
     launch again resumes the latest study made from this exact spec (--fresh: a new one).
     """
     from sweeper.agent import prestart
+    from sweeper.cli import standby
 
     if not estimate:  # the estimate's probe would share the CPU with its imports
-        prestart.start()  # the first agent imports while this validates and makes the sweep
+        prestart.start(standby.__name__)  # the first agent imports while this makes the sweep
     from sweeper.agent.launch import AgentSettings, Interrupted
     from sweeper.agent.launch import launch as run_launch
     from sweeper.agent.progress import LaunchBar
