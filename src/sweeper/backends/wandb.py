@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.storesink import FLUSH
@@ -375,7 +375,13 @@ class WandbBackend:
         from wandb.apis.public.sweeps import _set_sweep_state
 
         entity, project, sid = self._path(sweep_id)
-        wanted = {"finished": "FINISHED", "stopped": "CANCELED", "running": "RUNNING"}[state]
+        # The server's sweep states, as wandb/apis/public/sweeps.py `_set_sweep_state` takes them.
+        states: dict[str, Literal["FINISHED", "CANCELED", "RUNNING"]] = {
+            "finished": "FINISHED",
+            "stopped": "CANCELED",
+            "running": "RUNNING",
+        }
+        wanted = states[state]
         try:
             self._call(
                 "set sweep state",
