@@ -38,11 +38,18 @@ class CommandError(ValueError):
 
 
 def command_of(config: Mapping[str, Any]) -> list[str]:
+    """The sweep config's `command` as strings, else W&B's DEFAULT_COMMAND
+    (https://docs.wandb.ai/guides/sweeps/sweep-config-keys/#command)."""
     return [str(item) for item in config.get("command") or DEFAULT_COMMAND]
 
 
 def check_command(command: Sequence[str]) -> None:
-    """Refuse, before anything runs, a macro `wandb agent` would not expand."""
+    """Refuse, before anything runs, a macro `wandb agent` would not expand.
+
+    Raises:
+        CommandError: an unknown `${...}` macro, or a macro other than `${envvar:NAME}` that
+            shares its command item with other text.
+    """
     for item in command:
         for match in _MACRO.finditer(item):
             name = match.group(1)
@@ -56,6 +63,7 @@ def check_command(command: Sequence[str]) -> None:
 
 
 def uses_program(command: Sequence[str]) -> bool:
+    """Whether the command runs the sweep's `program` (a `${program}` item)."""
     return "${program}" in command
 
 
@@ -89,6 +97,10 @@ def expand(
 
     With `environ` None, `${envvar:NAME}` stays as written: the argv to record or show, which
     must not hold a secret the variable carries.
+
+    Raises:
+        CommandError: a macro `check_command` refuses, `${program}` with no `program`, or an
+            `${envvar:NAME}` whose variable is not in `environ`.
     """
     check_command(command)
     items = args_items(args)
