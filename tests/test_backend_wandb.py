@@ -78,7 +78,7 @@ def test_launch_creates_a_wandb_sweep_that_two_agents_run_each_point_once(
     sweep = _only_sweep(wandb_server)
     path = f"{ENTITY}/{PROJECT}/{sweep.id}"
     assert sweep.state == "FINISHED"
-    assert sweep.config["program"] == "sweeper.wandb_agent_trial"
+    assert sweep.config["program"] == "sweeper.agent.wandb_agent_trial"
     for line in (path, f"sweeper agent {path} --backend wandb", "docker run"):
         assert line in launched.stdout
     runs = _runs(wandb_server)
@@ -193,7 +193,7 @@ def test_the_stock_wandb_agent_runs_a_compiled_sweep_and_stops_it_cleanly(
         text=True,
     )
     run = _started_run(wandb_server)
-    # the stock agent sends SIGTERM to `python -m sweeper.wandb_agent_trial`
+    # the stock agent sends SIGTERM to `python -m sweeper.agent.wandb_agent_trial`
     wandb_server.stop_run(run.id)
     out, _ = agent.communicate(timeout=90)
     assert agent.returncode == 0, out

@@ -119,7 +119,7 @@ def test_wandb_agent_entry_point_runs_a_trial_offline(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "sweeper.wandb_agent_trial",
+            "sweeper.agent.wandb_agent_trial",
             "--trainer",
             "xor",
             "--metric=val_acc",

@@ -48,7 +48,7 @@ def test_quickstart_compiles_to_a_valid_w_and_b_config() -> None:
     assert parameters["model"] == {
         "parameters": {"depth": {"values": [0, 1, 2, 3]}, "width": {"values": [1, 2, 3]}}
     }, "nested as the trainer config is, so a W&B run's config has the trainer's shape"
-    assert config["program"] == "sweeper.wandb_agent_trial"
+    assert config["program"] == "sweeper.agent.wandb_agent_trial"
     assert config["command"] == [
         "${env}", "${interpreter}", "-m", "${program}", "--trainer", "xor", "--metric=val_acc",
         "${args_json_file}",

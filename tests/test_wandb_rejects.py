@@ -23,7 +23,7 @@ def test_a_refused_sweep_config_fails_fast_in_one_line(
         "method": "grid",
         "metric": {"name": "loss"},
         "parameters": {"x": {"values": []}},
-        "program": "sweeper.wandb_agent_trial",
+        "program": "sweeper.agent.wandb_agent_trial",
         "command": ["${env}", "${interpreter}", "-m", "${program}", "--trainer", "probe"],
     }
     started = time.monotonic()

@@ -264,7 +264,7 @@ def test_newer_w_and_b_keys_and_sweeper_shapes_are_accepted(wandb_server: WandbS
         "method": "random",
         "run_cap": 3,
         "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2, "strict": True},
-        "program": "sweeper.wandb_agent_trial",
+        "program": "sweeper.agent.wandb_agent_trial",
         "command": ["${env}", "${interpreter}", "-m", "${program}", "--trainer", "probe"],
         "description": 'sweeper: {"stage": 0}',
     }

@@ -4,7 +4,7 @@ The workload says what runs: a registered trainer with its config, or a plain W&
 command (the user's program, started as `wandb agent` starts it; see agent/program.py). The
 sink says where the record goes: the store, or the run a W&B server created (see
 backends/base.TrialSink). Runs inside the agent's forked child, in-process for `sweeper train`,
-or under the stock `wandb agent` (sweeper/wandb_agent_trial.py). Whatever happens (an
+or under the stock `wandb agent` (agent/wandb_agent_trial.py). Whatever happens (an
 exception, NaN, a stop), the record ends with one state and a reason.
 """
 

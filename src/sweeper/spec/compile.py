@@ -12,7 +12,7 @@ from sweeper.spec.paths import flatten
 from sweeper.sweep import flat_parameters, nest_parameters
 from sweeper.sweep.engine import sweeps
 
-TRIAL_MODULE = "sweeper.wandb_agent_trial"
+TRIAL_MODULE = "sweeper.agent.wandb_agent_trial"
 """The sweep's `program`: W&B's docs require one, and `-m ${program}` runs it as a module."""
 
 

@@ -1,5 +1,5 @@
 """The program the stock `wandb agent` runs for a compiled sweep:
-`python -m sweeper.wandb_agent_trial --trainer NAME [--metric NAME] ARGS_JSON_FILE`.
+`python -m sweeper.agent.wandb_agent_trial --trainer NAME [--metric NAME] ARGS_JSON_FILE`.
 
 The compiled sweep config's `program` is this module, so a sweep made by `sweeper compile`
 also runs on W&B's own agents and servers: wandb.init() picks up the sweep and run ids that
@@ -30,7 +30,7 @@ from sweeper.sweep import RunState
 def main(argv: list[str] | None = None) -> int:
     """Run one trial; the exit code is W&B's verdict on the run (0 finished or stopped)."""
     parser = argparse.ArgumentParser(
-        prog="python -m sweeper.wandb_agent_trial", description=__doc__
+        prog="python -m sweeper.agent.wandb_agent_trial", description=__doc__
     )
     parser.add_argument("--trainer", required=True)
     # The sweep's metric, written into the command by `sweeper compile`: a program run by
