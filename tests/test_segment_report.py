@@ -24,6 +24,10 @@ SPEC = Path(__file__).parents[1] / "sweeps" / "xray-unet.yaml"
 PARAMS = ["data.batch_size", "epochs", "optim.lr", "optim.name"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+# The smoke sweep trains three U-Nets through real agents (~20 s on 2 cores), then Chromium
+# draws the report: end to end on purpose, so not in the `-m "not slow"` loop.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
