@@ -236,6 +236,7 @@ def test_grid_puts_each_original_beside_its_augmented_copy(tmp_path: Path, n: in
 # --- the command -----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # sweeper augment in a child process (imports torch)
 @pytest.mark.parametrize(
     ("trainer", "sets", "names", "child"),
     [

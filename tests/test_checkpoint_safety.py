@@ -227,6 +227,7 @@ def test_a_checkpoint_that_could_not_be_loaded_back_is_not_written(tmp_path: Pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # trains an xor model twice (stopped, then resumed)
 def test_xor_checkpoints_load_weights_only_and_resume_exactly(tmp_path: Path) -> None:
     config = XorConfig(epochs=6, model={"depth": 1, "width": 3}, sched={"name": "step"})
     straight = train_xor(config, MemoryLogger())
@@ -237,6 +238,7 @@ def test_xor_checkpoints_load_weights_only_and_resume_exactly(tmp_path: Path) ->
     assert [h["_step"] for h in resumed.history] == [3, 4, 5]
 
 
+@pytest.mark.slow  # trains a classifier twice (stopped, then resumed)
 def test_classify_checkpoints_load_weights_only_and_resume(tmp_path: Path) -> None:
     from sweeper.trainers.classify.train import train
 
@@ -301,6 +303,7 @@ def _landscape(backend: LocalBackend, *args: str) -> Any:
     return CliRunner().invoke(app, ["landscape", *args, "--store", str(backend.path)])
 
 
+@pytest.mark.slow  # uses an xor run trained by a real launch
 def test_landscape_between_a_crafted_file_is_one_line_exit_2_and_nothing_runs(
     xor_run: tuple[LocalBackend, str], tmp_path: Path, craft: Callable[[Path], Path]
 ) -> None:
@@ -314,6 +317,7 @@ def test_landscape_between_a_crafted_file_is_one_line_exit_2_and_nothing_runs(
     assert len(lines) == 1 and lines[0].startswith(f"error: {evil}: refused"), result.stderr
 
 
+@pytest.mark.slow  # uses an xor run trained by a real launch
 def test_landscape_of_a_run_whose_checkpoint_was_swapped_refuses_it(
     xor_run: tuple[LocalBackend, str], tmp_path: Path, craft: Callable[[Path], Path]
 ) -> None:

@@ -25,6 +25,7 @@ def run(logger: MemoryLogger | None = None, **config: object) -> dict[str, float
     return train(ClassifyConfig.model_validate(config), logger or MemoryLogger())
 
 
+@pytest.mark.slow  # trains a classifier
 def test_digits_mlp_learns_and_logs_every_epoch() -> None:
     logger = MemoryLogger()
     summary = run(logger, epochs=3, optim={"name": "adam", "lr": 3e-3})
@@ -40,6 +41,7 @@ def test_digits_mlp_learns_and_logs_every_epoch() -> None:
     assert "test_acc" not in summary  # digits has no test split unless one is carved
 
 
+@pytest.mark.slow  # trains a CNN with augmentation
 def test_mnist_cnn_shape_on_digits_with_augmentation() -> None:
     summary = run(
         epochs=2,
@@ -53,6 +55,7 @@ def test_mnist_cnn_shape_on_digits_with_augmentation() -> None:
     assert summary["val_acc"] > 0.5
 
 
+@pytest.mark.slow  # trains an MLP until it learns xor
 def test_xor_points_with_a_small_mlp() -> None:
     summary = run(
         epochs=25,
@@ -64,6 +67,7 @@ def test_xor_points_with_a_small_mlp() -> None:
     assert summary["test_acc"] > 0.95
 
 
+@pytest.mark.slow  # trains each binary model: 1-4 s each
 @pytest.mark.parametrize(
     ("arch", "loss", "optim"),
     [
@@ -94,6 +98,7 @@ def test_retrain_full_scores_epochs_on_the_test_split(shapes: Path) -> None:
     assert summary["val_acc"] == summary["test_acc"]
 
 
+@pytest.mark.slow  # trains a classifier three times
 def test_same_seed_same_result_and_checkpoint_resume(tmp_path: Path) -> None:
     config = {"epochs": 2, "seed": 3, "aug": {"names": ["noise"]}, "data": {"batch_size": 32}}
     full = run(**config)

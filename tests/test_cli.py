@@ -16,6 +16,7 @@ ROOT = Path(__file__).parents[1]
 QUICKSTART = ROOT / "sweeps" / "quickstart.yaml"
 
 
+@pytest.mark.slow  # a child interpreter, to see what it imports
 def test_help_and_validate_do_not_import_torch_or_wandb(tmp_path: Path) -> None:
     probe = (
         "import sys\n"
@@ -35,6 +36,7 @@ def test_help_and_validate_do_not_import_torch_or_wandb(tmp_path: Path) -> None:
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # sweeper in three child processes
 def test_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, probe_spec(search={"x": [0.0, 500.0]}))
     for command in ("validate", "launch", "compile"):
@@ -46,6 +48,7 @@ def test_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"], "nothing may be written"
 
 
+@pytest.mark.slow  # sweeper in two child processes
 def test_unknown_sweep_and_bad_set_exit_2(tmp_path: Path) -> None:
     result = sweeper("status", "nope", "--store", str(tmp_path / "none.db"), cwd=tmp_path)
     assert result.returncode == 2 and "no sweeper store" in result.stderr
@@ -54,6 +57,7 @@ def test_unknown_sweep_and_bad_set_exit_2(tmp_path: Path) -> None:
     assert "model.depth: Input should be less than or equal to 3" in result.stderr
 
 
+@pytest.mark.slow  # sweeper in two child processes
 def test_schema_and_trainers() -> None:
     schema = json.loads(sweeper("schema", "xor").stdout)
     assert schema["properties"]["epochs"]["default"] == 100

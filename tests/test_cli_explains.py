@@ -329,6 +329,7 @@ def test_an_agent_without_a_gpu_slot_names_no_none_slot(
     assert "/" not in name and "None" not in name, name
 
 
+@pytest.mark.slow  # uv run in a child process
 def test_uv_run_prints_no_bytecode_line(tmp_path: Path) -> None:
     """`uv run` of the project says nothing the user did not ask for (uv with compile-bytecode
     set re-compiles the whole environment on every run: astral-sh/uv#12202)."""

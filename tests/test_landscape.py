@@ -143,6 +143,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[s
     return cwd, run_id, backend.run(run_id)
 
 
+@pytest.mark.slow  # sweeper train and landscape in child processes
 def test_cli_writes_the_surface_and_scores_the_run_at_its_own_loss(
     trained: tuple[Path, str, dict[str, Any]],
 ) -> None:
@@ -177,6 +178,7 @@ def test_cli_writes_the_surface_and_scores_the_run_at_its_own_loss(
     assert not np.array_equal(np.load(cwd / "seed1" / "landscape.npz")["loss"], grid["loss"])
 
 
+@pytest.mark.slow  # uses the run `sweeper train` makes in a child process
 def test_between_runs_from_the_trained_weights_to_another_checkpoint(
     trained: tuple[Path, str, dict[str, Any]],
 ) -> None:
@@ -211,6 +213,7 @@ def test_between_runs_from_the_trained_weights_to_another_checkpoint(
     assert curve[0] != pytest.approx(curve[-1])
 
 
+@pytest.mark.slow  # sweeper landscape in child processes, on a trained run
 def test_bad_input_is_one_line_and_exit_2(
     trained: tuple[Path, str, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -255,6 +258,7 @@ def test_bad_input_is_one_line_and_exit_2(
 # the other trainers' rebuilds -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # trains a U-Net, then scores its surface
 def test_segment_rebuild_scores_the_best_weights_at_the_trainers_val_loss(tmp_path: Path) -> None:
     from sweeper.trainers.segment.build import build
     from sweeper.trainers.segment.config import SegmentConfig
@@ -284,6 +288,7 @@ def test_segment_rebuild_scores_the_best_weights_at_the_trainers_val_loss(tmp_pa
     assert len(rebuild(build(config, torch.device("cpu")), "train", limit=3).batches[0][0]) == 3  # type: ignore[index]
 
 
+@pytest.mark.slow  # trains a re-id model, then scores its surface
 def test_reid_rebuild_scores_identity_cross_entropy_on_training_images(tmp_path: Path) -> None:
     from sweeper.trainers.reid.build import build
     from sweeper.trainers.reid.config import ReidConfig
@@ -313,6 +318,7 @@ def test_reid_rebuild_scores_identity_cross_entropy_on_training_images(tmp_path:
 # one assembly for training and analysis ---------------------------------------------------------
 
 
+@pytest.mark.slow  # trains each trainer's model, then rebuilds it
 def test_the_landscape_rebuilds_the_very_model_that_was_trained(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -139,6 +139,7 @@ def test_the_example_runs_end_to_end_offline_with_two_agents(
     db.close()
 
 
+@pytest.mark.slow  # five programs run as child processes, each importing wandb
 def test_each_way_a_program_can_go_wrong_fails_with_its_reason(
     backend: LocalBackend, tmp_path: Path
 ) -> None:
@@ -188,6 +189,7 @@ def test_a_missing_variable_or_program_fails_the_trial_naming_it(
     ]
 
 
+@pytest.mark.slow  # three programs run as child processes, one stopped by hyperband
 def test_hyperband_stops_the_running_program(backend: LocalBackend, tmp_path: Path) -> None:
     """Two good runs finish; the poor third, judged by W&B's hyperband engine on the history
     read from its run file while it runs, gets SIGTERM and ends `stopped` at the band."""
@@ -296,6 +298,7 @@ def test_bad_plain_configs_are_refused_in_one_line(
         load_sweep_file(path)
 
 
+@pytest.mark.slow  # sweeper in child processes
 def test_the_cli_validates_compiles_and_refuses_plain_configs(tmp_path: Path) -> None:
     ok = _sweeper("validate", str(EXAMPLE))
     assert ok.returncode == 0, ok.stderr
@@ -390,6 +393,7 @@ run.finish()
 """
 
 
+@pytest.mark.slow  # programs run as child processes, each importing wandb
 def test_a_random_sweep_stops_at_its_run_cap_with_nested_parameters(
     backend: LocalBackend, tmp_path: Path
 ) -> None:
@@ -413,6 +417,7 @@ def test_a_random_sweep_stops_at_its_run_cap_with_nested_parameters(
         assert run["summary.acc"] == pytest.approx(run["config.optim.lr"])
 
 
+@pytest.mark.slow  # a program run as a child process until its timeout
 def test_a_program_past_the_trial_timeout_is_killed_with_its_trial(
     backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

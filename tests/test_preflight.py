@@ -42,6 +42,7 @@ def spec_file(tmp_path: Path, trainer: str, base: dict[str, Any], search: dict[s
     )
 
 
+@pytest.mark.slow  # sweeper validate and launch in child processes
 def test_validate_and_launch_refuse_cifar10_without_data_and_smoke_is_ok(tmp_path: Path) -> None:
     spec = str(SWEEPS / "cifar10-lenet5.yaml")
     for command in (["validate", spec], ["launch", spec]):

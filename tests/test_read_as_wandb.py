@@ -80,6 +80,7 @@ def test_a_quoted_exponent_stays_text(tmp_path: Path) -> None:
     assert plain.config["parameters"]["v"]["values"] == ["1e-5", "3e6", 1e-5]
 
 
+@pytest.mark.slow  # sweeper validate in child processes
 def test_exponent_bounds_validate_through_the_cli(tmp_path: Path) -> None:
     shutil.copytree(CASEBOOK, tmp_path / "case")
     result = sweeper("validate", "sweep.yaml", cwd=tmp_path / "case")
@@ -94,6 +95,7 @@ DEPRECATED = {
 }
 
 
+@pytest.mark.slow  # sweeper validate in a child process per case
 @pytest.mark.parametrize("distribution", sorted(DEPRECATED))
 def test_what_wandb_only_warns_about_is_one_warning_line(tmp_path: Path, distribution: str) -> None:
     """Natural-log bounds, as older W&B docs teach: W&B creates the sweep and warns."""

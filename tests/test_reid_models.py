@@ -15,6 +15,7 @@ from sweeper.trainers.reid.losses import ReidCriterion, batch_hard_triplet
 from sweeper.trainers.reid.models import build_backbone, build_model
 
 
+@pytest.mark.slow  # trains every backbone a step: 1-4 s each
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_backbone_trains_and_evaluates_at_its_smallest_size(arch: str) -> None:
     side = MIN_SIZE.get(arch, CNN_MIN_SIZE)

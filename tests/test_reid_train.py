@@ -44,6 +44,7 @@ def config(root: Path, data: dict | None = None, **overrides: object) -> ReidCon
     return ReidConfig(**fields)
 
 
+@pytest.mark.slow  # trains a re-id model for several epochs (the loop's longest test)
 def test_trains_and_logs_finite_metrics(tmp_path: Path) -> None:
     logger = MemoryLogger()
     summary = train(config(tmp_path / "veri", eval={"every": 2}), logger)
@@ -76,6 +77,7 @@ def test_missing_real_data_fails_the_trial_in_one_line(tmp_path: Path) -> None:
         train(real, MemoryLogger())
 
 
+@pytest.mark.slow  # trains a re-id model with a DataLoader worker process
 def test_cross_entropy_alone_with_the_random_sampler_and_a_worker(tmp_path: Path) -> None:
     logger = MemoryLogger()
     overrides = {
@@ -90,6 +92,7 @@ def test_cross_entropy_alone_with_the_random_sampler_and_a_worker(tmp_path: Path
     assert 0 < summary["mAP"] <= 1
 
 
+@pytest.mark.slow  # trains a re-id model once per amp setting
 def test_amp_switch_is_the_shared_mixed_precision_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -69,6 +69,7 @@ def _launch(tmp_path: Path, spec: dict) -> subprocess.CompletedProcess[str]:
     return result
 
 
+@pytest.mark.slow  # sweeper launch in a child process (on an 80-column terminal)
 def test_launch_table_without_repeats_has_no_spread_and_rounded_values(tmp_path: Path):
     spec = probe_spec(name=LONG, base={"epochs": 1}, search={"x": [0.010536, 0.0205, 0.1]})
     out = _launch(tmp_path, spec).stdout
@@ -81,6 +82,7 @@ def test_launch_table_without_repeats_has_no_spread_and_rounded_values(tmp_path:
     assert all(len(line) <= 80 for line in lines), out
 
 
+@pytest.mark.slow  # sweeper launch in a child process (on an 80-column terminal)
 def test_launch_table_with_repeats_shows_mean_std_and_n(tmp_path: Path):
     spec = probe_spec(base={"epochs": 1}, search={"x": [0.0, 2.0]}, repeats=2)
     out = _launch(tmp_path, spec).stdout
@@ -199,6 +201,7 @@ def test_report_tables_fit_the_page_in_chromium(reported: Path, tmp_path: Path):
     assert "<th>seed</th>" in dom
 
 
+@pytest.mark.slow  # sweeper report in a child process (and pdflatex when present)
 def test_latex_export_holds_every_table_escaped(reported: Path, tmp_path: Path):
     runs = pd.read_csv(reported / "runs.csv")
     out = tmp_path / "tex"
@@ -241,6 +244,7 @@ def test_latex_escapes_every_special_character_in_titles_headers_cells_and_notes
     assert not re.search(r"(?<!\\)[_%#&$^~]", body.replace(r"\\", "").replace(" & ", " "))
 
 
+@pytest.mark.slow  # sweeper generate in a child process per data set
 @pytest.mark.parametrize(
     ("name", "folders"),
     [

@@ -50,6 +50,7 @@ def trained(xrays: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict
     return summary, logger
 
 
+@pytest.mark.slow  # shares a U-Net trained for several epochs
 def test_learns_lungs_and_scores_the_best_epoch(trained: tuple[dict, MemoryLogger]) -> None:
     summary, logger = trained
     dice = [h["val_dice"] for h in logger.history]
@@ -64,6 +65,7 @@ def test_learns_lungs_and_scores_the_best_epoch(trained: tuple[dict, MemoryLogge
         assert 0 <= h["val_iou"] <= h["val_dice"] <= 1  # IoU = D / (2 - D) <= Dice
 
 
+@pytest.mark.slow  # shares a U-Net trained for several epochs
 def test_batch_loss_every_n_batches(trained: tuple[dict, MemoryLogger]) -> None:
     _, logger = trained
     batches = [b["batch"] for b in logger.batches]
@@ -72,6 +74,7 @@ def test_batch_loss_every_n_batches(trained: tuple[dict, MemoryLogger]) -> None:
     assert all(b["train/batch_loss"] > 0 for b in logger.batches)
 
 
+@pytest.mark.slow  # shares a U-Net trained for several epochs
 def test_overlays_are_pngs_with_both_masks_drawn(trained: tuple[dict, MemoryLogger]) -> None:
     _, logger = trained
     paths = logger.images["val/overlays"]
@@ -82,6 +85,7 @@ def test_overlays_are_pngs_with_both_masks_drawn(trained: tuple[dict, MemoryLogg
     assert ((g > r + 30) | (r > g + 30) | ((r > b + 30) & (g > b + 30))).sum() > 25
 
 
+@pytest.mark.slow  # trains a U-Net twice (stopped, then resumed)
 def test_resumes_from_checkpoint(xrays: Path, tmp_path: Path) -> None:
     first = MemoryLogger(run_dir=tmp_path, stop_after=1)
     train(config(xrays, epochs=2, overlays=0), first)

@@ -243,6 +243,7 @@ def test_what_would_fail_later_is_refused_by_validate_and_launch(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml", "train.py"]
 
 
+@pytest.mark.slow  # times sweeper validate in child processes
 def test_a_refusal_costs_no_more_than_start_up(tmp_path: Path) -> None:
     """As a user runs it, in a new process (a 200,000-character name took over 120 s): no
     slower than validating a good file, start-up included (about 1.5 s on an idle machine)."""

@@ -15,6 +15,7 @@ from sweeper.trainers.common.optim import build_optimizer, build_scheduler
 from sweeper.trainers.logger import MemoryLogger
 
 
+@pytest.mark.slow  # trains a model three times (stopped, resumed)
 def test_a_stopped_trial_resumes_to_the_same_result(tmp_path: Path) -> None:
     config = XorConfig(epochs=12, model={"depth": 1, "width": 3})
     straight = train(config, MemoryLogger(run_dir=tmp_path / "a"))
@@ -28,6 +29,7 @@ def test_a_stopped_trial_resumes_to_the_same_result(tmp_path: Path) -> None:
     assert resumed == straight
 
 
+@pytest.mark.slow  # trains two xor models to convergence
 def test_xor_learns_with_a_hidden_layer_and_not_without() -> None:
     hidden = train(XorConfig(epochs=60, model={"depth": 1, "width": 3}), MemoryLogger())
     linear = train(XorConfig(epochs=60, model={"depth": 0}), MemoryLogger())
