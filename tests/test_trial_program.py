@@ -87,6 +87,7 @@ def leftovers() -> Iterator[Callable[[list[int]], None]]:
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow  # a program and its children run as processes, one until its timeout
 @pytest.mark.parametrize("mode", ["exit", "crash", "hang"])
 def test_a_programs_children_and_setsid_daemons_end_with_its_trial(
     backend: LocalBackend,
@@ -107,6 +108,7 @@ def test_a_programs_children_and_setsid_daemons_end_with_its_trial(
     leftovers(pids)
 
 
+@pytest.mark.slow  # a trial forks a worker and a setsid child
 def test_a_trainers_workers_and_children_end_with_its_trial(
     make_sweep: Callable[[dict[str, Any]], str],
     backend: LocalBackend,
@@ -190,6 +192,7 @@ run.finish()
 """
 
 
+@pytest.mark.slow  # a program run as a child process, importing wandb
 def test_an_envvar_secret_in_the_command_is_never_stored(
     backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -324,6 +327,7 @@ run.finish()
 """
 
 
+@pytest.mark.slow  # a program run as a child process, importing wandb
 def test_a_program_that_puts_its_run_elsewhere_still_counts(
     backend: LocalBackend, tmp_path: Path
 ) -> None:
