@@ -29,6 +29,7 @@ from sweeper.spec.models import (
 )
 from sweeper.spec.paths import deep_merge, missing_part, set_path, with_path
 from sweeper.spec.plain import PlainSweep, is_plain, load_plain
+from sweeper.sweep import planned_trials
 from sweeper.trainers.common.config import TrainConfig
 from sweeper.trainers.registry import get_trainer
 
@@ -370,7 +371,9 @@ def check_search(
             raise SpecError(
                 file, f"{prefix}.{param}", f"{len(dist.values):,} values; the limit is {MAX_GRID:,}"
             )
-    if method == "grid":  # counted, not built: an int_uniform can span 10^12 points
+    # Counted, not built (an int_uniform can span 10^12 points), when W&B's grid can enumerate
+    # every parameter; the loop below names one it cannot.
+    if method == "grid" and all(dist.kind in GRID_DISTRIBUTIONS for dist in search.values()):
         size = grid_size(search) * repeats
         if size > MAX_GRID:
             raise SpecError(file, prefix, f"grid has {size:,} points; the limit is {MAX_GRID:,}")
@@ -466,19 +469,6 @@ def representative_values(dist: Distribution) -> list[Any]:
     return [a / (a + b)]
 
 
-def grid_count(dist: Distribution) -> int:
-    """How many grid points a parameter has, without listing them."""
-    if dist.kind == "constant":
-        return 1
-    if dist.kind == "int_uniform":
-        low, high = dist.bounds
-        return int(high) - int(low) + 1
-    if dist.kind == "q_uniform":
-        low, high = dist.bounds
-        return math.ceil((high - low) / (dist.q or 1.0))
-    return len(dist.values or [])
-
-
 def grid_points(dist: Distribution) -> list[Any]:
     """A parameter's grid values in W&B's order (`sweeps.grid_search`): int_uniform is
     `range(min, max + 1)`, q_uniform `numpy.arange(min, max, q)`, values as listed."""
@@ -489,14 +479,32 @@ def grid_points(dist: Distribution) -> list[Any]:
         return list(range(int(low), int(high) + 1))
     if dist.kind == "q_uniform":
         q = dist.q or 1.0
-        low, _high = dist.bounds
-        return [low + k * q for k in range(grid_count(dist))]
+        low, high = dist.bounds
+        return [low + k * q for k in range(math.ceil((high - low) / q))]
     return list(dist.values or [])
 
 
 def grid_size(search: dict[str, Any]) -> int:
-    """Points of the grid over `search` (a spec's search block), counted without listing."""
-    return math.prod(grid_count(as_distribution(v)) for v in search.values())
+    """Points of the grid over `search` (a spec's search block), counted without listing, as
+    `sweeper.sweep.planned_trials` counts the compiled sweep's (W&B's grid enumeration).
+
+    A constant is one point, so it is left out (a `value: null` has no W&B form to count);
+    `probabilities` do not change how many values there are, so they are left out too
+    (`check_search` refuses them under grid with its own message).
+
+    Raises:
+        ValueError: a parameter W&B's grid cannot enumerate (a continuous distribution).
+        jsonschema.ValidationError: W&B's schema does not accept a parameter.
+    """
+    swept = {path: as_distribution(value) for path, value in search.items()}
+    parameters = {
+        path: {key: v for key, v in dist.to_wandb().items() if key != "probabilities"}
+        for path, dist in swept.items()
+        if dist.kind != "constant"
+    }
+    size = planned_trials({"method": "grid", "parameters": parameters})
+    assert size is not None  # a grid without a run_cap has a known length
+    return size
 
 
 def _check_combinations(
