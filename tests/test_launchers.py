@@ -142,6 +142,7 @@ def test_k8s_job_one_gpu_each_key_from_secret_bad_input_fails_the_job() -> None:
     assert container["livenessProbe"]["exec"]["command"] == ["sweeper-healthcheck"]
 
 
+@pytest.mark.slow  # kubernetes-validate through uv tool run, a child process
 def test_k8s_job_validates_against_the_kubernetes_schema() -> None:
     result = subprocess.run(
         [*K8S_VALIDATE, "kubernetes-validate", "--strict", str(ROOT / "agents/k8s-job.yaml")],

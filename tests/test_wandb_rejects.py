@@ -57,6 +57,7 @@ app()
 """
 
 
+@pytest.mark.slow  # sweeper in a child process beside a stuck wandb service
 def test_a_stuck_w_and_b_service_does_not_hold_a_refusal(tmp_path: Path) -> None:
     """Seen in CI: the error line printed, then wandb's exit hook waited on its service."""
     started = time.monotonic()
