@@ -226,3 +226,23 @@ def test_stages_are_validated_per_stage(tmp_path: Path) -> None:
     }
     error = _error(tmp_path, spec)
     assert error.field == "stages.1.search.optim.lr[1]"
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "bayes"])
+@pytest.mark.parametrize(
+    "param",
+    [
+        {"distribution": "int_uniform", "min": 1.5, "max": 3.5},  # W&B wants integer bounds
+        {"distribution": "normal", "mu": "a"},
+        {"min": 1, "max": "x"},
+    ],
+)
+def test_a_parameter_w_and_b_s_schema_rejects_is_one_line_naming_it(
+    tmp_path: Path, method: str, param: dict[str, Any]
+) -> None:
+    # Before the grid is counted or deprecations are looked up: both ask W&B's engine, which
+    # raises a bare jsonschema error on such a parameter.
+    error = _error(tmp_path, {**XOR, "method": method, "search": {"model.depth": param}})
+    assert error.field.startswith("search.model.depth"), error  # sweeper's own check may be finer
+    if param.get("distribution") == "int_uniform":
+        assert error.message.startswith("the W&B sweep schema rejects it: "), error

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import NotFoundError, SpecError, shown
-from sweeper.spec.compile import deprecated_distributions
+from sweeper.spec.compile import check_wandb_schema, deprecated_distributions
 from sweeper.spec.models import (
     GRID_DISTRIBUTIONS,
     MAX_GRID,
@@ -363,9 +363,17 @@ def check_search(
     `sweeps.bayes_search` (W&B: https://docs.wandb.ai/guides/sweeps/sweep-config-keys).
 
     Raises:
-        SpecError: more than MAX_GRID values or grid points, `probabilities` under bayes, or a
-            grid over a continuous or weighted parameter.
+        SpecError: a parameter W&B's sweep schema rejects, more than MAX_GRID values or grid
+            points, `probabilities` under bayes, or a grid over a continuous or weighted
+            parameter.
     """
+    for param, dist in search.items():  # first: the engine cannot even read what this refuses
+        try:
+            check_wandb_schema(
+                {"method": method, "parameters": {param: dist.to_wandb()}}, file, what="it"
+            )
+        except SpecError as exc:
+            raise SpecError(file, f"{prefix}.{param}", exc.message) from None
     for param, dist in search.items():
         if dist.values is not None and len(dist.values) > MAX_GRID:
             raise SpecError(
