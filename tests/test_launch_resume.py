@@ -38,7 +38,9 @@ def test_sigterm_stops_launch_and_its_agents_and_the_same_launch_resumes(
         tmp_path,
         probe_spec(
             search={},
-            base={"epochs": 4, "epoch_seconds": 0.25},
+            # 5 s trials: a 1 s one could end before the SIGTERM below reaches it (the first
+            # agent starts seconds ahead of the second), leaving nothing to preempt.
+            base={"epochs": 20, "epoch_seconds": 0.25},
             stages=[
                 {"name": "x", "search": {"x": [0.0, 1.0, 2.0, 3.0]}},
                 {"name": "lr", "search": {"optim.lr": [0.1, 0.01]}},
