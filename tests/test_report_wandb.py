@@ -170,3 +170,113 @@ def test_wandb_report_panels(recorded, monkeypatch):
     assert [c.metric.name for c in grid.panels[0].columns] == ["model.depth", "val_acc"]
     assert grid.runsets[0].filters == f"Sweep == '{sweep_id}'"
     assert (report.entity, report.project) == ("team", "sweeper-test")
+
+
+# Saved on a W&B server: the real wandb-workspaces client over HTTP to the stand-in -----------
+
+SAVED_PROJECT = "sweeper-reports"
+
+
+def _standin_sweep(server: Any, name: str, lrs: list[float]) -> tuple[str, list[str]]:
+    """A finished W&B grid sweep over `lr`, one finished run per value (val_acc rises as lr
+    falls), written into the stand-in as its agents would have left it; (sweep id, run ids)."""
+    from wandb_server.state import RunRecord
+
+    config = {
+        "name": name,
+        "method": "grid",
+        "metric": {"name": "val_acc", "goal": "maximize"},
+        "parameters": {"lr": {"values": lrs}},
+    }
+    with server.state.lock:
+        sweep = server.state.upsert_sweep("standin", SAVED_PROJECT, {"config": yaml.dump(config)})
+        for i, lr in enumerate(lrs):
+            steps = [{"_step": s, "val_acc": 0.5 + 0.1 * i + 0.05 * s} for s in (0, 1)]
+            run = RunRecord(
+                id=f"{sweep.id}-{i}",
+                entity="standin",
+                project=SAVED_PROJECT,
+                state="finished",
+                raw_config={"lr": {"value": lr}},
+                summary=dict(steps[-1]),
+                history=steps,
+            )
+            server.state.attach_to_sweep(server.state.add_run(run), sweep)
+        sweep.state = "FINISHED"
+    return sweep.id, sweep.run_ids
+
+
+def test_wandb_report_is_saved_with_its_panels_over_the_sweeps_runs(
+    wandb_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`report ENTITY/PROJECT/SWEEP --wandb-report` saves one W&B Report (upsertView) whose
+    panel grid holds parallel coordinates, parameter importance and a run comparer over the
+    sweep's runs alone, and prints the saved report's URL as W&B's app forms it."""
+    wr = pytest.importorskip("wandb_workspaces.reports.v2")
+    from typer.testing import CliRunner
+    from wandb_server.views import reports, runset_runs
+
+    from sweeper.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    sweep_id, run_ids = _standin_sweep(wandb_server, "lr / grid", [0.1, 0.01, 0.001])
+    _standin_sweep(wandb_server, "other", [0.5])  # same project: the runset must leave it out
+    path = f"standin/{SAVED_PROJECT}/{sweep_id}"
+    result = CliRunner().invoke(app, ["report", path, "--wandb-report", "-o", "report"])
+    assert result.exit_code == 0, result.output
+
+    (view,) = reports(wandb_server.state)
+    assert (view.entity, view.project, view.type) == ("standin", SAVED_PROJECT, "runs")
+    assert view.display_name == "lr / grid: sweep report"
+    (grid,) = [b for b in view.spec_json["blocks"] if b["type"] == "panel-grid"]
+    panels = grid["metadata"]["panelBankSectionConfig"]["panels"]
+    assert [p["viewType"] for p in panels] == [
+        "Parallel Coordinates Plot",
+        "Parameter Importance",
+        "Run Comparer",
+    ]
+    axes = [c["accessor"] for c in panels[0]["config"]["columns"]]
+    assert axes == ["config:lr.value", "summary:val_acc"]
+    assert panels[1]["config"]["targetKey"] == "val_acc"
+    (runset,) = grid["metadata"]["runSets"]
+    shown = runset_runs(wandb_server.state, runset)
+    assert sorted(run.id for run in shown) == sorted(run_ids)  # the sweep's runs, no other
+
+    # the URL printed: the app's (a local server's is its own address), the title as a slug,
+    # the saved view's id without base64 padding; and the client reads the report back by it
+    (url,) = [line.split(": ", 1)[1] for line in result.output.splitlines() if "W&B report" in line]
+    slug_and_id = f"lr-grid-sweep-report--{view.id.rstrip('=')}"
+    assert url == f"{wandb_server.url}/standin/{SAVED_PROJECT}/reports/{slug_and_id}"
+    loaded = wr.Report.from_url(url)
+    assert (loaded.id, loaded.title) == (view.id, view.display_name)
+    (panel_grid,) = [b for b in loaded.blocks if isinstance(b, wr.PanelGrid)]
+    kinds = [type(p) for p in panel_grid.panels]
+    assert kinds == [wr.ParallelCoordinatesPlot, wr.ParameterImportancePlot, wr.RunComparer]
+
+
+def test_wandb_report_refused_by_the_server_is_one_line(
+    wandb_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The server refusing the save (here: no write permission on the project) is one line and
+    exit 2; the local report is written first and kept."""
+    pytest.importorskip("wandb_workspaces.reports.v2")
+    from typer.testing import CliRunner
+    from wandb_server import views
+    from wandb_server.graphql import GraphQLError
+
+    from sweeper.cli import app
+
+    def refuse(resolvers: Any, args: dict[str, Any]) -> Any:
+        raise GraphQLError(f"permission denied: {args['input']['projectName']}\n(details)")
+
+    monkeypatch.setattr(views, "upsert_view", refuse)
+    monkeypatch.chdir(tmp_path)
+    sweep_id, _ = _standin_sweep(wandb_server, "refused", [0.1, 0.01])
+    path = f"standin/{SAVED_PROJECT}/{sweep_id}"
+    result = CliRunner().invoke(app, ["report", path, "--wandb-report", "-o", "report"])
+    assert result.exit_code == 2, result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "could not save the W&B report" in error and "permission denied" in error, error
+    assert "Traceback" not in result.output
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert not views.reports(wandb_server.state)

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from . import gql
+from . import gql, views
 from .filters import matches, sort_runs
 from .state import (
     AgentRecord,
@@ -109,6 +109,7 @@ class Resolvers:
             "model": self.project_field,
             "models": self.models,
             "entity": lambda args: self.entity_node(args.get("name") or self.entity),
+            "view": lambda args: views.view_field(self, args),
         }
 
     def mutation_root(self) -> Node:
@@ -121,6 +122,7 @@ class Resolvers:
             "markRunFilesUploaded": lambda args: {"success": True},
             "stopRun": self.stop_run,
             "upsertModel": self.upsert_model,
+            "upsertView": lambda args: views.upsert_view(self, args),
         }
 
     # -- nodes ---------------------------------------------------------------------

@@ -9,13 +9,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from sweeper.sweep.engine import sweeps  # W&B's own engine, as the server runs it
 
 from .filters import matches
+
+if TYPE_CHECKING:
+    from .views import ViewRecord
 
 HyperParameterSet = sweeps.params.HyperParameterSet
 
@@ -186,6 +189,7 @@ class ServerState:
         self.runs: dict[tuple[str, str, str], RunRecord] = {}
         self.agents: dict[str, AgentRecord] = {}
         self.projects: dict[tuple[str, str], int] = {}
+        self.views: dict[str, ViewRecord] = {}  # saved reports, by view id (views.py)
 
     def touch_project(self, entity: str, project: str) -> int:
         """Projects spring into existence on first use, as on W&B; returns the project id."""

@@ -68,4 +68,4 @@ def report(
     )
     console.print(f"wrote {out / FORMATS[fmt]}")
     if wandb_report:
-        console.print(f"W&B report: {publish(data, chosen or data.params)}")
+        console.print(f"W&B report: {publish(data, chosen or data.params)}", soft_wrap=True)

@@ -1,11 +1,11 @@
 """`--wandb-report`: the same view as a W&B Report (parallel coordinates, importance, run
-comparer), through the optional `wandb-workspaces` package.
-
-Saving needs a W&B server and a login, so only the report's construction is tested here.
+comparer), through the optional `wandb-workspaces` package, saved on the sweep's W&B server.
 """
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from typing import Any
 
 from sweeper.errors import SweeperError
@@ -65,15 +65,39 @@ def wandb_report(data: ReportData, axes: list[str]) -> Any:
 
 
 def publish(data: ReportData, axes: list[str]) -> str:
-    """Save the report to the W&B server; returns its URL.
+    """Save the report to the sweep's W&B server (`Report.save()`: W&B's `upsertView`);
+    returns its URL.
 
     Raises:
         SweeperError: as `wandb_report`, or the save failed (network, login, permission),
             said in the server's first line.
     """
+    import wandb
+
     report = wandb_report(data, axes)
     try:
         report.save()
+        # The app's address for the API it was saved through, as wandb.Api forms its own
+        # settings (wandb/apis/public/api.py): WANDB_APP_URL, else derived from the API host.
+        settings = wandb.setup().settings.model_copy()
+        settings.base_url = str(wandb.Api().settings["base_url"])
+        app = str(settings.app_url)
     except Exception as exc:  # network, login and permission errors all end here
-        raise SweeperError(f"could not save the W&B report: {str(exc).splitlines()[0]}") from None
-    return str(report.url)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SweeperError(f"could not save the W&B report: {first}") from None
+    return report_url(app, report.entity, report.project, report.title, report.id)
+
+
+def report_url(app_url: str, entity: str, project: str, title: str, view_id: str) -> str:
+    """A saved report's address as W&B's app forms it: `APP/ENTITY/PROJECT/reports/SLUG--ID`.
+
+    The slug is the title with each non-word character a dash, runs of dashes one and none
+    at either end (URL-quoted); the id is the view's GraphQL id without its base64 padding.
+    The rule is wandb's `wandb/apis/public/reports.py` (`BetaReport.url`, which follows the
+    app's `util/report/urls.ts`); wandb-workspaces' own `Report.url` only replaces spaces,
+    so a title holding "/" (a study's stage: "probe / lr") would break its path.
+    """
+    slug = urllib.parse.quote(re.sub(r"-+", "-", re.sub(r"\W", "-", title)).strip("-"))
+    return "/".join(
+        [app_url.rstrip("/"), entity, project, "reports", f"{slug}--{view_id.replace('=', '')}"]
+    )
