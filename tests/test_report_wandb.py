@@ -1,7 +1,8 @@
 """The W&B side of the report: public-API runs become the local store's run table.
 
 No network: stand-ins carry the attributes the public API's Run and Sweep have, and the W&B
-backend reads them as it reads a server's (wandb.Api replaced by the stand-in).
+backend reads them as it reads a server's (wandb.Api replaced by the stand-in). Saving a W&B
+Report runs the real wandb and wandb-workspaces clients against the stand-in server.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def test_wandb_report_panels(recorded, monkeypatch):
     _, sweep_id, config, runs = recorded
     api = Api(Sweep(sweep_id, config, runs))
     data = load_wandb(f"team/sweeper-test/{sweep_id}", api, monkeypatch)
-    report = wandb_report(data, ["model.depth"])  # built, not saved: saving needs a server
+    report = wandb_report(data, ["model.depth"])  # built, not saved (saved: tests below)
     (grid,) = [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
     kinds = [type(p) for p in grid.panels]
     assert kinds == [wr.ParallelCoordinatesPlot, wr.ParameterImportancePlot, wr.RunComparer]
