@@ -288,7 +288,9 @@ class Resolvers:
             "updatedAt": run.heartbeat_at,
             "exitcode": run.exitcode,
             "shouldStop": run.stop_requested,
-            "stopped": run.state == "killed",
+            # "Asked to stop", as wandb's launch agent reads it (sdk/launch/api.py,
+            # `check_stop_requested`), not "ended killed".
+            "stopped": run.stop_requested,
             "failed": run.state in ("failed", "crashed"),
             "running": run.state == "running",
             "systemMetrics": "{}",

@@ -124,7 +124,14 @@ class WandbServer:
     # -- control ---------------------------------------------------------------------
 
     def stop_run(self, run_id: str) -> None:
-        """Make the next heartbeat of the run's agent send `stop` for it."""
+        """Stand in for the W&B App's "Stop run" button (W&B docs, "Stop a run").
+
+        The next heartbeat of the run's agent sends `stop` for it, its file_stream answers
+        `"stopped": true`, and it ends `killed` however its process exits.
+
+        Raises:
+            KeyError: no run has this id.
+        """
         with self.state.lock:
             run = self.state.find_run(None, None, run_id)
             if run is None:
@@ -153,13 +160,22 @@ class WandbServer:
             return HTTPStatus.OK, {"data": None, "errors": [{"message": str(err)}]}
         return HTTPStatus.OK, {"data": data}
 
-    def file_stream(self, entity: str, project: str, run_id: str, body: dict[str, Any]) -> int:
-        """Apply one file_stream POST: history/summary/events/output chunks and completion."""
+    def file_stream(
+        self, entity: str, project: str, run_id: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """Apply one file_stream POST: history/summary/events/output chunks and completion.
+
+        Returns the HTTP status and the JSON answer. The answer says `"stopped": true` once
+        the run was asked to stop (`stop_run`, the `stopRun` mutation, hyperband, a
+        cancelled sweep): wandb-core keeps the last answer (core/internal/filestream,
+        `IsStopped`), and the run process's stop checker (wandb/sdk/lib/run_stopping.py,
+        every 15 s) then interrupts its main thread with SIGINT (`interrupt_main`).
+        """
         with self.state.lock:
             run = self.state.find_run(entity, project, run_id)
             if run is None:
                 self._complain(f"file_stream for unknown run {entity}/{project}/{run_id}", "")
-                return HTTPStatus.NOT_FOUND
+                return HTTPStatus.NOT_FOUND, {"error": f"run {run_id} not found"}
             for name, chunk in (body.get("files") or {}).items():
                 offset = int(chunk.get("offset") or 0)
                 lines: list[str] = chunk.get("content") or []
@@ -180,12 +196,14 @@ class WandbServer:
                 run.exitcode = body.get("exitcode")
                 run.uploads += 1
                 if run.stop_requested:
+                    # W&B docs, "Stop a run": the state goes from running to Killed,
+                    # however the process then ended.
                     run.state = "killed"
                 elif run.state == "preempting" and run.exitcode != 0:
                     run.state = "preempted"  # requeued: the next idle agent resumes it
                 else:
                     run.state = "finished" if run.exitcode == 0 else "failed"
-        return HTTPStatus.OK
+            return HTTPStatus.OK, {"exitcode": None, "limits": {}, "stopped": run.stop_requested}
 
     def store_file(self, entity: str, project: str, run_id: str, path: str, data: bytes) -> int:
         with self.state.lock:
@@ -291,8 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/graphql") and self.command == "POST":
             self._reply(*srv.graphql(json.loads(body or b"{}")))
         elif (stream := _FILE_STREAM.match(path)) and self.command == "POST":
-            status = srv.file_stream(*stream.groups(), json.loads(body or b"{}"))
-            self._reply(status, {"exitcode": None, "limits": {}})
+            self._reply(*srv.file_stream(*stream.groups(), json.loads(body or b"{}")))
         else:
             srv._complain(f"unsupported endpoint {self.command} {path}", "")
             self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {path}"})

@@ -1,0 +1,156 @@
+"""The stand-in follows W&B's server-side rules, each driven through the real wandb client.
+
+Every rule is W&B's, cited where the stand-in applies it (tests/wandb_server/state.py,
+server.py, graphql.py); these tests pin each one down.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wandb_server import WandbServer, quick_stop_env
+
+ENTITY = "standin"
+PROJECT = "stand-in-rules"
+
+GRID: dict[str, Any] = {
+    "method": "grid",
+    "metric": {"name": "loss", "goal": "minimize"},
+    "parameters": {"lr": {"values": [0.1, 0.2, 0.3]}},
+}
+
+
+def _api() -> Any:
+    import wandb
+
+    return wandb.Api()
+
+
+def _sweep(config: dict[str, Any]) -> str:
+    import wandb
+
+    return wandb.sweep(config, entity=ENTITY, project=PROJECT)
+
+
+def _post_file_stream(server: WandbServer, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One file_stream POST as wandb-core sends it; returns the JSON answer."""
+    token = base64.b64encode(f"api:{server.api_key}".encode()).decode()
+    request = urllib.request.Request(
+        f"{server.url}/files/{ENTITY}/{PROJECT}/{run_id}/file_stream",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+    return answer
+
+
+def _start_run(run_id: str | None = None, config: dict[str, Any] | None = None) -> Any:
+    import wandb
+
+    return wandb.init(id=run_id, entity=ENTITY, project=PROJECT, config=config or {})
+
+
+# -- 1. a run asked to stop hears `stopped` from file_stream --------------------------
+
+
+def test_file_stream_answers_stopped_once_a_run_is_asked_to_stop(
+    wandb_server: WandbServer,
+) -> None:
+    run = _start_run()
+    run.log({"loss": 1.0})
+    heartbeat = {"files": {}}
+
+    before = _post_file_stream(wandb_server, run.id, heartbeat)
+    wandb_server.stop_run(run.id)
+    after = _post_file_stream(wandb_server, run.id, heartbeat)
+    run.finish()
+
+    assert before["stopped"] is False
+    assert after["stopped"] is True
+    stored = wandb_server.runs[run.id]
+    assert stored.state == "killed"  # W&B docs, "Stop a run": running -> Killed
+    assert stored.summary["loss"] == 1.0
+    assert _api().run(f"{ENTITY}/{PROJECT}/{run.id}").state == "killed"
+
+
+def test_stop_run_of_an_unknown_run_raises(wandb_server: WandbServer) -> None:
+    with pytest.raises(KeyError):
+        wandb_server.stop_run("nosuchrun")
+
+
+_STOPPABLE = textwrap.dedent(
+    """
+    import json, signal, sys, time
+    import wandb
+
+    got = []
+
+    def on_sigint(signum, frame):
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    run = wandb.init(entity=sys.argv[1], project=sys.argv[2], config={"lr": 0.1})
+    print(json.dumps({"run_id": run.id}), flush=True)
+    epoch = 0
+    try:
+        while epoch < 600:
+            run.log({"loss": 1.0 / (epoch + 1), "epoch": epoch})
+            epoch += 1
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        run.summary["interrupted_at"] = epoch
+    run.finish()
+    print(json.dumps({"signals": got, "epochs": epoch}), flush=True)
+    """
+)
+
+
+@pytest.mark.slow  # a wandb run in a child process, stopped from the server (~4 s)
+def test_a_stopped_run_process_gets_sigint_from_wandbs_own_stop_checker(
+    wandb_server: WandbServer, tmp_path: Path
+) -> None:
+    """file_stream `stopped` -> wandb-core `IsStopped` -> run_stopping -> SIGINT, for real."""
+    script = tmp_path / "stoppable.py"
+    script.write_text(_STOPPABLE)
+    child = subprocess.Popen(
+        [sys.executable, str(script), ENTITY, PROJECT],
+        env=quick_stop_env(poll_s=1),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        run_id = json.loads(child.stdout.readline())["run_id"]
+        deadline = time.monotonic() + 30
+        while not wandb_server.runs.get(run_id) or not wandb_server.runs[run_id].history:
+            assert time.monotonic() < deadline, "the run never streamed its history"
+            time.sleep(0.1)
+        stopped_at = time.monotonic()
+        wandb_server.stop_run(run_id)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    latency = time.monotonic() - stopped_at
+
+    assert child.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["signals"] == [2]  # SIGINT, from wandb's interrupt_main
+    assert report["epochs"] < 600
+    assert latency < 12  # 2 polls of 1 s and the finish; wandb's own poll alone is 15 s
+    stored = wandb_server.runs[run_id]
+    assert stored.state == "killed"
+    assert stored.summary["interrupted_at"] == report["epochs"]
+    assert stored.exitcode == 0
