@@ -62,8 +62,6 @@ def view_node(resolvers: Resolvers, view: ViewRecord) -> Node:
         "spec": view.spec,
         "createdAt": view.created_at,
         "updatedAt": view.updated_at,
-        "entityName": view.entity,
-        "projectName": view.project,
         "project": resolvers.project_node(view.entity, view.project),
     }
 
@@ -72,7 +70,8 @@ def upsert_view(resolvers: Resolvers, args: dict[str, Any]) -> Node:
     """`upsertView(input)`: update the view whose `id` is given, else create one.
 
     The project must exist: `Report.save()` creates it first when `api.projects(entity)`
-    does not list it. The spec must be JSON text, as W&B's `spec: String!` holds it.
+    does not list it. The spec is JSON text (a new view without one is empty); an update
+    without one keeps the view's.
 
     Raises:
         GraphQLError: an unknown view id or project, a spec that is not a JSON object.
@@ -83,12 +82,13 @@ def upsert_view(resolvers: Resolvers, args: dict[str, Any]) -> Node:
     fields = args["input"]
     entity = fields.get("entityName") or resolvers.entity
     project = fields.get("projectName")
-    try:
-        spec = json.loads(fields["spec"])
-    except (TypeError, ValueError):
-        raise GraphQLError("upsertView: spec is not JSON text") from None
-    if not isinstance(spec, dict):
-        raise GraphQLError("upsertView: spec is not a JSON object")
+    if fields.get("spec") is not None:
+        try:
+            spec = json.loads(fields["spec"])
+        except ValueError:
+            raise GraphQLError("upsertView: spec is not JSON text") from None
+        if not isinstance(spec, dict):
+            raise GraphQLError("upsertView: spec is not a JSON object")
     view = state.views.get(fields["id"]) if fields.get("id") else None
     if fields.get("id") and view is None:
         raise GraphQLError(f"view {fields['id']} not found")
@@ -103,12 +103,12 @@ def upsert_view(resolvers: Resolvers, args: dict[str, Any]) -> Node:
             type=fields.get("type") or "runs",
             entity=entity,
             project=project,
-            spec=fields["spec"],
+            spec="{}",
         )
         state.views[view.id] = view
-    view.spec = fields["spec"]
     view.updated_at = now_iso()
     for attr, key in (
+        ("spec", "spec"),
         ("name", "name"),
         ("type", "type"),
         ("display_name", "displayName"),
