@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,24 @@ def _post_file_stream(server: WandbServer, run_id: str, body: dict[str, Any]) ->
     with urllib.request.urlopen(request, timeout=10) as response:
         answer: dict[str, Any] = json.loads(response.read())
     return answer
+
+
+def _post_graphql(
+    server: WandbServer, query: str, variables: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """One GraphQL POST; returns the HTTP status and the JSON answer, error statuses too."""
+    token = base64.b64encode(f"api:{server.api_key}".encode()).decode()
+    request = urllib.request.Request(
+        f"{server.url}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def _start_run(run_id: str | None = None, config: dict[str, Any] | None = None) -> Any:
@@ -154,3 +173,41 @@ def test_a_stopped_run_process_gets_sigint_from_wandbs_own_stop_checker(
     assert stored.state == "killed"
     assert stored.summary["interrupted_at"] == report["epochs"]
     assert stored.exitcode == 0
+
+
+# -- 2. a deleted sweep answers its agents with 404 ---------------------------------
+
+
+def test_a_deleted_sweeps_agent_gets_404_and_wandb_raises_sweep_not_found(
+    wandb_server: WandbServer,
+) -> None:
+    from wandb.apis.public.sweeps import _agent_heartbeat, _register_agent
+    from wandb.sdk.sweeps import SweepNotFoundError
+
+    sweep_id = _sweep(GRID)
+    api = _api()
+    agent = _register_agent(api, "test-host", sweep_id=sweep_id, entity=ENTITY, project=PROJECT)
+    [command] = _agent_heartbeat(api, agent["id"], {}, {})
+    assert command["type"] == "run"
+
+    wandb_server.delete_sweep(sweep_id)
+
+    with pytest.raises(SweepNotFoundError):
+        _agent_heartbeat(api, agent["id"], {}, {command["run_id"]: True})
+    with pytest.raises(Exception, match="404|not found"):
+        _register_agent(api, "test-host", sweep_id=sweep_id, entity=ENTITY, project=PROJECT)
+    with pytest.raises(Exception, match="Could not find sweep"):
+        _api().sweep(f"{ENTITY}/{PROJECT}/{sweep_id}")
+    status, answer = _post_graphql(
+        wandb_server,
+        "mutation Heartbeat($id: ID!) { agentHeartbeat(input: {id: $id}) { commands } }",
+        {"id": agent["id"]},
+    )
+    assert status == 404
+    assert answer["data"] == {"agentHeartbeat": None}
+    assert wandb_server.errors == []  # a refusal W&B makes, not a gap in the stand-in
+
+
+def test_delete_sweep_of_an_unknown_sweep_raises(wandb_server: WandbServer) -> None:
+    with pytest.raises(KeyError):
+        wandb_server.delete_sweep("nosuchsweep")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from . import corpus
 from .server import WandbServer
 
 # Variables that would leak another sweep, run or server into the test.
@@ -69,3 +71,5 @@ def wandb_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wa
     finally:
         wandb.teardown()
         server.stop()
+        if record := os.environ.get(corpus.RECORD_ENV):
+            corpus.save(server.documents, Path(record))

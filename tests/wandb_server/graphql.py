@@ -31,12 +31,15 @@ class GraphQLError(Exception):
 
 
 class Rejected(GraphQLError):
-    """Input the real server refuses (HTTP 400), unlike a gap in the stand-in: not logged as
-    a stand-in error. `field` is the mutation that refused it, as W&B reports in `path`."""
+    """A request the real server refuses with an HTTP error status (`status`: 400 for input
+    it will not take, 404 for a sweep or agent that is gone), unlike a gap in the stand-in:
+    not logged as a stand-in error. `field` is the mutation that refused it, as W&B reports
+    in `path`."""
 
-    def __init__(self, message: str, field: str) -> None:
+    def __init__(self, message: str, field: str, status: int = 400) -> None:
         super().__init__(message)
         self.field = field
+        self.status = status
 
 
 def connection(items: list[Any], args: dict[str, Any], to_node: Callable[[Any], Node]) -> Node:
@@ -365,15 +368,18 @@ class Resolvers:
             fields.get("entityName"), fields.get("projectName"), fields["sweep"]
         )
         if sweep is None:
-            raise GraphQLError(f"sweep {fields['sweep']} not found")
+            # W&B answers 404 for a sweep that does not exist or was deleted.
+            raise Rejected(f"sweep {fields['sweep']} not found", "createAgent", status=404)
         agent = self.state.register_agent(sweep, fields.get("host") or "unknown")
         return {"agent": self.agent_node(agent)}
 
     def agent_heartbeat(self, args: dict[str, Any]) -> Node:
         fields = args["input"]
         agent = self.state.agents.get(fields["id"])
-        if agent is None:
-            raise GraphQLError(f"agent {fields['id']} not found")
+        if agent is None or agent.sweep_id not in self.state.sweeps:
+            # W&B answers 404 once the agent's sweep is deleted; wandb turns that (and only
+            # that) into SweepNotFoundError (wandb/apis/public/sweeps.py, _agent_heartbeat).
+            raise Rejected(f"sweep of agent {fields['id']} not found", "agentHeartbeat", 404)
         run_state = _json_arg(fields.get("runState")) or {}
         commands = self.state.heartbeat(agent, run_state)
         return {"agent": self.agent_node(agent), "commands": json.dumps(commands)}

@@ -138,6 +138,17 @@ class WandbServer:
                 raise KeyError(run_id)
             run.stop_requested = True
 
+    def delete_sweep(self, sweep_id: str) -> None:
+        """Stand in for deleting a sweep in the W&B App: it is gone from every query, and its
+        agents' heartbeats (and new agents) get HTTP 404, which wandb raises as
+        SweepNotFoundError. Its runs stay in the project, as W&B keeps them.
+
+        Raises:
+            KeyError: no sweep has this id.
+        """
+        with self.state.lock:
+            del self.state.sweeps[sweep_id]
+
     def set_unreachable(self, unreachable: bool = True) -> None:
         """While set, answer every request with 503, as an overloaded or down server would."""
         self.unreachable = unreachable
@@ -152,9 +163,9 @@ class WandbServer:
             with self.state.lock:
                 data = self._resolvers.execute(query, body.get("variables") or {}, operation)
         except Rejected as err:
-            # As W&B answers a config it refuses: 400, the message, the mutation's path.
+            # As W&B answers a request it refuses: the status, the message, the mutation's path.
             error = {"message": str(err), "path": [err.field]}
-            return HTTPStatus.BAD_REQUEST, {"errors": [error], "data": {err.field: None}}
+            return err.status, {"errors": [error], "data": {err.field: None}}
         except (GraphQLError, gql.GraphQLSyntaxError) as err:
             self._complain(str(err), query)
             return HTTPStatus.OK, {"data": None, "errors": [{"message": str(err)}]}
