@@ -194,7 +194,7 @@ def test_a_deleted_sweeps_agent_gets_404_and_wandb_raises_sweep_not_found(
 
     with pytest.raises(SweepNotFoundError):
         _agent_heartbeat(api, agent["id"], {}, {command["run_id"]: True})
-    with pytest.raises(Exception, match="404|not found"):
+    with pytest.raises(Exception, match=r"404|not found"):
         _register_agent(api, "test-host", sweep_id=sweep_id, entity=ENTITY, project=PROJECT)
     with pytest.raises(Exception, match="Could not find sweep"):
         _api().sweep(f"{ENTITY}/{PROJECT}/{sweep_id}")

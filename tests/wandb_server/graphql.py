@@ -1,18 +1,24 @@
 """Resolvers for the part of W&B's GraphQL schema that the wandb client uses.
 
-Field names and shapes follow the documents wandb 0.31 sends (its Python public API and
-the queries compiled into wandb-core). Objects are dicts whose values are data or
-callables taking the field's arguments, evaluated only when selected.
+graphql-core parses, validates and executes every request against `schema.graphql` (the
+types, fields and arguments the wandb 0.31 client sends), so a document W&B would refuse
+is refused here too. Resolved objects are dicts whose values are data or callables taking
+the field's arguments (a dict), evaluated only when selected; an interface or union
+value names its type in "__typename".
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from . import gql, views
+import graphql as graphql_core
+
+from . import views
 from .filters import matches, sort_runs
 from .state import (
     AgentRecord,
@@ -26,8 +32,25 @@ from .state import (
 Node = dict[str, Any]
 
 
+SCHEMA = Path(__file__).with_name("schema.graphql")
+
+
+@cache
+def schema() -> graphql_core.GraphQLSchema:
+    """`schema.graphql`, built once per process.
+
+    Raises:
+        graphql.GraphQLError: the file is not a valid schema.
+    """
+    return graphql_core.build_schema(SCHEMA.read_text())
+
+
 class GraphQLError(Exception):
     """Reported to the client in the response's `errors` list."""
+
+
+class StandInGap(GraphQLError):
+    """The schema declares a field the stand-in's resolvers do not produce."""
 
 
 class Rejected(GraphQLError):
@@ -85,17 +108,43 @@ class Resolvers:
         self.entity = entity
         self.base_url = base_url
 
-    def execute(self, query: str, variables: dict[str, Any], operation: str | None) -> Any:
-        """Run one GraphQL request; the caller holds the state lock."""
-        op = gql.parse(query, operation)
-        root = self.mutation_root() if op.kind == "mutation" else self.query_root()
-        try:
-            return gql.execute(op, root, variables)
-        except KeyError as missing:
-            raise GraphQLError(
-                f"stand-in W&B server: operation {op.name or '<anonymous>'} asks for "
-                f"unsupported root field {missing.args[0]!r}"
-            ) from None
+    def execute(
+        self, query: str, variables: dict[str, Any], operation: str | None
+    ) -> graphql_core.ExecutionResult:
+        """Parse, validate and run one GraphQL request; the caller holds the state lock.
+
+        Returns graphql-core's result: errors without a `path` refused the request before it
+        ran (syntax, validation, variable coercion); errors with one come from resolvers
+        (their `original_error` is a `GraphQLError` of ours, `Rejected` among them).
+        """
+        return graphql_core.graphql_sync(
+            schema(),
+            query,
+            root_value=self,
+            variable_values=variables,
+            operation_name=operation,
+            field_resolver=self._resolve_field,
+            type_resolver=_resolve_type,
+        )
+
+    def _resolve_field(
+        self, source: Any, info: graphql_core.GraphQLResolveInfo, **args: Any
+    ) -> Any:
+        """The dict convention: the field's value, called with its arguments if callable.
+
+        Raises:
+            StandInGap: the object has no entry for a field the schema declares.
+        """
+        if source is self:  # a root field: one fresh root object per field, as before
+            query = info.parent_type is info.schema.query_type
+            source = self.query_root() if query else self.mutation_root()
+        if not isinstance(source, Mapping) or info.field_name not in source:
+            raise StandInGap(
+                f"stand-in W&B server lacks {info.parent_type.name}.{info.field_name} "
+                f"(operation {info.operation.name.value if info.operation.name else '<anonymous>'})"
+            )
+        value = source[info.field_name]
+        return value(args) if callable(value) else value
 
     # -- roots ---------------------------------------------------------------------
 
@@ -148,7 +197,9 @@ class Resolvers:
         }
 
     def entity_node(self, name: str) -> Node:
-        return {"__typename": "Entity", "id": f"entity-{name}", "name": name}
+        # A personal entity belongs to no organization: W&B answers null (wandb-core then
+        # skips its CoreWeave organization lookup).
+        return {"__typename": "Entity", "id": f"entity-{name}", "name": name, "organization": None}
 
     def project_node(self, entity: str, name: str) -> Node:
         project_id = self.state.touch_project(entity, name)
@@ -453,3 +504,8 @@ class Resolvers:
         entity = fields.get("entityName") or self.entity
         node = self.project_node(entity, fields["name"])
         return {"project": node, "model": node, "inserted": True}
+
+
+def _resolve_type(value: Any, info: graphql_core.GraphQLResolveInfo, abstract: Any) -> Any:
+    """An interface or union value's concrete type: the "__typename" its dict names."""
+    return value.get("__typename") if isinstance(value, Mapping) else None

@@ -19,8 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from . import gql
-from .graphql import GraphQLError, Rejected, Resolvers
+from graphql import GraphQLError
+
+from .graphql import Rejected, Resolvers
 from .state import AgentRecord, RunRecord, ServerState, SweepRecord
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class WandbServer:
         self.state = ServerState()
         self.requests: list[tuple[str, str, str | None, str]] = []
         self.errors: list[str] = []
+        # Each distinct (operationName, document) received, in arrival order.
+        self.documents: dict[tuple[str | None, str], None] = {}
         self.unreachable = False
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -159,17 +162,35 @@ class WandbServer:
         assert self._resolvers is not None
         query = body.get("query") or ""
         operation = body.get("operationName") or None
-        try:
-            with self.state.lock:
-                data = self._resolvers.execute(query, body.get("variables") or {}, operation)
-        except Rejected as err:
-            # As W&B answers a request it refuses: the status, the message, the mutation's path.
-            error = {"message": str(err), "path": [err.field]}
-            return err.status, {"errors": [error], "data": {err.field: None}}
-        except (GraphQLError, gql.GraphQLSyntaxError) as err:
-            self._complain(str(err), query)
-            return HTTPStatus.OK, {"data": None, "errors": [{"message": str(err)}]}
-        return HTTPStatus.OK, {"data": data}
+        with self.state.lock:
+            self.documents.setdefault((operation, query), None)
+        with self.state.lock:
+            result = self._resolvers.execute(query, body.get("variables") or {}, operation)
+        if not result.errors:
+            return HTTPStatus.OK, {"data": result.data}
+        refused = [err for err in result.errors if err.path is None]
+        if refused:
+            # W&B's GraphQL server (gqlgen: graphql/handler/transport/http_post.go) answers a
+            # document it cannot parse, validate or bind variables to with 422, no data, and
+            # gqlparser's messages, which quote names in double quotes (wandb matches that
+            # text: sdk/artifacts/_gqlutils.py, `Cannot query field "features" ...`).
+            errors = [_gqlgen_error(err, refused=True) for err in refused]
+            for error in errors:
+                self._complain(f"refused ({error['message']})", query)
+            return HTTPStatus.UNPROCESSABLE_ENTITY, {"errors": errors, "data": None}
+        for err in result.errors:
+            if isinstance(err.original_error, Rejected):
+                # As W&B answers a request it refuses: the status, the message, the
+                # mutation's path.
+                error = {"message": err.message, "path": [err.original_error.field]}
+                return err.original_error.status, {
+                    "errors": [error],
+                    "data": {err.original_error.field: None},
+                }
+        errors = [_gqlgen_error(err) for err in result.errors]
+        for error in errors:
+            self._complain(error["message"], query)
+        return HTTPStatus.OK, {"data": result.data, "errors": errors}
 
     def file_stream(
         self, entity: str, project: str, run_id: str, body: dict[str, Any]
@@ -254,6 +275,19 @@ class WandbServer:
         """Unknown operations are reported loudly so missing protocol parts are obvious."""
         self.errors.append(message)
         print(f"[wandb stand-in] {message}\n{query}", file=sys.stderr)
+
+
+def _gqlgen_error(err: GraphQLError, refused: bool = False) -> dict[str, Any]:
+    """graphql-core's error as gqlgen writes it: names in double quotes and, for a refused
+    request, gqlgen's `extensions.code` (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED)."""
+    error = dict(err.formatted)
+    error["message"] = re.sub(r"'([^'\s]+)'", r'"\1"', err.message)
+    if refused:
+        parse = err.message.startswith("Syntax Error")
+        error["extensions"] = {
+            "code": "GRAPHQL_PARSE_FAILED" if parse else "GRAPHQL_VALIDATION_FAILED"
+        }
+    return error
 
 
 def _place(target: list[Any], offset: int, items: list[Any]) -> None:
