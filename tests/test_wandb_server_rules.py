@@ -14,8 +14,9 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from wandb_server import WandbServer, quick_stop_env
@@ -75,9 +76,39 @@ def _post_graphql(
 
 
 def _start_run(run_id: str | None = None, config: dict[str, Any] | None = None) -> Any:
+    """A run in this process; a stop from the server must not SIGINT pytest, so its stop
+    checker does nothing (the real SIGINT is tested in a child process below)."""
     import wandb
 
-    return wandb.init(id=run_id, entity=ENTITY, project=PROJECT, config=config or {})
+    settings = wandb.Settings(stop_fn=lambda: None)
+    return wandb.init(
+        id=run_id, entity=ENTITY, project=PROJECT, config=config or {}, settings=settings
+    )
+
+
+def _agent(sweep_id: str) -> tuple[Any, str]:
+    from wandb.apis.public.sweeps import _register_agent
+
+    api = _api()
+    agent = _register_agent(api, "test-host", sweep_id=sweep_id, entity=ENTITY, project=PROJECT)
+    return api, agent["id"]
+
+
+def _beat(api: Any, agent_id: str, live: Sequence[str] = ()) -> list[dict[str, Any]]:
+    from wandb.apis.public.sweeps import _agent_heartbeat
+
+    return _agent_heartbeat(api, agent_id, {}, {run_id: True for run_id in live})
+
+
+def _set_state(sweep_id: str, state: Literal["RUNNING", "PAUSED", "FINISHED", "CANCELED"]) -> None:
+    from wandb.apis.public.sweeps import _set_sweep_state
+
+    _set_sweep_state(_api(), sweep_id, state, entity=ENTITY, project=PROJECT)
+
+
+def _sweep_state(sweep_id: str) -> str:
+    state: str = _api().sweep(f"{ENTITY}/{PROJECT}/{sweep_id}").state
+    return state
 
 
 # -- 1. a run asked to stop hears `stopped` from file_stream --------------------------
@@ -211,3 +242,98 @@ def test_a_deleted_sweeps_agent_gets_404_and_wandb_raises_sweep_not_found(
 def test_delete_sweep_of_an_unknown_sweep_raises(wandb_server: WandbServer) -> None:
     with pytest.raises(KeyError):
         wandb_server.delete_sweep("nosuchsweep")
+
+
+# -- 3. sweep states as the CLI verbs set them -------------------------------------
+
+
+def test_a_paused_sweep_hands_out_nothing_until_resumed_and_lets_runs_go_on(
+    wandb_server: WandbServer,
+) -> None:
+    sweep_id = _sweep(GRID)
+    api, agent = _agent(sweep_id)
+    [first] = _beat(api, agent)
+
+    _set_state(sweep_id, "PAUSED")  # wandb sweep --pause
+
+    assert _sweep_state(sweep_id) == "PAUSED"
+    assert _beat(api, agent, [first["run_id"]]) == []  # the live run is not stopped
+    assert wandb_server.runs[first["run_id"]].stop_requested is False
+    assert _beat(api, agent) == []  # idle: nothing new, and no exit either
+    assert _beat(api, agent) == []
+
+    _set_state(sweep_id, "RUNNING")  # wandb sweep --resume
+
+    assert _sweep_state(sweep_id) == "RUNNING"
+    [following] = _beat(api, agent)
+    assert following["type"] == "run"
+    assert following["run_id"] != first["run_id"]
+
+
+def test_a_stopped_sweep_is_finished_lets_its_runs_finish_and_hands_out_nothing(
+    wandb_server: WandbServer,
+) -> None:
+    sweep_id = _sweep(GRID)
+    api, agent = _agent(sweep_id)
+    [command] = _beat(api, agent)
+    run = _start_run(command["run_id"], {"lr": 0.1})
+
+    _set_state(sweep_id, "FINISHED")  # wandb sweep --stop
+
+    assert _beat(api, agent, [run.id]) == []  # not stopped
+    assert _post_file_stream(wandb_server, run.id, {"files": {}})["stopped"] is False
+    run.log({"loss": 0.5})
+    run.finish()
+    assert wandb_server.runs[run.id].state == "finished"
+    assert _beat(api, agent) == [{"type": "exit"}]  # no new run
+    assert _sweep_state(sweep_id) == "FINISHED"
+    assert len(wandb_server.sweeps[sweep_id].run_ids) == 1
+
+
+def test_a_cancelled_sweep_stops_its_running_runs_at_once(wandb_server: WandbServer) -> None:
+    sweep_id = _sweep(GRID)
+    api, agent = _agent(sweep_id)
+    [command] = _beat(api, agent)
+    run = _start_run(command["run_id"], {"lr": 0.1})
+    run.log({"loss": 0.5})
+
+    _set_state(sweep_id, "CANCELED")  # wandb sweep --cancel
+
+    assert _beat(api, agent, [run.id]) == [{"type": "stop", "run_id": run.id}]
+    assert _post_file_stream(wandb_server, run.id, {"files": {}})["stopped"] is True
+    run.finish()
+    assert wandb_server.runs[run.id].state == "killed"  # W&B docs, "Run states"
+    assert wandb_server.runs[run.id].summary["loss"] == 0.5
+    assert _beat(api, agent) == [{"type": "exit"}]
+    assert _sweep_state(sweep_id) == "CANCELED"
+
+
+def test_an_exhausted_sweep_is_finished_only_once_no_run_is_active(
+    wandb_server: WandbServer,
+) -> None:
+    sweep_id = _sweep({**GRID, "parameters": {"lr": {"values": [0.1]}}})
+    api, first_agent = _agent(sweep_id)
+    _, second_agent = _agent(sweep_id)
+    [command] = _beat(api, first_agent)
+    run = _start_run(command["run_id"], {"lr": 0.1})
+
+    assert _beat(api, second_agent) == [{"type": "exit"}]  # nothing left for it
+    assert _sweep_state(sweep_id) == "RUNNING"  # but a run is still active
+    run.finish()
+    assert _beat(api, first_agent) == [{"type": "exit"}]
+    assert _sweep_state(sweep_id) == "FINISHED"
+
+
+def test_states_w_and_b_does_not_have_are_refused(wandb_server: WandbServer) -> None:
+    sweep_id = _sweep(GRID)
+    storage_id = wandb_server.sweeps[sweep_id].storage_id
+    mutation = (
+        "mutation UpsertSweep($id: ID, $state: String) "
+        "{ upsertSweep(input: {id: $id, state: $state}) { sweep { name } } }"
+    )
+
+    for state in ("STOPPED", "FAILED"):
+        status, answer = _post_graphql(wandb_server, mutation, {"id": storage_id, "state": state})
+        assert status == 400, answer
+        assert wandb_server.sweeps[sweep_id].state == "RUNNING"
+    assert wandb_server.errors == []

@@ -21,6 +21,7 @@ import graphql as graphql_core
 from . import views
 from .filters import matches, sort_runs
 from .state import (
+    SWEEP_STATES,
     AgentRecord,
     RunRecord,
     ServerState,
@@ -406,6 +407,9 @@ class Resolvers:
             violations = sweep_config_violations(fields["config"])
             if violations:
                 raise Rejected(f"Invalid sweep config: {violations[0]}", "upsertSweep")
+        if fields.get("state") is not None and fields["state"] not in SWEEP_STATES:
+            # W&B has no other sweep states; the message is the stand-in's own.
+            raise Rejected(f"invalid sweep state {fields['state']!r}", "upsertSweep")
         sweep = self.state.upsert_sweep(entity, project, fields)
         return {
             "sweep": self.sweep_node(sweep),

@@ -23,10 +23,14 @@ if TYPE_CHECKING:
 HyperParameterSet = sweeps.params.HyperParameterSet
 
 LIVE_RUN_STATES = ("pending", "running")
-# W&B stops handing out runs in these states; agents exit once their runs are done.
-CLOSED_SWEEP_STATES = ("FINISHED", "CANCELED", "STOPPED", "FAILED")
-# In these states the live runs are stopped too (`wandb sweep --cancel`).
-KILLING_SWEEP_STATES = ("CANCELED", "STOPPED")
+# The sweep states upsertSweep takes: `wandb sweep --stop` sends FINISHED, `--cancel`
+# CANCELED, `--pause` PAUSED, `--resume` RUNNING (wandb/cli/cli.py `sweep`,
+# wandb/apis/public/sweeps.py `_set_sweep_state`); PENDING is a launch scheduler's sweep
+# before its first agent.
+SWEEP_STATES = ("PENDING", "RUNNING", "PAUSED", "FINISHED", "CANCELED")
+# W&B docs, "Pause, resume, and cancel sweeps": a stopped (FINISHED) or cancelled sweep
+# hands out no new runs, and its agents exit once their runs are done.
+CLOSED_SWEEP_STATES = ("FINISHED", "CANCELED")
 
 
 def new_id(length: int = 8) -> str:
@@ -250,6 +254,12 @@ class ServerState:
         ):
             if fields.get(key) is not None:
                 setattr(sweep, attr, fields[key])
+        if fields.get("state") == "CANCELED":
+            # W&B docs, "Run states" (sweeps): only cancelling a sweep kills its running
+            # runs (state Killed); pausing or stopping one lets them finish.
+            for run in self.sweep_runs(sweep):
+                if run.state in (*LIVE_RUN_STATES, "preempting"):
+                    run.stop_requested = True
         sweep.updated_at = now_iso()
         if fields.get("priorRunsFilters"):
             prior = json.loads(fields["priorRunsFilters"])
@@ -288,7 +298,7 @@ class ServerState:
                 continue
             if run_state.get(run_id):
                 live.append(run)
-                if run.stop_requested or sweep.state in KILLING_SWEEP_STATES:
+                if run.stop_requested:  # by a user, hyperband, or a cancelled sweep
                     commands.append({"type": "stop", "run_id": run.id})
             elif run.state == "preempting":  # it died before it could say how it ended
                 run.state = "preempted"
@@ -297,8 +307,10 @@ class ServerState:
                 run.state = "killed" if run.stop_requested else "crashed"
         if live:
             return commands
-        if sweep.state in ("PAUSED", *CLOSED_SWEEP_STATES):
-            return [] if sweep.state == "PAUSED" else [{"type": "exit"}]
+        if sweep.state == "PAUSED":  # the agent waits, heartbeating, until a resume
+            return []
+        if sweep.state in CLOSED_SWEEP_STATES:
+            return [{"type": "exit"}]
         requeued = next((r for r in self.sweep_runs(sweep) if r.state == "preempted"), None)
         if requeued is not None:  # preempted runs go out again before anything new
             requeued.state, requeued.agent_id = "pending", agent.id
@@ -306,11 +318,11 @@ class ServerState:
             return [{"type": "resume", "run_id": requeued.id, "args": requeued.assigned}]
         suggestion = self._suggest(sweep)
         if suggestion is None:
+            # The engine has nothing left: the sweep is FINISHED once no run is active.
             unfinished = (*LIVE_RUN_STATES, "preempting")
             if not any(run.state in unfinished for run in self.sweep_runs(sweep)):
                 sweep.state = "FINISHED"
             return [{"type": "exit"}]
-        sweep.state = "RUNNING"
         run = self.add_run(
             RunRecord(
                 id=new_id(8),
