@@ -94,13 +94,6 @@ def _json_arg(value: Any) -> Any:
     return value
 
 
-def _as_list(value: Any) -> list[Any]:
-    """GraphQL input coercion: a single value where a list is expected is a one-item list."""
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 class Resolvers:
     """Builds the root objects for queries and mutations over one `ServerState`."""
 
@@ -370,8 +363,17 @@ class Resolvers:
             "project": lambda args: self.project_node(run.entity, run.project),
             "user": {"name": self.entity, "username": self.entity},
             "sampledHistory": lambda args: [
-                self.sample(history, _json_arg(spec) or {}) for spec in _as_list(args.get("specs"))
+                self.sample(history, _json_arg(spec) or {}) for spec in args["specs"]
             ],
+            # Nothing is exported to parquet here: every row is live, as on W&B before its
+            # export job runs; wandb-core then reads those steps with `history`
+            # (core/internal/runhistoryreader).
+            "parquetHistory": lambda args: {
+                "parquetUrls": [],
+                "liveData": [
+                    {key: row[key] for key in args["liveKeys"] if key in row} for row in history
+                ],
+            },
             "history": lambda args: [
                 json.dumps(row)
                 for row in history
