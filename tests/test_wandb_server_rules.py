@@ -337,3 +337,107 @@ def test_states_w_and_b_does_not_have_are_refused(wandb_server: WandbServer) -> 
         assert status == 400, answer
         assert wandb_server.sweeps[sweep_id].state == "RUNNING"
     assert wandb_server.errors == []
+
+
+# -- 4. run_cap, early_terminate and metric.target, applied by the server ------------
+
+
+def _finished_run(run_id: str, losses: list[float]) -> None:
+    run = _start_run(run_id)
+    for loss in losses:
+        run.log({"loss": loss})
+    run.finish()
+
+
+def test_run_cap_ends_the_sweep_and_the_expected_count_is_the_grid_size(
+    wandb_server: WandbServer,
+) -> None:
+    sweep_id = _sweep({**GRID, "run_cap": 2})
+    api, agent = _agent(sweep_id)
+
+    handed = []
+    for _ in range(4):
+        [command] = _beat(api, agent)
+        if command["type"] == "exit":
+            break
+        handed.append(command["run_id"])
+        _finished_run(command["run_id"], [0.5])
+
+    assert len(handed) == 2  # W&B docs, sweep config keys: run_cap
+    assert _sweep_state(sweep_id) == "FINISHED"
+    sweep = _api().sweep(f"{ENTITY}/{PROJECT}/{sweep_id}")
+    assert sweep.expected_run_count == 3  # the grid's points, not run_cap
+    random_id = _sweep({**GRID, "method": "random", "run_cap": 5})
+    assert _api().sweep(f"{ENTITY}/{PROJECT}/{random_id}").expected_run_count is None
+
+
+def test_the_grid_size_counts_as_w_and_bs_grid_walks() -> None:
+    from wandb_server.state import grid_size
+
+    config = {
+        "method": "grid",
+        "parameters": {
+            "a": {"values": [1, 2, 3]},
+            "b": {"value": 7},
+            "c": {"distribution": "int_uniform", "min": 2, "max": 5},
+            "d": {"distribution": "q_uniform", "min": 0.0, "max": 1.0, "q": 0.25},
+            "nested": {"parameters": {"e": {"values": ["x", "y"]}}},
+        },
+    }
+
+    assert grid_size(config) == 3 * 1 * 4 * 4 * 2
+    assert grid_size({**config, "method": "bayes"}) is None
+    continuous = {"method": "grid", "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+    assert grid_size(continuous) is None
+
+
+def test_hyperband_on_the_server_stops_a_run_that_falls_behind(
+    wandb_server: WandbServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # wandb-core posts file_stream at most every 15 s by default; 1 s lets a live run's
+    # history arrive while the test waits.
+    monkeypatch.setenv("WANDB__FILE_STREAM_TRANSMIT_INTERVAL", "1")
+    sweep_id = _sweep({**GRID, "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2}})
+    api, agent = _agent(sweep_id)
+    for losses in ([10.0, 1.0, 1.0], [10.0, 2.0, 2.0]):
+        [command] = _beat(api, agent)
+        _finished_run(command["run_id"], losses)
+    [command] = _beat(api, agent)
+    run = _start_run(command["run_id"])
+    run.log({"loss": 10.0})
+    assert _beat(api, agent, [run.id]) == []  # nothing to compare at band 1 yet
+
+    run.log({"loss": 9.0})  # band 1 (iteration 1): 9 is past the threshold 2 of [1, 2, 9]
+    deadline = time.monotonic() + 30
+    while len(wandb_server.runs[run.id].history) < 2:
+        assert time.monotonic() < deadline, "the run's history never arrived"
+        time.sleep(0.2)
+
+    assert _beat(api, agent, [run.id]) == [{"type": "stop", "run_id": run.id}]
+    assert _post_file_stream(wandb_server, run.id, {"files": {}})["stopped"] is True
+    run.finish()
+    assert wandb_server.runs[run.id].state == "killed"
+    assert _beat(api, agent) == [{"type": "exit"}]  # the grid's 3 points are out
+    assert _sweep_state(sweep_id) == "FINISHED"
+
+
+def test_a_run_reaching_metric_target_finishes_the_sweep_and_lets_others_finish(
+    wandb_server: WandbServer,
+) -> None:
+    sweep_id = _sweep({**GRID, "metric": {"name": "loss", "goal": "minimize", "target": 0.5}})
+    api, first = _agent(sweep_id)
+    _, second = _agent(sweep_id)
+    [one] = _beat(api, first)
+    [two] = _beat(api, second)
+    other = _start_run(two["run_id"])
+    other.log({"loss": 3.0})
+
+    _finished_run(one["run_id"], [2.0, 0.4])  # reaches 0.5
+
+    assert _sweep_state(sweep_id) == "FINISHED"
+    assert _beat(api, second, [other.id]) == []  # the other run goes on
+    assert _post_file_stream(wandb_server, other.id, {"files": {}})["stopped"] is False
+    assert _beat(api, first) == [{"type": "exit"}]  # nothing new
+    other.finish()
+    assert wandb_server.runs[other.id].state == "finished"
+    assert len(wandb_server.sweeps[sweep_id].run_ids) == 2

@@ -26,6 +26,7 @@ from .state import (
     RunRecord,
     ServerState,
     SweepRecord,
+    grid_size,
     new_id,
     sweep_config_violations,
 )
@@ -269,7 +270,7 @@ class Resolvers:
             "updatedAt": sweep.updated_at,
             "heartbeatAt": sweep.updated_at,
             "runCount": len(runs),
-            "runCountExpected": sweep.config.get("run_cap"),
+            "runCountExpected": grid_size(sweep.config),
             "earlyStopJobRunning": False,
             "controller": sweep.controller,
             "scheduler": sweep.scheduler,
@@ -462,6 +463,7 @@ class Resolvers:
             run.raw_config = _json_arg(fields["config"]) or {}
         if fields.get("summaryMetrics") is not None:
             run.summary.update(_json_arg(fields["summaryMetrics"]) or {})
+            self.state.run_updated(run)
         for attr, key in (
             ("group", "groupName"),
             ("job_type", "jobType"),

@@ -222,6 +222,7 @@ class WandbServer:
                     _place(run.output, offset, lines)
             if run.state == "pending":
                 run.state = "running"
+            self.state.run_updated(run)  # hyperband and metric.target, as W&B's server
             if body.get("preempting"):  # the client's mark_preempting()
                 run.state = "preempting"
             if body.get("complete"):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import yaml
 
 from sweeper.sweep.engine import sweeps  # W&B's own engine, as the server runs it
@@ -74,6 +75,34 @@ def flatten_for_engine(config: dict[str, Any]) -> dict[str, Any]:
             for sub_key, sub_value in inner.items():
                 walk(f"{key}{HyperParameterSet.NESTING_DELIMITER}{sub_key}", sub_value)
     return flat
+
+
+def grid_size(config: dict[str, Any]) -> int | None:
+    """How many runs a grid sweep makes (W&B's `runCountExpected`, the Sweeps UI's "Est.
+    Runs": known only for a grid over a discrete space); None for any other method.
+
+    Counted as W&B's `sweeps` engine walks a grid (grid_search.py): `values` and `value`
+    as they are, int_uniform as every integer from min to max, q_uniform as its steps; a
+    parameter a grid cannot walk makes the size unknown (None).
+    """
+    if config.get("method") != "grid":
+        return None
+    try:
+        params = HyperParameterSet.from_config(config.get("parameters") or {})
+    except (TypeError, ValueError, KeyError):
+        return None
+    size = 1
+    for param in params:
+        spec = param.config
+        if param.type == param.CATEGORICAL:
+            size *= len(spec["values"])
+        elif param.type == param.INT_UNIFORM:
+            size *= spec["max"] - spec["min"] + 1
+        elif param.type == param.Q_UNIFORM:
+            size *= len(np.arange(spec["min"], spec["max"], spec["q"]))
+        elif param.type != param.CONSTANT:
+            return None
+    return size
 
 
 def sweep_config_violations(config_yaml: str) -> list[str]:
@@ -345,17 +374,40 @@ class ServerState:
             }
         ]
 
-    def _suggest(self, sweep: SweepRecord) -> dict[str, Any] | None:
-        """Ask W&B's own `sweeps` engine for the next parameters, or None when done.
+    def run_updated(self, run: RunRecord) -> None:
+        """Apply the sweep rules W&B's server applies as a run's metrics arrive.
 
-        W&B's server stops a sweep at `run_cap` runs (https://docs.wandb.ai/guides/sweeps/
-        sweep-config-keys/ `run_cap`); the `sweeps` 0.2.0 engine predates the key, so the
-        stand-in counts the sweep's runs itself.
+        - `early_terminate` (W&B docs, "Sweep configuration options"): hyperband, computed
+          by W&B's own `sweeps` engine (`stop_runs`) over the history every run of the
+          sweep streamed, asks each running run it picks to stop. W&B runs its check every
+          few minutes; the stand-in runs it on every history update, so tests need not wait.
+        - `metric.target` (same page): once a run's summary reaches the target (at or below
+          it to minimize, at or above it to maximize), the sweep is FINISHED: no new runs,
+          running ones finish.
         """
-        run_cap = sweep.config.get("run_cap")
-        if run_cap is not None and len(self.sweep_runs(sweep)) >= run_cap:
-            return None
-        history_runs = [
+        sweep = self.sweeps.get(run.sweep_id or "")
+        if sweep is None:
+            return
+        if sweep.config.get("early_terminate"):
+            for stopped in sweeps.stop_runs(sweep.config, self._engine_runs(sweep)):
+                target = self.find_run(sweep.entity, sweep.project, stopped.name or "")
+                if target is not None and target.state == "running":
+                    target.stop_requested = True
+        metric = sweep.config.get("metric") or {}
+        value = run.summary.get(metric.get("name"))
+        if metric.get("target") is None or not isinstance(value, int | float):
+            return
+        reached = (
+            value >= metric["target"]
+            if metric.get("goal") == "maximize"
+            else (value <= metric["target"])
+        )
+        if reached and sweep.state not in CLOSED_SWEEP_STATES:
+            sweep.state = "FINISHED"
+
+    def _engine_runs(self, sweep: SweepRecord) -> list[Any]:
+        """The sweep's runs as W&B's `sweeps` engine reads them."""
+        return [
             sweeps.SweepRun(
                 name=run.id,
                 state=run.state,
@@ -366,7 +418,18 @@ class ServerState:
             )
             for run in self.sweep_runs(sweep)
         ]
-        suggestion = sweeps.next_run(sweep.config, history_runs)
+
+    def _suggest(self, sweep: SweepRecord) -> dict[str, Any] | None:
+        """Ask W&B's own `sweeps` engine for the next parameters, or None when done.
+
+        W&B's server stops a sweep at `run_cap` runs (https://docs.wandb.ai/guides/sweeps/
+        sweep-config-keys/ `run_cap`); the `sweeps` 0.2.0 engine predates the key, so the
+        stand-in counts the sweep's runs itself.
+        """
+        run_cap = sweep.config.get("run_cap")
+        if run_cap is not None and len(self.sweep_runs(sweep)) >= run_cap:
+            return None
+        suggestion = sweeps.next_run(sweep.config, self._engine_runs(sweep))
         if suggestion is None:
             return None
         # The engine suggests numpy scalars; the client gets (and stores) plain JSON.
