@@ -17,8 +17,8 @@ import pytest
 from conftest import probe_spec
 
 from sweeper.backends.base import Backend, Claim, TrialSink
-from sweeper.errors import NotFoundError
-from sweeper.sweep import RunState
+from sweeper.errors import NotFoundError, SweeperError
+from sweeper.sweep import RunState, SweepState
 
 
 def _trial(backend: Backend, claim: Claim) -> TrialSink:
@@ -104,3 +104,65 @@ def test_a_trials_record_reads_back_as_logged(any_backend: Any, make_any_sweep: 
     ]
     with pytest.raises(NotFoundError):
         backend.run("nosuchrun")
+
+
+def test_pause_resume_and_stop_govern_claims_as_w_and_b_does(
+    any_backend: Any, make_any_sweep: Any
+) -> None:
+    """W&B's meanings ("Pause, resume, stop and cancel sweeps"): paused hands out nothing and
+    is not complete (agents wait); resumed hands out again; finished (`stop`) hands out
+    nothing, lets the running trial end, and is complete once it has."""
+    backend = any_backend
+    sweep_id = make_any_sweep(probe_spec())
+    first = backend.claim(sweep_id, "a0")
+    assert first is not None
+    assert backend.set_sweep_state(sweep_id, SweepState.PAUSED) == SweepState.PAUSED
+    assert backend.sweep(sweep_id).state == SweepState.PAUSED
+    assert backend.claim(sweep_id, "a1") is None
+    assert _finish(backend, first, RunState.FINISHED, {"loss": 1.0})
+    assert not backend.is_complete(sweep_id), "a paused sweep waits for a resume"
+    assert backend.set_sweep_state(sweep_id, SweepState.RUNNING) == SweepState.RUNNING
+    second = backend.claim(sweep_id, "a1")
+    assert second is not None and second.params["x"] != first.params["x"]
+    assert backend.set_sweep_state(sweep_id, SweepState.FINISHED) == SweepState.FINISHED
+    assert backend.claim(sweep_id, "a2") is None
+    assert not backend.is_complete(sweep_id), "its running trial goes on"
+    assert _finish(backend, second, RunState.FINISHED, {"loss": 2.0})
+    assert backend.is_complete(sweep_id) and len(backend.runs(sweep_id)) == 2
+    with pytest.raises(SweeperError, match=r"cannot cancel sweep .*: it is already finished"):
+        backend.set_sweep_state(sweep_id, SweepState.CANCELED)
+    with pytest.raises(SweeperError, match=r"cannot pause sweep .*: it is already finished"):
+        backend.set_sweep_state(sweep_id, SweepState.PAUSED)
+    assert backend.sweep(sweep_id).state == SweepState.FINISHED
+    with pytest.raises(NotFoundError):
+        backend.set_sweep_state(_missing(backend, sweep_id), SweepState.PAUSED)
+
+
+def test_cancel_tells_the_running_trial_to_stop_and_hands_out_nothing(
+    any_backend: Any, make_any_sweep: Any
+) -> None:
+    """A canceled sweep's running trial is told to stop: by its sink (a store marks it, read at
+    the trial's next epoch) or by its agent's heartbeat (W&B's stop command)."""
+    backend = any_backend
+    sweep_id = make_any_sweep(probe_spec())
+    claim = backend.claim(sweep_id, "a0")
+    sink = _trial(backend, claim)
+    try:
+
+        def told_to_stop() -> bool:
+            return sink.should_stop() or backend.heartbeat(claim.run_id, claim.attempt) == "stop"
+
+        assert not told_to_stop()
+        assert backend.set_sweep_state(sweep_id, SweepState.CANCELED) == SweepState.CANCELED
+        assert told_to_stop()
+        assert backend.claim(sweep_id, "a1") is None
+        assert sink.finish(RunState.STOPPED, summary={"loss": 1.0})
+    finally:
+        sink.close()
+    assert backend.sweep(sweep_id).state == SweepState.CANCELED
+    assert backend.is_complete(sweep_id) and len(backend.runs(sweep_id)) == 1
+
+
+def _missing(backend: Backend, sweep_id: str) -> str:
+    """A sweep id the backend has no sweep for, in the form it takes (on W&B: a path)."""
+    return sweep_id.rsplit("/", 1)[0] + "/nosuch00" if "/" in sweep_id else "nosuch00"

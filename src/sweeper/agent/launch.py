@@ -26,7 +26,7 @@ from sweeper.spec.load import LoadedSpec, validate_config
 from sweeper.spec.models import Spec, Stage
 from sweeper.spec.paths import deep_merge, unflatten
 from sweeper.spec.plain import PlainSweep
-from sweeper.sweep import ACTIVE, RunState, best_configuration, swept_params
+from sweeper.sweep import ACTIVE, RunState, SweepState, best_configuration, swept_params
 from sweeper.sweep.study import carry_over, latest_stages, stage_best, stage_start
 from sweeper.sweep.trials import ended_trials, planned_trials
 from sweeper.trainers.registry import get_trainer
@@ -156,12 +156,15 @@ def run_agents(
                 )
         total = planned_trials(sweep.config)
         metric, goal = sweep.metric
+        state = SweepState.RUNNING  # a sweep paused before this launch is said paused too
         try:
             while any(p.poll() is None for p in processes):
                 if isinstance(backend, LocalBackend):
                     backend.check_store()
                 with contextlib.suppress(Unreachable):  # the agents wait out an outage; so we do
-                    on_progress(_snapshot(backend, sweep, total, metric, goal))
+                    progress = _snapshot(backend, sweep, total, metric, goal)
+                    on_progress(progress)
+                    state = _say_pause(progress.sweep, state, on_note)
                 time.sleep(backend.progress_every)
         except (KeyboardInterrupt, Interrupted) as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
@@ -183,6 +186,18 @@ def run_agents(
             f"sweep {sweep.id}: agents exited with codes {failed} before it completed"
             f"{f' ({why})' if why else ''}; see {logs}/{sweep.key}-*.log"
         )
+
+
+def _say_pause(
+    sweep: SweepRecord, before: SweepState, on_note: Callable[[str], None]
+) -> SweepState:
+    """Say once that the sweep was paused (its agents wait; `launch` waits with them), and
+    once that it was resumed; the sweep's state, for the next call."""
+    if sweep.state == SweepState.PAUSED and before != SweepState.PAUSED:
+        on_note(f"sweep {sweep.id} is paused: no new trials until `sweeper resume {sweep.id}`")
+    elif sweep.state == SweepState.RUNNING and before == SweepState.PAUSED:
+        on_note(f"sweep {sweep.id} resumed")
+    return sweep.state
 
 
 def _stop_agents(processes: list[subprocess.Popen[bytes]], signum: int) -> None:
@@ -236,7 +251,8 @@ def _run_stage(
     full and said complete in one line (`36/36 finished`), not run again."""
     if not backend.is_complete(sweep.id):
         run_agents(backend, sweep, n_agents, slots, settings, on_progress, on_note)
-        backend.set_sweep_state(sweep.id, "finished")
+        if backend.sweep(sweep.id).state == SweepState.RUNNING:  # not stopped or canceled
+            backend.set_sweep_state(sweep.id, SweepState.FINISHED)
         return
     metric, goal = sweep.metric
     done = _snapshot(backend, sweep, planned_trials(sweep.config), metric, goal)
@@ -247,6 +263,7 @@ def _run_stage(
 def _snapshot(
     backend: Backend, sweep: SweepRecord, total: int | None, metric: str | None, goal: str
 ) -> Progress:
+    sweep = backend.sweep(sweep.id)  # as it is now: paused, stopped or canceled meanwhile
     runs = backend.runs(sweep.id)
     best = best_configuration(runs, swept_params(sweep.config), metric, goal) if metric else None
     mean = best.mean if best else None
@@ -398,6 +415,10 @@ def launch(
         _run_stage(backend, sweep, n_agents, slots, run, on_progress, on_note)
         best, carried = stage_carry(backend, sweep, stage, carried)
         results.append(StageResult(backend.sweep(sweep.id), best))
+        later = len(spec.stage_list()) - index - 1
+        if later and results[-1].sweep.state == SweepState.CANCELED:
+            on_note(f"sweep {sweep.id} was canceled: the study's {later} later stage(s) not made")
+            break
     return results
 
 

@@ -44,7 +44,7 @@ from sweeper.backends.local import LocalBackend
 from sweeper.backends.sqlite import StoreIdentity
 from sweeper.backends.store import new_id
 from sweeper.errors import NoSpace, StoreLost, SweeperError, Unreachable, no_space
-from sweeper.sweep import RunState
+from sweeper.sweep import RunState, SweepState
 from sweeper.trainers.registry import get_trainer
 
 WANDB_WARM_MODULES = ("wandb", "wandb.sdk.launch")
@@ -293,6 +293,8 @@ class Agent:
         self._outage: str | None = None
         self._context = multiprocessing.get_context("fork")
         self._standby: Standby | None = None
+        self._paused = False
+        """The sweep was paused at the last empty claim (said once per pause)."""
 
     def warm_up(self) -> None:
         """Import the trainer (and torch) once here, so no child pays for it."""
@@ -426,6 +428,7 @@ class Agent:
             claim = self.backend.claim(self.sweep.id, name, self.options.heartbeat_timeout)
             if claim is None:  # nothing to hand out now: ask again in a second, not every poll
                 self._next_claim = time.monotonic() + 1.0
+                self._say_paused()
                 return
             standby = self._take_standby()
             standby.sender.send((claim, slot))
@@ -437,6 +440,14 @@ class Agent:
             self.say(f"[{self.id}] trial {claim.run_id} ({how}) on {where}")
         if self.options.count is None or self.started < self.options.count:
             self._standby = self._standby or self._fork_standby()
+
+    def _say_paused(self) -> None:
+        """Say once per pause that the sweep is paused: the agent waits for a resume, as W&B's
+        agents wait (https://docs.wandb.ai/guides/sweeps/pause-resume-and-cancel-sweeps/)."""
+        paused = self.backend.sweep(self.sweep.id).state == SweepState.PAUSED
+        if paused and not self._paused:
+            self.say(f"[{self.id}] sweep {self.sweep.id} is paused: waiting for a resume")
+        self._paused = paused
 
     def _take_standby(self) -> Standby:
         standby, self._standby = self._standby, None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from sweeper.sweep import RunState, RunView
+from sweeper.sweep import RunState, RunView, SweepState
 from sweeper.sweep.study import sweep_metric
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ class SweepRecord:
     spec: dict[str, Any]
     spec_hash: str
     spec_path: str | None
-    state: str
+    state: SweepState
+    """W&B's sweep state: whether agents get new runs (see SweepState)."""
     exhausted: bool
     study: str | None
     stage: int
@@ -249,7 +250,26 @@ class Backend(Protocol):
         W&B server keeps no path and matches the name."""
         ...
 
-    def set_sweep_state(self, sweep_id: str, state: str) -> None: ...
+    def set_sweep_state(self, sweep_id: str, state: SweepState) -> SweepState:
+        """Pause, resume, stop or cancel a sweep, with W&B's meanings (`sweeper pause|resume|
+        stop|cancel`, as `wandb sweep --pause/...`; see SweepState): a store records the state
+        and its coordinator applies it at the next claim, and cancelling also asks its running
+        trials to stop at their next epoch; a W&B server is told through wandb's own client
+        (`_set_sweep_state`), and its agents' heartbeats then say what to do.
+
+        Args:
+            sweep_id: The sweep's id (on W&B: entity/project/sweep_id).
+            state: The state wanted; the one the sweep has already changes nothing.
+
+        Returns:
+            The sweep's state afterwards, as the backend now reports it.
+
+        Raises:
+            NotFoundError: no such sweep.
+            SweeperError: W&B's client refuses the change: pausing, stopping or cancelling a
+                sweep that is already finished or canceled (sweeper.sweep.check_transition).
+        """
+        ...
 
     def counts(self, sweep_id: str) -> dict[str, int]: ...
 

@@ -7,7 +7,10 @@ engine (`sweeps.next_run`) has none or `run_cap` is met
 (https://docs.wandb.ai/guides/sweeps/define-sweep-configuration/); a preempted run goes back
 to the queue and is handed to the next agent before any new point (W&B's preemptible sweeps,
 `wandb.Run.mark_preempting`: https://docs.wandb.ai/guides/runs/resuming/); hyperband stops
-runs through `sweeps.stop_runs`.
+runs through `sweeps.stop_runs`. The sweep's state is W&B's ("Pause, resume, stop and cancel
+sweeps": https://docs.wandb.ai/guides/sweeps/pause-resume-and-cancel-sweeps/): only a running
+sweep hands out runs; a paused one's agents wait, a finished or canceled one's exit; cancelling
+stops the running runs; and a sweep whose engine has nothing left and no run active is finished.
 
 The engine's suggestion (100-160 ms for bayes, ~95 ms for a grid at 10,000 runs) is computed
 from a snapshot with no lock held; the claim's transaction inserts it only if the runs the
@@ -25,7 +28,7 @@ from typing import Any
 from sweeper.backends.base import Beat, Claim, SweepRecord
 from sweeper.backends.store import RunChanges, RunRecord, Snapshot, Store, Transaction, new_id
 from sweeper.errors import NotFoundError
-from sweeper.sweep import ACTIVE, RunState
+from sweeper.sweep import ACTIVE, RunState, SweepState, check_transition
 from sweeper.sweep.engine import next_params, runs_to_stop
 
 ENGINE_TRIES = 3
@@ -82,8 +85,10 @@ class Coordinator:
         seconds on the store's clock.
 
         Returns:
-            The claim, attempt counted; None when the sweep is not running, or has nothing to
-            hand out now (exhausted, or its runs are all taken).
+            The claim, attempt counted; None when the sweep is not running (paused: its agents
+            wait; finished or canceled: they exit), or has nothing to hand out now (exhausted,
+            or its runs are all taken). An exhausted sweep with no run active is marked
+            finished here, as W&B's server marks it.
 
         Raises:
             NotFoundError: no sweep with this exact id.
@@ -100,13 +105,14 @@ class Coordinator:
                 if sweep is None:
                     raise NotFoundError(f"no sweep {sweep_id!r} in {self.store.location}")
                 waiting = self._requeue_lapsed(tx, sweep_id, heartbeat_timeout)
-                if sweep.state != "running":
+                if sweep.state != SweepState.RUNNING:
                     return None
                 if waiting:
                     return self._start(tx, waiting[0], agent)
-                if sweep.exhausted:
-                    return None
                 counts = tx.run_counts(sweep_id)
+                if sweep.exhausted:
+                    self._finish_if_idle(tx, sweep_id, counts)
+                    return None
                 tries += 1
                 if suggestion is None:
                     if tries <= ENGINE_TRIES:
@@ -117,6 +123,7 @@ class Coordinator:
                     continue  # the engine's inputs changed under it: a stale or duplicate point
                 if suggestion.params is None:
                     tx.update_sweep(sweep_id, {"exhausted": True})
+                    self._finish_if_idle(tx, sweep_id, counts)
                     return None
                 run = RunRecord(
                     id=new_id(),
@@ -129,11 +136,17 @@ class Coordinator:
                 tx.insert_run(run)
                 return self._start(tx, run, agent)
 
+    @staticmethod
+    def _finish_if_idle(tx: Transaction, sweep_id: str, counts: Mapping[RunState, int]) -> None:
+        """An exhausted sweep with no run active is finished (W&B's server does the same)."""
+        if not any(counts.get(state) for state in ACTIVE):
+            tx.update_sweep(sweep_id, {"state": SweepState.FINISHED})
+
     def _needs_engine(self, snapshot: Snapshot, heartbeat_timeout: float) -> bool:
         """Whether a claim now would ask the engine: not if a run is waiting or about to be
         requeued, or the sweep hands out nothing."""
         sweep = snapshot.sweep
-        if sweep.state != "running" or sweep.exhausted:
+        if sweep.state != SweepState.RUNNING or sweep.exhausted:
             return False
         return not any(
             run.state in CLAIMABLE or _lapsed(run, snapshot.now, heartbeat_timeout)
@@ -187,6 +200,33 @@ class Coordinator:
             raise AssertionError(f"run {run.id} changed under the sweep's lock")
         # The claim as stored, not as suggested: the engine gives numpy numbers, the store plain.
         return _claim_of(stored, attempt)
+
+    # the sweep's state ------------------------------------------------------------------------
+
+    def set_state(self, sweep_id: str, state: SweepState) -> SweepState:
+        """Pause, resume, stop or cancel a sweep (see base.Backend.set_sweep_state). The next
+        claim applies the state; cancelling also marks every running run to stop, which its
+        trial reads at its next epoch boundary (`should_stop`, hyperband's path) and ends
+        stopped with its summary kept.
+
+        Returns:
+            The state set.
+
+        Raises:
+            NotFoundError: no sweep with this exact id.
+            SweeperError: pausing, stopping or cancelling a sweep that is over.
+        """
+        with self.store.transaction() as tx:
+            sweep = tx.lock_sweep(sweep_id)
+            if sweep is None:
+                raise NotFoundError(f"no sweep {sweep_id!r} in {self.store.location}")
+            check_transition(sweep_id, sweep.state, state)
+            if state != sweep.state:
+                tx.update_sweep(sweep_id, {"state": state})
+            if state == SweepState.CANCELED:
+                for run in tx.runs(sweep_id, [RunState.RUNNING]):
+                    tx.update_run(run.id, run.attempt, {"should_stop": True})
+        return state
 
     def create_run(self, params: Mapping[str, Any], agent: str) -> Claim:
         """A run outside any sweep (`sweeper train`), already claimed by `agent`.

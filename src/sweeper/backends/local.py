@@ -29,7 +29,7 @@ from sweeper.backends.sqlite import (
 )
 from sweeper.backends.store import new_id
 from sweeper.errors import NotFoundError
-from sweeper.sweep import ACTIVE, RunState, RunView, key_paths
+from sweeper.sweep import ACTIVE, RunState, RunView, SweepState, key_paths
 from sweeper.sweep.runtable import RunRow, run_table
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class LocalBackend:
                 spec=dict(spec),
                 spec_hash=spec_hash,
                 spec_path=spec_path,
-                state="running",
+                state=SweepState.RUNNING,
                 exhausted=False,
                 study=study,
                 stage=stage,
@@ -165,9 +165,9 @@ class LocalBackend:
         latest = made[-1]
         return self.sweeps(latest.study) if latest.study else [latest]
 
-    def set_sweep_state(self, sweep_id: str, state: str) -> None:
-        with self.store.transaction() as tx:
-            tx.update_sweep(sweep_id, {"state": state})
+    def set_sweep_state(self, sweep_id: str, state: SweepState) -> SweepState:
+        """Record the state; the coordinator applies it (see base.Backend.set_sweep_state)."""
+        return self.coordinator.set_state(sweep_id, SweepState(state))
 
     def counts(self, sweep_id: str) -> dict[str, int]:
         rows = self.db.execute(
@@ -176,10 +176,15 @@ class LocalBackend:
         return {state: n for state, n in rows}
 
     def is_complete(self, sweep_id: str) -> bool:
-        """Nothing left to hand out and nothing still running."""
-        sweep = self.sweep(sweep_id)
-        active = sum(self.counts(sweep_id).get(state, 0) for state in ACTIVE)
-        return active == 0 and (sweep.exhausted or sweep.state != "running")
+        """Nothing left to hand out and nothing still running. A paused sweep is not complete
+        (its agents wait for a resume); a finished or canceled one hands out nothing more, a
+        requeued run included, so it is complete once no trial runs."""
+        sweep, counts = self.sweep(sweep_id), self.counts(sweep_id)
+        if sweep.state == SweepState.PAUSED:
+            return False
+        if sweep.state.over:
+            return not counts.get(RunState.RUNNING, 0) and not counts.get(RunState.PENDING, 0)
+        return sweep.exhausted and not any(counts.get(state, 0) for state in ACTIVE)
 
     # trials ---------------------------------------------------------------------------------
 

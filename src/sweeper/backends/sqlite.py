@@ -26,7 +26,7 @@ from sweeper.backends import storejson
 from sweeper.backends.base import SweepRecord
 from sweeper.backends.store import RunChanges, RunRecord, Snapshot, SweepChanges, new_id
 from sweeper.errors import NoSpace, NotFoundError, StoreLost, SweeperError
-from sweeper.sweep import RunState
+from sweeper.sweep import RunState, SweepState
 
 DEFAULT_STORE = ".sweeper/sweeper.db"
 
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS sweeps (
     spec TEXT NOT NULL,            -- the validated spec (JSON)
     spec_hash TEXT NOT NULL,
     spec_path TEXT,
-    state TEXT NOT NULL DEFAULT 'running',  -- running | finished | stopped
+    state TEXT NOT NULL DEFAULT 'running',  -- running | paused | finished | canceled (W&B's)
     exhausted INTEGER NOT NULL DEFAULT 0,   -- the engine has no new trial to give
     study TEXT,                    -- id shared by the stages of one staged study
     stage INTEGER NOT NULL DEFAULT 0,
@@ -398,7 +398,7 @@ class SqliteTransaction:
                 storejson.dumps(sweep.spec, default=str),
                 sweep.spec_hash,
                 sweep.spec_path,
-                sweep.state,
+                str(sweep.state),
                 int(sweep.exhausted),
                 sweep.study,
                 sweep.stage,
@@ -490,7 +490,7 @@ def _assignments(changes: Mapping[str, Any], allowed: frozenset[str]) -> tuple[s
     for name, value in changes.items():
         if isinstance(value, bool):
             value = int(value)
-        elif isinstance(value, RunState):
+        elif isinstance(value, RunState | SweepState):
             value = str(value)
         elif name == "meta":
             value = storejson.dumps(value, default=str)
@@ -533,7 +533,7 @@ def sweep_record(row: sqlite3.Row) -> SweepRecord:
         spec=storejson.loads(row["spec"]),
         spec_hash=row["spec_hash"],
         spec_path=row["spec_path"],
-        state=row["state"],
+        state=SweepState.read(row["state"]),  # an older store's `stopped` reads as canceled
         exhausted=bool(row["exhausted"]),
         study=row["study"],
         stage=row["stage"],

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
 from sweeper.backends.base import SweepRecord
-from sweeper.sweep import RunState, RunView
+from sweeper.sweep import RunState, RunView, SweepState
 
 
 def new_id(length: int = 8) -> str:
@@ -71,7 +71,9 @@ class RunChanges(TypedDict, total=False):
 class SweepChanges(TypedDict, total=False):
     """Columns of a sweep that may change after it is made."""
 
-    state: str
+    state: SweepState
+    """Stored as its value (`paused`); a store reads it back with `SweepState.read`, which
+    also reads the `stopped` of stores written before W&B's four states."""
     exhausted: bool
 
 

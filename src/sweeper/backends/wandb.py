@@ -22,13 +22,21 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.storesink import FLUSH
 from sweeper.backends.wandbrun import StepLog, run_config, start_wandb
 from sweeper.errors import NotFoundError, SweeperError, Unreachable
-from sweeper.sweep import KeyPath, RunState, RunView, key_paths, values_of
+from sweeper.sweep import (
+    KeyPath,
+    RunState,
+    RunView,
+    SweepState,
+    check_transition,
+    key_paths,
+    values_of,
+)
 from sweeper.sweep.runtable import RunRow, run_table
 
 if TYPE_CHECKING:
@@ -45,9 +53,6 @@ MARK = re.compile(r"^sweeper: (\{.*\})$", re.MULTILINE)
 STATES = {"killed": RunState.STOPPED, "preempting": RunState.RUNNING}
 """W&B run states that differ from ours: a killed sweep run was stopped early; a preempting
 one runs until it ends preempted (wandb/apis/public/runs.py lists W&B's run states)."""
-
-SWEEP_STATES = {"PENDING": "running", "RUNNING": "running", "PAUSED": "running"}
-"""W&B sweep states ours call running; FINISHED and CANCELED are over."""
 
 RETRIES = 3
 """Tries of one W&B call (1 and 2 s apart) before it is reported; wandb itself keeps trying
@@ -263,7 +268,7 @@ class WandbBackend:
     def _record(self, sweep: Any) -> SweepRecord:
         config = dict(sweep.config)
         mark = read_mark(config.get("description"))
-        state = str(sweep.state or "").upper()
+        state = SweepState.read(sweep.state)
         path = f"{sweep.entity}/{sweep.project}/{sweep.id}"
         # No `--trainer` in its command: a plain W&B sweep, whose trials run its command.
         trainer = trainer_of(config) or ""
@@ -281,8 +286,8 @@ class WandbBackend:
             spec=spec,
             spec_hash=mark.get("spec", ""),
             spec_path=None,
-            state=SWEEP_STATES.get(state, "finished"),
-            exhausted=state in ("FINISHED", "CANCELED") or path in self._exhausted,
+            state=state,
+            exhausted=state.over or path in self._exhausted,
             study=mark.get("study"),
             stage=mark.get("stage", 0),
             stage_name=mark.get("stage_name"),
@@ -371,25 +376,32 @@ class WandbBackend:
         )  # fmt: skip
         return existing or f"{entity}/{project}/{created['name']}"
 
-    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+    def set_sweep_state(self, sweep_id: str, state: SweepState) -> SweepState:
+        """Set the sweep's state on the server as `wandb sweep --pause/--resume/--stop/
+        --cancel` does: wandb's own `_set_sweep_state`, which sends it as upsertSweep's state
+        (wandb/cli/cli.py `sweep`). The server then answers agents' heartbeats by it (see
+        base.Backend.set_sweep_state)."""
+        from wandb.apis.public.sweeps import SweepState as ServerState
         from wandb.apis.public.sweeps import _set_sweep_state
 
+        wanted = SweepState(state)
         entity, project, sid = self._path(sweep_id)
-        # The server's sweep states, as wandb/apis/public/sweeps.py `_set_sweep_state` takes them.
-        states: dict[str, Literal["FINISHED", "CANCELED", "RUNNING"]] = {
-            "finished": "FINISHED",
-            "stopped": "CANCELED",
-            "running": "RUNNING",
-        }
-        wanted = states[state]
-        try:
-            self._call(
-                "set sweep state",
-                lambda: _set_sweep_state(self.api, sid, wanted, entity=entity, project=project),
-            )
-        except SweeperError as exc:
-            if "already" not in str(exc):  # the server finished it first: nothing to do
-                raise
+        path = f"{entity}/{project}/{sid}"
+        current = self._record(self._sweep(sweep_id)).state  # NotFoundError: no such sweep
+        check_transition(path, current, wanted)
+        if wanted != current:
+            server = cast(ServerState, wanted.value.upper())
+            try:
+                self._call(
+                    "set sweep state",
+                    lambda: _set_sweep_state(self.api, sid, server, entity=entity, project=project),
+                )
+            except SweeperError as exc:
+                if "already" not in str(exc):
+                    raise
+                # The server ended it meanwhile (its engine had nothing left): say it as above.
+                check_transition(path, self._record(self._sweep(sweep_id)).state, wanted)
+        return self._record(self._sweep(sweep_id)).state
 
     def _runs(self, sweep_id: str) -> list[Any]:
         sweep = self._sweep(sweep_id)
@@ -408,7 +420,9 @@ class WandbBackend:
         sweep, counts = self.sweep(sweep_id), self.counts(sweep_id)
         if counts.get(RunState.RUNNING, 0) or counts.get(RunState.PENDING, 0):
             return False  # a run handed to an agent is pending until its trial starts it
-        if sweep.state != "running":  # finished or cancelled on the server
+        if sweep.state == SweepState.PAUSED:  # its agents wait for a resume
+            return False
+        if sweep.state.over:  # finished or canceled on the server
             return True
         # Still running there: done once it said `exit` and no preempted run waits to resume.
         return sweep.exhausted and not counts.get(RunState.PREEMPTED, 0)

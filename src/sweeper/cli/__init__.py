@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sweeper.cli import analysis, launch, report, spec, status, sync, train
+from sweeper.cli import analysis, control, launch, report, spec, status, sync, train
 from sweeper.cli.common import App, Group, console
 
 app = App(
@@ -57,6 +57,10 @@ app.command()(launch.agent)
 app.command()(status.status)
 app.command("sweeps")(status.sweeps_)
 app.command("ls", help="Same as `sweeper sweeps`.")(status.sweeps_)
+app.command()(control.pause)
+app.command()(control.resume)
+app.command()(control.stop)
+app.command()(control.cancel)
 app.command()(sync.sync)
 app.command()(status.runs)
 app.command()(train.train)

@@ -20,7 +20,15 @@ from sweeper.backends.base import Backend, Claim, SweepRecord
 from sweeper.backends.wandb import WandbBackend, with_mark
 from sweeper.backends.wandbrun import start_wandb, summary_to_set, wandb_identity
 from sweeper.report.values import label
-from sweeper.sweep import DONE, TERMINAL, best_configuration, key_paths, run_config, swept_params
+from sweeper.sweep import (
+    DONE,
+    TERMINAL,
+    SweepState,
+    best_configuration,
+    key_paths,
+    run_config,
+    swept_params,
+)
 
 
 @dataclass
@@ -91,7 +99,7 @@ def _publish_one(
     found = target.find_sweep(entity, project, lambda m: m.get("synced_from") == sweep.id)
     config = with_mark(config, mark)
     result.sweep = target.attach_runs(entity, project, config, ids, existing=found)
-    target.set_sweep_state(result.sweep, "finished")
+    target.set_sweep_state(result.sweep, SweepState.FINISHED)
     return result
 
 

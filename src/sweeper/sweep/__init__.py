@@ -20,7 +20,15 @@ from sweeper.sweep.params import (
 )
 from sweeper.sweep.runs import RunView
 from sweeper.sweep.runtable import RUN_COLUMNS, RunRow, run_table
-from sweeper.sweep.states import ACTIVE, DONE, TERMINAL, RunState
+from sweeper.sweep.states import (
+    ACTIVE,
+    DONE,
+    SWEEP_VERBS,
+    TERMINAL,
+    RunState,
+    SweepState,
+    check_transition,
+)
 from sweeper.sweep.study import (
     CarryOver,
     StageStart,
@@ -36,6 +44,7 @@ __all__ = [
     "ACTIVE",
     "DONE",
     "RUN_COLUMNS",
+    "SWEEP_VERBS",
     "TERMINAL",
     "BestConfiguration",
     "CarryOver",
@@ -45,9 +54,11 @@ __all__ = [
     "RunState",
     "RunView",
     "StageStart",
+    "SweepState",
     "best_configuration",
     "carried_config",
     "carry_over",
+    "check_transition",
     "config_table",
     "ended_trials",
     "flat_parameters",
