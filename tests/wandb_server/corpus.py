@@ -1,25 +1,46 @@
-"""The GraphQL documents the product's W&B paths send, kept as a corpus under `documents/`.
+"""The GraphQL documents sweeper's W&B paths send, and those the installed wandb client holds.
 
-Regenerate it by running the W&B tests with `WANDB_STANDIN_DOCUMENTS` naming the folder
-(every stand-in then writes the distinct documents it received there, one file each):
+`documents/` keeps each distinct (operation, document) the stand-in received while the W&B
+tests ran, one `<operation>.<hash>.graphql` file each. Regenerate it after a wandb upgrade:
 
-    rm -rf tests/wandb_server/documents
-    WANDB_STANDIN_DOCUMENTS=tests/wandb_server/documents uv run pytest tests/test_*wandb*.py ...
+    cd tests && uv run python -m wandb_server.corpus
 
-`tests/test_wandb_documents.py` validates every file against `schema.graphql`.
+which empties the folder and runs the W&B test files (`TEST_GROUPS`, a few at a time) with
+`WANDB_STANDIN_DOCUMENTS` naming it, so every stand-in writes there what it received.
+
+`installed_documents` finds the documents the installed client holds for an operation: in
+the text of wandb-core (`wandb/bin/wandb-core`; genqlient's documents are static strings)
+and of the Python packages (`wandb`, `wandb_workspaces`). tests/test_wandb_documents.py
+validates both against `schema.graphql`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 DOCUMENTS = Path(__file__).parent / "documents"
 RECORD_ENV = "WANDB_STANDIN_DOCUMENTS"
 
+# The W&B test files whose runs make up the corpus, in the groups `record` runs them in.
+TEST_GROUPS = (
+    ["tests/test_wandb_server.py", "tests/test_wandb_rejects.py", "tests/test_wandb_nonfinite.py"],
+    ["tests/test_backend_wandb.py"],
+    ["tests/test_commands_wandb.py", "tests/test_report_wandb.py"],
+    ["tests/test_read_as_wandb.py", "tests/test_offline_mirror.py"],
+    ["tests/test_backend_protocol.py", "-k", "wandb"],
+)
+
 _OPERATION = re.compile(r"\b(?:query|mutation|subscription)\s+([_A-Za-z]\w*)")
+_SPREAD = re.compile(r"\.\.\.\s*(?!on\b)([_A-Za-z]\w*)")
 
 
 def operation_name(name: str | None, document: str) -> str:
@@ -47,3 +68,153 @@ def save(documents: Iterable[tuple[str | None, str]], directory: Path) -> list[P
             path.write_text(document if document.endswith("\n") else document + "\n")
         written.append(path)
     return written
+
+
+def recorded(directory: Path = DOCUMENTS) -> dict[str, list[Path]]:
+    """The corpus: operation name -> its recorded document files, sorted."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(directory.glob("*.graphql")):
+        found.setdefault(path.name.split(".", 1)[0], []).append(path)
+    return found
+
+
+# -- the installed client's documents ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientDocument:
+    """One document of the installed client: where it was found, and its text.
+
+    `template` is true for a Python f-string or str.format document whose placeholders
+    (`{fragment}`) are filled in at run time: only the recorded corpus shows what it sends.
+    """
+
+    source: str
+    text: str
+    template: bool
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent
+
+
+@cache
+def _sources() -> tuple[tuple[str, str], ...]:
+    """(label, text) of wandb-core and of every Python file of wandb and wandb_workspaces."""
+    sources: list[tuple[str, str]] = []
+    wandb_dir = _package_dir("wandb")
+    if wandb_dir is None:
+        raise RuntimeError("wandb is not installed")
+    core = wandb_dir / "bin" / "wandb-core"
+    sources.append(("wandb-core", core.read_bytes().decode("latin-1")))
+    for package in ("wandb", "wandb_workspaces"):
+        root = _package_dir(package)
+        if root is None:
+            continue
+        for path in sorted(root.rglob("*.py")):
+            text = path.read_text(errors="replace")
+            if "query " in text or "mutation " in text or "fragment " in text:
+                sources.append((f"{package}/{path.relative_to(root)}", text))
+    return tuple(sources)
+
+
+def _balanced(text: str, start: int) -> str | None:
+    """The text from `start` through the `}` closing the first `{` after it, else None."""
+    opening = text.find("{", start, start + 4000)
+    if opening < 0:
+        return None
+    depth = 0
+    for index in range(opening, min(len(text), opening + 100_000)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start : index + 1]
+    return None
+
+
+_DEFINITION = re.compile(r"\b(query|mutation|fragment)\s+([_A-Za-z]\w*)\b")
+# A marker a Python builder replaces at run time (`_PROJECT_QUERY_` in wandb's UpsertSweep).
+_MARKER = re.compile(r"\b_[A-Z][A-Z0-9_]*_\b")
+
+
+@cache
+def _index() -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(keyword, name) -> [(source label, definition text)], over every source, in one pass."""
+    index: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for label, text in _sources():
+        for match in _DEFINITION.finditer(text):
+            found = _balanced(text, match.start())
+            if found is not None:
+                index.setdefault((match.group(1), match.group(2)), []).append((label, found))
+    return index
+
+
+def _render(text: str) -> tuple[str, bool]:
+    """A definition's text as sent, as far as it can be known: an f-string's or
+    str.format's `{{`/`}}` unescaped; whether a run-time placeholder (`{name}`, `{}`,
+    `_MARKER_`) remains, which only the run shows."""
+    marked = text.replace("{{", "\x00").replace("}}", "\x01") if "{{" in text else text
+    template = bool(re.search(r"\{[^{}\x00\x01]*\}", marked)) if "{{" in text else False
+    template = template or bool(_MARKER.search(text))
+    return marked.replace("\x00", "{").replace("\x01", "}"), template
+
+
+@cache
+def _fragment(name: str) -> str | None:
+    """A fragment's definition (wandb-core's first), rendered; None if only templates have it."""
+    for _, found in _index().get(("fragment", name), []):
+        rendered, template = _render(found)
+        if not template:
+            return rendered
+    return None
+
+
+def installed_documents(operation: str) -> list[ClientDocument]:
+    """Every document for `operation` in the installed wandb-core and Python packages, with the
+    fragments it spreads appended (found anywhere in those sources)."""
+    documents: dict[tuple[str, str], ClientDocument] = {}
+    for keyword in ("query", "mutation"):
+        for label, found in _index().get((keyword, operation), []):
+            rendered, template = _render(found)
+            wanted = _SPREAD.findall(rendered)
+            seen: set[str] = set()
+            while wanted:
+                name = wanted.pop()
+                if name in seen:
+                    continue
+                seen.add(name)
+                definition = _fragment(name)
+                if definition is None:
+                    template = True  # a spread filled in at run time (`...{name}`)
+                    continue
+                rendered += "\n" + definition
+                wanted += _SPREAD.findall(definition)
+            documents.setdefault((label, rendered), ClientDocument(label, rendered, template))
+    return list(documents.values())
+
+
+# -- regenerating the corpus ------------------------------------------------------------------
+
+
+def record(directory: Path = DOCUMENTS) -> int:
+    """Empty `directory`, then run the W&B test groups recording into it.
+
+    Returns the worst pytest exit status (0: every group passed).
+    """
+    for stale in directory.glob("*.graphql"):
+        stale.unlink()
+    env = {**os.environ, RECORD_ENV: str(directory.resolve()), "NO_ALBUMENTATIONS_UPDATE": "1"}
+    worst = 0
+    for group in TEST_GROUPS:
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *group]
+        worst = max(worst, subprocess.call(command, env=env, cwd=Path(__file__).parents[2]))
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(record())

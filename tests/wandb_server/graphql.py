@@ -203,6 +203,13 @@ class Resolvers:
         ]
         sweeps = [s for s in self.state.sweeps.values() if (s.entity, s.project) == (entity, name)]
 
+        def sweeps_page(args: dict[str, Any]) -> Node:
+            # wandb sends `filters` ("{}" unless the caller filters) once the server has
+            # SWEEPS_QUERY_FILTERING (wandb/apis/public/sweeps.py, Sweeps).
+            if _json_arg(args.get("filters")):
+                raise StandInGap(f"stand-in W&B server does not filter sweeps: {args['filters']}")
+            return connection(sweeps, args, self.sweep_node)
+
         def runs(args: dict[str, Any]) -> Node:
             chosen = [r for r in in_project if matches(r, _json_arg(args.get("filters")))]
             return connection(sort_runs(chosen, args.get("order")), args, self.run_node)
@@ -230,7 +237,7 @@ class Resolvers:
             "views": "{}",
             "user": self.viewer(),
             "totalSweeps": len(sweeps),
-            "sweeps": lambda args: connection(sweeps, args, self.sweep_node),
+            "sweeps": sweeps_page,
             "sweep": sweep,
             "runCount": lambda args: len(
                 [r for r in in_project if matches(r, _json_arg(args.get("filters")))]
