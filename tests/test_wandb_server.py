@@ -114,6 +114,7 @@ def test_agent_protocol_runs_each_nested_grid_point_once(
 
 
 def test_stop_run_makes_next_heartbeat_stop_it(wandb_server: WandbServer) -> None:
+    import wandb
     from wandb.apis.public.sweeps import _agent_heartbeat, _register_agent, _set_sweep_state
 
     sweep_id = _sweep(NESTED_GRID)
@@ -121,6 +122,9 @@ def test_stop_run_makes_next_heartbeat_stop_it(wandb_server: WandbServer) -> Non
     agent = _register_agent(api, "test-host", sweep_id=sweep_id, entity=ENTITY, project=PROJECT)
     [command] = _agent_heartbeat(api, agent["id"], {}, {})
     run_id = command["run_id"]
+    # The run's process; a stop must not SIGINT pytest, so its stop checker does nothing.
+    settings = wandb.Settings(stop_fn=lambda: None)
+    run = wandb.init(id=run_id, entity=ENTITY, project=PROJECT, settings=settings)
     assert _agent_heartbeat(api, agent["id"], {}, {run_id: True}) == []
 
     wandb_server.stop_run(run_id)
@@ -128,6 +132,7 @@ def test_stop_run_makes_next_heartbeat_stop_it(wandb_server: WandbServer) -> Non
     assert _agent_heartbeat(api, agent["id"], {}, {run_id: True}) == [
         {"type": "stop", "run_id": run_id}
     ]
+    run.finish()  # the run's own end; W&B gives a stopped run the state killed
     # Once the agent reports the run gone, the sweep goes on with the next point.
     [following] = _agent_heartbeat(api, agent["id"], {}, {})
     assert following["type"] == "run"

@@ -441,3 +441,62 @@ def test_a_run_reaching_metric_target_finishes_the_sweep_and_lets_others_finish(
     other.finish()
     assert wandb_server.runs[other.id].state == "finished"
     assert len(wandb_server.sweeps[sweep_id].run_ids) == 2
+
+
+# -- 5. a silent run is crashed after the server's timeout, not at once ----------------
+
+
+def test_a_run_its_agent_stops_listing_is_crashed_only_once_silent_for_the_timeout(
+    wandb_server: WandbServer,
+) -> None:
+    wandb_server.state.crash_after_s = 0.5
+    sweep_id = _sweep(GRID)
+    api, agent = _agent(sweep_id)
+    [command] = _beat(api, agent)
+    run_id = command["run_id"]
+    _post_file_stream(wandb_server, run_id, {"files": {}})  # the run starts
+    assert wandb_server.runs[run_id].state == "running"
+
+    [following] = _beat(api, agent)  # its process is gone: the agent no longer lists it
+
+    assert following["type"] == "run"  # the idle agent gets the next point
+    assert wandb_server.runs[run_id].state == "running"  # not crashed at once
+    time.sleep(0.7)
+    assert wandb_server.runs[run_id].state == "crashed"
+    assert _api().run(f"{ENTITY}/{PROJECT}/{run_id}").state == "crashed"
+
+
+def test_a_run_kept_alive_by_agent_heartbeats_or_file_stream_is_not_crashed(
+    wandb_server: WandbServer,
+) -> None:
+    wandb_server.state.crash_after_s = 0.5
+    sweep_id = _sweep(GRID)
+    api, first = _agent(sweep_id)
+    _, second = _agent(sweep_id)
+    [listed] = _beat(api, first)
+    [streaming] = _beat(api, second)
+    for run_id in (listed["run_id"], streaming["run_id"]):
+        _post_file_stream(wandb_server, run_id, {"files": {}})
+
+    for _ in range(4):
+        time.sleep(0.25)
+        assert _beat(api, first, [listed["run_id"]]) == []
+        _post_file_stream(wandb_server, streaming["run_id"], {"files": {}})
+
+    assert wandb_server.runs[listed["run_id"]].state == "running"
+    assert wandb_server.runs[streaming["run_id"]].state == "running"
+
+
+def test_a_silent_preempting_run_is_preempted_and_requeued(wandb_server: WandbServer) -> None:
+    wandb_server.state.crash_after_s = 0.5
+    sweep_id = _sweep(GRID)
+    api, agent = _agent(sweep_id)
+    [command] = _beat(api, agent)
+    _post_file_stream(wandb_server, command["run_id"], {"files": {}, "preempting": True})
+    _, other = _agent(sweep_id)
+
+    time.sleep(0.7)
+
+    assert wandb_server.runs[command["run_id"]].state == "preempted"
+    [resume] = _beat(api, other)
+    assert (resume["type"], resume["run_id"]) == ("resume", command["run_id"])

@@ -61,7 +61,9 @@ def wandb_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wa
     monkeypatch.setenv("WANDB_DISABLE_CODE", "true")
     monkeypatch.setenv("WANDB_SILENT", "true")
 
-    server = WandbServer().start()
+    # Runs crash after 60 s of silence, not W&B's 5 minutes: above wandb-core's 30 s
+    # file_stream heartbeat (core/internal/filestream), so a live run never crashes here.
+    server = WandbServer(crash_after_s=60.0).start()
     monkeypatch.setenv("WANDB_BASE_URL", server.url)
     monkeypatch.setenv("WANDB_API_KEY", server.api_key)
     # The wandb singleton caches settings from the environment; start from a clean one.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
@@ -466,6 +467,7 @@ class Resolvers:
                 inserted = True
         if run.state == "pending":
             run.state = "running"
+        run.seen_at = time.monotonic()
         if fields.get("config") is not None:
             run.raw_config = _json_arg(fields["config"]) or {}
         if fields.get("summaryMetrics") is not None:

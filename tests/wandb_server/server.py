@@ -14,6 +14,7 @@ import re
 import secrets
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -43,11 +44,14 @@ class _HTTPServer(ThreadingHTTPServer):
 class WandbServer:
     """The stand-in server: `start()`/`stop()` or use it as a context manager."""
 
-    def __init__(self, entity: str = "standin") -> None:
+    def __init__(self, entity: str = "standin", crash_after_s: float = 300.0) -> None:
+        """`crash_after_s`: how long a running run may stay silent (no file_stream, no
+        upsertBucket, no agent heartbeat listing it) before it is crashed; W&B's is about 5
+        minutes (W&B docs, "Signal handling and sweep runs"). Tests pass a shorter one."""
         self.entity = entity
         # wandb 0.31 accepts "<prefix>-<40+ word characters>" keys for on-prem hosts.
         self.api_key = "local-" + secrets.token_hex(20)
-        self.state = ServerState()
+        self.state = ServerState(crash_after_s)
         self.requests: list[tuple[str, str, str | None, str]] = []
         self.errors: list[str] = []
         # Each distinct (operationName, document) received, in arrival order.
@@ -99,6 +103,7 @@ class WandbServer:
     def runs(self) -> dict[str | tuple[str, str, str], RunRecord]:
         """Runs keyed both by (entity, project, run_id) and by bare run_id."""
         with self.state.lock:
+            self.state.expire_silent_runs()
             keyed: dict[str | tuple[str, str, str], RunRecord] = dict(self.state.runs)
             keyed.update({run.id: run for run in self.state.runs.values()})
             return keyed
@@ -165,6 +170,7 @@ class WandbServer:
         with self.state.lock:
             self.documents.setdefault((operation, query), None)
         with self.state.lock:
+            self.state.expire_silent_runs()
             result = self._resolvers.execute(query, body.get("variables") or {}, operation)
         if not result.errors:
             return HTTPStatus.OK, {"data": result.data}
@@ -208,6 +214,8 @@ class WandbServer:
             if run is None:
                 self._complain(f"file_stream for unknown run {entity}/{project}/{run_id}", "")
                 return HTTPStatus.NOT_FOUND, {"error": f"run {run_id} not found"}
+            run.seen_at = time.monotonic()
+            self.state.expire_silent_runs()
             for name, chunk in (body.get("files") or {}).items():
                 offset = int(chunk.get("offset") or 0)
                 lines: list[str] = chunk.get("content") or []

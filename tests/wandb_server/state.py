@@ -160,6 +160,10 @@ class RunRecord:
     tags: list[str] = field(default_factory=list)
     exitcode: int | None = None
     stop_requested: bool = False
+    seen_at: float = field(default_factory=time.monotonic)
+    """`time.monotonic()` of the run's last sign of life: a file_stream POST, an upsertBucket,
+    or an agent heartbeat listing it as running. A running run silent for the server's
+    `crash_after_s` is crashed."""
     uploads: int = 0
     created_at: str = field(default_factory=now_iso)
     heartbeat_at: str = field(default_factory=now_iso)
@@ -214,10 +218,15 @@ class AgentRecord:
 
 
 class ServerState:
-    """Everything the stand-in knows, guarded by one lock."""
+    """Everything the stand-in knows, guarded by one lock.
 
-    def __init__(self) -> None:
+    `crash_after_s`: how long a running run may go without a sign of life before it is
+    crashed (W&B docs, "Signal handling and sweep runs": about 5 minutes).
+    """
+
+    def __init__(self, crash_after_s: float = 300.0) -> None:
         self.lock = threading.RLock()
+        self.crash_after_s = crash_after_s
         self.sweeps: dict[str, SweepRecord] = {}
         self.runs: dict[tuple[str, str, str], RunRecord] = {}
         self.agents: dict[str, AgentRecord] = {}
@@ -311,6 +320,16 @@ class ServerState:
         found = (self.find_run(sweep.entity, sweep.project, rid) for rid in sweep.run_ids)
         return [run for run in found if run is not None]
 
+    def expire_silent_runs(self) -> None:
+        """Crash every running run silent for `crash_after_s`, as W&B's server does (W&B
+        docs, "Signal handling and sweep runs": a run that neither exits nor posts for about
+        5 minutes is marked crashed). A run marked preempting is preempted instead, so the
+        sweep requeues it (W&B docs, "Resume preemptible sweeps runs")."""
+        now = time.monotonic()
+        for run in self.runs.values():
+            if run.state in ("running", "preempting") and now - run.seen_at > self.crash_after_s:
+                run.state = "preempted" if run.state == "preempting" else "crashed"
+
     def heartbeat(self, agent: AgentRecord, run_state: dict[str, bool]) -> list[dict[str, Any]]:
         """Decide the agent's commands the way W&B's sweep controller does.
 
@@ -319,21 +338,22 @@ class ServerState:
         """
         agent.heartbeat_at = time.time()
         sweep = self.sweeps[agent.sweep_id]
+        self.expire_silent_runs()
         commands: list[dict[str, Any]] = []
         live: list[RunRecord] = []
         for run_id in agent.run_ids:
             run = self.find_run(agent.entity, agent.project, run_id)
             if run is None or run.agent_id != agent.id:  # gone, or resumed by another agent
                 continue
+            # The agent's runState lists only the runs whose process is alive
+            # (wandb/wandb_agent.py `_run_loop`: `run_status[run_id] = True`); it never says
+            # how one ended. That is the run's own word (file_stream `complete` and its exit
+            # code); a run that never says is crashed once silent (`expire_silent_runs`).
             if run_state.get(run_id):
+                run.seen_at = time.monotonic()
                 live.append(run)
                 if run.stop_requested:  # by a user, hyperband, or a cancelled sweep
                     commands.append({"type": "stop", "run_id": run.id})
-            elif run.state == "preempting":  # it died before it could say how it ended
-                run.state = "preempted"
-            elif run.state in LIVE_RUN_STATES:
-                # The agent's process ended without the run reporting an end state.
-                run.state = "killed" if run.stop_requested else "crashed"
         if live:
             return commands
         if sweep.state == "PAUSED":  # the agent waits, heartbeating, until a resume
