@@ -500,3 +500,27 @@ def test_a_silent_preempting_run_is_preempted_and_requeued(wandb_server: WandbSe
     assert wandb_server.runs[command["run_id"]].state == "preempted"
     [resume] = _beat(api, other)
     assert (resume["type"], resume["run_id"]) == ("resume", command["run_id"])
+
+
+# -- 6. listing order and server features --------------------------------------------
+
+
+def test_sweeps_are_listed_newest_first(wandb_server: WandbServer) -> None:
+    made = [_sweep({**GRID, "name": f"sweep-{i}"}) for i in range(3)]
+
+    listed = [s.id for s in _api().project(PROJECT, ENTITY).sweeps()]
+
+    assert listed == made[::-1]
+
+
+def test_server_features_are_a_current_servers(wandb_server: WandbServer) -> None:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    service_api = _api()._service_api
+
+    assert service_api.feature_enabled(pb.SWEEPS_QUERY_FILTERING)
+    assert service_api.feature_enabled(pb.MARK_RUN_FILES_UPLOADED)
+    assert service_api.feature_enabled(pb.STRUCTURED_CONSOLE_LOGS)
+    # A part the stand-in does not serve is reported unsupported, as an old server would.
+    assert not service_api.feature_enabled(pb.SWEEPS_LOCAL_SCHEDULER)
+    assert not service_api.feature_enabled(pb.ARTIFACT_TAGS)

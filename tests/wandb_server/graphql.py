@@ -34,6 +34,23 @@ from .state import (
 
 Node = dict[str, Any]
 
+SERVER_FEATURES = (
+    "LARGE_FILENAMES",
+    "STRUCTURED_CONSOLE_LOGS",
+    "MARK_RUN_FILES_UPLOADED",
+    "SWEEPS_QUERY_FILTERING",
+    "FILESTREAM_GZIP",
+)
+"""What `serverInfo.features` reports enabled: the features of wandb 0.31's ServerFeature enum
+(wandb/proto/wandb_internal.proto) that current W&B servers enable (the client checks each
+because the server gained it) and whose client paths the stand-in serves: run file names
+as metadata, JSON console lines in file_stream (wandb-core runconsolelogs),
+`markRunFilesUploaded` (wandb/apis/public/runs.py), sweep `filters` (server 0.81.4 and
+later, wandb/apis/public/sweeps.py), gzip file_stream bodies.
+Features of parts the stand-in does not serve (artifacts, registries, automations, Weave
+eval tables, the server-side sweep scheduler's enqueueSweepRun) are left out, so wandb
+takes them as unsupported instead of calling an API that is not there."""
+
 
 SCHEMA = Path(__file__).with_name("schema.graphql")
 
@@ -148,7 +165,7 @@ class Resolvers:
         return {
             "viewer": self.viewer(),
             "serverInfo": {
-                "features": [],
+                "features": [{"name": name, "isEnabled": True} for name in SERVER_FEATURES],
                 "cliVersionInfo": {},
                 "latestLocalVersionInfo": None,
                 "availableBucketProviders": [],
@@ -202,7 +219,13 @@ class Resolvers:
         in_project = [
             r for r in self.state.runs.values() if r.entity == entity and r.project == name
         ]
-        sweeps = [s for s in self.state.sweeps.values() if (s.entity, s.project) == (entity, name)]
+        # Newest first, as W&B lists a project's sweeps (the GetSweeps query of
+        # wandb/apis/public/sweeps.py sends no order; issue 21 checked W&B's).
+        sweeps = [
+            s
+            for s in reversed(self.state.sweeps.values())
+            if (s.entity, s.project) == (entity, name)
+        ]
 
         def sweeps_page(args: dict[str, Any]) -> Node:
             # wandb sends `filters` ("{}" unless the caller filters) once the server has

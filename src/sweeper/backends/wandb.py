@@ -333,7 +333,9 @@ class WandbBackend:
         entity, project = self.entity_and_project(None, None)
         project_api = self.api.project(project, entity=entity)
         listed = self._listing("list sweeps", lambda: list(project_api.sweeps()))
-        records = sorted((self._record(sweep) for sweep in listed), key=lambda s: s.created_at)
+        # W&B lists newest first and gives createdAt to the second: reversed, the stable sort
+        # keeps sweeps made within one second in creation order.
+        records = sorted((self._record(s) for s in reversed(listed)), key=lambda s: s.created_at)
         if study is None:
             return records
         return sorted((s for s in records if s.study == study), key=lambda s: s.stage)
