@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from . import corpus
 from .server import WandbServer
 
 # Variables that would leak another sweep, run or server into the test.
@@ -73,5 +72,8 @@ def wandb_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wa
     finally:
         wandb.teardown()
         server.stop()
+        # Imported here: `python -m wandb_server.corpus` must find it not yet imported.
+        from . import corpus
+
         if record := os.environ.get(corpus.RECORD_ENV):
             corpus.save(server.documents, Path(record))
