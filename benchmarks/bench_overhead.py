@@ -142,7 +142,8 @@ def store_claim(runs: int = 10_000, claims: int = 5) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as scratch:
         backend = LocalBackend(Path(scratch) / "claim.db")
         sweep_id = backend.create_sweep(grid, trainer="noop", spec={}, spec_hash="bench")
-        with backend.store.write() as db:
+        assert backend.sqlite is not None
+        with backend.sqlite.write() as db:
             db.executemany(
                 "INSERT INTO runs (id, sweep_id, seq, params, state, attempt, summary,"
                 " created_at) VALUES (?, ?, ?, ?, 'finished', 1, ?, 0)",

@@ -72,7 +72,8 @@ def fill(backend: LocalBackend, runs: int, steps: int, seed: int = 0) -> str:
         summary = json.dumps(metrics) if state == "finished" else "{}"
         wandb_params = json.dumps({k: {"value": v} for k, v in params.items()}, default=float)
         run_rows.append((run_id, sweep_id, i + 1, wandb_params, state, summary, now, now, now + 60))
-    db = backend.db
+    assert backend.sqlite is not None
+    db = backend.sqlite.db
     db.execute("BEGIN IMMEDIATE")
     db.executemany(
         "INSERT INTO runs (id, sweep_id, seq, params, state, summary, created_at, started_at,"

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
+from postgres_server import postgres_server, postgres_url
 from wandb_server import wandb_server
 
-__all__ = ["wandb_server"]  # the stand-in W&B server fixture, for every test module
+__all__ = ["postgres_server", "postgres_url", "wandb_server"]  # fixtures for every test module
 
 PLUGINS = Path(__file__).parent / "plugins"
 sys.path.insert(0, str(PLUGINS))
@@ -44,18 +45,20 @@ def backend(store: Path) -> Iterator[Any]:
     db.close()
 
 
-BACKENDS = ["sqlite", "wandb"]
+BACKENDS = ["sqlite", "postgresql", "wandb"]
 """Every backend the protocol suite runs over (tests/test_backend_protocol.py): the SQLite
-store, and the W&B backend against the stand-in server (tests/wandb_server)."""
+store, the PostgreSQL store (a real server, tests/postgres_server.py), and the W&B backend
+against the stand-in server (tests/wandb_server)."""
 
 
 @pytest.fixture(params=BACKENDS)
 def any_backend(request: pytest.FixtureRequest, store: Path) -> Iterator[Any]:
     """One backend of each kind in turn, empty, behind the Backend protocol."""
-    if request.param == "sqlite":
+    if request.param in ("sqlite", "postgresql"):
         from sweeper.backends.local import LocalBackend
 
-        opened: Any = LocalBackend(store)
+        where = store if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+        opened: Any = LocalBackend(where)
     else:
         from sweeper.backends.wandb import WandbBackend
 

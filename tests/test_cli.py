@@ -76,7 +76,7 @@ def test_train_runs_one_trial_and_records_what_reproduces_it(tmp_path: Path) -> 
     from sweeper.backends.local import LocalBackend
 
     backend = LocalBackend(tmp_path / ".sweeper" / "sweeper.db", create=False)
-    (run_id,) = [r[0] for r in backend.db.execute("SELECT id FROM runs")]
+    (run_id,) = [r[0] for r in backend.sqlite.db.execute("SELECT id FROM runs")]
     run = backend.run(run_id)
     assert run["state"] == "finished"
     meta = run["meta"]

@@ -1,7 +1,7 @@
-"""The coordinator's rules over the store primitives, run over every store (SQLite, and an
-in-memory store written from the protocol alone), with a fake clock; and the claim's seam: the
-engine's suggestion is computed with no lock held and inserted only if nothing it depends on
-changed meanwhile."""
+"""The coordinator's rules over the store primitives, run over every store (SQLite, PostgreSQL,
+and an in-memory store written from the protocol alone), with a fake clock; and the claim's
+seam: the engine's suggestion is computed with no lock held and inserted only if nothing it
+depends on changed meanwhile."""
 
 from __future__ import annotations
 
@@ -199,12 +199,15 @@ class Setup:
         return "sw1"
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     clock = FakeClock()
     if request.param == "memory":
         memory = MemoryStore(clock)
         yield Setup(memory, clock, lambda: Coordinator(memory), lambda: not memory.lock.locked())
+        return
+    if request.param == "postgresql":
+        yield from _postgres_setup(request.getfixturevalue("postgres_url"), clock)
         return
     path = tmp_path / "sweeper.db"
     sqlite = SqliteStore(path, clock=clock)
@@ -227,6 +230,32 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
 
     yield Setup(sqlite, clock, second, lock_is_free)
     for store in [sqlite, *others]:
+        store.close()
+
+
+def _postgres_setup(url: str, clock: FakeClock) -> Iterator[Setup]:
+    """PostgreSQL with the fake clock in place of the database's; the sweep's lock is its
+    row's, which a probe asks for without waiting."""
+    import psycopg
+
+    from sweeper.backends.postgres import PostgresStore
+
+    stores = [PostgresStore(url, clock=clock)]
+
+    def second() -> Coordinator:
+        stores.append(PostgresStore(url, create=False, clock=clock))
+        return Coordinator(stores[-1])
+
+    def lock_is_free() -> bool:
+        with psycopg.connect(url) as probe:
+            try:
+                probe.execute("SELECT 1 FROM sweeps WHERE id = 'sw1' FOR UPDATE NOWAIT")
+                return True
+            except psycopg.errors.LockNotAvailable:
+                return False
+
+    yield Setup(stores[0], clock, second, lock_is_free)
+    for store in stores:
         store.close()
 
 

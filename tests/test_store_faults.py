@@ -43,7 +43,7 @@ def _finished_sweep(backend: Any, make_sweep: Any) -> str:
     while (claim := backend.claim(sweep_id, "a")) is not None:
         backend.log(claim.run_id, claim.attempt, 0, {"loss": claim.params["x"] + 1})
         backend.finish(claim.run_id, claim.attempt, "finished", {"loss": claim.params["x"] + 1})
-    backend.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    backend.sqlite.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return sweep_id
 
 

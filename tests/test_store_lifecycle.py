@@ -137,7 +137,8 @@ def test_no_write_goes_into_a_store_that_is_not_the_one_opened(
     sweep_id = _make_sweep(backend, tmp_path)
     claim = backend.claim(sweep_id, "a")
     assert claim is not None
-    backend.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rows in the file, as after a while
+    # the rows in the file, as after a while
+    backend.sqlite.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     damage, said = FAULTS[fault]
     there_before = store.read_bytes() if store.exists() else None
     damage(store)
@@ -248,7 +249,7 @@ def _finish_after_space_is_freed(store: Path, sweep_id: str, victim: str) -> Non
     assert agent.returncode == 0, out
     backend = LocalBackend(store, create=False)
     try:
-        assert backend.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert backend.sqlite.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         runs = backend.runs(sweep_id)
         assert set(runs["state"]) == {"finished"}, runs[["state", "error"]]
         assert backend.run(victim)["attempt"] == 2, "the trial the disk stopped ran again"
@@ -356,7 +357,7 @@ def test_agents_die_with_a_killed_launch_and_the_next_launch_keeps_to_the_slots(
     (sweep,) = backend.sweeps()
     pids = {
         row["pid"]
-        for row in backend.db.execute("SELECT pid FROM leases WHERE scope = ?", (sweep.id,))
+        for row in backend.sqlite.db.execute("SELECT pid FROM leases WHERE scope = ?", (sweep.id,))
     }
     assert len(pids) == 2, "each agent holds its slot"
     first.kill()  # SIGKILL: launch cannot pass anything on

@@ -94,7 +94,7 @@ def _agent_command(
         "--backend",
         backend.kind,
         "--store",
-        str(backend.path),
+        backend.store_arg if isinstance(backend, LocalBackend) else str(backend.path),
         "--gpus",
         slot or "",
         "--threads",
@@ -133,7 +133,9 @@ def run_agents(
     threads = threads_per_trial(sweep.agents["cpus_per_trial"], n_agents)
     env = {**os.environ, LAUNCHER_ENV: str(os.getpid())}
     if isinstance(backend, LocalBackend):
-        env[STORE_IDENTITY_ENV] = str(backend.identity)
+        if backend.identity is not None:
+            env[STORE_IDENTITY_ENV] = str(backend.identity)
+        env.update(backend.child_env())  # a URL's password: never on a command line
         _join_slots(backend, sweep, n_agents if slots == [None] else None, on_note)
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:

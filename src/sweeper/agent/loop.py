@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 
 from sweeper.agent.output import exit_reason, output_tail
 from sweeper.agent.proctree import become_subreaper, end_descendants, kill_tree
@@ -68,7 +67,8 @@ STORE_IDENTITY_ENV = "SWEEPER_STORE_IDENTITY"
 class AgentOptions:
     sweep_id: str
     """A local sweep or study id, or entity/project/sweep_id with the wandb backend."""
-    store: Path | None = None
+    store: str | os.PathLike[str] | None = None
+    """A SQLite file or a postgresql:// URL (see LocalBackend)."""
     backend: BackendKind = "local"
     gpus: list[str] = field(default_factory=list)
     """GPU ids to fill, gpus_per_trial (from the spec) at a time; empty: one CPU slot."""

@@ -86,7 +86,7 @@ def resolve_between(backend: LocalBackend, value: str) -> Path:
         backend.run(value)
     except NotFoundError:
         raise SweeperError(
-            f"--between {value}: neither a checkpoint file nor a run in {backend.path}"
+            f"--between {value}: neither a checkpoint file nor a run in {backend.location}"
         ) from None
     checkpoint = find_checkpoint(backend.run_dir(value))
     if checkpoint is None:

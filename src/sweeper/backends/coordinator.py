@@ -176,8 +176,11 @@ class Coordinator:
             if _lapsed(run, tx.now, heartbeat_timeout):
                 reason = f"requeued: agent {run.agent or '?'} stopped heartbeating"
                 changes: RunChanges = {"state": RunState.PREEMPTED, "agent": None, "error": reason}
-                tx.update_run(run.id, run.attempt, changes)
-                run = replace(run, state=RunState.PREEMPTED, agent=None)
+                # A store that does not lock a whole file for the write (PostgreSQL) may see the
+                # trial's own finish land between the read and this write: then it is not
+                # requeued.
+                if tx.update_run(run.id, run.attempt, changes):
+                    run = replace(run, state=RunState.PREEMPTED, agent=None)
             if run.state in CLAIMABLE:
                 waiting.append(run)
         return waiting

@@ -1,49 +1,42 @@
-"""The embedded backend: one SQLite file (WAL) shared by every agent on the machine.
+"""The store backend: sweeps in sweeper's own store, with no W&B server.
 
-The sweep's rules (claim order, requeue, exhaustion, hyperband, fencing by attempt) are the
-coordinator's (`sweeper.backends.coordinator`), over the SQLite store's primitives
-(`sweeper.backends.sqlite`); this class is the Backend the agent, `launch`, `status` and the
-report talk to. Claims are serialised by the store's write lock, so N agent processes never
-get the same trial and never lose a result; a trial requeued behind its back (its agent's
-heartbeat lapsed) can no longer write.
+The store is one SQLite file (WAL) shared by every agent on the machine (the default), or a
+PostgreSQL database shared by the agents of every node (`--store postgresql://...`). The
+sweep's rules (claim order, requeue, exhaustion, hyperband, fencing by attempt) are the
+coordinator's (`sweeper.backends.coordinator`), over the store's primitives
+(`sweeper.backends.store`); this class is the Backend the agent, `launch`, `status` and the
+report talk to, the same over either store. Claims are serialised by the sweep's lock, so N
+agent processes never get the same trial and never lose a result; a trial requeued behind its
+back (its agent's heartbeat lapsed) can no longer write.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import sqlite3
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper.backends import storejson
 from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.coordinator import Coordinator
-from sweeper.backends.sqlite import (
-    SqliteStore,
-    StoreIdentity,
-    json_field,
-    sweep_record,
-)
-from sweeper.backends.store import new_id
+from sweeper.backends.postgres import PostgresStore, is_url
+from sweeper.backends.sqlite import SqliteStore, StoreIdentity
+from sweeper.backends.store import BackendStore, new_id
 from sweeper.errors import NotFoundError
 from sweeper.sweep import ACTIVE, RunState, RunView, SweepState, key_paths
-from sweeper.sweep.runtable import RunRow, run_table
+from sweeper.sweep.runtable import run_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from sweeper.backends.storesink import StoreSink
 
-HISTORY_CHUNK = 900
-"""Run ids per history query: under SQLite's bound-variable limit on every build."""
-
 
 class LocalBackend:
-    """The Backend over the SQLite store: the sweep's rules through `Coordinator`, records
-    through `SqliteStore`. Open one per process (connections do not survive a fork)."""
+    """The Backend over a store: the sweep's rules through `Coordinator`, records through
+    `SqliteStore` or `PostgresStore`. Open one per process (connections do not survive a
+    fork)."""
 
     kind = "local"
     progress_every = 0.5
@@ -54,32 +47,64 @@ class LocalBackend:
         create: bool = True,
         readonly: bool = False,
         expect: StoreIdentity | None = None,
+        password: str | None = None,
     ) -> None:
-        """Open (or create) the store (see `SqliteStore` for the arguments and errors)."""
-        self.store = SqliteStore(path, create=create, readonly=readonly, expect=expect)
-        self.path = self.store.path
-        self.db = self.store.db
-        """The store's connection, for the reads below (the rules go through `coordinator`)."""
+        """Open (or create) the store: a `postgresql://` URL names a PostgreSQL database (see
+        `PostgresStore`; `password`: one a parent process read from its URL), anything else a
+        SQLite file (see `SqliteStore` for the arguments and errors)."""
+        self.sqlite: SqliteStore | None = None
+        """The SQLite store, when that is the store (its file's identity and checks)."""
+        self.store: BackendStore
+        if is_url(path):
+            self.postgres: PostgresStore | None = PostgresStore(
+                str(path), create=create, password=password
+            )
+            self.store = self.postgres
+            self.path = self.store.root
+            """The SQLite store's file; with PostgreSQL, the folder of run files."""
+        else:
+            self.postgres = None
+            self.sqlite = SqliteStore(path, create=create, readonly=readonly, expect=expect)
+            self.store = self.sqlite
+            self.path = self.sqlite.path
         self.coordinator = Coordinator(self.store)
 
     @property
     def identity(self) -> StoreIdentity | None:
-        """Which store file this process opened (None when opened read-only)."""
-        return self.store.identity
+        """Which store file this process opened (None when opened read-only, or for a
+        PostgreSQL store, which a path cannot swap under it)."""
+        return None if self.sqlite is None else self.sqlite.identity
 
     def check_store(self) -> None:
         """Raise StoreLost unless the path still names the file this process opened, whole
-        (`SqliteStore.check_store`)."""
-        self.store.check_store()
+        (`SqliteStore.check_store`); nothing to check for a PostgreSQL store."""
+        if self.sqlite is not None:
+            self.sqlite.check_store()
+
+    @property
+    def location(self) -> str:
+        """The store as messages name it: its path, or its URL with the password masked."""
+        return self.store.location
+
+    @property
+    def store_arg(self) -> str:
+        """The store as an agent started on it is given it (`--store`): a path, or the URL
+        without its password (which goes in `child_env`, not on a command line)."""
+        return str(self.path) if self.postgres is None else self.postgres.url
+
+    def child_env(self) -> dict[str, str]:
+        """Environment a process started on this store needs (a URL's password, as
+        PGPASSWORD), beside `store_arg`."""
+        return {} if self.postgres is None else self.postgres.child_env()
 
     @property
     def where(self) -> str:
-        return f"store {self.path}"
+        return f"store {self.location}"
 
     @property
     def root(self) -> Path:
         """Where runs keep files (checkpoints, logs, wandb offline runs)."""
-        return self.path.parent
+        return self.store.root
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
@@ -125,34 +150,19 @@ class LocalBackend:
         return sweep_id
 
     def sweep(self, sweep_id: str) -> SweepRecord:
-        row = self.db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
-        if row is None:
-            row = self.db.execute(
-                "SELECT * FROM sweeps WHERE study = ? ORDER BY stage DESC LIMIT 1", (sweep_id,)
-            ).fetchone()
-        if row is None:
-            raise NotFoundError(f"no sweep {sweep_id!r} in {self.path}")
-        return sweep_record(row)
+        found = self.store.sweep(sweep_id) or self.store.latest_stage(sweep_id)
+        if found is None:
+            raise NotFoundError(f"no sweep {sweep_id!r} in {self.location}")
+        return found
 
     def sweeps(self, study: str | None = None) -> list[SweepRecord]:
-        if study is None:
-            rows = self.db.execute("SELECT * FROM sweeps ORDER BY created_at").fetchall()
-        else:
-            rows = self.db.execute(
-                "SELECT * FROM sweeps WHERE study = ? ORDER BY stage", (study,)
-            ).fetchall()
-        return [sweep_record(row) for row in rows]
+        return self.store.sweeps(study)
 
     def find_stage(
         self, spec_hash: str, stage: int, study: str | None = None
     ) -> SweepRecord | None:
         """The latest sweep made for this stage of this exact spec (of `study`, if given)."""
-        row = self.db.execute(
-            "SELECT * FROM sweeps WHERE spec_hash = ? AND stage = ?"
-            " AND (? IS NULL OR study = ?) ORDER BY created_at DESC LIMIT 1",
-            (spec_hash, stage, study, study),
-        ).fetchone()
-        return None if row is None else sweep_record(row)
+        return self.store.find_stage(spec_hash, stage, study)
 
     def made_from(self, spec_path: str | os.PathLike[str], name: str | None) -> list[SweepRecord]:
         """The latest sweep (every stage, for a study) made from this spec file, else by name."""
@@ -170,10 +180,7 @@ class LocalBackend:
         return self.coordinator.set_state(sweep_id, SweepState(state))
 
     def counts(self, sweep_id: str) -> dict[str, int]:
-        rows = self.db.execute(
-            "SELECT state, COUNT(*) FROM runs WHERE sweep_id = ? GROUP BY state", (sweep_id,)
-        ).fetchall()
-        return {state: n for state, n in rows}
+        return {str(state): n for state, n in self.store.run_counts(sweep_id).items()}
 
     def is_complete(self, sweep_id: str) -> bool:
         """Nothing left to hand out and nothing still running. A paused sweep is not complete
@@ -213,8 +220,15 @@ class LocalBackend:
         its own connection, to the same file or none (StoreLost)."""
         from sweeper.backends.storesink import StoreSink
 
-        backend = LocalBackend(self.path, create=False, expect=self.identity) if fork else self
+        backend = self._reopen() if fork else self
         return StoreSink(backend, claim, sweep, wandb_mode, owned=fork)
+
+    def _reopen(self) -> LocalBackend:
+        """This store opened afresh (in a forked child): the same SQLite file or none
+        (StoreLost), or the same database with the same password."""
+        if self.postgres is not None:
+            return LocalBackend(self.postgres.url, create=False, password=self.postgres.password)
+        return LocalBackend(self.path, create=False, expect=self.identity)
 
     def record_meta(self, run_id: str, attempt: int, meta: Mapping[str, Any]) -> None:
         self.coordinator.record_meta(run_id, attempt, meta)
@@ -243,12 +257,8 @@ class LocalBackend:
 
     def set_cpu_pool(self, scope: str, host: str, cpu_slots: int) -> None:
         """`launch` with N agents and no GPU: N CPU slots for this study on this host."""
-        with self.store.write() as db:
-            db.execute(
-                "INSERT INTO slot_pools (scope, host, cpu_slots) VALUES (?, ?, ?)"
-                " ON CONFLICT (scope, host) DO UPDATE SET cpu_slots = excluded.cpu_slots",
-                (scope, host, cpu_slots),
-            )
+        with self.store.transaction() as tx:
+            tx.set_cpu_pool(scope, host, cpu_slots)
 
     def lease_slot(
         self,
@@ -261,31 +271,24 @@ class LocalBackend:
         timeout: float,
         cpu_slots: int | None = None,
     ) -> tuple[list[str], set[str]]:
-        """Lease one slot to `holder` until `timeout` seconds from now: all of `gpus`, or with
-        none, the lowest free `cpu-k` within the pool (launch's count for this scope and host,
-        else `cpu_slots`, else unbounded). Leases past their expiry are dropped first.
+        """Lease one slot to `holder` until `timeout` seconds from now (the store's clock): all
+        of `gpus`, or with none, the lowest free `cpu-k` within the pool (launch's count for
+        this scope and host, else `cpu_slots`, else unbounded). Leases past their expiry are
+        dropped first.
 
         Returns:
             The slot names leased, and the live holders in the way when that is [].
         """
-        now = time.time()
-        with self.store.write() as db:
-            db.execute("DELETE FROM leases WHERE expires_at < ?", (now,))
-            held = {
-                row["slot"]: row["holder"]
-                for row in db.execute(
-                    "SELECT slot, holder FROM leases WHERE scope = ? AND host = ? AND holder != ?",
-                    (scope, host, holder),
-                )
-            }
+        with self.store.transaction() as tx:
+            tx.lock_slots(scope, host)
+            tx.drop_lapsed_leases()
+            held = tx.held_slots(scope, host, holder)
             if gpus:
                 wanted = list(gpus)
                 blocking = {held[gpu] for gpu in gpus if gpu in held}
             else:
-                row = db.execute(
-                    "SELECT cpu_slots FROM slot_pools WHERE scope = ? AND host = ?", (scope, host)
-                ).fetchone()
-                pool = row["cpu_slots"] if row is not None else cpu_slots
+                pool = tx.cpu_pool(scope, host)
+                pool = pool if pool is not None else cpu_slots
                 k = next(k for k in itertools.count() if f"cpu-{k}" not in held)
                 wanted = [f"cpu-{k}"]
                 blocking = set()
@@ -293,41 +296,23 @@ class LocalBackend:
                     blocking = {h for slot, h in held.items() if slot.startswith("cpu-")}
             if blocking:
                 return [], blocking
-            db.executemany(
-                "INSERT OR REPLACE INTO leases (scope, host, slot, holder, pid, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(scope, host, name, holder, pid, now + timeout) for name in wanted],
-            )
+            tx.put_leases(scope, host, wanted, holder, pid, tx.now + timeout)
         return wanted, set()
 
     def renew_leases(self, holder: str, timeout: float) -> set[str]:
         """Extend the holder's leases (its heartbeat); the slot names it still holds: one it
         let lapse may have gone to another agent."""
-        with self.store.write() as db:
-            db.execute(
-                "UPDATE leases SET expires_at = ? WHERE holder = ?", (time.time() + timeout, holder)
-            )
-            rows = db.execute("SELECT slot FROM leases WHERE holder = ?", (holder,)).fetchall()
-        return {row["slot"] for row in rows}
+        with self.store.transaction() as tx:
+            return tx.renew_leases(holder, tx.now + timeout)
 
     def release_leases(self, holder: str, slots: list[str] | None = None) -> None:
         """Give up the holder's leases: all, or those of `slots`."""
-        with self.store.write() as db:
-            if slots is None:
-                db.execute("DELETE FROM leases WHERE holder = ?", (holder,))
-            else:
-                marks = ",".join("?" * len(slots))
-                db.execute(
-                    f"DELETE FROM leases WHERE holder = ? AND slot IN ({marks})", (holder, *slots)
-                )
+        with self.store.transaction() as tx:
+            tx.release_leases(holder, slots)
 
     def live_leases(self, scope: str, host: str) -> dict[str, str]:
         """Slot name -> holder, for the unexpired leases of this scope on this host."""
-        rows = self.db.execute(
-            "SELECT slot, holder FROM leases WHERE scope = ? AND host = ? AND expires_at >= ?",
-            (scope, host, time.time()),
-        )
-        return {row["slot"]: row["holder"] for row in rows}
+        return self.store.live_leases(scope, host)
 
     # reading --------------------------------------------------------------------------------
 
@@ -338,103 +323,41 @@ class LocalBackend:
 
     def live_trials(self, sweep_id: str) -> list[LiveTrial]:
         """The running trials, in one query (a progress poll, twice a second)."""
-        rows = self.db.execute(
-            "SELECT r.id, r.agent, r.started_at, r.summary,"
-            " (SELECT MAX(step) FROM history h WHERE h.run_id = r.id) AS step"
-            " FROM runs r WHERE r.sweep_id = ? AND r.state = ? ORDER BY r.seq",
-            (sweep_id, RunState.RUNNING),
-        ).fetchall()
-        now = time.time()
-        return [
-            LiveTrial(
-                run_id=row["id"],
-                agent=row["agent"],
-                step=row["step"],
-                summary=storejson.loads(row["summary"]),
-                elapsed=max(0.0, now - (row["started_at"] or now)),
-            )
-            for row in rows
-        ]
+        return self.store.live_trials(sweep_id)
 
     def run(self, run_id: str) -> dict[str, Any]:
-        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no run {run_id!r} in {self.path}")
-        out = dict(row)
-        for key in ("params", "summary", "meta"):
-            out[key] = storejson.loads(out[key])
-        return out
+        found = self.store.run_detail(run_id)
+        if found is None:
+            raise NotFoundError(f"no run {run_id!r} in {self.location}")
+        return found
 
     def runs(self, sweep_ids: str | list[str]) -> pd.DataFrame:
         """The run table (sweeper.sweep.runtable): one row per run, `config.*` and `summary.*`
         columns, as W&B gives."""
         ids = [sweep_ids] if isinstance(sweep_ids, str) else list(sweep_ids)
-        marks = ",".join("?" * len(ids))
-        configs = self.db.execute(
-            f"SELECT config FROM sweeps WHERE id IN ({marks}) ORDER BY stage, created_at", ids
-        ).fetchall()
-        params = [name for (config,) in configs for name in key_paths(storejson.loads(config))]
-        rows = self.db.execute(
-            f"SELECT r.*, s.stage, s.stage_name FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
-            f" WHERE r.sweep_id IN ({marks}) ORDER BY s.stage, r.seq",
-            ids,
-        ).fetchall()
-        now = time.time()
-        return run_table((_run_row(row, now) for row in rows), params)
+        configs = self.store.sweep_configs(ids)
+        params = [name for config in configs for name in key_paths(config)]
+        return run_table(self.store.run_rows(ids), params)
 
     def history(self, run_ids: list[str], metrics: list[str] | None = None) -> pd.DataFrame:
         """Per-step metrics of the given runs: columns run_id, _step, then one per metric.
 
-        `metrics` picks those columns in SQL: at 10,000 runs, parsing every step is the slow part.
+        `metrics` picks those columns in the store's query: at 10,000 runs, parsing every step
+        is the slow part.
         """
         import pandas as pd
 
-        picked = "metrics" if metrics is None else ", ".join(map(json_field, metrics))
-        rows: list[Any] = []
-        for start in range(0, len(run_ids), HISTORY_CHUNK):
-            chunk = run_ids[start : start + HISTORY_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows += self.db.execute(
-                f"SELECT run_id, step, {picked} FROM history WHERE run_id IN ({marks})", chunk
-            ).fetchall()
+        rows = self.store.history_rows(run_ids, metrics)
         if metrics is None:
-            records = [{"run_id": r, "_step": s, **storejson.loads(m)} for r, s, m in rows]
+            records = [{"run_id": r, "_step": s, **m} for r, s, m in rows]
             frame = pd.DataFrame.from_records(
                 records, columns=None if records else ["run_id", "_step"]
             )
         else:
-            frame = pd.DataFrame.from_records(
-                [(r, s, *map(storejson.picked, vs)) for r, s, *vs in rows],
-                columns=["run_id", "_step", *metrics],
-            )
+            frame = pd.DataFrame.from_records(rows, columns=["run_id", "_step", *metrics])
         return frame.sort_values(["run_id", "_step"], ignore_index=True)
 
     def logged_rows(self, run_id: str) -> list[tuple[int, dict[str, Any]]]:
         """One run's history as logged, step by step: a key a row did not log is absent (in
         `history`'s table it is NaN, like a NaN the run did log)."""
-        rows = self.db.execute(
-            "SELECT step, metrics FROM history WHERE run_id = ? ORDER BY step", (run_id,)
-        ).fetchall()
-        return [(step, storejson.loads(metrics)) for step, metrics in rows]
-
-
-def _run_row(row: sqlite3.Row, now: float) -> RunRow:
-    """A `runs` row joined with its sweep's stage, for the run table; a running run's runtime
-    counts up to `now`."""
-    end = row["finished_at"] or (now if row["state"] == RunState.RUNNING else None)
-    params = storejson.loads(row["params"])
-    return RunRow(
-        run_id=row["id"],
-        sweep_id=row["sweep_id"],
-        state=row["state"],
-        created_at=row["created_at"],
-        config={k: v["value"] for k, v in params.items()},
-        summary=storejson.loads(row["summary"]),
-        stage=row["stage"],
-        stage_name=row["stage_name"],
-        agent=row["agent"],
-        attempts=row["attempt"],
-        runtime=(end - row["started_at"]) if end and row["started_at"] else None,
-        exit_code=row["exit_code"],
-        error=row["error"],
-    )
+        return self.store.logged_rows(run_id)

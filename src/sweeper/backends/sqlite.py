@@ -23,12 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.backends import storejson
-from sweeper.backends.base import SweepRecord
+from sweeper.backends.base import LiveTrial, SweepRecord
 from sweeper.backends.store import RunChanges, RunRecord, Snapshot, SweepChanges, new_id
 from sweeper.errors import NoSpace, NotFoundError, StoreLost, SweeperError
 from sweeper.sweep import RunState, SweepState
+from sweeper.sweep.runtable import RunRow
 
 DEFAULT_STORE = ".sweeper/sweeper.db"
+
+HISTORY_CHUNK = 900
+"""Run ids per history query: under SQLite's bound-variable limit on every build."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -367,6 +371,116 @@ class SqliteStore:
                     history.setdefault(run_id, []).append({history_of: storejson.picked(value)})
         return Snapshot(sweep_record(row), [_run_record(r) for r in runs], history, now)
 
+    @property
+    def root(self) -> Path:
+        """Where runs keep files: the store file's folder."""
+        return self.path.parent
+
+    def sweeps(self, study: str | None = None) -> list[SweepRecord]:
+        if study is None:
+            rows = self.db.execute("SELECT * FROM sweeps ORDER BY created_at").fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM sweeps WHERE study = ? ORDER BY stage", (study,)
+            ).fetchall()
+        return [sweep_record(row) for row in rows]
+
+    def latest_stage(self, study: str) -> SweepRecord | None:
+        row = self.db.execute(
+            "SELECT * FROM sweeps WHERE study = ? ORDER BY stage DESC LIMIT 1", (study,)
+        ).fetchone()
+        return None if row is None else sweep_record(row)
+
+    def find_stage(
+        self, spec_hash: str, stage: int, study: str | None = None
+    ) -> SweepRecord | None:
+        row = self.db.execute(
+            "SELECT * FROM sweeps WHERE spec_hash = ? AND stage = ?"
+            " AND (? IS NULL OR study = ?) ORDER BY created_at DESC LIMIT 1",
+            (spec_hash, stage, study, study),
+        ).fetchone()
+        return None if row is None else sweep_record(row)
+
+    def run_counts(self, sweep_id: str) -> dict[RunState, int]:
+        rows = self.db.execute(
+            "SELECT state, COUNT(*) FROM runs WHERE sweep_id = ? GROUP BY state", (sweep_id,)
+        ).fetchall()
+        return {_STATES[state]: n for state, n in rows}
+
+    def live_trials(self, sweep_id: str) -> list[LiveTrial]:
+        rows = self.db.execute(
+            "SELECT r.id, r.agent, r.started_at, r.summary,"
+            " (SELECT MAX(step) FROM history h WHERE h.run_id = r.id) AS step"
+            " FROM runs r WHERE r.sweep_id = ? AND r.state = ? ORDER BY r.seq",
+            (sweep_id, RunState.RUNNING),
+        ).fetchall()
+        now = self.clock()
+        return [
+            LiveTrial(
+                run_id=row["id"],
+                agent=row["agent"],
+                step=row["step"],
+                summary=storejson.loads(row["summary"]),
+                elapsed=max(0.0, now - (row["started_at"] or now)),
+            )
+            for row in rows
+        ]
+
+    def run_detail(self, run_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        for key in ("params", "summary", "meta"):
+            out[key] = storejson.loads(out[key])
+        return out
+
+    def sweep_configs(self, sweep_ids: list[str]) -> list[dict[str, Any]]:
+        marks = ",".join("?" * len(sweep_ids))
+        configs = self.db.execute(
+            f"SELECT config FROM sweeps WHERE id IN ({marks}) ORDER BY stage, created_at",
+            sweep_ids,
+        ).fetchall()
+        return [storejson.loads(config) for (config,) in configs]
+
+    def run_rows(self, sweep_ids: list[str]) -> list[RunRow]:
+        marks = ",".join("?" * len(sweep_ids))
+        rows = self.db.execute(
+            f"SELECT r.*, s.stage, s.stage_name FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
+            f" WHERE r.sweep_id IN ({marks}) ORDER BY s.stage, r.seq",
+            sweep_ids,
+        ).fetchall()
+        now = self.clock()
+        return [_run_row(row, now) for row in rows]
+
+    def history_rows(
+        self, run_ids: list[str], metrics: list[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        picked = "metrics" if metrics is None else ", ".join(map(json_field, metrics))
+        rows: list[Any] = []
+        for start in range(0, len(run_ids), HISTORY_CHUNK):
+            chunk = run_ids[start : start + HISTORY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows += self.db.execute(
+                f"SELECT run_id, step, {picked} FROM history WHERE run_id IN ({marks})", chunk
+            ).fetchall()
+        if metrics is None:
+            return [(r, s, storejson.loads(m)) for r, s, m in rows]
+        return [(r, s, *map(storejson.picked, vs)) for r, s, *vs in rows]
+
+    def logged_rows(self, run_id: str) -> list[tuple[int, dict[str, Any]]]:
+        rows = self.db.execute(
+            "SELECT step, metrics FROM history WHERE run_id = ? ORDER BY step", (run_id,)
+        ).fetchall()
+        return [(step, storejson.loads(metrics)) for step, metrics in rows]
+
+    def live_leases(self, scope: str, host: str) -> dict[str, str]:
+        rows = self.db.execute(
+            "SELECT slot, holder FROM leases WHERE scope = ? AND host = ? AND expires_at >= ?",
+            (scope, host, self.clock()),
+        )
+        return {row["slot"]: row["holder"] for row in rows}
+
 
 class SqliteTransaction:
     """The store primitives (`sweeper.backends.store.Transaction`) on an open BEGIN IMMEDIATE."""
@@ -479,6 +593,59 @@ class SqliteTransaction:
             (run_id, step, storejson.dumps(dict(metrics))),
         )
 
+    # slot leases ----------------------------------------------------------------------------
+
+    def lock_slots(self, scope: str, host: str) -> None:
+        """BEGIN IMMEDIATE already holds the file's write lock, every scope's."""
+
+    def set_cpu_pool(self, scope: str, host: str, cpu_slots: int) -> None:
+        self.db.execute(
+            "INSERT INTO slot_pools (scope, host, cpu_slots) VALUES (?, ?, ?)"
+            " ON CONFLICT (scope, host) DO UPDATE SET cpu_slots = excluded.cpu_slots",
+            (scope, host, cpu_slots),
+        )
+
+    def cpu_pool(self, scope: str, host: str) -> int | None:
+        row = self.db.execute(
+            "SELECT cpu_slots FROM slot_pools WHERE scope = ? AND host = ?", (scope, host)
+        ).fetchone()
+        return None if row is None else int(row["cpu_slots"])
+
+    def drop_lapsed_leases(self) -> None:
+        self.db.execute("DELETE FROM leases WHERE expires_at < ?", (self._now,))
+
+    def held_slots(self, scope: str, host: str, other_than: str) -> dict[str, str]:
+        return {
+            row["slot"]: row["holder"]
+            for row in self.db.execute(
+                "SELECT slot, holder FROM leases WHERE scope = ? AND host = ? AND holder != ?",
+                (scope, host, other_than),
+            )
+        }
+
+    def put_leases(
+        self, scope: str, host: str, slots: list[str], holder: str, pid: int, expires_at: float
+    ) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO leases (scope, host, slot, holder, pid, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(scope, host, name, holder, pid, expires_at) for name in slots],
+        )
+
+    def renew_leases(self, holder: str, expires_at: float) -> set[str]:
+        self.db.execute("UPDATE leases SET expires_at = ? WHERE holder = ?", (expires_at, holder))
+        rows = self.db.execute("SELECT slot FROM leases WHERE holder = ?", (holder,)).fetchall()
+        return {row["slot"] for row in rows}
+
+    def release_leases(self, holder: str, slots: list[str] | None = None) -> None:
+        if slots is None:
+            self.db.execute("DELETE FROM leases WHERE holder = ?", (holder,))
+        else:
+            marks = ",".join("?" * len(slots))
+            self.db.execute(
+                f"DELETE FROM leases WHERE holder = ? AND slot IN ({marks})", (holder, *slots)
+            )
+
 
 def _assignments(changes: Mapping[str, Any], allowed: frozenset[str]) -> tuple[str, list[Any]]:
     """`col = ?, ...` and its values for an update; column names come from a TypedDict's keys,
@@ -518,6 +685,28 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         storejson.loads(summary),
         row[10],
         row[11],
+    )
+
+
+def _run_row(row: sqlite3.Row, now: float) -> RunRow:
+    """A `runs` row joined with its sweep's stage, for the run table; a running run's runtime
+    counts up to `now`."""
+    end = row["finished_at"] or (now if row["state"] == RunState.RUNNING else None)
+    params = storejson.loads(row["params"])
+    return RunRow(
+        run_id=row["id"],
+        sweep_id=row["sweep_id"],
+        state=row["state"],
+        created_at=row["created_at"],
+        config={k: v["value"] for k, v in params.items()},
+        summary=storejson.loads(row["summary"]),
+        stage=row["stage"],
+        stage_name=row["stage_name"],
+        agent=row["agent"],
+        attempts=row["attempt"],
+        runtime=(end - row["started_at"]) if end and row["started_at"] else None,
+        exit_code=row["exit_code"],
+        error=row["error"],
     )
 
 

@@ -14,10 +14,12 @@ import string
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
-from sweeper.backends.base import SweepRecord
+from sweeper.backends.base import LiveTrial, SweepRecord
 from sweeper.sweep import RunState, RunView, SweepState
+from sweeper.sweep.runtable import RunRow
 
 
 def new_id(length: int = 8) -> str:
@@ -202,4 +204,131 @@ class Store(Protocol):
         Returns:
             The snapshot, or None if there is no such sweep.
         """
+        ...
+
+
+class LeaseTransaction(Transaction, Protocol):
+    """A write transaction that also keeps agents' slot leases (the rule is
+    `sweeper.agent.slots`; LocalBackend applies it over these)."""
+
+    def lock_slots(self, scope: str, host: str) -> None:
+        """Hold the lock on this scope's slots on this host until the transaction ends: two
+        agents leasing there at once take turns."""
+        ...
+
+    def set_cpu_pool(self, scope: str, host: str, cpu_slots: int) -> None:
+        """Set how many CPU slots (cpu-0 .. cpu-(n-1)) the scope has on this host."""
+        ...
+
+    def cpu_pool(self, scope: str, host: str) -> int | None:
+        """The scope's CPU slot count on this host; None if `launch` set none."""
+        ...
+
+    def drop_lapsed_leases(self) -> None:
+        """Forget every lease whose expiry is before `now` (its holder stopped renewing)."""
+        ...
+
+    def held_slots(self, scope: str, host: str, other_than: str) -> dict[str, str]:
+        """Slot name -> holder, for this scope's leases on this host held by anyone else."""
+        ...
+
+    def put_leases(
+        self, scope: str, host: str, slots: list[str], holder: str, pid: int, expires_at: float
+    ) -> None:
+        """Lease these slots to `holder` (process `pid`) until `expires_at` (the store's clock,
+        seconds since the epoch), replacing a lease of the same slot."""
+        ...
+
+    def renew_leases(self, holder: str, expires_at: float) -> set[str]:
+        """Extend every lease of `holder` to `expires_at`.
+
+        Returns:
+            The slot names it still holds (one it let lapse may have gone to another agent).
+        """
+        ...
+
+    def release_leases(self, holder: str, slots: list[str] | None = None) -> None:
+        """Drop the holder's leases: all of them, or those of `slots`."""
+        ...
+
+
+class BackendStore(Store, Protocol):
+    """Everything `LocalBackend` asks of a store: the coordinator's primitives, the reads that
+    `status`, `runs`, reports and the progress bar make (none takes a lock), and slot leases.
+    SQLite (`sweeper.backends.sqlite`) and PostgreSQL (`sweeper.backends.postgres`) give them."""
+
+    @property
+    def root(self) -> Path:
+        """Where runs keep files (logs, checkpoints, wandb's folders) on this machine."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[LeaseTransaction]:
+        """A write transaction (see `Store.transaction`)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection(s); the store is not used again."""
+        ...
+
+    def sweeps(self, study: str | None = None) -> list[SweepRecord]:
+        """Every sweep in creation order, or the stages of `study` in stage order ([] if none)."""
+        ...
+
+    def latest_stage(self, study: str) -> SweepRecord | None:
+        """The study's stage with the highest number; None for no such study."""
+        ...
+
+    def find_stage(
+        self, spec_hash: str, stage: int, study: str | None = None
+    ) -> SweepRecord | None:
+        """The latest sweep made for this stage of this exact spec (of `study`, if given)."""
+        ...
+
+    def run_counts(self, sweep_id: str) -> dict[RunState, int]:
+        """How many runs the sweep has in each state (states with none are absent)."""
+        ...
+
+    def live_trials(self, sweep_id: str) -> list[LiveTrial]:
+        """The sweep's running trials in `seq` order, each with its last logged step, in one
+        query (a progress poll, twice a second); `elapsed` is on the store's clock."""
+        ...
+
+    def run_detail(self, run_id: str) -> dict[str, Any] | None:
+        """Every column of one run (`params`, `summary` and `meta` decoded); None if none."""
+        ...
+
+    def sweep_configs(self, sweep_ids: list[str]) -> list[dict[str, Any]]:
+        """The W&B configs of these sweeps, in stage then creation order."""
+        ...
+
+    def run_rows(self, sweep_ids: list[str]) -> list[RunRow]:
+        """The runs of these sweeps for the run table, in stage then `seq` order; a running
+        run's runtime counts up to the store's clock now."""
+        ...
+
+    def history_rows(
+        self, run_ids: list[str], metrics: list[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The logged steps of these runs, in no set order.
+
+        Args:
+            run_ids: Any number of runs.
+            metrics: The metrics to pick (in the store's query: parsing every step is the slow
+                part at 10,000 runs), or None for whole rows.
+
+        Returns:
+            (run id, step, {metric: value}) rows with `metrics` None, else (run id, step, one
+            value per metric, None where the step did not log it); non-finite floats decoded.
+
+        Raises:
+            SweeperError: a metric name the store cannot query (SQLite: one with a quote).
+        """
+        ...
+
+    def logged_rows(self, run_id: str) -> list[tuple[int, dict[str, Any]]]:
+        """One run's history as logged, (step, {metric: value}) in step order."""
+        ...
+
+    def live_leases(self, scope: str, host: str) -> dict[str, str]:
+        """Slot name -> holder, for the unexpired leases of this scope on this host."""
         ...

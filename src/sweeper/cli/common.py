@@ -122,11 +122,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 Store = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
-        "--store", envvar="SWEEPER_STORE", help="SQLite store [default: .sweeper/sweeper.db]"
+        "--store",
+        envvar="SWEEPER_STORE",
+        help="The store: a SQLite file, or a PostgreSQL server as postgresql://USER@HOST:PORT/DB"
+        " (password from PGPASSWORD or ~/.pgpass) [default: .sweeper/sweeper.db].",
     ),
 ]
+"""A string, not a Path: a Path would fold a URL's `//`."""
 
 
 Sets = Annotated[

@@ -64,7 +64,7 @@ def sweeps_(store: Store = None) -> None:
     launches: dict[str, list[Any]] = {}
     for sweep in backend.sweeps():  # in creation order; a study's stages under its id
         launches.setdefault(sweep.study or sweep.id, []).append(sweep)
-    out = Table(title=f"sweeps in {backend.path}, newest first", title_justify="left")
+    out = Table(title=f"sweeps in {backend.where}, newest first", title_justify="left")
     for column in ("id", "name", "spec", "stage", "state", "done", "best"):
         out.add_column(column, justify="right" if column == "done" else "left")
     for launch in reversed(launches.values()):
@@ -85,7 +85,7 @@ def sweeps_(store: Store = None) -> None:
                 f"{metric} {best.mean:.4g}" if best else "-",
             )
     if not launches:
-        console.print(f"no sweeps in {backend.path} yet (`sweeper launch SPEC` makes one)")
+        console.print(f"no sweeps in {backend.where} yet (`sweeper launch SPEC` makes one)")
         return
     console.print(out)
 

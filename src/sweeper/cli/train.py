@@ -76,7 +76,7 @@ def train(
             wandb_mode=choose_wandb_mode(wandb),
             echo=echo,
             on_start=lambda claim: console.print(
-                styled("run ", (claim.run_id, "bold"), f" ({trainer}) in {backend.path}")
+                styled("run ", (claim.run_id, "bold"), f" ({trainer}) in {backend.location}")
             ),
         )
     console.print(

@@ -61,7 +61,7 @@ def report_data(backend: Backend, target: str, metric: str | None = None) -> Rep
     if backend.kind == "wandb":
         source = f"W&B sweep {', '.join(s.id for s in sweeps)}"
     else:
-        source = f"local store {backend.path}"
+        source = f"local {backend.where}"
     return ReportData(
         title=title,
         source=source,

@@ -1,0 +1,827 @@
+"""The PostgreSQL store: one database server shared by the agents of every node.
+
+It implements the primitives of `sweeper.backends.store` with the same tables as the SQLite
+store (`sweeper.backends.sqlite`; JSON kept as the same text, times as seconds since the epoch,
+flags as booleans); the sweep's rules stay the coordinator's. The sweep's lock is a row lock
+(`SELECT ... FOR UPDATE` on the sweep's row), held by a write transaction only; a slot lease
+takes a transaction-level advisory lock on its (scope, host). Every time the coordinator
+compares is the database's clock (`now()`), so nodes whose clocks disagree still agree on
+when a heartbeat lapsed.
+
+One connection pool per process (psycopg-pool); a forked child opens its own store. A
+transient error (the server restarting, a dropped connection, a serialization failure or a
+deadlock, all psycopg's OperationalError) is retried with backoff for at most `wait` seconds;
+past that the store is Unreachable (one line, exit 2 from the CLI). The password never leaves
+this module: it comes from the URL (held here, given to the agents `launch` starts through
+PGPASSWORD in their environment, never their arguments), PGPASSWORD or ~/.pgpass (libpq's own
+rules), and every message names the server by its URL with the password masked.
+
+psycopg is an optional extra (`sweeper[postgres]`); `open_postgres` names it when missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sweeper.backends import storejson
+from sweeper.backends.base import LiveTrial, SweepRecord
+from sweeper.backends.store import RunChanges, RunRecord, Snapshot, SweepChanges, new_id
+from sweeper.errors import NotFoundError, SweeperError, Unreachable
+from sweeper.sweep import RunState, SweepState
+from sweeper.sweep.runtable import RunRow
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
+
+SCHEMES = ("postgresql://", "postgres://")
+"""How a `--store` value names a PostgreSQL server (libpq's URI schemes); anything else is a
+SQLite file."""
+
+INSTALL = "uv sync --extra postgres` (or `pip install 'sweeper[postgres]'"
+"""What installs the driver, as the missing-driver error says it."""
+
+WAIT = 120.0
+"""Seconds a call keeps retrying a transient error before the store is Unreachable: longer
+than a server restart (`pg_ctl restart` takes 1-3 s) or a failover."""
+
+CONNECT_TIMEOUT = 10
+"""libpq's connect_timeout (s) unless the URL sets one: a server that is down is said in
+seconds, not after the operating system's TCP timeout."""
+
+FILES = ".sweeper"
+"""Where runs keep files (logs, checkpoints, wandb's folders) with a PostgreSQL store: this
+folder under the working directory of each node, as the SQLite store's folder is."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    project TEXT NOT NULL,
+    trainer TEXT NOT NULL,
+    config TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    spec_path TEXT,
+    state TEXT NOT NULL DEFAULT 'running',
+    exhausted BOOLEAN NOT NULL DEFAULT false,
+    study TEXT,
+    stage INTEGER NOT NULL DEFAULT 0,
+    stage_name TEXT,
+    carried TEXT NOT NULL DEFAULT '{}',
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    sweep_id TEXT REFERENCES sweeps(id),
+    seq INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    agent TEXT,
+    heartbeat_at DOUBLE PRECISION,
+    should_stop BOOLEAN NOT NULL DEFAULT false,
+    summary TEXT NOT NULL DEFAULT '{}',
+    meta TEXT NOT NULL DEFAULT '{}',
+    exit_code INTEGER,
+    error TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS runs_by_sweep ON runs (sweep_id, state);
+CREATE TABLE IF NOT EXISTS history (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS store (
+    id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS slot_pools (
+    scope TEXT NOT NULL,
+    host TEXT NOT NULL,
+    cpu_slots INTEGER NOT NULL,
+    PRIMARY KEY (scope, host)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    scope TEXT NOT NULL,
+    host TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, host, slot)
+);
+"""
+"""The SQLite store's tables (see sqlite.SCHEMA for what each column holds), types adapted."""
+
+SCHEMA_LOCK = 0x5357_4545_5045_5201
+"""The advisory lock key under which a store's tables are made (many agents open it at once)."""
+
+_NOW = "extract(epoch from now())::float8"
+"""The database's clock in seconds since the epoch: the start of the current transaction."""
+
+_SWEEP_FIELDS = (
+    "id, name, project, trainer, config, spec, spec_hash, spec_path, state, exhausted, study,"
+    " stage, stage_name, carried, created_at"
+)
+_RUN_FIELDS = (
+    "id, sweep_id, seq, params, state, attempt, agent, heartbeat_at, should_stop, summary,"
+    " created_at, started_at"
+)
+_DETAIL_FIELDS = (
+    "id, sweep_id, seq, params, state, attempt, agent, heartbeat_at, should_stop, summary,"
+    " meta, exit_code, error, created_at, started_at, finished_at"
+)
+_RUN_CHANGES = frozenset(RunChanges.__annotations__)
+_SWEEP_CHANGES = frozenset(SweepChanges.__annotations__)
+_STATES = {str(state): state for state in RunState}
+
+T = TypeVar("T")
+
+
+def is_url(store: object) -> bool:
+    """Whether a `--store` value names a PostgreSQL server rather than a SQLite file."""
+    return isinstance(store, str) and store.startswith(SCHEMES)
+
+
+def _split(url: str, mark: str | None = None) -> tuple[str, str | None]:
+    """The URL without its password (in the user part or a `password=` parameter), and the
+    password; with `mark`, the password is replaced by it instead of removed. Lenient: a
+    malformed URL still loses its password before anything shows it."""
+    parts = urlsplit(url)
+    password = None
+    netloc = parts.netloc
+    user, at, hosts = netloc.rpartition("@")
+    if at and ":" in user:
+        user, _, password = user.partition(":")
+        netloc = f"{user}:{mark}@{hosts}" if mark else f"{user}@{hosts}"
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in query if k != "password"]
+    if len(kept) != len(query):
+        password = next(v for k, v in query if k == "password")
+        if mark:
+            kept.append(("password", mark))
+    query_text = urlencode(kept, safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query_text, parts.fragment)), password
+
+
+def masked(url: str) -> str:
+    """The URL as sweeper shows it: a password it holds becomes `***`."""
+    return _split(url, mark="***")[0]
+
+
+def _driver() -> tuple[Any, Any]:
+    """psycopg and psycopg_pool, or one line naming the extra that installs them.
+
+    Raises:
+        SweeperError: the optional extra is not installed.
+    """
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:
+        raise SweeperError(
+            f"a postgresql:// store needs the PostgreSQL driver: run `{INSTALL}`)"
+        ) from None
+    return psycopg, psycopg_pool
+
+
+class PostgresStore:
+    """A sweeper store in a PostgreSQL database. Open one per process (a forked child opens
+    its own: connections do not survive a fork).
+
+    Args:
+        url: `postgresql://user[:password]@host[:port]/dbname[?sslmode=...&...]`; every libpq
+            parameter passes through. The password may instead come from PGPASSWORD or
+            ~/.pgpass, as libpq reads them.
+        create: Make the tables if the database has none; else NotFoundError.
+        wait: Seconds a call retries transient errors before Unreachable.
+        password: The password when the URL holds none (what a parent process read from its
+            URL), before PGPASSWORD (taken out of the environment here) and ~/.pgpass.
+        clock: A test's fake clock for the coordinator's times (transactions and snapshots);
+            None: the database's.
+
+    Raises:
+        SweeperError: the driver is missing, the URL is malformed, the password is refused, the
+            database does not exist, or the server cannot be reached (one line, password
+            masked).
+        NotFoundError: the database has no sweeper tables and `create` is false.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        create: bool = True,
+        wait: float = WAIT,
+        password: str | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        pg, pool_module = _driver()
+        self.clock = clock
+        self.url, from_url = _split(url)
+        """The URL without its password: what agents are given (`--store`)."""
+        # PGPASSWORD is taken out of this process's environment, so that no trial's program
+        # (a user's train.py, its wandb run) inherits it; this store passes it on explicitly.
+        from_env = os.environ.pop("PGPASSWORD", None)
+        self.password = next((p for p in (from_url, password, from_env) if p is not None), None)
+        self.wait = wait
+        self._shown = masked(url)
+        self.root = Path(FILES).resolve()
+        """Where runs keep files on this node."""
+        try:
+            params = pg.conninfo.conninfo_to_dict(self.url)
+        except pg.Error as exc:
+            raise SweeperError(f"{self._shown}: not a PostgreSQL URL: {self._clean(exc)}") from None
+        params.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        params.setdefault("application_name", "sweeper")
+        if self.password is not None:
+            params["password"] = self.password
+        self._params = params
+        # The pool logs each failed reconnection as a warning; an outage is said once, by
+        # `_retrying`, when it outlasts `wait`.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+        try:
+            first = pg.connect(**params, autocommit=True)
+        except pg.Error as exc:
+            raise SweeperError(f"{self._shown}: cannot connect: {self._clean(exc)}") from None
+        try:
+            self._prepare(first, create)
+        except pg.Error as exc:
+            raise SweeperError(f"{self._shown}: {self._clean(exc)}") from None
+        finally:
+            first.close()
+        self.pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
+            pool_module.ConnectionPool(
+                kwargs={**params, "autocommit": True},
+                min_size=1,
+                max_size=4,
+                open=True,
+                configure=_configure,
+                check=pool_module.ConnectionPool.check_connection,
+                timeout=min(wait, 10.0),
+                reconnect_timeout=max(wait, 1.0),
+                name="sweeper",
+            )
+        )
+
+    @property
+    def location(self) -> str:
+        return self._shown
+
+    def child_env(self) -> dict[str, str]:
+        """What a process started on this store needs in its environment besides `url`: the
+        password the URL held, as libpq's PGPASSWORD (never a command-line argument)."""
+        return {} if self.password is None else {"PGPASSWORD": self.password}
+
+    def _clean(self, exc: BaseException) -> str:
+        """An error's first line, with the password (should libpq echo it) masked."""
+        text = " ".join(str(exc).strip().split("\n", 1)[0].split()) or type(exc).__name__
+        text = text.removeprefix("connection failed: ")
+        return text.replace(self.password, "***") if self.password else text
+
+    def _prepare(self, db: psycopg.Connection[Any], create: bool) -> None:
+        """Make the tables (once, under an advisory lock: agents open the store together) and
+        the store's random id."""
+        ready = db.execute("SELECT to_regclass('store') IS NOT NULL").fetchone()
+        if ready and ready[0] and db.execute("SELECT id FROM store LIMIT 1").fetchone():
+            return
+        if not create:
+            raise NotFoundError(f"no sweeper store in {self._shown} (run `sweeper launch` first)")
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            db.execute(SCHEMA)
+            if db.execute("SELECT id FROM store LIMIT 1").fetchone() is None:
+                db.execute("INSERT INTO store (id) VALUES (%s)", (new_id(16),))
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # retries --------------------------------------------------------------------------------
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """`call()`, retried on transient errors with capped exponential backoff (and jitter,
+        so agents that lost the server together do not come back together) for `wait` s.
+
+        Raises:
+            Unreachable: still failing after `wait` seconds.
+            SweeperError: a non-transient database error.
+        """
+        import psycopg
+
+        deadline = time.monotonic() + self.wait
+        delay = 0.05
+        while True:
+            try:
+                return call()
+            except psycopg.OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise self._unreachable(exc) from None
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 2.0)
+            except psycopg.Error as exc:
+                raise SweeperError(f"{self._shown}: {self._clean(exc)}") from None
+
+    def _unreachable(self, exc: BaseException) -> Unreachable:
+        return Unreachable(
+            f"{self._shown}: the store did not answer for {self.wait:g} s: {self._clean(exc)}"
+        )
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection (checked alive, so a restarted server's dead ones are
+        replaced), retried as `_retrying` says."""
+        conn = self._retrying(lambda: self.pool.getconn())
+        try:
+            yield conn
+        finally:
+            self.pool.putconn(conn)
+
+    def _read(self, query: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """One statement on its own (autocommit), retried whole: reads are idempotent."""
+
+        def run() -> list[tuple[Any, ...]]:
+            with self._connection() as db:
+                return db.execute(query, tuple(args)).fetchall()
+
+        return self._retrying(run)
+
+    # the protocol ---------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTransaction]:
+        """The store primitives inside one write transaction (READ COMMITTED: the sweep's row
+        lock serializes what must be serial).
+
+        Raises:
+            Unreachable: no connection within `wait` seconds, or the connection was lost
+                inside the transaction (nothing of it committed unless the commit was sent).
+        """
+        import psycopg
+
+        with self._connection() as db:
+            try:
+                with db.transaction():
+                    yield PostgresTransaction(db, None if self.clock is None else self.clock())
+            except psycopg.OperationalError as exc:
+                raise self._unreachable(exc) from None
+            except psycopg.Error as exc:
+                raise SweeperError(f"{self._shown}: {self._clean(exc)}") from None
+
+    def sweep(self, sweep_id: str) -> SweepRecord | None:
+        rows = self._read(f"SELECT {_SWEEP_FIELDS} FROM sweeps WHERE id = %s", (sweep_id,))
+        return sweep_record(rows[0]) if rows else None
+
+    def run(self, run_id: str) -> RunRecord | None:
+        rows = self._read(f"SELECT {_RUN_FIELDS} FROM runs WHERE id = %s", (run_id,))
+        return _run_record(rows[0]) if rows else None
+
+    def snapshot(self, sweep_id: str, history_of: str | None = None) -> Snapshot | None:
+        def read() -> Snapshot | None:
+            with self._connection() as db:
+                db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    found = self._snapshot(db, sweep_id, history_of)
+                finally:
+                    db.execute("COMMIT")
+            if found is not None and self.clock is not None:
+                found = replace(found, now=self.clock())
+            return found
+
+        return self._retrying(read)
+
+    @staticmethod
+    def _snapshot(
+        db: psycopg.Connection[Any], sweep_id: str, history_of: str | None
+    ) -> Snapshot | None:
+        row = db.execute(
+            f"SELECT {_SWEEP_FIELDS}, {_NOW} FROM sweeps WHERE id = %s", (sweep_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        runs = db.execute(
+            f"SELECT {_RUN_FIELDS} FROM runs WHERE sweep_id = %s ORDER BY seq", (sweep_id,)
+        ).fetchall()
+        history: dict[str, list[dict[str, Any]]] = {}
+        if history_of is not None:
+            for run_id, value in db.execute(
+                "SELECT h.run_id, h.metrics::json -> %s FROM history h"
+                " JOIN runs r ON r.id = h.run_id WHERE r.sweep_id = %s"
+                " ORDER BY h.run_id, h.step",
+                (history_of, sweep_id),
+            ):
+                history.setdefault(run_id, []).append({history_of: value})
+        return Snapshot(sweep_record(row), [_run_record(r) for r in runs], history, row[-1])
+
+    def sweeps(self, study: str | None = None) -> list[SweepRecord]:
+        if study is None:
+            rows = self._read(f"SELECT {_SWEEP_FIELDS} FROM sweeps ORDER BY created_at")
+        else:
+            rows = self._read(
+                f"SELECT {_SWEEP_FIELDS} FROM sweeps WHERE study = %s ORDER BY stage", (study,)
+            )
+        return [sweep_record(row) for row in rows]
+
+    def latest_stage(self, study: str) -> SweepRecord | None:
+        rows = self._read(
+            f"SELECT {_SWEEP_FIELDS} FROM sweeps WHERE study = %s ORDER BY stage DESC LIMIT 1",
+            (study,),
+        )
+        return sweep_record(rows[0]) if rows else None
+
+    def find_stage(
+        self, spec_hash: str, stage: int, study: str | None = None
+    ) -> SweepRecord | None:
+        rows = self._read(
+            f"SELECT {_SWEEP_FIELDS} FROM sweeps WHERE spec_hash = %s AND stage = %s"
+            " AND (%s::text IS NULL OR study = %s) ORDER BY created_at DESC LIMIT 1",
+            (spec_hash, stage, study, study),
+        )
+        return sweep_record(rows[0]) if rows else None
+
+    def run_counts(self, sweep_id: str) -> dict[RunState, int]:
+        rows = self._read(
+            "SELECT state, COUNT(*) FROM runs WHERE sweep_id = %s GROUP BY state", (sweep_id,)
+        )
+        return {_STATES[state]: n for state, n in rows}
+
+    def live_trials(self, sweep_id: str) -> list[LiveTrial]:
+        rows = self._read(
+            "SELECT r.id, r.agent, r.started_at, r.summary,"
+            " (SELECT MAX(step) FROM history h WHERE h.run_id = r.id) AS step,"
+            f" {_NOW} FROM runs r WHERE r.sweep_id = %s AND r.state = %s ORDER BY r.seq",
+            (sweep_id, str(RunState.RUNNING)),
+        )
+        return [
+            LiveTrial(
+                run_id=run_id,
+                agent=agent,
+                step=step,
+                summary=storejson.loads(summary),
+                elapsed=max(0.0, now - (started_at or now)),
+            )
+            for run_id, agent, started_at, summary, step, now in rows
+        ]
+
+    def run_detail(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._read(f"SELECT {_DETAIL_FIELDS} FROM runs WHERE id = %s", (run_id,))
+        if not rows:
+            return None
+        out = dict(zip([name.strip() for name in _DETAIL_FIELDS.split(",")], rows[0], strict=True))
+        for key in ("params", "summary", "meta"):
+            out[key] = storejson.loads(out[key])
+        return out
+
+    def sweep_configs(self, sweep_ids: list[str]) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT config FROM sweeps WHERE id = ANY(%s) ORDER BY stage, created_at",
+            (list(sweep_ids),),
+        )
+        return [storejson.loads(config) for (config,) in rows]
+
+    def run_rows(self, sweep_ids: list[str]) -> list[RunRow]:
+        rows = self._read(
+            "SELECT r.id, r.sweep_id, r.state, r.created_at, r.params, r.summary, s.stage,"
+            " s.stage_name, r.agent, r.attempt, r.started_at, r.finished_at, r.exit_code,"
+            f" r.error, {_NOW} FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
+            " WHERE r.sweep_id = ANY(%s) ORDER BY s.stage, r.seq",
+            (list(sweep_ids),),
+        )
+        out = []
+        for (
+            run_id,
+            sweep_id,
+            state,
+            created_at,
+            params,
+            summary,
+            stage,
+            stage_name,
+            agent,
+            attempt,
+            started_at,
+            finished_at,
+            exit_code,
+            error,
+            now,
+        ) in rows:
+            end = finished_at or (now if state == RunState.RUNNING else None)
+            out.append(
+                RunRow(
+                    run_id=run_id,
+                    sweep_id=sweep_id,
+                    state=state,
+                    created_at=created_at,
+                    config={k: v["value"] for k, v in storejson.loads(params).items()},
+                    summary=storejson.loads(summary),
+                    stage=stage,
+                    stage_name=stage_name,
+                    agent=agent,
+                    attempts=attempt,
+                    runtime=(end - started_at) if end and started_at else None,
+                    exit_code=exit_code,
+                    error=error,
+                )
+            )
+        return out
+
+    def history_rows(
+        self, run_ids: list[str], metrics: list[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        if metrics is None:
+            rows = self._read(
+                "SELECT run_id, step, metrics FROM history WHERE run_id = ANY(%s)", (run_ids,)
+            )
+            return [(r, s, storejson.loads(m)) for r, s, m in rows]
+        picked = ", ".join("metrics::json -> %s" for _ in metrics)
+        return self._read(
+            f"SELECT run_id, step, {picked} FROM history WHERE run_id = ANY(%s)",
+            (*metrics, run_ids),
+        )
+
+    def logged_rows(self, run_id: str) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._read(
+            "SELECT step, metrics FROM history WHERE run_id = %s ORDER BY step", (run_id,)
+        )
+        return [(step, storejson.loads(metrics)) for step, metrics in rows]
+
+    def live_leases(self, scope: str, host: str) -> dict[str, str]:
+        rows = self._read(
+            "SELECT slot, holder FROM leases WHERE scope = %s AND host = %s"
+            f" AND expires_at >= {_NOW}",
+            (scope, host),
+        )
+        return {slot: holder for slot, holder in rows}
+
+
+def _configure(db: psycopg.Connection[Any]) -> None:
+    """Each pooled connection reads JSON (a history pick) as the store wrote it: an encoded
+    NaN or infinity comes back as the float (storejson)."""
+    from psycopg.types.json import set_json_loads
+
+    set_json_loads(storejson.loads, db)
+
+
+class PostgresTransaction:
+    """The store primitives (`sweeper.backends.store.Transaction`) on an open transaction."""
+
+    def __init__(self, db: psycopg.Connection[Any], now: float | None = None) -> None:
+        self.db = db
+        self._now = now
+
+    @property
+    def now(self) -> float:
+        # now() is the transaction's start whenever it is asked: one round trip, when needed.
+        if self._now is None:
+            row = self.db.execute(f"SELECT {_NOW}").fetchone()
+            assert row is not None
+            self._now = float(row[0])
+        return self._now
+
+    def lock_sweep(self, sweep_id: str) -> SweepRecord | None:
+        row = self.db.execute(
+            f"SELECT {_SWEEP_FIELDS} FROM sweeps WHERE id = %s FOR UPDATE", (sweep_id,)
+        ).fetchone()
+        return None if row is None else sweep_record(row)
+
+    def insert_sweep(self, sweep: SweepRecord) -> None:
+        self.db.execute(
+            f"INSERT INTO sweeps ({_SWEEP_FIELDS})"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                sweep.id,
+                sweep.name,
+                sweep.project,
+                sweep.trainer,
+                storejson.dumps(sweep.config),
+                storejson.dumps(sweep.spec, default=str),
+                sweep.spec_hash,
+                sweep.spec_path,
+                str(sweep.state),
+                sweep.exhausted,
+                sweep.study,
+                sweep.stage,
+                sweep.stage_name,
+                storejson.dumps(sweep.carried),
+                sweep.created_at,
+            ),
+        )
+
+    def update_sweep(self, sweep_id: str, changes: SweepChanges) -> None:
+        columns, values = _assignments(changes, _SWEEP_CHANGES)
+        self.db.execute(f"UPDATE sweeps SET {columns} WHERE id = %s", (*values, sweep_id))
+
+    def run_counts(self, sweep_id: str) -> dict[RunState, int]:
+        rows = self.db.execute(
+            "SELECT state, COUNT(*) FROM runs WHERE sweep_id = %s GROUP BY state", (sweep_id,)
+        )
+        return {_STATES[state]: n for state, n in rows}
+
+    def runs(self, sweep_id: str, states: Iterable[RunState] | None = None) -> list[RunRecord]:
+        query, args = f"SELECT {_RUN_FIELDS} FROM runs WHERE sweep_id = %s", [sweep_id]
+        if states is not None:
+            query += " AND state = ANY(%s)"
+            args.append([str(state) for state in states])  # type: ignore[arg-type]
+        return [_run_record(row) for row in self.db.execute(query + " ORDER BY seq", args)]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        row = self.db.execute(f"SELECT {_RUN_FIELDS} FROM runs WHERE id = %s", (run_id,)).fetchone()
+        return None if row is None else _run_record(row)
+
+    def insert_run(self, run: RunRecord) -> None:
+        self.db.execute(
+            f"INSERT INTO runs ({_RUN_FIELDS})"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                run.id,
+                run.sweep_id,
+                run.seq,
+                storejson.dumps(run.params),
+                str(run.state),
+                run.attempt,
+                run.agent,
+                run.heartbeat_at,
+                run.should_stop,
+                storejson.dumps(run.summary),
+                run.created_at,
+                run.started_at,
+            ),
+        )
+
+    def update_run(
+        self,
+        run_id: str,
+        attempt: int,
+        changes: RunChanges,
+        expect: RunState | None = RunState.RUNNING,
+    ) -> bool:
+        columns, values = _assignments(changes, _RUN_CHANGES)
+        query = f"UPDATE runs SET {columns} WHERE id = %s AND attempt = %s"
+        args = [*values, run_id, attempt]
+        if expect is not None:
+            query += " AND state = %s"
+            args.append(str(expect))
+        return self.db.execute(query, args).rowcount == 1
+
+    def merge_summary(self, run_id: str, attempt: int, summary: Mapping[str, Any]) -> bool:
+        # RFC 7396's merge (SQLite's json_patch), in Python on the locked row: jsonb would
+        # reorder the summary's keys, and the text must read back as SQLite's does.
+        row = self.db.execute(
+            "SELECT summary FROM runs WHERE id = %s AND attempt = %s AND state = %s"
+            " FOR NO KEY UPDATE",
+            (run_id, attempt, str(RunState.RUNNING)),
+        ).fetchone()
+        if row is None:
+            return False
+        if summary:
+            merged = merge_patch(storejson.loads(row[0]), storejson.loads(storejson.dumps(summary)))
+            self.db.execute(
+                "UPDATE runs SET summary = %s WHERE id = %s",
+                (storejson.dumps(merged), run_id),
+            )
+        return True
+
+    def append_history(self, run_id: str, step: int, metrics: Mapping[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO history (run_id, step, metrics) VALUES (%s, %s, %s)"
+            " ON CONFLICT (run_id, step) DO UPDATE SET metrics = excluded.metrics",
+            (run_id, step, storejson.dumps(dict(metrics))),
+        )
+
+    # slot leases ----------------------------------------------------------------------------
+
+    def lock_slots(self, scope: str, host: str) -> None:
+        self.db.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{scope}\x1f{host}",)
+        )
+
+    def set_cpu_pool(self, scope: str, host: str, cpu_slots: int) -> None:
+        self.db.execute(
+            "INSERT INTO slot_pools (scope, host, cpu_slots) VALUES (%s, %s, %s)"
+            " ON CONFLICT (scope, host) DO UPDATE SET cpu_slots = excluded.cpu_slots",
+            (scope, host, cpu_slots),
+        )
+
+    def cpu_pool(self, scope: str, host: str) -> int | None:
+        row = self.db.execute(
+            "SELECT cpu_slots FROM slot_pools WHERE scope = %s AND host = %s", (scope, host)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def drop_lapsed_leases(self) -> None:
+        self.db.execute("DELETE FROM leases WHERE expires_at < %s", (self.now,))
+
+    def held_slots(self, scope: str, host: str, other_than: str) -> dict[str, str]:
+        rows = self.db.execute(
+            "SELECT slot, holder FROM leases WHERE scope = %s AND host = %s AND holder != %s",
+            (scope, host, other_than),
+        )
+        return {slot: holder for slot, holder in rows}
+
+    def put_leases(
+        self, scope: str, host: str, slots: list[str], holder: str, pid: int, expires_at: float
+    ) -> None:
+        self.db.cursor().executemany(
+            "INSERT INTO leases (scope, host, slot, holder, pid, expires_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (scope, host, slot) DO UPDATE SET"
+            " holder = excluded.holder, pid = excluded.pid, expires_at = excluded.expires_at",
+            [(scope, host, slot, holder, pid, expires_at) for slot in slots],
+        )
+
+    def renew_leases(self, holder: str, expires_at: float) -> set[str]:
+        rows = self.db.execute(
+            "UPDATE leases SET expires_at = %s WHERE holder = %s RETURNING slot",
+            (expires_at, holder),
+        )
+        return {slot for (slot,) in rows}
+
+    def release_leases(self, holder: str, slots: list[str] | None = None) -> None:
+        if slots is None:
+            self.db.execute("DELETE FROM leases WHERE holder = %s", (holder,))
+        else:
+            self.db.execute(
+                "DELETE FROM leases WHERE holder = %s AND slot = ANY(%s)", (holder, slots)
+            )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch (what SQLite's json_patch does): an object merges key by key,
+    recursively; a null removes the key; anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def _assignments(changes: Mapping[str, Any], allowed: frozenset[str]) -> tuple[str, list[Any]]:
+    """`col = %s, ...` and its values for an update; column names come from a TypedDict's
+    keys, never from data."""
+    unknown = set(changes) - allowed
+    if unknown or not changes:
+        raise ValueError(f"cannot update columns {sorted(unknown) or 'none'}")
+    values = []
+    for name, value in changes.items():
+        if isinstance(value, RunState | SweepState):
+            value = str(value)
+        elif name == "meta":
+            value = storejson.dumps(value, default=str)
+        values.append(value)
+    return ", ".join(f"{name} = %s" for name in changes), values
+
+
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    """A `runs` row selected as _RUN_FIELDS."""
+    (run_id, sweep_id, seq, params, state, attempt, agent, heartbeat_at, stop, summary) = row[:10]
+    return RunRecord(
+        run_id,
+        sweep_id,
+        seq,
+        storejson.loads(params),
+        _STATES[state],
+        attempt,
+        agent,
+        heartbeat_at,
+        bool(stop),
+        storejson.loads(summary),
+        row[10],
+        row[11],
+    )
+
+
+def sweep_record(row: tuple[Any, ...]) -> SweepRecord:
+    """A `sweeps` row selected as _SWEEP_FIELDS (anything after them is ignored)."""
+    config = storejson.loads(row[4])
+    return SweepRecord(
+        id=row[0],
+        name=row[1],
+        project=row[2],
+        trainer=row[3],
+        config=config,
+        spec=storejson.loads(row[5]),
+        spec_hash=row[6],
+        spec_path=row[7],
+        state=SweepState.read(row[8]),
+        exhausted=bool(row[9]),
+        study=row[10],
+        stage=row[11],
+        stage_name=row[12],
+        carried=storejson.loads(row[13]),
+        created_at=row[14],
+        entity=config.get("entity"),
+    )

@@ -1,0 +1,140 @@
+"""The PostgreSQL store as users meet it: `--store postgresql://...` on the real command, the
+password kept out of every output, file and row, bad input in one line, and a server restart
+ridden out. (The coordinator's rules over it: test_coordinator.py; the Backend protocol over
+it: test_backend_protocol.py.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import probe_spec, write_spec
+from helpers import sweeper
+from postgres_server import BIN, PASSWORD, PostgresServer
+from typer.testing import CliRunner
+
+from sweeper.backends.local import LocalBackend
+from sweeper.backends.postgres import PostgresStore, is_url, masked
+from sweeper.cli import app
+from sweeper.errors import Unreachable
+from sweeper.sweep import RunState
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_a_url_is_shown_with_its_password_masked() -> None:
+    assert is_url("postgresql://u@h/db") and is_url("postgres://h/db")
+    assert not is_url("/tmp/postgresql.db") and not is_url(Path("postgresql://x"))
+    assert masked("postgresql://u:s3cret@h:5432/db?sslmode=require") == (
+        "postgresql://u:***@h:5432/db?sslmode=require"
+    )
+    assert masked("postgresql://u@h/db?password=s3cret&sslmode=disable") == (
+        "postgresql://u@h/db?sslmode=disable&password=***"
+    )
+    assert masked("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_bad_urls_passwords_databases_and_servers_are_one_line_with_the_password_masked(
+    postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    host = f"{postgres_server.host}:{postgres_server.port}"
+    cases = {
+        f"postgresql://sweeper:{PASSWORD}x@{host}/postgres": "password authentication failed",
+        f"postgresql://sweeper:{PASSWORD}@{host}/nosuchdb": 'database "nosuchdb" does not exist',
+        f"postgresql://sweeper:{PASSWORD}@127.0.0.1:1/db": "Connection refused",
+        f"postgresql://sweeper:{PASSWORD}@{host}:x/db": "invalid",
+    }
+    for url, reason in cases.items():
+        code, output = _cli("sweeps", "--store", url)
+        lines = output.strip().splitlines()
+        assert code == 2 and len(lines) == 1, output
+        assert reason in lines[0] and "postgresql://sweeper:***@" in lines[0], output
+        assert PASSWORD not in output
+    code, output = _cli(
+        "status", "x", "--store", f"postgresql://sweeper:{PASSWORD}@{host}/x", "--backend", "wandb"
+    )
+    assert code == 2 and PASSWORD not in output and "wandb backend" in output
+    assert list(tmp_path.iterdir()) == [], "nothing may be written"
+
+
+def test_an_empty_database_is_no_store_for_a_reader(postgres_url: str) -> None:
+    code, output = _cli("sweeps", "--store", postgres_url)
+    assert code == 2 and "no sweeper store in postgresql://sweeper:***@" in output, output
+
+
+def test_without_the_driver_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg: ImportError
+    code, output = _cli("sweeps", "--store", "postgresql://u@localhost/db")
+    assert code == 2 and output.count("\n") == 1, output
+    assert "uv sync --extra postgres" in output and "sweeper[postgres]" in output
+
+
+def test_a_server_restart_is_ridden_out_and_a_dead_one_is_unreachable_in_bounded_time(
+    postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+) -> None:
+    from sweeper.backends.coordinator import Coordinator
+
+    backend = LocalBackend(postgres_url)
+    grid = {"method": "grid", "parameters": {"x": {"values": [1, 2]}}}
+    sweep_id = backend.create_sweep(grid, trainer="probe", spec={}, spec_hash="h")
+    claim = backend.claim(sweep_id, "a")
+    assert claim is not None
+    postgres_server.pg_ctl("restart", "-m", "fast")  # every pooled connection dies
+    assert backend.log(claim.run_id, claim.attempt, 0, {"loss": 1.0})
+    assert backend.finish(claim.run_id, claim.attempt, RunState.FINISHED, {"loss": 0.5})
+    assert backend.counts(sweep_id) == {"finished": 1}
+    bounded = PostgresStore(postgres_url, create=False, wait=1.0)
+    postgres_server.pg_ctl("stop", "-m", "fast")
+    try:
+        with pytest.raises(Unreachable, match=r"did not answer for 1 s") as caught:
+            Coordinator(bounded).heartbeat(claim.run_id, claim.attempt)
+        assert PASSWORD not in str(caught.value) and "sweeper:***@" in str(caught.value)
+    finally:
+        postgres_server.pg_ctl("start")
+    assert backend.run(claim.run_id)["summary"] == {"loss": 0.5}
+    bounded.close()
+    backend.close()
+
+
+@pytest.mark.slow  # launch starts two agent processes that import torch
+def test_launch_over_postgres_runs_every_point_once_and_the_password_shows_nowhere(
+    postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+) -> None:
+    values = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    spec = write_spec(tmp_path, probe_spec(base={"epochs": 1}, search={"x": values}))
+    store = ["--store", postgres_url]
+    launched = sweeper(
+        "launch", str(spec), *store, "--agents", "2", "--wandb", "offline", cwd=tmp_path
+    )
+    assert launched.returncode == 0, launched.stderr
+    backend = LocalBackend(postgres_url, create=False)
+    (sweep,) = backend.sweeps()
+    table = backend.runs(sweep.id)
+    assert sorted(table["config.x"]) == values  # every point once: none twice, none missing
+    assert set(table["state"]) == {"finished"}
+    status = sweeper("status", sweep.id, *store, cwd=tmp_path)
+    runs = sweeper("runs", sweep.id, *store, cwd=tmp_path)
+    assert status.returncode == 0 and "6/6" in status.stdout, status.stderr
+    assert runs.returncode == 0 and len(runs.stdout.splitlines()) > 6, runs.stderr
+    outputs = [launched, status, runs]
+    assert not any(PASSWORD in r.stdout + r.stderr for r in outputs)
+    assert all(PASSWORD not in str(backend.run(r)["meta"]) for r in table["run_id"])
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "output.log" for p in files) and any(".wandb" in p.name for p in files)
+    assert not [p for p in files if PASSWORD.encode() in p.read_bytes()]
+    server = ["-h", postgres_server.host, "-p", str(postgres_server.port)]
+    database = postgres_url.rsplit("/", 1)[1]
+    dump = subprocess.run(
+        [str(BIN / "pg_dump"), "--data-only", *server, "-U", postgres_server.superuser, database],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert sweep.id in dump and PASSWORD not in dump
+    backend.close()
