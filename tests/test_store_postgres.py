@@ -63,9 +63,15 @@ def test_bad_urls_passwords_databases_and_servers_are_one_line_with_the_password
     assert list(tmp_path.iterdir()) == [], "nothing may be written"
 
 
-def test_an_empty_database_is_no_store_for_a_reader(postgres_url: str) -> None:
-    code, output = _cli("sweeps", "--store", postgres_url)
+def test_an_empty_database_is_no_store_for_a_reader(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEPER_STORE", postgres_url)  # as --store
+    code, output = _cli("sweeps")
     assert code == 2 and "no sweeper store in postgresql://sweeper:***@" in output, output
+    monkeypatch.setenv("SWEEPER_STORE", postgres_url.replace(PASSWORD, "wrong"))
+    code, output = _cli("sweeps")  # the variable's URL, not a SQLite file named after it
+    assert code == 2 and "password authentication failed" in output, output
 
 
 def test_without_the_driver_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,6 +55,7 @@ class LocalBackend:
         self.sqlite: SqliteStore | None = None
         """The SQLite store, when that is the store (its file's identity and checks)."""
         self.store: BackendStore
+        path = path or os.environ.get("SWEEPER_STORE") or None  # the variable may hold a URL
         if is_url(path):
             self.postgres: PostgresStore | None = PostgresStore(
                 str(path), create=create, password=password
