@@ -3,8 +3,8 @@
 graphql-core parses, validates and executes every request against `schema.graphql` (the
 types, fields and arguments the wandb 0.31 client sends), so a document W&B would refuse
 is refused here too. Resolved objects are dicts whose values are data or callables taking
-the field's arguments (a dict), evaluated only when selected; an interface or union
-value names its type in "__typename".
+the field's arguments (a dict), evaluated only when selected. The schema has no interface
+or union (none of the documents asks for one), so no value needs to name its type.
 """
 
 from __future__ import annotations
@@ -93,15 +93,10 @@ def connection(items: list[Any], args: dict[str, Any], to_node: Callable[[Any], 
     edges = [{"node": to_node(item), "cursor": str(i + 1)} for i, item in enumerate(items)]
     page = edges[start:end]
     return {
-        "__typename": "Connection",
         "edges": page,
-        "totalCount": len(items),
         "pageInfo": {
-            "__typename": "PageInfo",
             "endCursor": page[-1]["cursor"] if page else None,
             "hasNextPage": end < len(items),
-            "startCursor": page[0]["cursor"] if page else None,
-            "hasPreviousPage": start > 0,
         },
     }
 
@@ -137,7 +132,6 @@ class Resolvers:
             variable_values=variables,
             operation_name=operation,
             field_resolver=self._resolve_field,
-            type_resolver=_resolve_type,
         )
 
     def _resolve_field(
@@ -166,9 +160,6 @@ class Resolvers:
             "viewer": self.viewer(),
             "serverInfo": {
                 "features": [{"name": name, "isEnabled": True} for name in SERVER_FEATURES],
-                "cliVersionInfo": {},
-                "latestLocalVersionInfo": None,
-                "availableBucketProviders": [],
             },
             "project": self.project_field,
             "model": self.project_field,
@@ -184,9 +175,6 @@ class Resolvers:
             "agentHeartbeat": self.agent_heartbeat,
             "upsertBucket": self.upsert_bucket,
             "createRunFiles": self.create_run_files,
-            "markRunFilesUploaded": lambda args: {"success": True},
-            "stopRun": self.stop_run,
-            "upsertModel": self.upsert_model,
             "upsertView": lambda args: views.upsert_view(self, args),
         }
 
@@ -194,7 +182,6 @@ class Resolvers:
 
     def viewer(self) -> Node:
         return {
-            "__typename": "User",
             "id": "VXNlcjox",
             "name": self.entity,
             "username": self.entity,
@@ -205,14 +192,12 @@ class Resolvers:
             "deletedAt": None,
             "apiKeys": {"edges": []},
             "teams": {"edges": [{"node": {"name": self.entity}}]},
-            "defaultEntity": self.entity_node(self.entity),
-            "userEntity": self.entity_node(self.entity),
         }
 
     def entity_node(self, name: str) -> Node:
         # A personal entity belongs to no organization: W&B answers null (wandb-core then
         # skips its CoreWeave organization lookup).
-        return {"__typename": "Entity", "id": f"entity-{name}", "name": name, "organization": None}
+        return {"id": f"entity-{name}", "name": name, "organization": None}
 
     def project_node(self, entity: str, name: str) -> Node:
         project_id = self.state.touch_project(entity, name)
@@ -247,7 +232,6 @@ class Resolvers:
             return None if found is None else self.run_node(found)
 
         return {
-            "__typename": "Project",
             "id": str(project_id),
             "internalId": str(project_id),
             "name": name,
@@ -256,9 +240,6 @@ class Resolvers:
             "createdAt": "2024-01-01T00:00:00",
             "isBenchmark": False,
             "readOnly": False,
-            "access": "PRIVATE",
-            "description": None,
-            "views": "{}",
             "user": self.viewer(),
             "totalSweeps": len(sweeps),
             "sweeps": sweeps_page,
@@ -286,9 +267,7 @@ class Resolvers:
 
     def sweep_node(self, sweep: SweepRecord) -> Node:
         runs = self.state.sweep_runs(sweep)
-        agents = [a for a in self.state.agents.values() if a.sweep_id == sweep.id]
         return {
-            "__typename": "Sweep",
             "id": sweep.storage_id,
             "name": sweep.id,
             "displayName": sweep.display_name,
@@ -305,16 +284,11 @@ class Resolvers:
             "earlyStopJobRunning": False,
             "controller": sweep.controller,
             "scheduler": sweep.scheduler,
-            "controllerRunName": None,
             "project": lambda args: self.project_node(sweep.entity, sweep.project),
             "runs": lambda args: connection(
                 [r for r in runs if matches(r, _json_arg(args.get("filters")))],
                 args,
                 self.run_node,
-            ),
-            "agents": lambda args: connection(agents, args, self.agent_node),
-            "agent": lambda args: next(
-                (self.agent_node(a) for a in agents if a.id == args.get("agentID")), None
             ),
         }
 
@@ -333,22 +307,12 @@ class Resolvers:
         return max(values) if metric.get("goal") == "maximize" else min(values)
 
     def agent_node(self, agent: AgentRecord) -> Node:
-        return {
-            "__typename": "Agent",
-            "id": agent.id,
-            "name": agent.id,
-            "host": agent.host,
-            "state": agent.state,
-            "totalRuns": len(agent.run_ids),
-            "createdAt": agent.created_at,
-            "heartbeatAt": agent.created_at,
-        }
+        return {"id": agent.id}
 
     def run_node(self, run: RunRecord) -> Node:
         history = run.history
         last_step = max((row.get("_step", i) for i, row in enumerate(history)), default=-1)
         return {
-            "__typename": "Run",
             "id": run.storage_id,
             "name": run.id,
             "displayName": run.display_name or run.id,
@@ -361,11 +325,9 @@ class Resolvers:
             "group": run.group,
             "jobType": run.job_type,
             "commit": None,
-            "host": run.host,
             "readOnly": False,
             "createdAt": run.created_at,
             "heartbeatAt": run.heartbeat_at,
-            "updatedAt": run.heartbeat_at,
             "exitcode": run.exitcode,
             "shouldStop": run.stop_requested,
             # "Asked to stop", as wandb's launch agent reads it (sdk/launch/api.py,
@@ -412,15 +374,7 @@ class Resolvers:
                 if args.get("minStep") is None
                 or args["minStep"] <= row.get("_step", 0) < args.get("maxStep", float("inf"))
             ][: args.get("samples") or None],
-            "events": lambda args: [json.dumps(row) for row in run.events][
-                : args.get("samples") or None
-            ],
-            "sweep": None if run.sweep_id is None else self.sweep_ref(run),
         }
-
-    def sweep_ref(self, run: RunRecord) -> Node | None:
-        sweep = self.state.sweeps.get(run.sweep_id or "")
-        return None if sweep is None else self.sweep_node(sweep)
 
     @staticmethod
     def sample(history: list[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -448,7 +402,6 @@ class Resolvers:
         return {
             "sweep": self.sweep_node(sweep),
             "configValidationWarnings": [],
-            "inserted": True,
         }
 
     def create_agent(self, args: dict[str, Any]) -> Node:
@@ -531,21 +484,3 @@ class Resolvers:
             "uploadHeaders": [],
             "files": [{"name": name, "uploadUrl": f"{base}/{name}"} for name in fields["files"]],
         }
-
-    def stop_run(self, args: dict[str, Any]) -> Node:
-        run = self.state.find_run(None, None, args["input"]["id"])
-        if run is None:
-            raise GraphQLError(f"run {args['input']['id']} not found")
-        run.stop_requested = True
-        return {"success": True}
-
-    def upsert_model(self, args: dict[str, Any]) -> Node:
-        fields = args["input"]
-        entity = fields.get("entityName") or self.entity
-        node = self.project_node(entity, fields["name"])
-        return {"project": node, "model": node, "inserted": True}
-
-
-def _resolve_type(value: Any, info: graphql_core.GraphQLResolveInfo, abstract: Any) -> Any:
-    """An interface or union value's concrete type: the "__typename" its dict names."""
-    return value.get("__typename") if isinstance(value, Mapping) else None
