@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from conftest import probe_spec, start_agent, wait_for, write_spec
-from helpers import fill_sweep
+from helpers import fill_sweep, sweeper
 from testing_trainers import probe_loss
 from typer.testing import CliRunner
 
@@ -144,7 +144,15 @@ class Lines:
             self.lines.append(line)
 
     def count(self, text: str) -> int:
-        return sum(text in line for line in self.lines)
+        """How often `text` was said (rich wraps a long line at 80 columns in a pipe)."""
+        return " ".join("".join(self.lines).split()).count(text)
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Until a line holds `text`; else fail showing the output so far."""
+        try:
+            wait_for(lambda: self.count(text) >= 1, timeout=timeout, what=repr(text))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; output:\n{''.join(self.lines)}") from None
 
     def join(self) -> str:
         self._thread.join(timeout=30)
@@ -159,13 +167,13 @@ def test_an_agent_waits_through_a_pause_and_finishes_after_resume(
     assert cli("pause", sweep_id, "--store", str(store)).exit_code == 0
     agent = start_agent(sweep_id, store)
     out = Lines(agent)
-    wait_for(lambda: out.count("is paused: waiting for a resume") == 1, what="the agent to wait")
+    out.wait_for("is paused: waiting for a resume")
     time.sleep(2.5)  # two more claims at least (one a second): still nothing handed out
     assert agent.poll() is None and len(backend.runs(sweep_id)) == 0, out.join()
     assert cli("resume", sweep_id, "--store", str(store)).exit_code == 0
     assert agent.wait(timeout=120) == 0, out.join()
     text = out.join()
-    assert text.count("is paused") == 1, text
+    assert out.count("is paused") == 1, text
     assert sorted(backend.runs(sweep_id)["state"]) == ["finished", "finished"]
     assert backend.sweep(sweep_id).state == SweepState.FINISHED
 
@@ -233,9 +241,9 @@ def test_launch_on_a_paused_sweep_waits_and_says_so_once(tmp_path: Path, store: 
     wait_for(store.exists, what="the store")
     backend = LocalBackend(store, create=False)
     try:
-        wait_for(lambda: len(backend.runs(backend.sweeps()[0].id)) >= 1, what="a first trial")
+        wait_for(lambda: any(len(backend.runs(s.id)) for s in backend.sweeps()), what="a trial")
         assert cli("pause", str(spec), "--store", str(store)).exit_code == 0
-        wait_for(lambda: out.count("is paused: no new trials") == 1, what="launch to say it")
+        out.wait_for("is paused: no new trials")
         sweep_id = backend.sweeps()[0].id
         before = len(backend.runs(sweep_id))
         time.sleep(2.5)  # the running trial ends; no new one starts
@@ -243,9 +251,110 @@ def test_launch_on_a_paused_sweep_waits_and_says_so_once(tmp_path: Path, store: 
         assert cli("resume", str(spec), "--store", str(store)).exit_code == 0
         assert launch.wait(timeout=180) == 0, out.join()
         text = out.join()
-        assert text.count("is paused: no new trials") == 1, text
-        assert f"sweep {sweep_id} resumed" in text
+        assert out.count("is paused: no new trials") == 1, text
+        assert out.count(f"sweep {sweep_id} resumed") == 1, text
         assert sorted(backend.runs(sweep_id)["state"]) == ["finished"] * 3
         assert backend.sweep(sweep_id).state == SweepState.FINISHED
     finally:
         backend.close()
+
+
+# ---- the W&B backend (the stand-in server) --------------------------------------------------
+
+ENTITY, PROJECT = "standin", "sweeper-states"
+
+
+def _wandb_sweep(store: Path, tmp_path: Path, **overrides: Any) -> str:
+    """A probe sweep made on the stand-in, as `launch` makes it; its entity/project/id path.
+
+    This process's wandb service is shut down after: the `sweeper` processes the test starts
+    must each start their own, as a user's do (one that inherits WANDB_SERVICE attaches to
+    it instead, and wandb 0.31 then prints a traceback when it exits early).
+    """
+    import wandb
+
+    from sweeper.agent.launch import create_stage
+    from sweeper.backends.wandb import WandbBackend
+    from sweeper.spec.load import load_spec
+
+    spec = write_spec(tmp_path, probe_spec(project=PROJECT, **overrides))
+    backend = WandbBackend(store, entity=ENTITY, project=PROJECT)
+    try:
+        return create_stage(backend, load_spec(spec))
+    finally:
+        backend.close()
+        wandb.teardown()
+
+
+@pytest.mark.slow  # one `sweeper` process per command (each imports wandb)
+def test_the_verbs_set_the_sweeps_state_on_w_and_b(
+    wandb_server: Any, store: Path, tmp_path: Path
+) -> None:
+    path = _wandb_sweep(store, tmp_path)
+    server_sweep = wandb_server.sweeps[path.rsplit("/", 1)[1]]
+    for verb, state in [("pause", "paused"), ("resume", "running"), ("stop", "finished")]:
+        result = sweeper(verb, path)  # an entity/project/id path: the W&B backend
+        assert result.returncode == 0, result.stderr
+        assert f"sweep {path} probe [{state}]: " in result.stdout, result.stdout
+        assert server_sweep.state == state.upper()
+    shown = sweeper("status", path)
+    assert shown.returncode == 0 and f"sweep {path} probe [finished]" in shown.stdout, shown
+    refused = sweeper("cancel", path)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr
+    assert f"cannot cancel sweep {path}: it is already finished" in lines[0]
+    assert server_sweep.state == "FINISHED"
+    missing = sweeper("pause", f"{ENTITY}/{PROJECT}/nosuch00")
+    lines = missing.stderr.strip().splitlines()
+    assert missing.returncode == 2 and len(lines) == 1 and "nosuch00" in lines[0], missing.stderr
+
+
+def _wandb_agent(path: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeper", "agent", path, "--backend", "wandb",
+         "--threads", "1", "--heartbeat-timeout", "6"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow  # an agent process on the stand-in
+def test_an_agent_on_w_and_b_waits_through_a_pause_and_finishes_after_resume(
+    wandb_server: Any, store: Path, tmp_path: Path
+) -> None:
+    path = _wandb_sweep(store, tmp_path, search={"x": [0.0, 1.0]}, base={"epochs": 1})
+    server_sweep = wandb_server.sweeps[path.rsplit("/", 1)[1]]
+    assert sweeper("pause", path).returncode == 0
+    agent = _wandb_agent(path)
+    out = Lines(agent)
+    out.wait_for("is paused: waiting for a resume")
+    time.sleep(2.5)  # two more heartbeats at least: the server hands out nothing
+    assert agent.poll() is None and not server_sweep.run_ids, out.join()
+    assert sweeper("resume", path).returncode == 0
+    assert agent.wait(timeout=180) == 0, out.join()
+    runs = [wandb_server.runs[run_id] for run_id in server_sweep.run_ids]
+    assert sorted(run.state for run in runs) == ["finished", "finished"], out.join()
+    assert server_sweep.state == "FINISHED"
+
+
+@pytest.mark.slow  # an agent process on the stand-in and a trial of several epochs
+def test_cancel_on_w_and_b_stops_the_running_trial_with_its_summary(
+    wandb_server: Any, store: Path, tmp_path: Path
+) -> None:
+    path = _wandb_sweep(
+        store, tmp_path, search={"x": [3.0, 4.0]}, base={"epochs": 60, "epoch_seconds": 0.25}
+    )
+    server_sweep = wandb_server.sweeps[path.rsplit("/", 1)[1]]
+    agent = _wandb_agent(path)
+    out = Lines(agent)
+    wait_for(lambda: len(server_sweep.run_ids) == 1, timeout=90, what="the trial's run")
+    (run,) = [wandb_server.runs[run_id] for run_id in server_sweep.run_ids]
+    # its history reaches the server in wandb-core's periodic uploads: wait on its state
+    wait_for(lambda: run.state == "running", timeout=60, what="the trial's run to start")
+    time.sleep(1.0)
+    cancelled = sweeper("cancel", path)
+    assert cancelled.returncode == 0 and "[canceled]" in cancelled.stdout, cancelled.stderr
+    assert agent.wait(timeout=90) == 0, out.join()
+    assert len(server_sweep.run_ids) == 1, "the second point was never handed out"
+    assert run.state == "killed" and run.exitcode == 0, (run.state, out.join())
+    assert 1 <= len(run.history) < 60 and "loss" in run.summary
+    assert server_sweep.state == "CANCELED"
