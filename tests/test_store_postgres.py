@@ -5,6 +5,7 @@ it: test_backend_protocol.py.)"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from helpers import sweeper
 from postgres_server import BIN, PASSWORD, PostgresServer
 from typer.testing import CliRunner
 
+import sweeper.backends.postgres as postgres_module
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.postgres import PostgresStore, is_url, masked
 from sweeper.cli import app
@@ -49,6 +51,8 @@ def test_bad_urls_passwords_databases_and_servers_are_one_line_with_the_password
         f"postgresql://sweeper:{PASSWORD}@{host}/nosuchdb": 'database "nosuchdb" does not exist',
         f"postgresql://sweeper:{PASSWORD}@127.0.0.1:1/db": "Connection refused",
         f"postgresql://sweeper:{PASSWORD}@{host}:x/db": "invalid",
+        # libpq's options pass through: this server has no SSL
+        f"postgresql://sweeper:{PASSWORD}@{host}/postgres?sslmode=require": "SSL",
     }
     for url, reason in cases.items():
         code, output = _cli("sweeps", "--store", url)
@@ -72,6 +76,27 @@ def test_an_empty_database_is_no_store_for_a_reader(
     monkeypatch.setenv("SWEEPER_STORE", postgres_url.replace(PASSWORD, "wrong"))
     code, output = _cli("sweeps")  # the variable's URL, not a SQLite file named after it
     assert code == 2 and "password authentication failed" in output, output
+
+
+def test_the_password_may_come_from_pgpassword_or_pgpass(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = postgres_url.replace(f":{PASSWORD}@", "@")
+    monkeypatch.setattr(postgres_module, "_TAKEN", {})
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    store = PostgresStore(bare)
+    assert "PGPASSWORD" not in os.environ, "no trial's program may inherit it"
+    assert store.child_env() == {"PGPASSWORD": PASSWORD} and store.url == bare
+    store.close()
+    PostgresStore(bare).close()  # a second store of the process still has it
+    monkeypatch.setattr(postgres_module, "_TAKEN", {})
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:*:sweeper:{PASSWORD}\n")
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))  # libpq's ~/.pgpass, elsewhere
+    store = PostgresStore(bare)
+    assert store.child_env() == {} and store.sweeps() == []
+    store.close()
 
 
 def test_without_the_driver_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

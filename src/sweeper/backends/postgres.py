@@ -182,6 +182,19 @@ def masked(url: str) -> str:
     return _split(url, mark="***")[0]
 
 
+_TAKEN: dict[str, str] = {}
+"""PGPASSWORD, once taken out of this process's environment (`_environment_password`)."""
+
+
+def _environment_password() -> str | None:
+    """PGPASSWORD, taken out of this process's environment the first time a store opens, so
+    that no trial's program (a user's train.py, its wandb run) inherits it; the stores of this
+    process still use it, and pass it on explicitly to the agents and trials they start."""
+    if "PGPASSWORD" in os.environ:
+        _TAKEN["PGPASSWORD"] = os.environ.pop("PGPASSWORD")
+    return _TAKEN.get("PGPASSWORD")
+
+
 def _driver() -> tuple[Any, Any]:
     """psycopg and psycopg_pool, or one line naming the extra that installs them.
 
@@ -232,9 +245,7 @@ class PostgresStore:
         self.clock = clock
         self.url, from_url = _split(url)
         """The URL without its password: what agents are given (`--store`)."""
-        # PGPASSWORD is taken out of this process's environment, so that no trial's program
-        # (a user's train.py, its wandb run) inherits it; this store passes it on explicitly.
-        from_env = os.environ.pop("PGPASSWORD", None)
+        from_env = _environment_password()
         self.password = next((p for p in (from_url, password, from_env) if p is not None), None)
         self.wait = wait
         self._shown = masked(url)
