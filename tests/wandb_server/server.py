@@ -204,10 +204,10 @@ class WandbServer:
         """Apply one file_stream POST: history/summary/events/output chunks and completion.
 
         Returns the HTTP status and the JSON answer. The answer says `"stopped": true` once
-        the run was asked to stop (`stop_run`, the `stopRun` mutation, hyperband, a
-        cancelled sweep): wandb-core keeps the last answer (core/internal/filestream,
-        `IsStopped`), and the run process's stop checker (wandb/sdk/lib/run_stopping.py,
-        every 15 s) then interrupts its main thread with SIGINT (`interrupt_main`).
+        the run was asked to stop (`stop_run`, hyperband, a cancelled sweep): wandb-core
+        keeps the last answer (core/internal/filestream, `IsStopped`), and the run process's
+        stop checker (wandb/sdk/lib/run_stopping.py, every 15 s) then interrupts its main
+        thread with SIGINT (`interrupt_main`).
         """
         with self.state.lock:
             run = self.state.find_run(entity, project, run_id)
