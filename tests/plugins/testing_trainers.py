@@ -22,6 +22,9 @@ class ProbeConfig(TrainConfig):
     epochs: int = Field(3, ge=1, le=1000)
     x: float = Field(0.0, ge=-100, le=100, description="loss = (x - 1)^2 + 1 / (epoch + 1)")
     epoch_seconds: float = Field(0.0, ge=0, le=10)
+    batches: int = Field(
+        0, ge=0, le=100, description="batch rows logged per epoch, spread over epoch_seconds"
+    )
     crash: Literal["none", "raise", "segfault", "exit", "nan"] = "none"
     leak: bool = Field(
         False, description="leave a worker and a setsid'd child running, pids in ./leaked-<pid>"
@@ -64,7 +67,13 @@ def train(config: ProbeConfig, logger: Logger) -> dict[str, float]:
 
     def train_epoch(epoch: int) -> dict[str, float]:
         first.append(epoch)
-        time.sleep(config.epoch_seconds)
+        for batch in range(config.batches):  # as a trainer logging its batches does
+            time.sleep(config.epoch_seconds / config.batches)
+            logger.log_batch(
+                {"batch_loss": probe_loss(config.x, epoch)}, epoch * config.batches + batch
+            )
+        if not config.batches:
+            time.sleep(config.epoch_seconds)
         if config.crash == "raise":
             raise RuntimeError(f"boom at epoch {epoch}")
         if config.crash == "segfault":

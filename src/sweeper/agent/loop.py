@@ -5,6 +5,22 @@ starts training in milliseconds instead of paying a fresh interpreter and torch 
 next trial's child is forked while the current one runs and waits for its claim (a standby).
 The parent is single-threaded (fork and threads do not mix): it polls children, heartbeats,
 and reacts to signals between polls.
+
+The signals a trial child gets, and what each means. The child runs in a process group of its
+own (`_standby_main`), so a terminal's Ctrl-C reaches the agent only, never the trial.
+- PREEMPT_SIGNAL (SIGTERM): the agent, or its node, is going away. The trial is preempted:
+  marked preempting on W&B (wandb's Run.mark_preempting), it ends at the next epoch boundary,
+  checkpointed, and is requeued. The agent sends it on SIGTERM and on SIGINT (Ctrl-C) alike, and
+  the trial records which one the agent got.
+- SIGINT: W&B stopped the trial's run (the UI's "Stop run", hyperband on the server, a cancelled
+  sweep). wandb's stop checker in the run's own process asks wandb-core every 15 s whether the
+  server said `stopped` (wandb/sdk/lib/run_stopping.py) and then interrupts the main thread with
+  SIGINT (wandb/sdk/lib/interrupt.py, interrupt_main). The trial is stopped: it ends at the next
+  epoch boundary, checkpointed, with its summary, `stopped` (W&B: `killed`), never requeued.
+- STOP_SIGNAL (SIGUSR1): the same stop, seen by the agent first: W&B's `stop` command on its
+  heartbeat (a store's early termination reaches the trial through its sink instead).
+A command's program is signalled by its trial (agent/program.py), and under the stock `wandb
+agent` W&B's agent stops a run with SIGTERM (agent/wandb_agent_trial.py).
 """
 
 from __future__ import annotations
@@ -14,6 +30,7 @@ import ctypes
 import importlib
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.sharedctypes
 import os
 import signal
 import socket
@@ -33,6 +50,7 @@ from sweeper.agent.trial import run_trial, workload_of
 from sweeper.backends import BackendKind, open_backend
 from sweeper.backends.base import (
     PREEMPTED_EXIT,
+    STOPPED_EXIT,
     Backend,
     Claim,
     SweepRecord,
@@ -129,7 +147,11 @@ def _follow_launcher(pid: int) -> None:
 
 STOP_SIGNAL = signal.SIGUSR1
 """What the agent sends a trial that the sweep stopped (W&B's stop command): finish at the
-next epoch boundary. SIGTERM instead means the agent itself is going away: preempt."""
+next epoch boundary, stopped (the rule: this module's docstring)."""
+
+PREEMPT_SIGNAL = signal.SIGTERM
+"""What the agent sends its trials when it is going away, whichever signal it got: preempt.
+SIGINT is not passed on: in a trial it means W&B stopped the run (this module's docstring)."""
 
 
 @dataclass
@@ -148,6 +170,7 @@ def _standby_main(
     sweep: SweepRecord,
     options: AgentOptions,
     threads: int,
+    agent_signal: ctypes.c_int,
 ) -> None:
     _die_with_parent()
     os.setpgid(0, 0)  # a terminal's Ctrl-C goes to the agent, which stops trials itself
@@ -156,7 +179,7 @@ def _standby_main(
         claim, slot = receiver.recv()
     except EOFError:  # the agent is done: no trial for this one
         return
-    _child_main(backend, claim, sweep, slot, options, threads)
+    _child_main(backend, claim, sweep, slot, options, threads, agent_signal)
 
 
 def _child_main(
@@ -166,7 +189,13 @@ def _child_main(
     slot: str | None,
     options: AgentOptions,
     threads: int,
+    agent_signal: ctypes.c_int,
 ) -> None:
+    """Run one trial in this forked child; its exit code tells the agent how it ended.
+
+    `agent_signal`: shared with the agent, the signal it got when it preempts its trials (0
+    until then), so a trial preempted for the agent's Ctrl-C records SIGINT, not SIGTERM.
+    """
     become_subreaper()  # orphans below the trial (setsid daemons too) stay ours to end
     if slot is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot
@@ -188,9 +217,13 @@ def _child_main(
         os.dup2(log, 1)
         os.dup2(log, 2)
         flag = StopFlag()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, _frame: flag.set(signal.Signals(signum).name))
-        signal.signal(STOP_SIGNAL, lambda _signum, _frame: flag.stop_by_sweep())
+
+        def preempt(signum: int, _frame: object) -> None:
+            flag.set(signal.Signals(agent_signal.value or signum).name)
+
+        signal.signal(PREEMPT_SIGNAL, preempt)
+        for sig in (signal.SIGINT, STOP_SIGNAL):  # W&B's stop, or the sweep's (docstring)
+            signal.signal(sig, lambda _signum, _frame: flag.stop_by_sweep())
         # A command's program opens its own wandb run: the sink opens none beside it.
         mode: WandbMode = "disabled" if sweep.is_command else options.wandb_mode
         sink = backend.open_sink(claim, sweep, wandb_mode=mode)
@@ -211,6 +244,12 @@ def _child_main(
         end_descendants()  # a trial that raised leaves nothing behind either
         raise
     if "wandb" in sys.modules:  # a forked child skips atexit: flush wandb's run files now
+        # This process's own wandb state: a child that opened no run (a command's) would else
+        # tear down the agent's, which wandb refuses in a fork (ForkedError). wandb_setup's
+        # singleton() gives a fork a fresh one and starts no service.
+        from wandb.sdk.wandb_setup import singleton
+
+        singleton()
         sys.modules["wandb"].teardown()
     end_descendants()  # DataLoader workers, a program's `sleep 300 &`: none outlives its trial
     sys.stdout.flush()
@@ -220,6 +259,8 @@ def _child_main(
         sys.exit(1)
     if state == RunState.PREEMPTED:
         sys.exit(PREEMPTED_EXIT)
+    if state == RunState.STOPPED:
+        sys.exit(STOPPED_EXIT)
 
 
 def exit_record(
@@ -230,10 +271,10 @@ def exit_record(
 
     The record's own end wins. Else the agent's `verdict` when it killed the trial
     (preempted at shutdown, timed out); else, where the record is out of the agent's sight
-    (`sink.by_exit_code`, a W&B server), the exit code says it: 0 finished, PREEMPTED_EXIT
-    preempted (the run was marked preempting: W&B requeues such a run, wandb's
-    Run.mark_preempting), any other a failure; else the child died unrecorded: a crash, with
-    the tail of its output.
+    (`sink.by_exit_code`, a W&B server), the exit code says it: 0 finished, STOPPED_EXIT
+    stopped, PREEMPTED_EXIT preempted (the run was marked preempting: W&B requeues such a run,
+    wandb's Run.mark_preempting), any other a failure; else the child died unrecorded: a crash,
+    with the tail of its output.
     """
     recorded = sink.ended()
     if recorded is not None:
@@ -243,6 +284,8 @@ def exit_record(
         state, reason = verdict
     elif sink.by_exit_code and exit_code == 0:
         return RunState.FINISHED, None
+    elif sink.by_exit_code and exit_code == STOPPED_EXIT:
+        return RunState.STOPPED, None
     elif sink.by_exit_code and exit_code == PREEMPTED_EXIT:
         reason = "marked preempting: W&B hands it to the next agent, which resumes it"
         return RunState.PREEMPTED, reason
@@ -295,6 +338,8 @@ class Agent:
         self._standby: Standby | None = None
         self._paused = False
         """The sweep was paused at the last empty claim (said once per pause)."""
+        self._signal = multiprocessing.sharedctypes.RawValue(ctypes.c_int, 0)
+        """The signal this agent got, shared with the trials it forks (see _child_main)."""
 
     def warm_up(self) -> None:
         """Import the trainer (and torch) once here, so no child pays for it."""
@@ -409,9 +454,10 @@ class Agent:
         self.stop_reason = f"{name}: running trials preempted and requeued"
         self.stop_signal = name
         self.stop_deadline = time.monotonic() + self.options.grace
+        self._signal.value = signum  # the trial records what the agent got
         for running in self.running.values():
             if running.process.pid is not None:
-                os.kill(running.process.pid, signum)  # the trial records what the agent got
+                os.kill(running.process.pid, PREEMPT_SIGNAL)
 
     def _fill_slots(self) -> None:
         if time.monotonic() < self._next_claim:
@@ -461,7 +507,15 @@ class Agent:
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_standby_main,
-            args=(receiver, sender, self.backend, self.sweep, self.options, self.threads),
+            args=(
+                receiver,
+                sender,
+                self.backend,
+                self.sweep,
+                self.options,
+                self.threads,
+                self._signal,
+            ),
             name="trial-standby",
         )
         process.start()

@@ -41,6 +41,9 @@ POLL = 0.2
 """Seconds between looks at the program and its run file."""
 GRACE = 10.0
 """Seconds a stopped program gets to exit after SIGTERM before SIGKILL."""
+INTERRUPTED_EXIT = 255
+"""The exit code wandb gives a run whose program a KeyboardInterrupt ended
+(wandb/sdk/lib/exit_hooks.py, ExitHooks.exc_handler)."""
 
 
 def _die_with_us() -> None:
@@ -118,6 +121,19 @@ def nan_metric(
     if isinstance(final, float) and math.isnan(final):
         return f"the metric {metric!r} is nan in the summary"
     return None
+
+
+def stopped_by_wandb(code: int, log: RunLog) -> bool:
+    """Whether W&B stopped the program's own online run (a user's "Stop run", hyperband on the
+    server, a cancelled sweep) before the agent heard of it.
+
+    wandb's stop checker in the program interrupts its main thread with SIGINT
+    (wandb/sdk/lib/run_stopping.py, interrupt.py); unless the program handles it, the
+    KeyboardInterrupt ends the run with exit code 255 (wandb/sdk/lib/exit_hooks.py) and the
+    process by SIGINT. Nothing else sends it SIGINT: it runs in a process group of its own, away
+    from any terminal, and the trial stops it with SIGTERM.
+    """
+    return code == -signal.SIGINT or log.exit_code == INTERRUPTED_EXIT
 
 
 def went_online(attempt_dir: Path, run_id: str, tail: str) -> str | None:
@@ -274,7 +290,7 @@ def _outcome(
     if log.run_id is None:
         why = f"the program failed ({exit_reason(code)}) with no wandb run recorded"
         return _finish(sink, RunState.FAILED, {}, code, f"{why}\n{tail}")
-    if flag.by_sweep:
+    if flag.by_sweep or (not offline and stopped_by_wandb(code, log)):
         return _finish(sink, RunState.STOPPED, summary, code, None)
     if code != 0:
         why = f"the program failed ({exit_reason(code)})"

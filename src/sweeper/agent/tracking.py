@@ -18,7 +18,8 @@ class StopFlag:
     """Set by a signal handler; read at the next epoch boundary.
 
     `reason` says the agent is going away (the trial is preempted and requeued); `by_sweep`
-    says the sweep stopped the trial (early termination): it ends as `stopped`.
+    says the sweep or W&B stopped the trial (early termination, a user's "Stop run", a
+    cancelled sweep): it ends as `stopped`. Which signal means which: agent/loop.py.
     """
 
     def __init__(self) -> None:

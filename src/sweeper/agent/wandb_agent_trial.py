@@ -5,8 +5,10 @@ The compiled sweep config's `program` is this module, so a sweep made by `sweepe
 also runs on W&B's own agents and servers: wandb.init() picks up the sweep and run ids that
 the W&B agent set in the environment. The trial runs as under `sweeper agent`
 (agent.trial.run_trial), into a sink wrapping that run. W&B's agent stops a trial (hyperband,
-a stopped sweep) with SIGTERM; the trial then ends at the next epoch boundary, keeps its
-summary, says `stopped_early` and exits 0.
+a stopped sweep) with SIGTERM (wandb/wandb_agent.py, `_command_stop`), and wandb's stop checker
+in this process stops it with SIGINT once the server says the run was stopped (a user's "Stop
+run"; the rule: agent/loop.py); either way the trial ends at the next epoch boundary, keeps its
+summary, says `stopped_early` and exits 0, and W&B marks the run `killed`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     flag = StopFlag()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # W&B's agent stops a trial with these
+    for sig in (signal.SIGTERM, signal.SIGINT):  # W&B's agent; wandb's stop checker (above)
         signal.signal(sig, lambda signum, _frame: flag.stop_by_sweep())
 
     def opener(meta: Mapping[str, Any]) -> Any:

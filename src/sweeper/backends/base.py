@@ -25,6 +25,11 @@ PREEMPTED_EXIT = 75
 """A trial child's exit code when it stopped to be requeued (EX_TEMPFAIL: try again later):
 how the agent tells a preempted trial from a finished one where the server keeps the record."""
 
+STOPPED_EXIT = 76
+"""A trial child's exit code when the sweep or W&B stopped it early (its summary kept): how the
+agent tells a stopped trial from a finished one where the server keeps the record. Only the
+agent sees it; the trial's wandb run itself ends with exit code 0."""
+
 WandbMode = Literal["offline", "online", "disabled"]
 """How a trial's own wandb run is opened (wandb.init's `mode`); "disabled": none."""
 
@@ -120,7 +125,8 @@ class TrialSink(Protocol):
     by_exit_code: bool
     """True where the agent cannot read the record back (a W&B server keeps it, and a
     command's program writes it itself): the trial's end reaches the agent as its child's exit
-    code only (0 finished, 1 failed, PREEMPTED_EXIT preempted), as with `wandb agent`."""
+    code only (0 finished, 1 failed, PREEMPTED_EXIT preempted, STOPPED_EXIT stopped), as
+    with `wandb agent`."""
 
     def record_meta(self, meta: Mapping[str, Any]) -> None:
         """Record the trial's resolved config (`meta["config"]`, the trainer's shape) and its
