@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sweeper.backends import storejson
+from sweeper.backends import schema, storejson
 from sweeper.backends.base import LiveTrial, SweepRecord
 from sweeper.backends.store import RunChanges, RunRecord, Snapshot, SweepChanges, new_id
 from sweeper.errors import NotFoundError, SweeperError, Unreachable
@@ -123,8 +123,12 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (scope, host, slot)
 );
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL
+);
 """
-"""The SQLite store's tables (see sqlite.SCHEMA for what each column holds), types adapted."""
+"""The SQLite store's tables (see sqlite.SCHEMA for what each column holds), types adapted;
+`schema_version` holds what SQLite keeps in `PRAGMA user_version` (`sweeper.backends.schema`)."""
 
 SCHEMA_LOCK = 0x5357_4545_5045_5201
 """The advisory lock key under which a store's tables are made (many agents open it at once)."""
@@ -303,18 +307,49 @@ class PostgresStore:
         return text.replace(self.password, "***") if self.password else text
 
     def _prepare(self, db: psycopg.Connection[Any], create: bool) -> None:
-        """Make the tables (once, under an advisory lock: agents open the store together) and
-        the store's random id."""
-        ready = db.execute("SELECT to_regclass('store') IS NOT NULL").fetchone()
-        if ready and ready[0] and db.execute("SELECT id FROM store LIMIT 1").fetchone():
+        """Make a new store's tables, or migrate an older store's (`sweeper.backends.schema`),
+        and give it its random id: once, in one transaction under an advisory lock (agents
+        open the store together). An up-to-date store costs one read and writes nothing.
+
+        Raises:
+            NotFoundError: no sweeper tables and not `create`.
+            SweeperError: the store was written by a newer sweeper (both versions named).
+        """
+        made, found = self._version(db)
+        if found > schema.VERSION:
+            raise schema.too_new(self._shown, found)
+        if made and found == schema.VERSION:
             return
-        if not create:
+        if not made and not create:
             raise NotFoundError(f"no sweeper store in {self._shown} (run `sweeper launch` first)")
         with db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            made, found = self._version(db)  # another process may have done it meanwhile
+            if found > schema.VERSION:
+                raise schema.too_new(self._shown, found)
+            if made and found < schema.VERSION:
+                for statement in schema.steps(found, "postgres"):
+                    db.execute(statement)
             db.execute(SCHEMA)
             if db.execute("SELECT id FROM store LIMIT 1").fetchone() is None:
                 db.execute("INSERT INTO store (id) VALUES (%s)", (new_id(16),))
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version (version) VALUES (%s)", (schema.VERSION,))
+
+    @staticmethod
+    def _version(db: psycopg.Connection[Any]) -> tuple[bool, int]:
+        """Whether the database holds a sweeper store with its id, and the store's version
+        (`schema.UNVERSIONED` for one made before versions existed; 0 for none)."""
+        row = db.execute(
+            "SELECT to_regclass('store') IS NOT NULL, to_regclass('schema_version') IS NOT NULL"
+        ).fetchone()
+        has_store, has_version = row if row else (False, False)
+        made = bool(has_store and db.execute("SELECT id FROM store LIMIT 1").fetchone())
+        if has_version:
+            stamped = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            if stamped and stamped[0] is not None:
+                return made, int(stamped[0])
+        return made, schema.UNVERSIONED if made else 0
 
     def close(self) -> None:
         self.pool.close()

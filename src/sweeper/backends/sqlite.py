@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeper.backends import storejson
+from sweeper.backends import schema, storejson
 from sweeper.backends.base import LiveTrial, SweepRecord
 from sweeper.backends.store import RunChanges, RunRecord, Snapshot, SweepChanges, new_id
 from sweeper.errors import NoSpace, NotFoundError, StoreLost, SweeperError
@@ -213,20 +213,13 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=60000")
-        db.executescript(SCHEMA)
-        # Can we write? SQLite opens a read-only file quietly and fails at the first write.
-        version = db.execute("PRAGMA user_version").fetchone()[0]
         db.execute("BEGIN IMMEDIATE")
         try:
-            row = db.execute("SELECT id FROM store").fetchone()
-            if row is None:  # a new store, or one made before stores had an id
-                store_id = new_id(16)
-                db.execute("INSERT INTO store (id) VALUES (?)", (store_id,))
-                db.execute("COMMIT")
-            else:
-                store_id = row["id"]
-                db.execute(f"PRAGMA user_version = {int(version)}")
-                db.execute("ROLLBACK")
+            store_id, changed = self._prepare(db)
+            # Stamping the version is also the test that we can write: SQLite opens a
+            # read-only file quietly and fails at the first write.
+            db.execute(f"PRAGMA user_version = {schema.VERSION}")
+            db.execute("COMMIT" if changed else "ROLLBACK")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -235,6 +228,35 @@ class SqliteStore:
         self.identity = StoreIdentity(stat.st_dev, stat.st_ino, store_id)
         self._size = stat.st_size
         return db
+
+    def _prepare(self, db: sqlite3.Connection) -> tuple[str, bool]:
+        """Inside the opening transaction: make a new store's tables, or migrate an older
+        store's (`sweeper.backends.schema`), and give it an id if it has none.
+
+        Returns:
+            The store's id, and whether anything was written (else the transaction is rolled
+            back, and opening an up-to-date store writes nothing).
+
+        Raises:
+            SweeperError: the store was written by a newer sweeper (both versions named).
+        """
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+        if found > schema.VERSION:
+            raise schema.too_new(str(self.path), found)
+        made = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sweeps'").fetchone()
+        changed = found != schema.VERSION
+        if made is not None and changed:
+            for statement in schema.steps(found or schema.UNVERSIONED, "sqlite"):
+                db.execute(statement)
+        for statement in SCHEMA.split(";"):  # tables a new or an older store lacks
+            if statement.strip():
+                db.execute(statement)
+        row = db.execute("SELECT id FROM store").fetchone()
+        if row is not None:
+            return row["id"], changed
+        store_id = new_id(16)  # a new store, or one made before stores had an id
+        db.execute("INSERT INTO store (id) VALUES (?)", (store_id,))
+        return store_id, True
 
     def _verify(self, db: sqlite3.Connection, expect: StoreIdentity) -> None:
         """Before anything writes (the schema would be made anew in an emptied file): the path
@@ -272,9 +294,17 @@ class SqliteStore:
                 db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{flags}", uri=True)
                 db.row_factory = sqlite3.Row
                 db.execute("SELECT COUNT(*) FROM sweeps").fetchone()
-                return db
             except sqlite3.Error as exc:
                 last = exc
+                continue
+            # An older store is read as it is (nothing can be migrated here: SweepState.read
+            # still takes version 1's `stopped`); a newer one may hold what this sweeper
+            # would misread.
+            found = db.execute("PRAGMA user_version").fetchone()[0]
+            if found > schema.VERSION:
+                db.close()
+                raise schema.too_new(str(self.path), found)
+            return db
         raise SweeperError(f"{self.path}: cannot read the store: {last}") from None
 
     def check_store(self) -> None:

@@ -1,0 +1,77 @@
+"""The store's schema version and the migrations that bring an older store up to it.
+
+Both stores carry the version of the layout they were written with: SQLite in its header's
+`PRAGMA user_version` (the slot SQLite keeps for exactly this), PostgreSQL in the one row of
+a `schema_version` table. A store opened by this sweeper is
+
+- new: made with today's tables (each store's SCHEMA) and stamped `VERSION`;
+- older: brought up to `VERSION` by the steps below, all in the one transaction that stamps it
+  (a failing step leaves the store as it was, at its old version);
+- newer: refused in one line naming both versions (`too_new`), before anything is written.
+
+A store with tables but no version is version 1: the layout every sweeper wrote before
+versions existed (up to commit 040fa56; `tests/data/store-v1.db` is one, made by that code).
+
+To change the layout: change both SCHEMAs (a new store is made at once in the new layout),
+add a `Migration` for `VERSION + 1` that turns the previous layout into it on each database,
+and bump `VERSION`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sweeper.errors import SweeperError
+
+UNVERSIONED = 1
+"""The version of a store that has tables but no version: written before versions existed."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step, from version `to - 1` to `to`: SQL statements for each database, run in order
+    inside the opening transaction (so they must not commit on their own)."""
+
+    to: int
+    why: str
+    """What changed, for the reader of this list."""
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        to=2,
+        why="Sweep states became W&B's four (running, paused, finished, canceled): what older "
+        "stores called `stopped` (their only writer sent it to W&B as CANCELED) is canceled.",
+        sqlite=("UPDATE sweeps SET state = 'canceled' WHERE state = 'stopped'",),
+        postgres=("UPDATE sweeps SET state = 'canceled' WHERE state = 'stopped'",),
+    ),
+)
+
+VERSION = MIGRATIONS[-1].to if MIGRATIONS else UNVERSIONED
+"""The layout this sweeper writes."""
+
+
+def steps(found: int, database: str) -> list[str]:
+    """The statements that bring a store at version `found` to `VERSION`, in order.
+
+    Args:
+        found: The store's version (`UNVERSIONED` when it has none).
+        database: "sqlite" or "postgres".
+    """
+    return [
+        statement
+        for migration in MIGRATIONS
+        if migration.to > found
+        for statement in getattr(migration, database)
+    ]
+
+
+def too_new(location: str, found: int) -> SweeperError:
+    """The one-line refusal of a store written by a newer sweeper (it may hold what this one
+    would misread or overwrite)."""
+    return SweeperError(
+        f"{location}: store schema version {found} is newer than this sweeper's"
+        f" (version {VERSION}); upgrade sweeper to open it"
+    )

@@ -1,0 +1,126 @@
+"""The stores' schema version: a new store is stamped, an older one migrated in one
+transaction, a newer one refused in one line naming both versions (exit 2 from the CLI)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import probe_spec, write_spec
+from postgres_server import PASSWORD, PostgresServer
+from typer.testing import CliRunner
+
+from sweeper.agent.launch import create_stage
+from sweeper.backends import schema
+from sweeper.backends.local import LocalBackend
+from sweeper.backends.postgres import PostgresStore
+from sweeper.backends.sqlite import SqliteStore
+from sweeper.cli import app
+from sweeper.errors import SweeperError
+from sweeper.spec.load import load_spec
+
+
+def _user_version(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def test_migrations_are_numbered_one_step_at_a_time() -> None:
+    """Each step goes from the version before it; VERSION is the last step's."""
+    assert [m.to for m in schema.MIGRATIONS] == list(
+        range(schema.UNVERSIONED + 1, schema.VERSION + 1)
+    )
+    assert all(m.sqlite and m.postgres for m in schema.MIGRATIONS)
+
+
+def test_a_new_sqlite_store_is_stamped_with_the_version(store: Path) -> None:
+    SqliteStore(store).close()
+    assert _user_version(store) == schema.VERSION
+
+
+def test_a_newer_sqlite_store_is_refused_in_one_line(store: Path) -> None:
+    SqliteStore(store).close()
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        db.execute(f"PRAGMA user_version = {schema.VERSION + 5}")
+    for readonly in (False, True):
+        with pytest.raises(SweeperError) as caught:
+            SqliteStore(store, create=False, readonly=readonly)
+        message = str(caught.value)
+        assert f"version {schema.VERSION + 5}" in message
+        assert f"version {schema.VERSION})" in message
+        assert str(store) in message and "\n" not in message
+    assert _user_version(store) == schema.VERSION + 5, "a refusal writes nothing"
+    result = CliRunner().invoke(app, ["sweeps", "--store", str(store)])
+    assert result.exit_code == 2, result.output
+    assert f"version {schema.VERSION + 5}" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_an_unversioned_sqlite_store_is_migrated_once(store: Path, make_sweep: Any) -> None:
+    """Unversioned is version 1: its `stopped` sweep is stored as canceled after opening."""
+    sweep_id = make_sweep(probe_spec())
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        db.execute("UPDATE sweeps SET state = 'stopped' WHERE id = ?", (sweep_id,))
+        db.execute("PRAGMA user_version = 0")
+    SqliteStore(store, create=False).close()
+    assert _user_version(store) == schema.VERSION
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        (state,) = db.execute("SELECT state FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+    assert state == "canceled"
+
+
+def test_a_failing_migration_leaves_the_store_as_it_was(
+    store: Path, make_sweep: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All or nothing: a step that fails rolls back the steps before it and the stamp."""
+    sweep_id = make_sweep(probe_spec())
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        db.execute("UPDATE sweeps SET state = 'stopped' WHERE id = ?", (sweep_id,))
+        db.execute("PRAGMA user_version = 0")
+    broken = schema.Migration(
+        to=schema.VERSION + 1,
+        why="a step that fails",
+        sqlite=("UPDATE no_such_table SET x = 1",),
+        postgres=("UPDATE no_such_table SET x = 1",),
+    )
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, broken))
+    monkeypatch.setattr(schema, "VERSION", broken.to)
+    with pytest.raises(SweeperError, match="no_such_table"):
+        SqliteStore(store, create=False)
+    assert _user_version(store) == 0
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        (state,) = db.execute("SELECT state FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+    assert state == "stopped", "the first step was rolled back with the failing one"
+
+
+def test_a_postgres_store_is_stamped_migrated_and_a_newer_one_refused(
+    postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+) -> None:
+    dbname = postgres_url.rsplit("/", 1)[1]
+    backend = LocalBackend(postgres_url)
+    try:
+        sweep_id = create_stage(backend, load_spec(write_spec(tmp_path, probe_spec())))
+    finally:
+        backend.close()
+    version = "SELECT version FROM schema_version"
+    assert postgres_server.psql(version, dbname).split()[2] == str(schema.VERSION)
+
+    # a store made before versions existed: no schema_version table, a `stopped` sweep
+    postgres_server.psql(
+        f"DROP TABLE schema_version; UPDATE sweeps SET state = 'stopped' WHERE id = '{sweep_id}';",
+        dbname,
+    )
+    PostgresStore(postgres_url, create=False).close()
+    assert postgres_server.psql(version, dbname).split()[2] == str(schema.VERSION)
+    state = postgres_server.psql(f"SELECT state FROM sweeps WHERE id = '{sweep_id}'", dbname)
+    assert state.split()[2] == "canceled"
+
+    postgres_server.psql(f"UPDATE schema_version SET version = {schema.VERSION + 1}", dbname)
+    with pytest.raises(SweeperError) as caught:
+        PostgresStore(postgres_url, create=False)
+    message = str(caught.value)
+    assert f"version {schema.VERSION + 1}" in message and f"version {schema.VERSION})" in message
+    assert PASSWORD not in message and "\n" not in message
