@@ -21,6 +21,11 @@ class NotFoundError(SweeperError):
     """An unknown sweep, run or trainer."""
 
 
+class SweepGone(NotFoundError):
+    """A sweep deleted on its W&B server while an agent ran it: the server answers the agent's
+    heartbeat with 404 (wandb's SweepNotFoundError)."""
+
+
 class Unreachable(SweeperError):
     """A server that did not answer, even after retries: callers that can wait (an agent with
     trials running) try again later; the rest say it in one line."""

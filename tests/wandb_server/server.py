@@ -161,6 +161,10 @@ class WandbServer:
         """While set, answer every request with 503, as an overloaded or down server would."""
         self.unreachable = unreachable
 
+    def revoke_key(self) -> None:
+        """Refuse the key from now on (401), as W&B does once a user deletes their API key."""
+        self.api_key = "revoked-" + secrets.token_hex(20)
+
     # -- request handling (called from handler threads) ------------------------------
 
     def graphql(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -20,7 +20,7 @@ from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.backends.base import Backend, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.store import new_id
-from sweeper.errors import NotFoundError, SpecError, StoreLost, SweeperError, Unreachable
+from sweeper.errors import NotFoundError, SpecError, StoreLost, SweeperError
 from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import LoadedSpec, validate_config
 from sweeper.spec.models import Spec, Stage
@@ -71,9 +71,12 @@ class AgentSettings:
     wandb_mode: WandbMode = "offline"
     heartbeat_timeout: float = 60.0
     trial_timeout: float | None = None
+    outage_limit: float = 300.0
+    """Seconds the agents wait out a server that does not answer (AgentOptions.outage_limit)."""
 
     def flags(self) -> list[str]:
         flags = ["--wandb", self.wandb_mode, "--heartbeat-timeout", str(self.heartbeat_timeout)]
+        flags += ["--outage-limit", str(self.outage_limit)]
         return flags + (["--trial-timeout", str(self.trial_timeout)] if self.trial_timeout else [])
 
 
@@ -159,14 +162,19 @@ def run_agents(
         total = planned_trials(sweep.config)
         metric, goal = sweep.metric
         state = SweepState.RUNNING  # a sweep paused before this launch is said paused too
+        fault: SweeperError | None = None  # what the last snapshot met, if it failed
         try:
             while any(p.poll() is None for p in processes):
                 if isinstance(backend, LocalBackend):
                     backend.check_store()
-                with contextlib.suppress(Unreachable):  # the agents wait out an outage; so we do
+                try:
                     progress = _snapshot(backend, sweep, total, metric, goal)
                     on_progress(progress)
-                    state = _say_pause(progress.sweep, state, on_note)
+                    state, fault = _say_pause(progress.sweep, state, on_note), None
+                except StoreLost:
+                    raise
+                except SweeperError as exc:  # the agents meet it too: they wait out an outage
+                    fault = exc  # or end on it (sweeper.agent.loop.Agent._end_on); so does launch
                 time.sleep(backend.progress_every)
         except (KeyboardInterrupt, Interrupted) as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
@@ -180,14 +188,21 @@ def run_agents(
         signal.signal(signal.SIGTERM, previous)
     if isinstance(backend, LocalBackend):  # agents that stopped on it: say that, not their codes
         backend.check_store()
-    on_progress(_snapshot(backend, sweep, total, metric, goal))
     failed = [p.returncode for p in processes if p.returncode]
+    if failed and fault is not None:  # the agents ended on a server fault: theirs is the line
+        raise _agents_failed(sweep, failed, logs, n_agents)
+    on_progress(_snapshot(backend, sweep, total, metric, goal))
     if failed and not backend.is_complete(sweep.id):
-        why = _last_error(logs, sweep.key, n_agents)
-        raise SweeperError(
-            f"sweep {sweep.id}: agents exited with codes {failed} before it completed"
-            f"{f' ({why})' if why else ''}; see {logs}/{sweep.key}-*.log"
-        )
+        raise _agents_failed(sweep, failed, logs, n_agents)
+
+
+def _agents_failed(sweep: SweepRecord, codes: list[int], logs: Path, n_agents: int) -> SweeperError:
+    """One line: the agents' exit codes and the first one's `error:` line."""
+    why = _last_error(logs, sweep.key, n_agents)
+    return SweeperError(
+        f"sweep {sweep.id}: agents exited with codes {codes} before it completed"
+        f"{f' ({why})' if why else ''}; see {logs}/{sweep.key}-*.log"
+    )
 
 
 def _say_pause(

@@ -60,7 +60,7 @@ from sweeper.backends.base import (
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.sqlite import StoreIdentity
 from sweeper.backends.store import new_id
-from sweeper.errors import NoSpace, StoreLost, SweeperError, Unreachable, no_space
+from sweeper.errors import NoSpace, StoreLost, SweeperError, SweepGone, Unreachable, no_space
 from sweeper.sweep import RunState, SweepState
 from sweeper.trainers.registry import get_trainer
 
@@ -69,6 +69,9 @@ WANDB_WARM_MODULES = ("wandb", "wandb.sdk.launch")
 
 FLAPPING_LIMIT = 5
 """Consecutive failed trials, with no success, after which the agent gives up."""
+
+OUTAGE_BACKOFF = 30.0
+"""Seconds between an agent's tries at the most, while its server does not answer."""
 
 NO_SPACE_EXIT = 74
 """A trial child's exit code when a full disk stopped it (EX_IOERR): requeued, not failed, and
@@ -102,6 +105,12 @@ class AgentOptions:
     among the agent's slots."""
     trial_timeout: float | None = None
     """Seconds a trial may run; None: the spec's agents.trial_timeout (none by default)."""
+    outage_limit: float = 300.0
+    """Seconds without an answer from the server (5xx, timeouts, no connection) that the agent
+    waits out, its trials running, before it preempts them and gives up (`Agent._wait_out`).
+    The default is about how long W&B waits for a silent run before it marks it crashed ("Run
+    stopped sending heartbeats", https://docs.wandb.ai/models/runs/run-states): past that the
+    server has given up on the agent's runs too."""
 
 
 @dataclass
@@ -314,7 +323,9 @@ class Agent:
             identity = StoreIdentity.parse(expected)
             self.backend: Backend = LocalBackend(options.store, create=False, expect=identity)
         else:
-            self.backend = open_backend(options.backend, options.store, create=False)
+            self.backend = open_backend(
+                options.backend, options.store, create=False, wait=options.outage_limit
+            )
         self.sweep = self.backend.sweep(options.sweep_id)
         self.scope = self.sweep.study or self.sweep.id
         self.leases: dict[str | None, list[str]] = {}
@@ -333,7 +344,13 @@ class Agent:
         self.stop_signal: str | None = None
         self.stop_deadline: float | None = None
         self._next_claim = 0.0
-        self._outage: str | None = None
+        self.fault: SweeperError | None = None
+        """The server fault the agent ends on, once its trials have ended (`_end_on`)."""
+        self._last_answer = time.monotonic()
+        self._outage = False
+        self._retry_at = 0.0
+        """No call to the server before this time: an outage's backoff (`_wait_out`)."""
+        self._backoff = options.heartbeat_interval
         self._context = multiprocessing.get_context("fork")
         self._standby: Standby | None = None
         self._paused = False
@@ -367,20 +384,24 @@ class Agent:
             last_beat = time.monotonic()
             while True:
                 self._reap()
-                try:
-                    if self.stop_reason is None:
-                        self._fill_slots()
-                    if not self.running and self._finished():
-                        break
-                    self._outage = None
-                except Unreachable as exc:  # running trials go on; ask again in a while
-                    if self._outage is None:
-                        self.say(f"[{self.id}] {exc}; trials keep running, retrying")
-                    self._outage = str(exc)
-                    self._next_claim = time.monotonic() + self.options.heartbeat_interval
-                if time.monotonic() - last_beat >= self.options.heartbeat_interval:
-                    self._heartbeat()
-                    last_beat = time.monotonic()
+                if time.monotonic() >= self._retry_at:
+                    try:
+                        if self.stop_reason is None:
+                            self._fill_slots()
+                        if not self.running and self._finished():
+                            break
+                        beat = time.monotonic() - last_beat >= self.options.heartbeat_interval
+                        if beat and self.fault is None:  # a deleted sweep is asked no more
+                            self._heartbeat()
+                            last_beat = time.monotonic()
+                        if beat or not self.running:  # the server answered (is_complete too)
+                            self._answered()
+                    except Unreachable as exc:  # running trials go on; ask again in a while
+                        self._wait_out(exc)
+                    except (StoreLost, NoSpace):
+                        raise
+                    except SweeperError as exc:  # a refusal: another try fails the same way
+                        self._end_on(exc)
                 self._enforce_grace()
                 self._enforce_timeout()
                 # Wake as soon as a trial ends (its slot refills at once), else after `poll`.
@@ -394,9 +415,63 @@ class Agent:
             self._release_leases()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if self.fault is not None:
+            raise self.fault
         if self.stop_reason:
             self.say(f"agent {self.id} stopped: {self.stop_reason}")
         return 1 if self.failures_in_a_row >= FLAPPING_LIMIT else 0
+
+    def _answered(self) -> None:
+        if self._outage:
+            self.say(f"[{self.id}] the server answers again")
+        self._last_answer, self._outage = time.monotonic(), False
+
+    def _wait_out(self, fault: Unreachable) -> None:
+        """The server did not answer: running trials go on (they train, and wandb-core keeps
+        retrying their uploads), and the agent asks again after a backoff that doubles from
+        the heartbeat interval to OUTAGE_BACKOFF s. Past `outage_limit` s since its last
+        answer, the agent gives up (`_end_on`)."""
+        now = time.monotonic()
+        silent = now - self._last_answer
+        if silent >= self.options.outage_limit:
+            limit = self.options.outage_limit
+            why = f"{fault}; no answer for {silent:.0f} s (--outage-limit {limit:g})"
+            self._end_on(Unreachable(why))
+            return
+        if not self._outage:
+            self.say(f"[{self.id}] {fault}; trials keep running, retrying")
+            self._outage, self._backoff = True, self.options.heartbeat_interval
+        else:
+            self._backoff = min(2 * self._backoff, OUTAGE_BACKOFF)
+        left = self.options.outage_limit - silent
+        self._retry_at = now + min(self._backoff, left)
+
+    def _end_on(self, fault: SweeperError) -> None:
+        """A server fault the agent cannot wait out: it claims nothing more, its running trials
+        end as W&B's rule for the fault says, and then `run` raises `fault` (one line, exit 2).
+
+        - A deleted sweep (SweepGone): running trials finish and record their end; the agent
+          asks the server nothing more. W&B's own agents do that (wandb/wandb_agent.py and
+          wandb/agents/pyagent.py, `_heartbeat_commands` on SweepNotFoundError).
+        - Any other (a refused API key; no answer past `outage_limit`): nothing the trials
+          log reaches the server, nor would a stop, so they are preempted now: each ends at
+          its next epoch boundary with a checkpoint (killed past `grace`), to be resumed.
+        """
+        if self.fault is not None:
+            return
+        self.fault, self._retry_at = fault, 0.0
+        self.stop_reason = self.stop_reason or str(fault)
+        if isinstance(fault, SweepGone):
+            if self.running:
+                self.say(f"[{self.id}] {fault}; its running trials finish first")
+            return
+        if self.stop_deadline is not None:  # already preempting them (a signal)
+            return
+        self.stop_signal = "the agent lost its server"
+        self.stop_deadline = time.monotonic() + self.options.grace
+        for running in self.running.values():
+            if running.process.pid is not None:
+                os.kill(running.process.pid, PREEMPT_SIGNAL)
 
     def _abandon(self, fault: StoreLost | NoSpace) -> None:
         """Kill the running trials; on a full disk, requeue them if the store still takes a

@@ -21,9 +21,11 @@ def open_backend(
     readonly: bool = False,
     entity: str | None = None,
     project: str | None = None,
+    wait: float | None = None,
 ) -> Backend:
     """The local store at `store` (a SQLite file or a postgresql:// URL), or the W&B server
-    wandb is configured for (its run files still go under the store's folder).
+    wandb is configured for (its run files still go under the store's folder). `wait`: the
+    most seconds one W&B call waits on a server that does not answer (WandbBackend).
 
     Raises:
         SweeperError: a postgresql:// store with the W&B backend (a W&B server keeps the runs;
@@ -42,4 +44,4 @@ def open_backend(
         )
     from sweeper.backends.wandb import WandbBackend
 
-    return WandbBackend(store_path(store), entity=entity, project=project)
+    return WandbBackend(store_path(store), entity=entity, project=project, wait=wait)

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import multiprocessing
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.storesink import FLUSH
 from sweeper.backends.wandbrun import StepLog, run_config, start_wandb
-from sweeper.errors import NotFoundError, SweeperError, Unreachable
+from sweeper.errors import NotFoundError, SweeperError, SweepGone, Unreachable
 from sweeper.sweep import (
     KeyPath,
     RunState,
@@ -59,8 +62,12 @@ RETRIES = 3
 each one for API_TIMEOUT seconds."""
 API_TIMEOUT = 20
 """Seconds wandb's own client keeps trying one request."""
+REPORT_WAIT = 60.0
+"""Seconds the agent gives the report of a trial whose process died (see _report_death)."""
 RELEASE_WAIT = 10.0
 """Seconds an exit waits for wandb's service process to shut down."""
+KEY_REFUSED = (401, 403)
+"""HTTP statuses of a W&B server that refuses the API key: another try fails the same way."""
 HISTORY_SAMPLES = 10_000
 """Steps the public API samples of a run's history: every epoch of any sweep we run."""
 
@@ -118,14 +125,24 @@ class WandbBackend:
         *,
         entity: str | None = None,
         project: str | None = None,
+        wait: float | None = None,
     ) -> None:
+        """`wait`: the most seconds one call waits on a server that does not answer, its
+        retries included (`launch --outage-limit`); None: RETRIES tries of API_TIMEOUT s."""
         self.path = store
         self.root = store.parent
         self.entity, self.project = entity, project
+        self.wait = wait
         self._api: Any = None
         self._agents: dict[str, str] = {}
         """Our slot name -> W&B agent id."""
         self._agent_of_run: dict[str, str] = {}
+        self._sweep_of_agent: dict[str, str] = {}
+        """W&B agent id -> its sweep's path, to name a deleted sweep."""
+        self._beat_wait = 60.0
+        """Seconds one heartbeat waits for the server: the agent's heartbeat timeout."""
+        self._down = False
+        """The last exchange with the server went unanswered or was refused."""
         self._exhausted: set[str] = set()
         self._paths: dict[str, dict[str, KeyPath]] = {}
         self._read: dict[str, Any] = {}
@@ -141,7 +158,9 @@ class WandbBackend:
             # wandb retries inside for `timeout` seconds; a missing key it reports at once
             # (it never prompts without a terminal). Both end here as one line.
             try:
-                self._api = wandb.Api(timeout=API_TIMEOUT)
+                wait = API_TIMEOUT if self.wait is None else max(1, math.ceil(self.wait))
+                timeout = min(API_TIMEOUT, wait)
+                self._api = wandb.Api(timeout=timeout)
             except Exception as exc:
                 raise SweeperError(f"W&B: connect: {_first_line(exc)}") from None
         return self._api
@@ -151,18 +170,25 @@ class WandbBackend:
         return f"W&B {self.api.settings['base_url']}"
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Retry with backoff; then one line naming what failed."""
-        delay = 1.0
+        """Retry with backoff (within `wait`); then one line naming what failed."""
+        delay, started = 1.0, time.monotonic()
         for attempt in range(RETRIES):
             try:
-                return fn()
+                answer = fn()
+                self._down = False
+                return answer
             except (SweeperError, KeyboardInterrupt):
                 raise
             except Exception as exc:
                 message = _first_line(exc)
+                if _http_status(exc) in KEY_REFUSED:
+                    self._down = True
+                    raise KeyRefused.of(what, exc) from None
                 if not _transient(message):  # a refusal: the same request fails the same way
                     raise SweeperError(f"W&B: {what}: {message}") from None
-                if attempt == RETRIES - 1:
+                spent = time.monotonic() - started + delay
+                if attempt == RETRIES - 1 or (self.wait is not None and spent >= self.wait):
+                    self._down = True
                     raise Unreachable(f"W&B: {what}: {message}") from None
                 time.sleep(delay)
                 delay *= 2
@@ -254,7 +280,7 @@ class WandbBackend:
 
         try:
             return self._call("read sweep", fresh)
-        except Unreachable:
+        except (Unreachable, KeyRefused):
             raise
         except SweeperError as exc:
             message = str(exc).removeprefix("W&B: read sweep: ")
@@ -548,7 +574,7 @@ class WandbBackend:
         entity, project = self.entity_and_project(None, None)
         try:
             return self._call("read run", lambda: self.api.run(f"{entity}/{project}/{run_id}"))
-        except Unreachable:
+        except (Unreachable, KeyRefused):
             raise
         except SweeperError as exc:
             raise NotFoundError(f"no run {run_id!r} in W&B {entity}/{project} ({exc})") from None
@@ -568,18 +594,53 @@ class WandbBackend:
                 ),
             )  # fmt: skip
             self._agents[slot] = agent["id"]
+            self._sweep_of_agent[agent["id"]] = f"{entity}/{project}/{sid}"
         return self._agents[slot]
 
     def _commands(self, agent_id: str, running: dict[str, bool]) -> list[dict[str, Any]]:
-        """One heartbeat. wandb's own call logs and swallows network faults (no commands):
-        the agent keeps its trials and asks again later."""
-        from wandb.apis.public.sweeps import _agent_heartbeat
+        """One heartbeat of a W&B agent: the server's commands for it (none is a quiet server).
 
-        return _agent_heartbeat(self.api, agent_id, {}, running) or []
+        wandb's own call (`_agent_heartbeat`, wandb/apis/public/sweeps.py) raises
+        SweepNotFoundError on a 404 and logs every other fault as "no commands"; a witness on
+        its one request tells those faults apart from a quiet server, and bounds its wait to
+        the agent's heartbeat timeout (wandb's own waits 60 s while wandb-core retries a 5xx).
+
+        Raises:
+            SweepGone: 404, the sweep was deleted (W&B's stock agent stops asking then:
+                wandb/wandb_agent.py `_heartbeat_commands`).
+            Unreachable: no answer in time (a 5xx or 429 retried, a timeout, no connection).
+            KeyRefused: the API key was refused (revoked, expired).
+            SweeperError: any other refusal.
+        """
+        from wandb.apis.public.sweeps import _agent_heartbeat
+        from wandb.sdk.sweeps import SweepNotFoundError
+
+        witness = _Witness(self.api, self._beat_wait)
+        api = cast(Any, witness)  # the Api as wandb's call uses it (see _Witness)
+        self._down = True  # until it answers
+        try:
+            commands: list[dict[str, Any]] = _agent_heartbeat(api, agent_id, {}, running)
+        except SweepNotFoundError:
+            self._down = False
+            sweep = self._sweep_of_agent.get(agent_id, "?")
+            raise SweepGone(
+                f"W&B sweep {sweep} was deleted: the server answers its agent with 404"
+            ) from None
+        if witness.fault is not None:
+            status, message = _http_status(witness.fault), _first_line(witness.fault)
+            if status in KEY_REFUSED:
+                raise KeyRefused.of("heartbeat", witness.fault)
+            if status is None or status == 429 or status >= 500 or _transient(message):
+                raise Unreachable(f"W&B: heartbeat: {message}")
+            raise SweeperError(f"W&B: heartbeat: {message} (HTTP {status})")
+        self._down = False
+        return commands or []
 
     def claim(self, sweep_id: str, agent: str, heartbeat_timeout: float = 60.0) -> Claim | None:
         """Heartbeat as this slot's W&B agent with nothing running: the server answers with a
-        run to start, or `exit` when the sweep has nothing left."""
+        run to start, or `exit` when the sweep has nothing left. `heartbeat_timeout` also
+        bounds one heartbeat's wait for the server (see `_commands`)."""
+        self._beat_wait = heartbeat_timeout
         if sweep_id not in self._paths:  # a sweep's parameters never change; none: NotFoundError
             self._paths[sweep_id] = key_paths(self.sweep(sweep_id).config)
         agent_id = self._agent(sweep_id, agent)
@@ -618,10 +679,12 @@ class WandbBackend:
         if sweep is None:
             raise SweeperError("a trial on W&B belongs to a sweep")
         entity, project, sid = self._path(sweep.id)
+        where = (self.root, claim.run_id, entity, project, sid)
         if not fork:  # the agent's parent: the server keeps the record, the agent only forgets
             return WandbRunSink(
                 claim, self.run_dir(claim.run_id), None,
                 on_close=lambda: self._agent_of_run.pop(claim.run_id, None),
+                on_death=lambda state, error: self._report_death(where, state, error),
             )  # fmt: skip
         os.environ.update(
             WANDB_ENTITY=entity,
@@ -645,25 +708,139 @@ class WandbBackend:
             )
 
         def requeue() -> None:
-            """A program's run that the agent preempted: resumed once the program is gone, to
-            mark it preempting and end it non-zero, which is how W&B requeues a run (wandb's
-            Run.mark_preempting; the server then hands it to the next agent as `resume`)."""
-            run = start_wandb(
-                "online",
-                run_id=claim.run_id,
-                project=project,
-                entity=entity,
-                group=None,
-                job_type=None,
-                directory=self.root,
-                config={},
-                sweep_id=sid,
-            )
-            if run is not None:
-                run.mark_preempting()
-                run.finish(exit_code=1)
+            """A program's run that the agent preempted: ended preempted once the program is
+            gone (`end_unseen`)."""
+            end_unseen(*where, RunState.PREEMPTED, None)
 
         return WandbRunSink(claim, self.run_dir(claim.run_id), opener, requeue=requeue)
+
+    def _report_death(self, where: RunPlace, state: RunState, error: str | None) -> None:
+        """Tell the server at once how a trial whose process the agent saw die ended
+        (`end_unseen`), rather than leave its run running until the server's crash timeout
+        (W&B: a run that stopped sending heartbeats is crashed, docs "Run states"). Done in a
+        process forked for it, so the agent stays single-threaded, and given REPORT_WAIT
+        seconds. Nothing while the server does not answer the agent: it would not hear it."""
+        if self._down:
+            return
+        process = multiprocessing.get_context("fork").Process(
+            target=_report_main, args=(*where, state, error), name="trial-report"
+        )
+        process.start()
+        process.join(REPORT_WAIT)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+RunPlace = tuple[Path, str, str, str, str]
+"""Where a trial's run is: the backend's folder, run id, entity, project, sweep id."""
+
+
+def end_unseen(
+    root: Path,
+    run_id: str,
+    entity: str,
+    project: str,
+    sweep_id: str,
+    state: RunState,
+    error: str | None,
+) -> None:
+    """End a run whose own process is gone (killed, or a program's), by resuming it: a
+    preempted one is marked preempting and ends non-zero, which is how W&B requeues a run
+    (wandb's Run.mark_preempting; the server then hands it to the next agent as `resume`);
+    any other ends non-zero with `error`'s first line in its summary: W&B marks it failed
+    ("Run ended with a non-zero exit status", https://docs.wandb.ai/models/runs/run-states)."""
+    run = start_wandb(
+        "online",
+        run_id=run_id,
+        project=project,
+        entity=entity,
+        group=None,
+        job_type=None,
+        directory=root,
+        config={},
+        sweep_id=sweep_id,
+    )
+    if run is not None:
+        _end(run, state, error)
+
+
+def _end(run: Any, state: RunState, error: str | None) -> None:
+    """End a wandb run that the agent's trial could not end itself (see `end_unseen`)."""
+    if state == RunState.PREEMPTED:
+        run.mark_preempting()
+    else:
+        run.summary["error"] = (error or state).splitlines()[0]
+    run.finish(exit_code=1)
+
+
+def _report_main(
+    root: Path,
+    run_id: str,
+    entity: str,
+    project: str,
+    sweep_id: str,
+    state: RunState,
+    error: str | None,
+) -> None:
+    """The forked process of WandbBackend._report_death: the run is ended unless the server
+    already has it ended (its process ended it before it died). A trainer's run lives on in
+    the agent's wandb service, which its children share (Agent.warm_up), and is ended there
+    (`wandb.attach`: wandb-core holds a run id once); a program's run, gone with the
+    program's own service, is resumed (`end_unseen`)."""
+    import wandb
+    from wandb.sdk import wandb_init
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # not the agent's handlers: they end trials
+        signal.signal(sig, signal.SIG_DFL)
+    if wandb.Api(timeout=API_TIMEOUT).run(f"{entity}/{project}/{run_id}").state not in (
+        "running",
+        "preempting",
+    ):
+        return
+    try:
+        run = wandb_init._attach(run_id=run_id)  # wandb.attach
+    except wandb.errors.UsageError:  # not a run of this service
+        end_unseen(root, run_id, entity, project, sweep_id, state, error)
+    else:
+        _end(run, state, error)
+    wandb.teardown()
+
+
+class KeyRefused(SweeperError):
+    """The server refused the API key (HTTP 401 or 403): revoked, expired, or another
+    server's. Not retried: the same key is refused again."""
+
+    @classmethod
+    def of(cls, what: str, exc: BaseException) -> KeyRefused:
+        status = _http_status(exc)
+        return cls(
+            f"W&B: {what}: the server refused the API key (HTTP {status}: {_first_line(exc)});"
+            " `wandb login` with a valid key"
+        )
+
+
+class _Witness:
+    """The public Api as wandb's `_agent_heartbeat` uses it (`api._service_api`), its request
+    watched: the fault wandb swallows is kept in `fault`, and the wait is at most `wait` s."""
+
+    def __init__(self, api: Any, wait: float) -> None:
+        self._api, self._wait = api, wait
+        self._service_api = self
+        self.fault: Exception | None = None
+
+    def execute_graphql(
+        self, query: str, variables: Any = None, timeout: float | None = None, **options: Any
+    ) -> Any:
+        wait = self._wait if timeout is None else min(timeout, self._wait)
+        try:
+            return self._api._service_api.execute_graphql(query, variables, timeout=wait, **options)
+        except Exception as exc:
+            self.fault = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
 
 
 class WandbRunSink:
@@ -685,11 +862,15 @@ class WandbRunSink:
         opener: Callable[[Mapping[str, Any]], Any] | None,
         on_close: Callable[[], object] | None = None,
         requeue: Callable[[], None] | None = None,
+        on_death: Callable[[RunState, str | None], None] | None = None,
     ) -> None:
         """`opener`: opens the trial's wandb run given its meta (None if not the sink's);
-        `requeue`: marks a run the sink did not open (a program's) preempted on the server."""
+        `requeue`: marks a run the sink did not open (a program's) preempted on the server;
+        `on_death`: in the agent, ends on the server the run of a trial whose process died
+        (killed by a signal) as the agent recorded it."""
         self.claim, self.run_dir = claim, run_dir
         self._opener, self._on_close, self._requeue = opener, on_close, requeue
+        self._on_death = on_death
         self._run: StepLog | None = None
 
     def record_meta(self, meta: Mapping[str, Any]) -> None:
@@ -747,10 +928,15 @@ class WandbRunSink:
     ) -> bool:
         """End the sink's run; a stopped one says `stopped_early` in its summary (W&B's state
         for it depends on how its agent ended it). A program's own run is the program's to end,
-        unless preempted (then it is requeued). False when nothing was recorded."""
+        unless preempted (then it is requeued). In the agent, the run of a trial whose process
+        died is ended through `on_death`. False when nothing was recorded."""
         if self._run is None:
             if state == RunState.PREEMPTED and self._requeue is not None:
                 self._requeue()
+                return True
+            died = exit_code is None or exit_code < 0  # it could not end its run itself
+            if died and self._on_death is not None and state != RunState.FINISHED:
+                self._on_death(state, error)
                 return True
             return False
         run, self._run = self._run, None
@@ -859,6 +1045,22 @@ def _timestamp(when: Any) -> float:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status behind a wandb error, looked for down its chain: wandb-core's
+    WandbApiFailedError carries `response.http_status`; the public API's CommError wraps
+    one as `exc`."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        status = getattr(getattr(cause, "response", None), "http_status", None)
+        if isinstance(status, int) and status:
+            return status
+        inner = getattr(cause, "exc", None)
+        cause = inner if isinstance(inner, BaseException) else cause.__cause__ or cause.__context__
+    return None
 
 
 def _transient(message: str) -> bool:

@@ -251,6 +251,16 @@ HeartbeatTimeout = Annotated[
 ]
 
 
+OutageLimit = Annotated[
+    float,
+    typer.Option(
+        "--outage-limit",
+        help="Seconds to wait out a server that does not answer (trials keep running); "
+        "past it, running trials are preempted and the command exits 2.",
+    ),
+]
+
+
 def say(line: str) -> None:
     """A line from the library, printed as it is (see `Terminal`)."""
     console.print(line)

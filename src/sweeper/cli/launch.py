@@ -12,6 +12,7 @@ from sweeper.cli.common import (
     Entity,
     EstimateOpt,
     HeartbeatTimeout,
+    OutageLimit,
     Project,
     Sets,
     Smoke,
@@ -49,6 +50,7 @@ def launch(
         typer.Option(help="Trainer device: auto, cpu, cuda, cuda:N [default: the spec's]."),
     ] = None,
     heartbeat_timeout: HeartbeatTimeout = 60.0,
+    outage_limit: OutageLimit = 300.0,
     backend_kind: BackendOpt = None,
     entity: Entity = None,
     project: Project = None,
@@ -81,6 +83,7 @@ def launch(
     at_least("--agents", agents, 1)
     at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
     at_least("--trial-timeout", trial_timeout, 0, strict=True)
+    at_least("--outage-limit", outage_limit, 0)
     gpu_list = chosen_gpus(gpus)
     make_slots(gpu_list, loaded.agents.gpus_per_trial)  # refused before the store is made
     if not isinstance(loaded, PlainSweep):  # a missing data set: refused before any trial
@@ -95,6 +98,7 @@ def launch(
         store,
         entity=entity or loaded.entity,
         project=project or loaded.project,
+        wait=outage_limit,  # launch waits on a silent server no longer than its agents do
     )
     bar = LaunchBar(console, backend)
     try:
@@ -104,7 +108,7 @@ def launch(
                 backend,
                 agents=agents,
                 gpus=gpu_list,
-                settings=AgentSettings(mode, heartbeat_timeout, trial_timeout),
+                settings=AgentSettings(mode, heartbeat_timeout, trial_timeout, outage_limit),
                 fresh=fresh,
                 on_stage=bar.start_stage,
                 on_progress=bar.update,
@@ -192,6 +196,7 @@ def agent(
     store: Store = None,
     wandb: Wandb = None,
     heartbeat_timeout: HeartbeatTimeout = 60.0,
+    outage_limit: OutageLimit = 300.0,
     grace: Annotated[
         float, typer.Option(help="Seconds a stopped trial gets before it is killed.")
     ] = 10.0,
@@ -216,6 +221,7 @@ def agent(
     at_least("--grace", grace, 0)
     at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
     at_least("--trial-timeout", trial_timeout, 0, strict=True)
+    at_least("--outage-limit", outage_limit, 0)
     kind = choose_backend_kind(backend_kind, sweep_id)
     options = AgentOptions(
         sweep_id=sweep_id,
@@ -229,6 +235,7 @@ def agent(
         grace=grace,
         threads=threads,
         trial_timeout=trial_timeout,
+        outage_limit=outage_limit,
     )
     runner = Agent(options, say=say)
     raise typer.Exit(runner.run())
