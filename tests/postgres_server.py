@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,11 +92,10 @@ def _as_postgres(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """Start one server for the session; stop it at the end."""
-    if not (BIN / "initdb").exists():
-        pytest.fail(f"no PostgreSQL at {BIN}: `apt-get install -y postgresql` (as .ci/run does)")
+@contextmanager
+def started_server() -> Iterator[PostgresServer]:
+    """A throwaway server in a new temporary folder, stopped and deleted on exit (the test
+    fixture's, and the benchmarks')."""
     folder = Path(tempfile.mkdtemp(prefix="sweeper-pg-", dir="/var/tmp"))
     superuser = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
     if os.geteuid() == 0:
@@ -133,6 +133,15 @@ def postgres_server() -> Iterator[PostgresServer]:
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Start one server for the session; stop it at the end."""
+    if not (BIN / "initdb").exists():
+        pytest.fail(f"no PostgreSQL at {BIN}: `apt-get install -y postgresql` (as .ci/run does)")
+    with started_server() as server:
+        yield server
 
 
 @pytest.fixture
