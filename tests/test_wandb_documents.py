@@ -24,7 +24,8 @@ from wandb_server.graphql import schema
 
 RECORDED = corpus.recorded()
 
-# (request body, the message W&B's server (gqlgen/gqlparser) answers with)
+# (request body, the stand-in's message: graphql-core's validator, names in double quotes as
+# gqlparser, W&B's validator, writes them)
 REFUSED = {
     "misspelled field": (
         {"query": "query Viewer { viewer { id usernam } }"},
@@ -40,6 +41,11 @@ REFUSED = {
             "variables": {"name": 3},
         },
         'Variable "$name" of type "Int" used in position expecting type "String".',
+    ),
+    "unknown input field": (
+        {"query": 'mutation U { upsertSweep(input: {configg: "x"}) { sweep { name } } }'},
+        'Expected value of type "UpsertSweepInput" not to include unknown field "configg". '
+        'Did you mean "config"? Found: { configg: "x" }.',
     ),
     "undeclared variable": (
         {"query": "query P { project(name: $name) { id } }", "variables": {"name": "p"}},

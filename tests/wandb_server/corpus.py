@@ -5,7 +5,7 @@ tests ran, one `<operation>.<hash>.graphql` file each. Regenerate it after a wan
 
     cd tests && uv run python -m wandb_server.corpus
 
-which empties the folder and runs the W&B test files (`test_groups`, a few at a time) with
+which empties the folder and runs the W&B test files (`recording_groups`, a few at a time) with
 `WANDB_STANDIN_DOCUMENTS` naming it, so every stand-in writes there what it received.
 
 `installed_documents` finds the documents the installed client holds for an operation: in
@@ -33,7 +33,7 @@ RECORD_ENV = "WANDB_STANDIN_DOCUMENTS"
 TESTS = Path(__file__).parents[1]
 
 
-def test_groups() -> list[list[str]]:
+def recording_groups() -> list[list[str]]:
     """The W&B test files whose runs make up the corpus, a few per pytest run."""
     files = [TESTS / "test_backend_wandb.py", TESTS / "test_commands_wandb.py"]
     files += [TESTS / "test_report_wandb.py", TESTS / "test_read_as_wandb.py"]
@@ -215,7 +215,7 @@ def record(directory: Path = DOCUMENTS) -> int:
         stale.unlink()
     env = {**os.environ, RECORD_ENV: str(directory.resolve()), "NO_ALBUMENTATIONS_UPDATE": "1"}
     worst = 0
-    for group in test_groups():
+    for group in recording_groups():
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *group]
         worst = max(worst, subprocess.call(command, env=env, cwd=TESTS.parent))
     return worst
