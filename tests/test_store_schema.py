@@ -4,7 +4,11 @@ transaction, a newer one refused in one line naming both versions (exit 2 from t
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +128,93 @@ def test_a_postgres_store_is_stamped_migrated_and_a_newer_one_refused(
     message = str(caught.value)
     assert f"version {schema.VERSION + 1}" in message and f"version {schema.VERSION})" in message
     assert PASSWORD not in message and "\n" not in message
+
+
+V1 = Path(__file__).parent / "data" / "store-v1"
+"""A store made by the code at commit 040fa56 (before versions), with the specs it ran:
+old-grid (a.yaml: 2 runs finished, 1 stopped by hyperband), old-fail (b.yaml: 1 finished,
+1 failed), old-preempt (c.yaml: a launch SIGTERMed mid-trial: 1 run preempted and requeued,
+the sweep running) and old-stopped (d.yaml: made, then set `stopped` through that code's
+LocalBackend.set_sweep_state)."""
+
+
+def _v1_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "v1"
+    shutil.copytree(V1, folder)
+    return folder / "sweeper.db"
+
+
+def _raw(path: Path) -> dict[str, Any]:
+    """Every run and history row, and the sweeps' states, as stored (no sweeper code)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {
+            "runs": db.execute("SELECT * FROM runs ORDER BY id").fetchall(),
+            "history": db.execute("SELECT * FROM history ORDER BY run_id, step").fetchall(),
+            "sweeps": dict(db.execute("SELECT name, state FROM sweeps").fetchall()),
+        }
+
+
+def test_a_store_made_by_the_code_before_versions_opens_migrated_and_means_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _v1_copy(tmp_path)
+    monkeypatch.chdir(path.parent)
+    before = _raw(path)
+    assert _user_version(path) == 0
+    assert before["sweeps"]["old-stopped"] == "stopped"
+    listed = CliRunner().invoke(app, ["sweeps", "--store", str(path)])
+    assert listed.exit_code == 0, listed.output
+    assert _user_version(path) == schema.VERSION
+    after = _raw(path)
+    assert after["runs"] == before["runs"] and after["history"] == before["history"]
+    assert after["sweeps"] == {**before["sweeps"], "old-stopped": "canceled"}
+    assert "canceled" in listed.output
+
+    ids = {name: sweep_id for sweep_id, name in _sweep_ids(path)}
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        stored = {(run_id, state) for run_id, state in db.execute("SELECT id, state FROM runs")}
+    shown = set()
+    for name, sweep_id in ids.items():
+        table = CliRunner().invoke(app, ["runs", sweep_id, "--store", str(path), "--json"])
+        assert table.exit_code == 0, table.output
+        shown |= {(row["run_id"], row["state"]) for row in json.loads(table.stdout)}
+        status = CliRunner().invoke(app, ["status", sweep_id, "--store", str(path)])
+        assert status.exit_code == 0 and name in status.output, status.output
+    assert shown == stored
+    assert sorted(state for _, state in stored) == [
+        "failed", "finished", "finished", "finished", "preempted", "stopped",
+    ]  # fmt: skip
+    status = CliRunner().invoke(app, ["status", ids["old-preempt"], "--store", str(path)])
+    assert "[running]" in status.output and "1 preempted" in status.output, status.output
+
+
+def _sweep_ids(path: Path) -> list[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT id, name FROM sweeps").fetchall()
+
+
+@pytest.mark.slow  # a real launch: the preempted trial's 30 epochs of 0.3 s
+def test_the_same_launch_resumes_a_sweep_of_the_store_before_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migrated store's preempted run is run again under its id (attempt 2) by a launch of
+    the spec that made it, in the old sweep: no new sweep."""
+    path = _v1_copy(tmp_path)
+    monkeypatch.chdir(path.parent)
+    before = _sweep_ids(path)
+    options = ("--store", str(path), "--agents", "2", "--wandb", "disabled")
+    launched = subprocess.run(
+        [sys.executable, "-m", "sweeper", "launch", "c.yaml", *options],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert _sweep_ids(path) == before
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        runs = db.execute(
+            "SELECT r.id, r.state, r.attempt FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
+            " WHERE s.name = 'old-preempt' ORDER BY r.seq"
+        ).fetchall()
+    assert runs[0] == ("pat715zf", "finished", 2), runs
+    assert [state for _, state, _ in runs] == ["finished", "finished"]
