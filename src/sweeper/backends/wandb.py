@@ -445,13 +445,14 @@ class WandbBackend:
         return counts
 
     def is_complete(self, sweep_id: str) -> bool:
-        sweep, counts = self.sweep(sweep_id), self.counts(sweep_id)
-        if counts.get(RunState.RUNNING, 0) or counts.get(RunState.PENDING, 0):
-            return False  # a run handed to an agent is pending until its trial starts it
+        sweep = self.sweep(sweep_id)
         if sweep.state == SweepState.PAUSED:  # its agents wait for a resume
             return False
-        if sweep.state.over:  # finished or canceled on the server
+        if sweep.state.over:  # finished or canceled: the server tells idle agents to exit
             return True
+        counts = self.counts(sweep_id)
+        if counts.get(RunState.RUNNING, 0) or counts.get(RunState.PENDING, 0):
+            return False  # a run handed to an agent is pending until its trial starts it
         # Still running there: done once it said `exit` and no preempted run waits to resume.
         return sweep.exhausted and not counts.get(RunState.PREEMPTED, 0)
 
@@ -793,18 +794,19 @@ def _report_main(
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # not the agent's handlers: they end trials
         signal.signal(sig, signal.SIG_DFL)
-    if wandb.Api(timeout=API_TIMEOUT).run(f"{entity}/{project}/{run_id}").state not in (
-        "running",
-        "preempting",
-    ):
-        return
     try:
-        run = wandb_init._attach(run_id=run_id)  # wandb.attach
-    except wandb.errors.UsageError:  # not a run of this service
-        end_unseen(root, run_id, entity, project, sweep_id, state, error)
-    else:
-        _end(run, state, error)
-    wandb.teardown()
+        live = wandb.Api(timeout=API_TIMEOUT).run(f"{entity}/{project}/{run_id}").state
+        if live not in ("running", "preempting"):
+            return
+        try:
+            run = wandb_init._attach(run_id=run_id)  # wandb.attach
+        except wandb.errors.UsageError:  # not a run of this service
+            end_unseen(root, run_id, entity, project, sweep_id, state, error)
+        else:
+            _end(run, state, error)
+        wandb.teardown()
+    except Exception as exc:  # the server crashes it after its timeout instead: say so, once
+        print(f"run {run_id} not ended on W&B: {_first_line(exc)}", flush=True)
 
 
 class KeyRefused(SweeperError):
