@@ -34,7 +34,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sweeper.backends import schema, storejson
 from sweeper.backends.base import LiveTrial, SweepRecord
-from sweeper.backends.store import RunChanges, RunRecord, Snapshot, SweepChanges, new_id
+from sweeper.backends.store import (
+    RunChanges,
+    RunRecord,
+    Snapshot,
+    StoreCopy,
+    StoredRun,
+    SweepChanges,
+    new_id,
+)
 from sweeper.errors import NotFoundError, SweeperError, Unreachable
 from sweeper.sweep import RunState, SweepState
 from sweeper.sweep.runtable import RunRow
@@ -144,6 +152,8 @@ _RUN_FIELDS = (
     "id, sweep_id, seq, params, state, attempt, agent, heartbeat_at, should_stop, summary,"
     " created_at, started_at"
 )
+_COPY_FIELDS = f"{_RUN_FIELDS}, meta, exit_code, error, finished_at"
+"""Every column of a run, as a copy to another store carries it (`StoredRun.values`)."""
 _DETAIL_FIELDS = (
     "id, sweep_id, seq, params, state, attempt, agent, heartbeat_at, should_stop, summary,"
     " meta, exit_code, error, created_at, started_at, finished_at"
@@ -609,6 +619,69 @@ class PostgresStore:
             (scope, host),
         )
         return {slot: holder for slot, holder in rows}
+
+    def export(self, sweep_ids: list[str] | None = None) -> StoreCopy:
+        picked = (sweep_ids is None, list(sweep_ids or []))
+
+        def read() -> StoreCopy:
+            with self._connection() as db:
+                db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    sweeps = db.execute(
+                        f"SELECT {_SWEEP_FIELDS} FROM sweeps"
+                        " WHERE %s OR id = ANY(%s::text[]) ORDER BY created_at",
+                        picked,
+                    ).fetchall()
+                    runs = db.execute(
+                        f"SELECT {_COPY_FIELDS} FROM runs"
+                        " WHERE %s OR sweep_id = ANY(%s::text[]) ORDER BY created_at, seq",
+                        picked,
+                    ).fetchall()
+                    history = db.execute(
+                        "SELECT h.run_id, h.step, h.metrics FROM history h"
+                        " JOIN runs r ON r.id = h.run_id"
+                        " WHERE %s OR r.sweep_id = ANY(%s::text[]) ORDER BY h.run_id, h.step",
+                        picked,
+                    ).fetchall()
+                finally:
+                    db.execute("COMMIT")
+            return StoreCopy(
+                [sweep_record(row) for row in sweeps],
+                [
+                    StoredRun(_run_record(row), storejson.loads(row[12]), *row[13:16])
+                    for row in runs
+                ],
+                [(run_id, step, storejson.loads(metrics)) for run_id, step, metrics in history],
+            )
+
+        return self._retrying(read)
+
+    def import_copy(self, copy: StoreCopy) -> None:
+        with self.transaction() as tx:
+            db = tx.db
+            for table, ids in (
+                ("sweeps", [sweep.id for sweep in copy.sweeps]),
+                ("runs", [run.record.id for run in copy.runs]),
+            ):
+                taken = db.execute(
+                    f"SELECT id FROM {table} WHERE id = ANY(%s::text[]) LIMIT 1", (ids,)
+                ).fetchone()
+                if taken is not None:
+                    what = table.removesuffix("s")
+                    raise SweeperError(
+                        f"{self._shown}: already holds {what} {taken[0]}; nothing copied"
+                    )
+            for sweep in copy.sweeps:
+                tx.insert_sweep(sweep)
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO runs ({_COPY_FIELDS}) VALUES ({', '.join(['%s'] * 16)})",
+                    [run.values(flag=bool) for run in copy.runs],
+                )
+                cursor.executemany(
+                    "INSERT INTO history (run_id, step, metrics) VALUES (%s, %s, %s)",
+                    [(run_id, step, storejson.dumps(m)) for run_id, step, m in copy.history],
+                )
 
 
 def _configure(db: psycopg.Connection[Any]) -> None:

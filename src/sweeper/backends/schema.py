@@ -10,7 +10,8 @@ a `schema_version` table. A store opened by this sweeper is
 - newer: refused in one line naming both versions (`too_new`), before anything is written.
 
 A store with tables but no version is version 1: the layout every sweeper wrote before
-versions existed (up to commit 040fa56; `tests/data/store-v1.db` is one, made by that code).
+versions existed (up to commit 040fa56; `tests/data/store-v1/sweeper.db` is one, made by that
+code).
 
 To change the layout: change both SCHEMAs (a new store is made at once in the new layout),
 add a `Migration` for `VERSION + 1` that turns the previous layout into it on each database,

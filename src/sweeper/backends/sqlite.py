@@ -24,7 +24,15 @@ from typing import Any
 
 from sweeper.backends import schema, storejson
 from sweeper.backends.base import LiveTrial, SweepRecord
-from sweeper.backends.store import RunChanges, RunRecord, Snapshot, SweepChanges, new_id
+from sweeper.backends.store import (
+    RunChanges,
+    RunRecord,
+    Snapshot,
+    StoreCopy,
+    StoredRun,
+    SweepChanges,
+    new_id,
+)
 from sweeper.errors import NoSpace, NotFoundError, StoreLost, SweeperError
 from sweeper.sweep import RunState, SweepState
 from sweeper.sweep.runtable import RunRow
@@ -102,6 +110,9 @@ _RUN_FIELDS = (
     " created_at, started_at"
 )
 """The columns a RunRecord holds (meta and the outcome columns are written, not read back)."""
+
+_COPY_FIELDS = f"{_RUN_FIELDS}, meta, exit_code, error, finished_at"
+"""Every column of a run, as a copy to another store carries it (`StoredRun.values`)."""
 
 _RUN_CHANGES = frozenset(RunChanges.__annotations__)
 _SWEEP_CHANGES = frozenset(SweepChanges.__annotations__)
@@ -511,6 +522,58 @@ class SqliteStore:
         )
         return {row["slot"]: row["holder"] for row in rows}
 
+    def export(self, sweep_ids: list[str] | None = None) -> StoreCopy:
+        which = "" if sweep_ids is None else f" IN ({','.join('?' * len(sweep_ids))})"
+        where = which and f" WHERE sweep_id{which}"
+        args = list(sweep_ids or [])
+        with self._read() as db:
+            sweeps = db.execute(
+                f"SELECT * FROM sweeps{which and ' WHERE id' + which} ORDER BY created_at", args
+            ).fetchall()
+            runs = db.execute(
+                f"SELECT {_COPY_FIELDS} FROM runs{where} ORDER BY created_at, seq", args
+            ).fetchall()
+            history = db.execute(
+                "SELECT h.run_id, h.step, h.metrics FROM history h"
+                f" WHERE h.run_id IN (SELECT id FROM runs{where}) ORDER BY h.run_id, h.step",
+                args,
+            ).fetchall()
+        return StoreCopy(
+            [sweep_record(row) for row in sweeps],
+            [_stored_run(row) for row in runs],
+            [(run_id, step, storejson.loads(metrics)) for run_id, step, metrics in history],
+        )
+
+    def import_copy(self, copy: StoreCopy) -> None:
+        with self.write() as db:
+            for table, ids in (
+                ("sweeps", [sweep.id for sweep in copy.sweeps]),
+                ("runs", [run.record.id for run in copy.runs]),
+            ):
+                for start in range(0, len(ids), HISTORY_CHUNK):
+                    chunk = ids[start : start + HISTORY_CHUNK]
+                    taken = db.execute(
+                        f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(chunk))})"
+                        " LIMIT 1",
+                        chunk,
+                    ).fetchone()
+                    if taken is not None:
+                        what = table.removesuffix("s")
+                        raise SweeperError(
+                            f"{self.path}: already holds {what} {taken['id']}; nothing copied"
+                        )
+            tx = SqliteTransaction(db, self.clock())
+            for sweep in copy.sweeps:
+                tx.insert_sweep(sweep)
+            db.executemany(
+                f"INSERT INTO runs ({_COPY_FIELDS}) VALUES ({','.join('?' * 16)})",
+                [run.values(flag=int) for run in copy.runs],
+            )
+            db.executemany(
+                "INSERT INTO history (run_id, step, metrics) VALUES (?, ?, ?)",
+                [(run_id, step, storejson.dumps(m)) for run_id, step, m in copy.history],
+            )
+
 
 class SqliteTransaction:
     """The store primitives (`sweeper.backends.store.Transaction`) on an open BEGIN IMMEDIATE."""
@@ -716,6 +779,11 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         row[10],
         row[11],
     )
+
+
+def _stored_run(row: sqlite3.Row) -> StoredRun:
+    """A `runs` row selected as _COPY_FIELDS."""
+    return StoredRun(_run_record(row), storejson.loads(row[12]), row[13], row[14], row[15])
 
 
 def _run_row(row: sqlite3.Row, now: float) -> RunRow:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
+from sweeper.backends import storejson
 from sweeper.backends.base import LiveTrial, SweepRecord
 from sweeper.sweep import RunState, RunView, SweepState
 from sweeper.sweep.runtable import RunRow
@@ -77,6 +78,56 @@ class SweepChanges(TypedDict, total=False):
     """Stored as its value (`paused`); a store reads it back with `SweepState.read`, which
     also reads the `stopped` of stores written before W&B's four states."""
     exhausted: bool
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run whole: its record and the columns a store writes at its end but the coordinator
+    never reads back (what a copy to another store must carry too)."""
+
+    record: RunRecord
+    meta: dict[str, Any]
+    """What reproduces it: config, seed, commit, versions."""
+    exit_code: int | None
+    error: str | None
+    finished_at: float | None
+
+    def values(self, flag: Callable[[bool], Any]) -> tuple[Any, ...]:
+        """Its column values as either store inserts them, in the order `id, sweep_id, seq,
+        params, state, attempt, agent, heartbeat_at, should_stop, summary, created_at,
+        started_at, meta, exit_code, error, finished_at`: JSON as the same text (storejson),
+        the state as its value; `flag`: how the store keeps a boolean (int, bool)."""
+        record = self.record
+        return (
+            record.id,
+            record.sweep_id,
+            record.seq,
+            storejson.dumps(record.params),
+            str(record.state),
+            record.attempt,
+            record.agent,
+            record.heartbeat_at,
+            flag(record.should_stop),
+            storejson.dumps(record.summary),
+            record.created_at,
+            record.started_at,
+            storejson.dumps(self.meta, default=str),
+            self.exit_code,
+            self.error,
+            self.finished_at,
+        )
+
+
+@dataclass(frozen=True)
+class StoreCopy:
+    """Sweeps, their runs and history, as one consistent read of a store saw them
+    (`BackendStore.export`), to be inserted into another (`BackendStore.import_copy`)."""
+
+    sweeps: list[SweepRecord]
+    """In creation order."""
+    runs: list[StoredRun]
+    history: list[tuple[str, int, dict[str, Any]]]
+    """(run id, step, {metric: value}) rows."""
 
 
 @dataclass(frozen=True)
@@ -331,4 +382,26 @@ class BackendStore(Store, Protocol):
 
     def live_leases(self, scope: str, host: str) -> dict[str, str]:
         """Slot name -> holder, for the unexpired leases of this scope on this host."""
+        ...
+
+    def export(self, sweep_ids: list[str] | None = None) -> StoreCopy:
+        """Sweeps with every run and history row of theirs, whole, in one consistent read
+        holding no lock (what `sweeper store copy` moves).
+
+        Args:
+            sweep_ids: The sweeps to read; None: every sweep, and the runs outside any sweep
+                (`sweeper train`'s).
+        """
+        ...
+
+    def import_copy(self, copy: StoreCopy) -> None:
+        """Insert what another store's `export` read, ids as they are, in one transaction:
+        all of it or nothing. Slot leases and pools are not part of a copy (they belong to
+        the machines of the store they were made in).
+
+        Raises:
+            SweeperError: a sweep or run id of the copy is already in this store (one line,
+                naming it); nothing is written.
+            NoSpace: the store's disk is full.
+        """
         ...

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sweeper.cli import analysis, control, launch, report, spec, status, sync, train
+from sweeper.cli import analysis, control, launch, report, spec, status, stores, sync, train
 from sweeper.cli.common import App, Group, console
 
 app = App(
@@ -67,3 +67,4 @@ app.command()(train.train)
 app.command()(analysis.landscape)
 app.command()(analysis.augment)
 app.command()(report.report)
+app.add_typer(stores.store_app, name="store")
