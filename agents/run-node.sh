@@ -5,8 +5,10 @@
 #                            [--data DIR] [--name PREFIX] [-- extra `sweeper agent` options]
 #
 # SWEEP: entity/project/sweep_id (W&B; WANDB_API_KEY is passed from this shell's environment)
-# or a local sweep id whose store is the --store volume. GPUs: --gpus, else every GPU that
-# `nvidia-smi -L` lists; --cpu N starts N GPU-less agents instead (CPU nodes, tests).
+# or a local sweep id whose store is the --store volume, or a PostgreSQL server every node
+# shares: --store postgresql://USER@HOST:PORT/DB (PGPASSWORD is passed from this shell's
+# environment, never in the URL; run files go to the volume PREFIX-runs). GPUs: --gpus, else
+# every GPU that `nvidia-smi -L` lists; --cpu N starts N GPU-less agents instead (CPU nodes).
 # Restart policy on-failure:3: a bad sweep id or store exits 2 and stays down, visibly.
 set -euo pipefail
 
@@ -46,13 +48,26 @@ if [[ "$cpu" -eq 0 && -z "$gpus" ]]; then
     [[ -n "$gpus" ]] || die "nvidia-smi -L lists no GPU: pass --gpus 0,1 or --cpu N"
 fi
 
-# A path is bind-mounted (it must be writable by the image's uid 10001); a name is a volume.
-[[ "$store" == */* ]] && store="$(realpath -- "$store")"
 common=(
     --detach --init --restart on-failure:3 --stop-timeout 30
     --env WANDB_API_KEY --env WANDB_BASE_URL --env WANDB_ENTITY --env WANDB_PROJECT
-    --volume "$store:/store"
 )
+case "$store" in
+    postgresql://* | postgres://*)
+        # `docker inspect` shows a container's environment: the password travels as PGPASSWORD.
+        if [[ "${store#*://}" =~ ^[^/@]*:[^/@]*@ || "$store" =~ [?\&]password= ]]; then
+            die "--store: a password in the URL; pass it as PGPASSWORD instead"
+        fi
+        common+=(--env "SWEEPER_STORE=$store" --env PGPASSWORD)
+        common+=(--volume "$prefix-runs:/work/.sweeper")
+        ;;
+    *)
+        # A path is bind-mounted (it must be writable by the image's uid 10001); a name is a
+        # volume.
+        [[ "$store" == */* ]] && store="$(realpath -- "$store")"
+        common+=(--volume "$store:/store")
+        ;;
+esac
 [[ -n "$data" ]] && common+=(--volume "$(realpath -- "$data"):/work/data:ro")
 tag="$(printf '%s' "$sweep" | tr -c 'a-zA-Z0-9_.-' '-' | tail -c 40)"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `sweeper agent "$@"` after a pre-flight check. A container that cannot work (GPUs asked for
-# but none visible, a store folder this uid cannot write) says so in one line and exits 2,
-# instead of training on the CPU by surprise or dying in a SQLite traceback.
+# but none visible, a store folder this uid cannot write, a PostgreSQL URL holding its password)
+# says so in one line and exits 2, instead of training on the CPU by surprise or dying in a
+# SQLite traceback.
 set -euo pipefail
 
 die() {
@@ -24,7 +25,8 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     esac
     # Options of `sweeper agent` that take a value: skip the value.
     case "$arg" in
-        --store | --gpus | --count | --wandb | --heartbeat-timeout | --grace | --threads | --backend)
+        --store | --gpus | --count | --wandb | --heartbeat-timeout | --grace | --threads | \
+            --backend | --outage-limit | --trial-timeout)
             i=$((i + 1))
             ;;
     esac
@@ -39,12 +41,28 @@ if [[ -n "${gpus//[ ,]/}" ]]; then
     fi
 fi
 
-# Both backends write here: the local store, and every run's files and wandb folder.
-dir="$(dirname -- "$store")"
-[[ -d "$dir" ]] || die "store folder $dir does not exist (mount the store volume at $dir)"
-if [[ ! -w "$dir" || (-e "$store" && ! -w "$store") ]]; then
-    die "store $store is not writable by uid $(id -u) (on the host: chown -R $(id -u) on the" \
-        "volume, or run with --user matching its owner)"
-fi
+case "$store" in
+    postgresql://* | postgres://*)
+        # A database server: the password comes from PGPASSWORD (or ~/.pgpass), never the URL,
+        # which `docker inspect` and the process list show.
+        if [[ "${store#*://}" =~ ^[^/@]*:[^/@]*@ || "$store" =~ [?\&]password= ]]; then
+            die "--store: a password in the URL; pass it as PGPASSWORD instead"
+        fi
+        # Run files and wandb folders go to ./.sweeper (mount a volume at $PWD/.sweeper).
+        dir="$PWD/.sweeper"
+        mkdir -p -- "$dir" 2>/dev/null || true
+        [[ -w "$dir" ]] || die "run folder $dir is not writable by uid $(id -u) (mount a" \
+            "volume there, owned by $(id -u))"
+        ;;
+    *)
+        # Both backends write here: the local store, and every run's files and wandb folder.
+        dir="$(dirname -- "$store")"
+        [[ -d "$dir" ]] || die "store folder $dir does not exist (mount the store volume at $dir)"
+        if [[ ! -w "$dir" || (-e "$store" && ! -w "$store") ]]; then
+            die "store $store is not writable by uid $(id -u) (on the host: chown -R $(id -u)" \
+                "on the volume, or run with --user matching its owner)"
+        fi
+        ;;
+esac
 
 exec sweeper agent "$@"

@@ -90,7 +90,7 @@ def test_dockerignore_keeps_the_context_to_what_the_build_reads() -> None:
 
 def test_compose_one_gpu_per_agent_restart_limit_key_from_environment() -> None:
     compose = load(ROOT / "docker" / "compose.yaml")
-    services = compose["services"]
+    services = {k: v for k, v in compose["services"].items() if k.startswith("agent-")}
     assert len(services) >= 2
     gpus = []
     for name, service in services.items():
@@ -99,13 +99,43 @@ def test_compose_one_gpu_per_agent_restart_limit_key_from_environment() -> None:
         assert len(device["device_ids"]) == 1, name
         gpus += device["device_ids"]
         assert re.fullmatch(r"on-failure:[1-5]", service["restart"]), name
-        assert "WANDB_API_KEY" in service["environment"], name  # passed through, no value
+        # passed through, no value: the key, a postgresql:// store and its password
+        assert {"WANDB_API_KEY", "SWEEPER_STORE", "PGPASSWORD"} <= set(service["environment"])
+        assert "runs:/work/.sweeper" in service["volumes"], name  # run files with a server
         assert service["command"][0].startswith("${SWEEP"), name
         assert service["init"] is True and "store:/store" in service["volumes"], name
         assert (
             ROOT / "docker" / service["build"]["context"] / service["build"]["dockerfile"]
         ).exists()
     assert len(set(gpus)) == len(gpus), "each agent its own GPU"
+
+
+def test_compose_postgres_is_the_official_image_on_a_named_volume_password_from_env() -> None:
+    compose = load(ROOT / "docker" / "compose.yaml")
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"].split(":")[0] == "postgres"  # Docker's official image
+    (volume,) = postgres["volumes"]
+    assert volume.split(":")[0] in compose["volumes"]  # a named volume, not a host folder
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "${PGPASSWORD:-}"
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+
+
+def test_compose_up_postgres_needs_no_sweep_and_takes_the_password_from_env() -> None:
+    """`docker compose -f docker/compose.yaml up -d postgres` as the README says it: no SWEEP
+    set; the password rendered from the environment, in no file."""
+    ensure_commands({"docker-compose": "docker-compose"})
+    env = {k: v for k, v in os.environ.items() if k not in ("SWEEP", "PGPASSWORD")}
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker" / "compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        env={**env, "PGPASSWORD": "pw-from-env-7q"},
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)
+    assert rendered["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pw-from-env-7q"
+    assert rendered["services"]["agent-0"]["command"] == ["", "--gpus", "0"]  # entrypoint: exit 2
+    assert "pw-from-env-7q" not in (ROOT / "docker" / "compose.yaml").read_text()
 
 
 def test_compose_validates_against_the_compose_schema() -> None:
@@ -206,6 +236,29 @@ def test_run_node_starts_one_pinned_container_per_gpu(tmp_path: Path) -> None:
     assert "started sweeper-ent-proj-sw1-gpu3 (0123456789ab)" in result.stdout
 
 
+def test_run_node_passes_a_postgres_store_by_env_and_refuses_a_password_in_its_url(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "calls"
+    (tmp_path / "docker").write_text(f'#!/bin/sh\necho "$@" >> {log}\necho 0123456789abcdef\n')
+    (tmp_path / "docker").chmod(0o755)
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "PGPASSWORD": "pg-secret"}
+    url = "postgresql://sweeper@db.cluster:5432/sweeper"
+    node = ["bash", str(ROOT / "agents/run-node.sh"), "sw1", "--cpu", "1", "--store"]
+    result = run_script([*node, url], env)
+    assert result.returncode == 0, result.stderr
+    (call,) = log.read_text().splitlines()
+    assert f"--env SWEEPER_STORE={url} --env PGPASSWORD " in call and "pg-secret" not in call
+    assert "--volume sweeper-runs:/work/.sweeper" in call and ":/store" not in call
+    for bad in ("postgresql://sweeper:pw@db/s", "postgres://u@db/s?password=pw"):
+        refused = run_script([*node, bad], env)
+        assert refused.returncode == 2
+        assert refused.stderr.splitlines() == [
+            "run-node.sh: --store: a password in the URL; pass it as PGPASSWORD instead"
+        ]
+    assert len(log.read_text().splitlines()) == 1  # nothing started for them
+
+
 def entrypoint(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """docker/entrypoint.sh with a stand-in `sweeper` that prints what it was given."""
     (tmp_path / "sweeper").write_text('#!/bin/sh\necho "sweeper $*"\n')
@@ -230,6 +283,23 @@ def test_entrypoint_checks_then_execs_the_agent(tmp_path: Path) -> None:
     missing = entrypoint(tmp_path, "sw1", SWEEPER_STORE=str(tmp_path / "nowhere" / "s.db"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert entrypoint(tmp_path, "--gpus", "").returncode == 2  # no sweep
+
+
+def test_entrypoint_takes_a_postgres_store_and_refuses_its_password_in_the_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No store folder to check with a server: the run folder (./.sweeper) must be writable;
+    a URL holding the password is refused before anything starts."""
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://sweeper@db:5432/sweeper"
+    ok = entrypoint(tmp_path, "sw1", "--gpus", "", SWEEPER_STORE=url)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == "sweeper agent sw1 --gpus \n" and (tmp_path / ".sweeper").is_dir()
+    bad = entrypoint(tmp_path, "sw1", "--store", "postgres://sweeper:pw@db/sweeper")
+    assert bad.returncode == 2 and "pw" not in bad.stderr.replace("PGPASSWORD", "")
+    assert bad.stderr.splitlines() == [
+        "sweeper-agent: --store: a password in the URL; pass it as PGPASSWORD instead"
+    ]
 
 
 def children(pid: int) -> list[int]:

@@ -114,10 +114,13 @@ register(
 
 class TorchlessConfig(TrainConfig):
     x: float = Field(0.0, ge=-100, le=100)
+    seconds: float = Field(0.0, ge=0, le=60, description="how long the trial sleeps first")
 
 
 def train_torchless(config: TorchlessConfig, logger: Logger) -> dict[str, float]:
-    """Reports whether torch was imported before it: the platform's cost, not the trainer's."""
+    """Reports whether torch was imported before it: the platform's cost, not the trainer's.
+    With `seconds`, a no-op trial that takes that long (the cluster test's faults land on it)."""
+    time.sleep(config.seconds)
     logger.log({"loss": config.x}, step=0)
     return {"loss": config.x, "torch_imported": float("torch" in sys.modules)}
 

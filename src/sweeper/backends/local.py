@@ -48,17 +48,19 @@ class LocalBackend:
         readonly: bool = False,
         expect: StoreIdentity | None = None,
         password: str | None = None,
+        reopen: bool = False,
     ) -> None:
         """Open (or create) the store: a `postgresql://` URL names a PostgreSQL database (see
-        `PostgresStore`; `password`: one a parent process read from its URL), anything else a
-        SQLite file (see `SqliteStore` for the arguments and errors)."""
+        `PostgresStore`; `password`: one a parent process read from its URL; `reopen`: a
+        forked child's, which waits out a restarting server), anything else a SQLite file (see
+        `SqliteStore` for the arguments and errors)."""
         self.sqlite: SqliteStore | None = None
         """The SQLite store, when that is the store (its file's identity and checks)."""
         self.store: BackendStore
         path = path or os.environ.get("SWEEPER_STORE") or None  # the variable may hold a URL
         if is_url(path):
             self.postgres: PostgresStore | None = PostgresStore(
-                str(path), create=create, password=password
+                str(path), create=create, password=password, reopen=reopen
             )
             self.store = self.postgres
             self.path = self.store.root
@@ -228,7 +230,8 @@ class LocalBackend:
         """This store opened afresh (in a forked child): the same SQLite file or none
         (StoreLost), or the same database with the same password."""
         if self.postgres is not None:
-            return LocalBackend(self.postgres.url, create=False, password=self.postgres.password)
+            postgres = self.postgres
+            return LocalBackend(postgres.url, create=False, password=postgres.password, reopen=True)
         return LocalBackend(self.path, create=False, expect=self.identity)
 
     def record_meta(self, run_id: str, attempt: int, meta: Mapping[str, Any]) -> None:

@@ -66,6 +66,17 @@ CONNECT_TIMEOUT = 10
 """libpq's connect_timeout (s) unless the URL sets one: a server that is down is said in
 seconds, not after the operating system's TCP timeout."""
 
+SILENCE = 10
+"""Seconds of silence on an open connection after which libpq gives it up (TCP keepalives and
+tcp_user_timeout, libpq's connection parameters, unless the URL sets them): a node cut off
+from the server finds out in seconds, not after the kernel's ~15 minutes of retransmits."""
+
+LOCK_HOLD = 15
+"""idle_in_transaction_session_timeout (s) of every session: the server ends a session that
+sits in a transaction this long without a statement, so a node cut off while it holds the
+sweep's row lock releases it (every other node waits at most this long). A transaction here
+holds the lock only for its writes (milliseconds), never across a computation or a trial."""
+
 FILES = ".sweeper"
 """Where runs keep files (logs, checkpoints, wandb's folders) with a PostgreSQL store: this
 folder under the working directory of each node, as the SQLite store's folder is."""
@@ -239,6 +250,9 @@ class PostgresStore:
             URL), before PGPASSWORD (taken out of the environment here) and ~/.pgpass.
         clock: A test's fake clock for the coordinator's times (transactions and snapshots);
             None: the database's.
+        reopen: The store is known good (a forked trial reopening its agent's store): a first
+            connection that fails is retried for `wait` s like any call, so a trial starting
+            while the server restarts waits for it; else it is said at once (bad input).
 
     Raises:
         SweeperError: the driver is missing, the URL is malformed, the password is refused, the
@@ -254,6 +268,7 @@ class PostgresStore:
         wait: float = WAIT,
         password: str | None = None,
         clock: Callable[[], float] | None = None,
+        reopen: bool = False,
     ) -> None:
         pg, pool_module = _driver()
         self.clock = clock
@@ -271,22 +286,35 @@ class PostgresStore:
             raise SweeperError(f"{self._shown}: not a PostgreSQL URL: {self._clean(exc)}") from None
         params.setdefault("connect_timeout", CONNECT_TIMEOUT)
         params.setdefault("application_name", "sweeper")
+        params.setdefault("keepalives", 1)
+        params.setdefault("keepalives_idle", SILENCE // 2)
+        params.setdefault("keepalives_interval", 1)
+        params.setdefault("keepalives_count", SILENCE // 2)
+        params.setdefault("tcp_user_timeout", SILENCE * 1000)
+        # first, so that the URL's own `options` (later) win
+        hold = f"-c idle_in_transaction_session_timeout={LOCK_HOLD}s"
+        params["options"] = f"{hold} {params.get('options', '')}".strip()
         if self.password is not None:
             params["password"] = self.password
         self._params = params
         # The pool logs each failed reconnection as a warning; an outage is said once, by
         # `_retrying`, when it outlasts `wait`.
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-        try:
-            first = pg.connect(**params, autocommit=True)
-        except pg.Error as exc:
-            raise SweeperError(f"{self._shown}: cannot connect: {self._clean(exc)}") from None
-        try:
-            self._prepare(first, create)
-        except pg.Error as exc:
-            raise SweeperError(f"{self._shown}: {self._clean(exc)}") from None
-        finally:
-            first.close()
+        deadline = time.monotonic() + (wait if reopen else 0.0)
+        delay = 0.05
+        while True:
+            try:
+                self._open_first(pg, create)
+                break
+            except pg.OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise SweeperError(
+                        f"{self._shown}: cannot connect: {self._clean(exc)}"
+                    ) from None
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 2.0)
+            except pg.Error as exc:
+                raise SweeperError(f"{self._shown}: {self._clean(exc)}") from None
         self.pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
             pool_module.ConnectionPool(
                 kwargs={**params, "autocommit": True},
@@ -315,6 +343,19 @@ class PostgresStore:
         text = " ".join(str(exc).strip().split("\n", 1)[0].split()) or type(exc).__name__
         text = text.removeprefix("connection failed: ")
         return text.replace(self.password, "***") if self.password else text
+
+    def _open_first(self, pg: Any, create: bool) -> None:
+        """Connect once and prepare the store (`_prepare`), before the pool opens.
+
+        Raises:
+            psycopg.Error: the server refused or dropped the connection (the caller says it).
+            NotFoundError: as `_prepare`.
+        """
+        first = pg.connect(**self._params, autocommit=True)
+        try:
+            self._prepare(first, create)
+        finally:
+            first.close()
 
     def _prepare(self, db: psycopg.Connection[Any], create: bool) -> None:
         """Make a new store's tables, or migrate an older store's (`sweeper.backends.schema`),
@@ -430,8 +471,9 @@ class PostgresStore:
             try:
                 with db.transaction():
                     yield PostgresTransaction(db, None if self.clock is None else self.clock())
-            except psycopg.OperationalError as exc:
-                raise self._unreachable(exc) from None
+            except psycopg.OperationalError as exc:  # said as it happened, not as a wait
+                lost = f"{self._shown}: the connection was lost in a transaction"
+                raise Unreachable(f"{lost}: {self._clean(exc)}") from None
             except psycopg.Error as exc:
                 raise SweeperError(f"{self._shown}: {self._clean(exc)}") from None
 
