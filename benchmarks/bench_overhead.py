@@ -3,17 +3,21 @@
 A no-op trainer (benchmarks/plugins/noop_trainer.py) runs as grids of SMALL and LARGE trials;
 the marginal cost per trial is (time(LARGE) - time(SMALL)) / (LARGE - SMALL), so start-up and
 imports cancel out. Ours runs each trial in a forked child with the store in SQLite; Optuna runs
-its objective in-process with the same kind of storage. Also: claim time at 10,000 stored
-runs (grid and random), bayes suggestion time at 100/300/1,000 runs, 1 vs 2 agents on
+its objective in-process with the same kind of storage. Also: the engine's claim at 10,000
+runs, claims through the SQLite store (median and p99) at 1,000, 10,000 and 100,000 stored
+runs (grid and random; PostgreSQL's beside them: benchmarks/bench_postgres.py), bayes
+suggestion time at 100/300/1,000 runs, 1 vs 2 agents on
 CPU-bound trials, and the time from `launch` to its first trial's start beside the floor of
 `python -c "import torch"`.
 
     uv run --group bench python benchmarks/bench_overhead.py [--small 10] [--large 200]
+    uv run --group bench python benchmarks/bench_overhead.py --store-claims-only
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sqlite3
 import subprocess
@@ -112,11 +116,44 @@ def claim_times() -> dict[str, float]:
     return out
 
 
-def store_claim(runs: int = 10_000, claims: int = 5) -> dict[str, float]:
-    """A claim through the SQLite store once a grid sweep holds `runs` finished runs: its whole
-    time, and the longest the store's write lock was held during it (other agents wait that
-    long; the engine's suggestion is computed outside the lock)."""
+CLAIM_GRID = {"a": list(range(100)), "b": list(range(100)), "c": list(range(20))}
+"""200,000 grid points: room for 100,000 stored runs and the claims after them."""
+
+
+def _claim_config(method: str) -> dict[str, object]:
+    metric = {"name": "loss", "goal": "minimize"}
+    if method == "grid":
+        parameters = {name: {"values": values} for name, values in CLAIM_GRID.items()}
+    else:
+        parameters = {"x": {"min": 0.0, "max": 1.0}}
+    return {"method": method, "metric": metric, "parameters": parameters}
+
+
+def _stored_params(method: str, i: int) -> str:
+    """The i-th stored run's params (W&B's form, JSON): the grid's i-th point in the engine's
+    order (the last parameter fastest), or a random draw."""
     import json
+    import random
+
+    if method != "grid":
+        return json.dumps({"x": {"value": random.random()}})
+    a, rest = divmod(i, len(CLAIM_GRID["b"]) * len(CLAIM_GRID["c"]))
+    b, c = divmod(rest, len(CLAIM_GRID["c"]))
+    return json.dumps({"a": {"value": a}, "b": {"value": b}, "c": {"value": c}})
+
+
+def store_claim(
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000),
+    methods: tuple[str, ...] = ("grid", "random"),
+    claims: int = 20,
+) -> dict[str, tuple[float, float, float]]:
+    """Claims through the SQLite store once a sweep holds each number of finished runs (grid
+    and random): (median, p99, longest write-lock hold) in seconds over `claims` no-op trials
+    (claim, then finish), after one untimed claim (an agent claims again and again; that
+    first one also numbers the grid points of runs stored here with plain inserts, as it
+    would an older store's). The runs go in with plain SQL inserts, not by running trials.
+    The lock hold is what other agents wait (the engine's suggestion is computed outside it).
+    """
     from collections.abc import Iterator
     from contextlib import contextmanager
 
@@ -133,42 +170,58 @@ def store_claim(runs: int = 10_000, claims: int = 5) -> dict[str, float]:
             yield db
         held.append(time.perf_counter() - start)
 
-    grid = {
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"x": {"values": list(range(2 * runs))}},
-    }
-    totals, locks = [], []
-    with tempfile.TemporaryDirectory() as scratch:
-        backend = LocalBackend(Path(scratch) / "claim.db")
-        sweep_id = backend.create_sweep(grid, trainer="noop", spec={}, spec_hash="bench")
-        assert backend.sqlite is not None
-        with backend.sqlite.write() as db:
-            db.executemany(
-                "INSERT INTO runs (id, sweep_id, seq, params, state, attempt, summary,"
-                " created_at) VALUES (?, ?, ?, ?, 'finished', 1, ?, 0)",
-                [
-                    (f"r{i}", sweep_id, i + 1, json.dumps({"x": {"value": i}}), '{"loss": 0}')
-                    for i in range(runs)
-                ],
+    out = {}
+    for method in methods:
+        with tempfile.TemporaryDirectory() as scratch:
+            backend = LocalBackend(Path(scratch) / "claim.db")
+            sweep_id = backend.create_sweep(
+                _claim_config(method), trainer="noop", spec={}, spec_hash="bench"
             )
-        SqliteStore.write = timed_write  # type: ignore[method-assign]
-        try:
-            for _ in range(claims):
-                held.clear()
-                start = time.perf_counter()
-                claim = backend.claim(sweep_id, "bench")
-                totals.append(time.perf_counter() - start)
-                locks.append(max(held))
-                assert claim is not None
-                backend.finish(claim.run_id, claim.attempt, "finished", {"loss": 0})
-        finally:
-            SqliteStore.write = write  # type: ignore[method-assign]
-        backend.close()
-    return {
-        f"store claim, grid, {runs:,} runs (median)": sorted(totals)[claims // 2],
-        "  write lock held during it (median)": sorted(locks)[claims // 2],
-    }
+            assert backend.sqlite is not None
+            stored = 0
+            for size in sizes:
+                with backend.sqlite.write() as db:
+                    db.executemany(
+                        "INSERT INTO runs (id, sweep_id, seq, params, state, attempt, summary,"
+                        " created_at) VALUES (?, ?, ?, ?, 'finished', 1, ?, 0)",
+                        [
+                            (f"r{i}", sweep_id, i + 1, _stored_params(method, i), '{"loss": 0}')
+                            for i in range(stored, size)
+                        ],
+                    )
+                totals, locks = [], []
+                SqliteStore.write = timed_write  # type: ignore[method-assign]
+                try:
+                    for n in range(claims + 1):
+                        held.clear()
+                        start = time.perf_counter()
+                        claim = backend.claim(sweep_id, "bench")
+                        if n:
+                            totals.append(time.perf_counter() - start)
+                            locks.append(max(held))
+                        assert claim is not None
+                        backend.finish(claim.run_id, claim.attempt, "finished", {"loss": 0})
+                finally:
+                    SqliteStore.write = write  # type: ignore[method-assign]
+                # The claims' runs took the next points and seqs: the next fill goes on after.
+                stored = size + claims + 1
+                totals.sort()
+                p99 = totals[min(len(totals) - 1, math.ceil(0.99 * len(totals)) - 1)]
+                out[f"store claim, {method}, {size:,} runs"] = (
+                    totals[len(totals) // 2],
+                    p99,
+                    max(locks),
+                )
+            backend.close()
+    return out
+
+
+def print_store_claims(figures: dict[str, tuple[float, float, float]]) -> None:
+    print("claims through the SQLite store (ms; target: flat, median <= 50 at 100,000 runs)")
+    for name, (median, p99, lock) in figures.items():
+        print(
+            f"  {name:34}: median {median * 1e3:7.1f}  p99 {p99 * 1e3:7.1f}  lock {lock * 1e3:5.1f}"
+        )
 
 
 def _trials_span(store: Path) -> float:
@@ -233,7 +286,14 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=200)
     parser.add_argument("--agents-trials", type=int, default=12)
     parser.add_argument("--start-repeats", type=int, default=3)
+    parser.add_argument("--claims", type=int, default=20, help="timed claims per store size")
+    parser.add_argument(
+        "--store-claims-only", action="store_true", help="only the store-claim figures"
+    )
     args = parser.parse_args()
+    if args.store_claims_only:
+        print_store_claims(store_claim(claims=args.claims))
+        return
     rounds = first_trial_start(args.start_repeats)
     print("launch to first trial start, one-trial no-op sweep (s; target <= 3 on a quiet machine)")
     for launch_s, torch_s in rounds:
@@ -246,8 +306,9 @@ def main() -> None:
     print(f"  sweeper, forked child, offline mirror : {offline * 1e3:7.1f}   (target <= 120)")
     print(f"  Optuna, in-process, SQLite storage    : {optuna_s * 1e3:7.1f}")
     print(f"  ratio sweeper (disabled) / Optuna     : {disabled / optuna_s:7.2f}")
-    for name, seconds in {**claim_times(), **store_claim()}.items():
+    for name, seconds in claim_times().items():
         print(f"{name:34}: {seconds * 1e3:8.1f} ms")
+    print_store_claims(store_claim(claims=args.claims))
     for what, (one, two) in agents_speedup(args.agents_trials).items():
         print(
             f"{what:>12}: 1 agent {one:.1f} s, 2 agents {two:.1f} s: "

@@ -20,6 +20,8 @@ from sweeper.backends.base import SweepRecord
 from sweeper.backends.coordinator import ENGINE_TRIES, Coordinator
 from sweeper.backends.sqlite import SqliteStore
 from sweeper.backends.store import (
+    ClaimView,
+    GridState,
     RunChanges,
     RunRecord,
     Snapshot,
@@ -27,7 +29,8 @@ from sweeper.backends.store import (
     SweepChanges,
     Transaction,
 )
-from sweeper.sweep import RunState, RunView
+from sweeper.sweep import ACTIVE, RunState, RunView
+from sweeper.sweep.engine import next_grid_point as real_next_grid_point
 from sweeper.sweep.engine import next_params as real_next_params
 
 METRIC = {"name": "loss", "goal": "minimize"}
@@ -53,10 +56,18 @@ class _Data:
     sweeps: dict[str, SweepRecord] = field(default_factory=dict)
     runs: dict[str, RunRecord] = field(default_factory=dict)
     history: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    points: dict[str, int] = field(default_factory=dict)
+    """Run id -> the grid point it takes."""
+    walks: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Sweep id -> (next point, numbered to seq) of its grid's walk."""
 
     def copy(self) -> _Data:
         return _Data(
-            dict(self.sweeps), dict(self.runs), {k: dict(v) for k, v in self.history.items()}
+            dict(self.sweeps),
+            dict(self.runs),
+            {k: dict(v) for k, v in self.history.items()},
+            dict(self.points),
+            dict(self.walks),
         )
 
 
@@ -83,6 +94,26 @@ class MemoryTransaction:
         for run in self.runs(sweep_id):
             counts[run.state] = counts.get(run.state, 0) + 1
         return counts
+
+    def run_total(self, sweep_id: str) -> int:
+        return max((run.seq for run in self.runs(sweep_id)), default=0)
+
+    def grid_state(self, sweep_id: str) -> GridState:
+        start, numbered = self.data.walks.get(sweep_id, (0, 0))
+        runs = self.runs(sweep_id)
+        taken = {self.data.points[r.id] for r in runs if self.data.points.get(r.id, -1) >= start}
+        return GridState(start, sorted(taken), numbered < self.run_total(sweep_id))
+
+    def unnumbered_runs(self, sweep_id: str) -> list[RunRecord]:
+        numbered = self.data.walks.get(sweep_id, (0, 0))[1]
+        return [run for run in self.runs(sweep_id) if run.seq > numbered]
+
+    def number_runs(self, sweep_id: str, points: Mapping[str, int], numbered_to: int) -> None:
+        self.data.points.update(points)
+        self.data.walks[sweep_id] = (self.data.walks.get(sweep_id, (0, 0))[0], numbered_to)
+
+    def set_grid_next(self, sweep_id: str, point: int) -> None:
+        self.data.walks[sweep_id] = (point, self.data.walks.get(sweep_id, (0, 0))[1])
 
     def runs(self, sweep_id: str, states: Iterable[RunState] | None = None) -> list[RunRecord]:
         wanted = None if states is None else set(states)
@@ -147,6 +178,18 @@ class MemoryStore:
 
     def run(self, run_id: str) -> RunRecord | None:
         return self.data.runs.get(run_id)
+
+    def claim_view(self, sweep_id: str) -> ClaimView | None:
+        with self.lock:
+            data = self.data.copy()
+        sweep = data.sweeps.get(sweep_id)
+        if sweep is None:
+            return None
+        read = MemoryTransaction(data, 0.0)
+        active = read.runs(sweep_id, ACTIVE)
+        return ClaimView(
+            sweep, active, read.run_total(sweep_id), read.grid_state(sweep_id), self.clock()
+        )
 
     def snapshot(self, sweep_id: str, history_of: str | None = None) -> Snapshot | None:
         with self.lock:
@@ -341,8 +384,9 @@ def test_hyperband_marks_the_run_behind_the_band(setup: Setup) -> None:
 
 
 class Engine:
-    """Wraps the engine: records whether the write lock was free during each call, and runs
-    `meanwhile` (another agent's write) during the first `times` calls made outside it."""
+    """Wraps an engine call (`next_grid_point` for a grid, `next_params` for bayes): records
+    whether the write lock was free during each call, and runs `meanwhile` (another agent's
+    write) during the first `times` calls made outside it."""
 
     def __init__(
         self,
@@ -350,14 +394,14 @@ class Engine:
         meanwhile: Callable[[], object],
         times: int = 1,
         answer: Callable[[list[RunView]], dict[str, Any] | None] | None = None,
+        real: Callable[..., Any] = real_next_grid_point,
     ) -> None:
         self.setup, self.meanwhile, self.times, self.answer = setup, meanwhile, times, answer
+        self.real = real
         self.lock_free: list[bool] = []
         self.busy = False
 
-    def __call__(
-        self, config: Mapping[str, Any], runs: list[RunView], run_cap: int | None = None
-    ) -> dict[str, Any] | None:
+    def __call__(self, *args: Any) -> Any:
         if not self.busy:  # the other agent's own claim calls the engine too: not recorded
             self.lock_free.append(self.setup.lock_is_free())
             if self.lock_free[-1] and self.times > 0:
@@ -368,8 +412,8 @@ class Engine:
                 finally:
                     self.busy = False
         if self.answer is not None:
-            return self.answer(runs)
-        return real_next_params(config, runs, run_cap)
+            return self.answer(args[1])  # next_params(config, runs, run_cap)
+        return self.real(*args)
 
 
 def test_another_agent_claims_during_the_engine_call_and_the_claim_asks_again(
@@ -378,7 +422,7 @@ def test_another_agent_claims_during_the_engine_call_and_the_claim_asks_again(
     sweep_id, other = setup.sweep(GRID), setup.second()
     taken: list[Any] = []
     engine = Engine(setup, lambda: taken.append(other.claim(sweep_id, "b")))
-    monkeypatch.setattr(coordinator_module, "next_params", engine)
+    monkeypatch.setattr(coordinator_module, "next_grid_point", engine)
     claim = Coordinator(setup.store).claim(sweep_id, "a")
     assert taken[0] is not None and taken[0].params["x"] == 0  # it wrote while "a" computed
     assert claim is not None and claim.params["x"] == 1  # not a duplicate of x=0
@@ -401,7 +445,7 @@ def test_bayes_asks_again_when_a_run_ended_meanwhile(
     def answer(runs: list[RunView]) -> dict[str, Any]:  # tells which results it saw
         return {"x": {"value": float(sum(run.state == RunState.FINISHED for run in runs))}}
 
-    engine = Engine(setup, finish_first, answer=answer)
+    engine = Engine(setup, finish_first, answer=answer, real=real_next_params)
     monkeypatch.setattr(coordinator_module, "next_params", engine)
     claim = coordinator.claim(sweep_id, "a")
     assert claim is not None and claim.params["x"] == 1.0  # not the stale 0.0
@@ -420,7 +464,7 @@ def test_a_grid_claim_keeps_its_point_when_only_a_result_came_in(
         assert other.finish(first.run_id, first.attempt, RunState.FINISHED, {"loss": 0.1})
 
     engine = Engine(setup, finish_first)
-    monkeypatch.setattr(coordinator_module, "next_params", engine)
+    monkeypatch.setattr(coordinator_module, "next_grid_point", engine)
     claim = coordinator.claim(sweep_id, "a")
     assert claim is not None and claim.params["x"] == 1
     assert engine.lock_free == [True]  # a grid's point does not depend on results
@@ -432,7 +476,7 @@ def test_a_claim_outrun_every_time_computes_under_the_lock_at_last(
     config = {**GRID, "parameters": {"x": {"values": list(range(10))}}}
     sweep_id, other = setup.sweep(config), setup.second()
     engine = Engine(setup, lambda: other.claim(sweep_id, "b"), times=10)
-    monkeypatch.setattr(coordinator_module, "next_params", engine)
+    monkeypatch.setattr(coordinator_module, "next_grid_point", engine)
     claim = Coordinator(setup.store).claim(sweep_id, "a")
     assert engine.lock_free == [True] * ENGINE_TRIES + [False]
     snapshot = setup.store.snapshot(sweep_id)

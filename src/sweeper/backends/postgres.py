@@ -35,6 +35,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sweeper.backends import schema, storejson
 from sweeper.backends.base import LiveTrial, SweepRecord
 from sweeper.backends.store import (
+    ClaimView,
+    GridState,
     RunChanges,
     RunRecord,
     Snapshot,
@@ -44,7 +46,7 @@ from sweeper.backends.store import (
     new_id,
 )
 from sweeper.errors import NotFoundError, SweeperError, Unreachable
-from sweeper.sweep import RunState, SweepState
+from sweeper.sweep import ACTIVE, RunState, SweepState
 from sweeper.sweep.runtable import RunRow
 
 if TYPE_CHECKING:
@@ -145,7 +147,7 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL
 );
-"""
+""" + "".join(f"{statement};\n" for statement in schema.GRID_TABLES)
 """The SQLite store's tables (see sqlite.SCHEMA for what each column holds), types adapted;
 `schema_version` holds what SQLite keeps in `PRAGMA user_version` (`sweeper.backends.schema`)."""
 
@@ -485,6 +487,32 @@ class PostgresStore:
         rows = self._read(f"SELECT {_RUN_FIELDS} FROM runs WHERE id = %s", (run_id,))
         return _run_record(rows[0]) if rows else None
 
+    def claim_view(self, sweep_id: str) -> ClaimView | None:
+        def read() -> ClaimView | None:
+            with self._connection() as db:
+                db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    row = db.execute(
+                        f"SELECT {_SWEEP_FIELDS}, {_NOW} FROM sweeps WHERE id = %s",
+                        (sweep_id,),
+                    ).fetchone()
+                    if row is None:
+                        return None
+                    active = db.execute(
+                        f"SELECT {_RUN_FIELDS} FROM runs WHERE sweep_id = %s AND state = ANY(%s)"
+                        " ORDER BY seq",
+                        (sweep_id, [str(state) for state in ACTIVE]),
+                    ).fetchall()
+                    total = _run_total(db, sweep_id)
+                    grid = _grid_state(db, sweep_id, total)
+                finally:
+                    db.execute("COMMIT")
+            now = row[-1] if self.clock is None else self.clock()
+            runs = [_run_record(r) for r in active]
+            return ClaimView(sweep_record(row), runs, total, grid, now)
+
+        return self._retrying(read)
+
     def snapshot(self, sweep_id: str, history_of: str | None = None) -> Snapshot | None:
         def read() -> Snapshot | None:
             with self._connection() as db:
@@ -789,6 +817,39 @@ class PostgresTransaction:
         )
         return {_STATES[state]: n for state, n in rows}
 
+    def run_total(self, sweep_id: str) -> int:
+        return _run_total(self.db, sweep_id)
+
+    def grid_state(self, sweep_id: str) -> GridState:
+        return _grid_state(self.db, sweep_id, _run_total(self.db, sweep_id))
+
+    def unnumbered_runs(self, sweep_id: str) -> list[RunRecord]:
+        numbered = _grid_walk(self.db, sweep_id)[1]
+        rows = self.db.execute(
+            f"SELECT {_RUN_FIELDS} FROM runs WHERE sweep_id = %s AND seq > %s ORDER BY seq",
+            (sweep_id, numbered),
+        )
+        return [_run_record(row) for row in rows]
+
+    def number_runs(self, sweep_id: str, points: Mapping[str, int], numbered_to: int) -> None:
+        self.db.cursor().executemany(
+            "INSERT INTO grid_points (run_id, sweep_id, point) VALUES (%s, %s, %s)"
+            " ON CONFLICT (run_id) DO UPDATE SET point = excluded.point",
+            [(run_id, sweep_id, point) for run_id, point in points.items()],
+        )
+        self.db.execute(
+            "INSERT INTO grid_walks (sweep_id, next_point, numbered_to) VALUES (%s, 0, %s)"
+            " ON CONFLICT (sweep_id) DO UPDATE SET numbered_to = excluded.numbered_to",
+            (sweep_id, numbered_to),
+        )
+
+    def set_grid_next(self, sweep_id: str, point: int) -> None:
+        self.db.execute(
+            "INSERT INTO grid_walks (sweep_id, next_point, numbered_to) VALUES (%s, %s, 0)"
+            " ON CONFLICT (sweep_id) DO UPDATE SET next_point = excluded.next_point",
+            (sweep_id, point),
+        )
+
     def runs(self, sweep_id: str, states: Iterable[RunState] | None = None) -> list[RunRecord]:
         query, args = f"SELECT {_RUN_FIELDS} FROM runs WHERE sweep_id = %s", [sweep_id]
         if states is not None:
@@ -944,6 +1005,33 @@ def _assignments(changes: Mapping[str, Any], allowed: frozenset[str]) -> tuple[s
             value = storejson.dumps(value, default=str)
         values.append(value)
     return ", ".join(f"{name} = %s" for name in changes), values
+
+
+def _run_total(db: psycopg.Connection[Any], sweep_id: str) -> int:
+    """The sweep's highest seq (its run count, see Transaction.run_total): one index lookup."""
+    row = db.execute(
+        "SELECT MAX(seq) FROM runs WHERE sweep_id = %s AND seq > 0", (sweep_id,)
+    ).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def _grid_walk(db: psycopg.Connection[Any], sweep_id: str) -> tuple[int, int]:
+    """The sweep's grid_walks row: (next_point, numbered_to), (0, 0) before its first."""
+    row = db.execute(
+        "SELECT next_point, numbered_to FROM grid_walks WHERE sweep_id = %s", (sweep_id,)
+    ).fetchone()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+def _grid_state(db: psycopg.Connection[Any], sweep_id: str, total: int) -> GridState:
+    """The points taken from where the walk stands on, and whether a run of the `total` has
+    no point yet: index reads only."""
+    start, numbered = _grid_walk(db, sweep_id)
+    taken = db.execute(
+        "SELECT DISTINCT point FROM grid_points WHERE sweep_id = %s AND point >= %s ORDER BY point",
+        (sweep_id, start),
+    ).fetchall()
+    return GridState(start, [int(point) for (point,) in taken], numbered < total)
 
 
 def _run_record(row: tuple[Any, ...]) -> RunRecord:

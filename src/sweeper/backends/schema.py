@@ -27,6 +27,26 @@ from sweeper.errors import SweeperError
 UNVERSIONED = 1
 """The version of a store that has tables but no version: written before versions existed."""
 
+GRID_TABLES = (
+    """CREATE TABLE IF NOT EXISTS grid_points (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id),
+    sweep_id TEXT NOT NULL REFERENCES sweeps(id),
+    point BIGINT NOT NULL          -- its number in the engine's grid (engine.Grid), -1 for none
+)""",
+    "CREATE INDEX IF NOT EXISTS grid_points_by_sweep ON grid_points (sweep_id, point)",
+    """CREATE TABLE IF NOT EXISTS grid_walks (
+    sweep_id TEXT PRIMARY KEY REFERENCES sweeps(id),
+    next_point BIGINT NOT NULL,    -- every point below it is taken
+    numbered_to INTEGER NOT NULL   -- every run of the sweep up to this seq is in grid_points
+)""",
+    # Partial: only a query that says `seq > 0` (a sweep's runs have 1, 2, ...) may use it, so
+    # SQLite's planner never prefers it to runs_by_sweep for `state = ? ORDER BY seq`.
+    "CREATE INDEX IF NOT EXISTS runs_by_seq ON runs (sweep_id, seq) WHERE seq > 0",
+)
+"""A grid sweep's taken points, kept beside the runs, and the index that finds a sweep's run
+count (version 3); the same SQL on both stores, in their SCHEMAs too. Each statement is
+idempotent (a store stamped older by hand in a test may already hold them)."""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -47,6 +67,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "stores called `stopped` (their only writer sent it to W&B as CANCELED) is canceled.",
         sqlite=("UPDATE sweeps SET state = 'canceled' WHERE state = 'stopped'",),
         postgres=("UPDATE sweeps SET state = 'canceled' WHERE state = 'stopped'",),
+    ),
+    Migration(
+        to=3,
+        why="A claim reads no finished run (coordinator.py): a grid sweep's runs keep the "
+        "point each takes (grid_points) and the sweep where its walk stands (grid_walks); the "
+        "run count is the highest seq (runs_by_seq). An older store's runs get their points at "
+        "the next claim of their sweep, so the step only makes the tables.",
+        sqlite=GRID_TABLES,
+        postgres=GRID_TABLES,
     ),
 )
 

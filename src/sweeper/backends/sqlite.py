@@ -25,6 +25,8 @@ from typing import Any
 from sweeper.backends import schema, storejson
 from sweeper.backends.base import LiveTrial, SweepRecord
 from sweeper.backends.store import (
+    ClaimView,
+    GridState,
     RunChanges,
     RunRecord,
     Snapshot,
@@ -34,7 +36,7 @@ from sweeper.backends.store import (
     new_id,
 )
 from sweeper.errors import NoSpace, NotFoundError, StoreLost, SweeperError
-from sweeper.sweep import RunState, SweepState
+from sweeper.sweep import ACTIVE, RunState, SweepState
 from sweeper.sweep.runtable import RunRow
 
 DEFAULT_STORE = ".sweeper/sweeper.db"
@@ -103,7 +105,8 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at REAL NOT NULL,      -- renewed by the holder's heartbeat
     PRIMARY KEY (scope, host, slot)
 );
-"""
+""" + "".join(f"{statement};\n" for statement in schema.GRID_TABLES)
+"""The tables (a new store is made with them; `sweeper.backends.schema` migrates an older one)."""
 
 _RUN_FIELDS = (
     "id, sweep_id, seq, params, state, attempt, agent, heartbeat_at, should_stop, summary,"
@@ -392,6 +395,21 @@ class SqliteStore:
         row = self.db.execute(f"SELECT {_RUN_FIELDS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else _run_record(row)
 
+    def claim_view(self, sweep_id: str) -> ClaimView | None:
+        with self._read() as db:
+            now = self.clock()
+            row = db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+            if row is None:
+                return None
+            active = db.execute(
+                f"SELECT {_RUN_FIELDS} FROM runs WHERE sweep_id = ?"
+                f" AND state IN ({','.join('?' * len(ACTIVE))}) ORDER BY seq",
+                (sweep_id, *map(str, ACTIVE)),
+            ).fetchall()
+            total = _run_total(db, sweep_id)
+            grid = _grid_state(db, sweep_id, total)
+        return ClaimView(sweep_record(row), [_run_record(r) for r in active], total, grid, now)
+
     def snapshot(self, sweep_id: str, history_of: str | None = None) -> Snapshot | None:
         with self._read() as db:
             now = self.clock()
@@ -625,6 +643,38 @@ class SqliteTransaction:
         )
         return {RunState(state): n for state, n in rows}
 
+    def run_total(self, sweep_id: str) -> int:
+        return _run_total(self.db, sweep_id)
+
+    def grid_state(self, sweep_id: str) -> GridState:
+        return _grid_state(self.db, sweep_id, _run_total(self.db, sweep_id))
+
+    def unnumbered_runs(self, sweep_id: str) -> list[RunRecord]:
+        numbered = _grid_walk(self.db, sweep_id)[1]
+        rows = self.db.execute(
+            f"SELECT {_RUN_FIELDS} FROM runs WHERE sweep_id = ? AND seq > ? ORDER BY seq",
+            (sweep_id, numbered),
+        )
+        return [_run_record(row) for row in rows]
+
+    def number_runs(self, sweep_id: str, points: Mapping[str, int], numbered_to: int) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO grid_points (run_id, sweep_id, point) VALUES (?, ?, ?)",
+            [(run_id, sweep_id, point) for run_id, point in points.items()],
+        )
+        self.db.execute(
+            "INSERT INTO grid_walks (sweep_id, next_point, numbered_to) VALUES (?, 0, ?)"
+            " ON CONFLICT (sweep_id) DO UPDATE SET numbered_to = excluded.numbered_to",
+            (sweep_id, numbered_to),
+        )
+
+    def set_grid_next(self, sweep_id: str, point: int) -> None:
+        self.db.execute(
+            "INSERT INTO grid_walks (sweep_id, next_point, numbered_to) VALUES (?, ?, 0)"
+            " ON CONFLICT (sweep_id) DO UPDATE SET next_point = excluded.next_point",
+            (sweep_id, point),
+        )
+
     def runs(self, sweep_id: str, states: Iterable[RunState] | None = None) -> list[RunRecord]:
         query, args = f"SELECT {_RUN_FIELDS} FROM runs WHERE sweep_id = ?", [sweep_id]
         if states is not None:
@@ -759,6 +809,33 @@ def _assignments(changes: Mapping[str, Any], allowed: frozenset[str]) -> tuple[s
 
 
 _STATES = {str(state): state for state in RunState}
+
+
+def _run_total(db: sqlite3.Connection, sweep_id: str) -> int:
+    """The sweep's highest seq (its run count, see Transaction.run_total): one index lookup."""
+    (total,) = db.execute(
+        "SELECT MAX(seq) FROM runs WHERE sweep_id = ? AND seq > 0", (sweep_id,)
+    ).fetchone()
+    return total or 0
+
+
+def _grid_walk(db: sqlite3.Connection, sweep_id: str) -> tuple[int, int]:
+    """The sweep's grid_walks row: (next_point, numbered_to), (0, 0) before its first."""
+    row = db.execute(
+        "SELECT next_point, numbered_to FROM grid_walks WHERE sweep_id = ?", (sweep_id,)
+    ).fetchone()
+    return (0, 0) if row is None else (row[0], row[1])
+
+
+def _grid_state(db: sqlite3.Connection, sweep_id: str, total: int) -> GridState:
+    """The points taken from where the walk stands on, and whether a run of the `total` has
+    no point yet: index reads only."""
+    start, numbered = _grid_walk(db, sweep_id)
+    taken = db.execute(
+        "SELECT DISTINCT point FROM grid_points WHERE sweep_id = ? AND point >= ? ORDER BY point",
+        (sweep_id, start),
+    ).fetchall()
+    return GridState(start, [point for (point,) in taken], numbered < total)
 
 
 def _run_record(row: sqlite3.Row) -> RunRecord:

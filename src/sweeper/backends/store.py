@@ -81,6 +81,35 @@ class SweepChanges(TypedDict, total=False):
 
 
 @dataclass(frozen=True)
+class GridState:
+    """Which points of a grid sweep's walk are taken (`sweeper.sweep.engine.Grid`), read
+    without any run's JSON: what the engine's grid decides from."""
+
+    next: int
+    """Every point below this one is taken (`Transaction.set_grid_next`)."""
+    taken: list[int]
+    """The points of the sweep's runs from `next` on, ascending, each once."""
+    unnumbered: bool
+    """Whether some run of the sweep has no point recorded yet (one stored before points
+    were, or copied from another store; a random or bayes sweep's runs never have one)."""
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    """What a claim decides from for grid and random sweeps, in one consistent read with no
+    lock held: no finished run is read, so its cost does not grow with the sweep."""
+
+    sweep: SweepRecord
+    active: list[RunRecord]
+    """The runs pending, preempted or running, in `seq` order."""
+    total: int
+    """How many runs the sweep has, any state (`Transaction.run_total`)."""
+    grid: GridState
+    now: float
+    """The store's clock when it was read."""
+
+
+@dataclass(frozen=True)
 class StoredRun:
     """A run whole: its record and the columns a store writes at its end but the coordinator
     never reads back (what a copy to another store must carry too)."""
@@ -178,6 +207,35 @@ class Transaction(Protocol):
         """How many runs the sweep has in each state (states with none are absent)."""
         ...
 
+    def run_total(self, sweep_id: str) -> int:
+        """How many runs the sweep has, any state, without counting them: its highest `seq`
+        (each run is inserted with the next one under the sweep's lock, so they run 1..n)."""
+        ...
+
+    def grid_state(self, sweep_id: str) -> GridState:
+        """The sweep's grid points taken (see `GridState`)."""
+        ...
+
+    def unnumbered_runs(self, sweep_id: str) -> list[RunRecord]:
+        """The sweep's runs after the last one `number_runs` covered, in `seq` order."""
+        ...
+
+    def number_runs(self, sweep_id: str, points: Mapping[str, int], numbered_to: int) -> None:
+        """Record the grid point each run takes.
+
+        Args:
+            sweep_id: The grid sweep.
+            points: Run id -> its point (`sweeper.sweep.engine.Grid.index_of`; NOT_A_POINT
+                for a run that takes none).
+            numbered_to: Every run of the sweep up to this `seq` now has its point recorded.
+        """
+        ...
+
+    def set_grid_next(self, sweep_id: str, point: int) -> None:
+        """Record that every point of the sweep's grid below `point` is taken (points are
+        never given back: runs are not deleted)."""
+        ...
+
     def runs(self, sweep_id: str, states: Iterable[RunState] | None = None) -> list[RunRecord]:
         """The sweep's runs in these states (all if None), in `seq` order."""
         ...
@@ -242,6 +300,15 @@ class Store(Protocol):
 
     def run(self, run_id: str) -> RunRecord | None:
         """A run, read with no lock held; None if there is none."""
+        ...
+
+    def claim_view(self, sweep_id: str) -> ClaimView | None:
+        """One consistent read of what a grid or random claim needs, holding no lock; its
+        cost does not grow with the runs that ended (indexed reads only).
+
+        Returns:
+            The view, or None if there is no such sweep.
+        """
         ...
 
     def snapshot(self, sweep_id: str, history_of: str | None = None) -> Snapshot | None:

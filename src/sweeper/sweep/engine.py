@@ -7,14 +7,22 @@ deprecation noise, and with one speed-up:
 The grid search hashes every value of every run with a YAML dump on each call (0.1 ms each:
 30 ms a claim at 200 runs, seconds at 10,000). The hash depends on the value alone, so it is
 memoised here; the engine's logic is untouched.
+
+A claim needs no run's JSON for grid and random (`Grid`, `next_random_params`): random reads
+no runs at all, and a grid point is taken or not whatever the run's state, so a store keeps each
+run's point number and the claim asks only which numbers from the first free one are taken.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 from sweeper.sweep.params import KeyPath, key_paths, values_of
 from sweeper.sweep.runs import RunView
@@ -27,9 +35,18 @@ with warnings.catch_warnings():
 
     import sweeps
 
-__all__ = ["next_params", "runs_to_stop", "sweeps"]
+__all__ = [
+    "NOT_A_POINT",
+    "Grid",
+    "next_grid_point",
+    "next_params",
+    "next_random_params",
+    "runs_to_stop",
+    "sweeps",
+]
 
 _yaml_hash = sweeps.grid_search.yaml_hash
+"""The engine's own hash of a value (memoised below as `yaml_hash`)."""
 _hashes: dict[tuple[type, str], str] = {}
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -46,7 +63,7 @@ def _memo_yaml_hash(value: Any) -> str:
     return _hashes[key]
 
 
-sweeps.grid_search.yaml_hash = _memo_yaml_hash
+sweeps.grid_search.yaml_hash = yaml_hash = _memo_yaml_hash
 
 _ENGINE_STATE = {
     RunState.PENDING: "pending",
@@ -64,6 +81,11 @@ HyperParameterSet.from_config): it suggests nested configs but looks previous ru
 names, so each run is handed to it keyed by its key paths joined with this."""
 
 
+def _engine_config(params: Mapping[str, Any], paths: Mapping[str, KeyPath]) -> dict[str, Any]:
+    """A run's {column name: {"value": v}} keyed by the engine's names (see _NESTING)."""
+    return {_NESTING.join(paths.get(name, (name,))): param for name, param in params.items()}
+
+
 def _engine_runs(runs: Iterable[RunView], paths: Mapping[str, KeyPath]) -> list[Any]:
     # A non-finite metric is given as it is: sweeps' bayes reads a run's metric through
     # SweepRun.metric_extremum, which keeps finite numbers only (sweeps/run.py is_number),
@@ -73,9 +95,7 @@ def _engine_runs(runs: Iterable[RunView], paths: Mapping[str, KeyPath]) -> list[
         sweeps.SweepRun(
             name=run.name,
             state=_ENGINE_STATE[RunState(run.state)],
-            config={
-                _NESTING.join(paths.get(name, (name,))): param for name, param in run.params.items()
-            },
+            config=_engine_config(run.params, paths),
             summaryMetrics=run.summary,
             sampledHistory=run.history,
             stopped=run.state == RunState.STOPPED,
@@ -114,3 +134,171 @@ def runs_to_stop(config: Mapping[str, Any], runs: list[RunView]) -> list[str]:
         return []
     stopped = sweeps.stop_runs(dict(config), _engine_runs(runs, key_paths(config)))
     return [run.name for run in stopped if run.name]
+
+
+def next_random_params(
+    config: Mapping[str, Any], runs: int, run_cap: int | None = None
+) -> dict[str, Any] | None:
+    """A random sweep's next parameters: W&B's random search draws from the config's
+    distributions and reads no runs (sweeps' `random_search_next_runs`), so a claim needs only
+    how many runs the sweep has, for `run_cap`.
+
+    Returns:
+        {column name: {"value": v}}, or None once the sweep has `run_cap` runs.
+    """
+    if run_cap is not None and runs >= run_cap:
+        return None
+    return next_params(config, [])
+
+
+NOT_A_POINT = -1
+"""The point number of a run whose parameters are no point of its sweep's grid (the engine
+never counts it as taking one)."""
+
+_GRID_KINDS = {
+    sweeps.params.HyperParameter.CATEGORICAL,
+    sweeps.params.HyperParameter.CONSTANT,
+    sweeps.params.HyperParameter.INT_UNIFORM,
+    sweeps.params.HyperParameter.Q_UNIFORM,
+}
+
+
+class Grid:
+    """W&B's grid for one sweep config as numbered points, walked as the engine walks it.
+
+    `sweeps.grid_search.grid_search_next_runs` lists every combination of the discrete
+    parameters' values (`itertools.product`, so the last parameter varies fastest; parameters
+    in the engine's own order, `HyperParameterSet.from_config`), identifies a value by the
+    YAML dump's hash (`yaml_hash`: 0 and 0.0, 1 and True are different values, and two equal
+    values in one list are one value), skips every combination some run of the sweep already
+    has, whatever that run's state, and suggests the first one left. Point `i` here is the
+    i-th distinct combination in that order, so the engine's suggestion is always the lowest
+    point no run has: `next_free` finds it from the taken numbers alone, and `params_at` builds
+    it as the engine does (`HyperParameterSet.to_config`, constants and nesting included).
+
+    Raises:
+        ValueError: the config is no grid W&B's engine walks (no parameters; a parameter that
+            is not categorical, constant, int_uniform or q_uniform).
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        parameters = config.get("parameters")
+        if not isinstance(parameters, Mapping) or not parameters:
+            raise ValueError("a grid sweep needs a non-empty parameters section")
+        params = sweeps.params.HyperParameterSet.from_config(dict(parameters))
+        kind = sweeps.params.HyperParameter
+        for i, param in enumerate(params):  # grid_search.py's own conversions, in its order
+            if param.type not in _GRID_KINDS:
+                raise ValueError(
+                    f"{param.name}: W&B's grid search takes only categorical, constant,"
+                    " int_uniform or q_uniform parameters"
+                )
+            if param.type == kind.INT_UNIFORM:
+                values: list[Any] = list(range(param.config["min"], param.config["max"] + 1))
+            elif param.type == kind.Q_UNIFORM:
+                low, high, q = (param.config[key] for key in ("min", "max", "q"))
+                values = np.arange(low, high, q).tolist()
+            else:
+                continue
+            params[i] = kind(param.name, {"distribution": "categorical", "values": values})
+        self._params = params
+        self._discrete = [param for param in params if param.type == kind.CATEGORICAL]
+        self._hashes: list[list[str]] = []
+        """Per discrete parameter: its distinct value hashes, in first-seen order."""
+        self._ranks: list[dict[str, int]] = []
+        self._values: list[dict[str, Any]] = []
+        """Per discrete parameter: hash -> value; the last of equal values, as the engine's
+        `value_hash_lookup` (a dict built from the list) keeps."""
+        for param in self._discrete:
+            hashes = [yaml_hash(value) for value in param.config["values"]]
+            distinct = list(dict.fromkeys(hashes))
+            self._hashes.append(distinct)
+            self._ranks.append({h: rank for rank, h in enumerate(distinct)})
+            self._values.append(dict(zip(hashes, param.config["values"], strict=True)))
+        self.size = math.prod(len(hashes) for hashes in self._hashes)
+        """How many distinct points the engine hands out before it says the grid is done."""
+        self._paths = key_paths(config)
+        self._lock = threading.Lock()  # params_at sets values on the one parameter set
+
+    def index_of(self, params: Mapping[str, Any]) -> int:
+        """The point a run's parameters take, by the engine's rule (its tuple of value hashes
+        over the discrete parameters; a run lacking one of them takes none).
+
+        Args:
+            params: The run's {column name: {"value": v}}, as stored.
+
+        Returns:
+            The point's number, or NOT_A_POINT.
+        """
+        config = _engine_config(params, self._paths)
+        index = 0
+        for param, ranks in zip(self._discrete, self._ranks, strict=True):
+            if param.name not in config:
+                return NOT_A_POINT
+            rank = ranks.get(yaml_hash(config[param.name]["value"]))
+            if rank is None:
+                return NOT_A_POINT
+            index = index * len(ranks) + rank
+        return index
+
+    def params_at(self, index: int) -> dict[str, Any]:
+        """Point `index`'s parameters as the engine suggests them: {column name: {"value": v}}
+        (`next_params`'s form).
+
+        Raises:
+            IndexError: no such point.
+        """
+        if not 0 <= index < self.size:
+            raise IndexError(f"point {index} of a grid of {self.size}")
+        ranks = []
+        for hashes in reversed(self._hashes):
+            index, rank = divmod(index, len(hashes))
+            ranks.append(rank)
+        with self._lock:
+            for param, hashes, values, rank in zip(
+                self._discrete, self._hashes, self._values, reversed(ranks), strict=True
+            ):
+                param.value = values[hashes[rank]]
+            config = self._params.to_config()
+        return {name: {"value": value} for name, value in values_of(config, self._paths).items()}
+
+    def next_free(self, start: int, taken: Iterable[int]) -> int | None:
+        """The lowest point not taken, given that every point below `start` is.
+
+        Args:
+            start: A point number no higher than the lowest free point.
+            taken: The taken point numbers from `start` on, ascending (repeats allowed).
+
+        Returns:
+            The point, or None when every point is taken (the engine's None: the grid is done).
+        """
+        free = start
+        for point in taken:
+            if point > free:
+                break
+            if point == free:
+                free += 1
+        return free if free < self.size else None
+
+
+def next_grid_point(
+    grid: Grid, start: int, taken: Iterable[int], runs: int, run_cap: int | None = None
+) -> tuple[int, dict[str, Any]] | None:
+    """The grid point W&B's engine suggests next (`next_params` for a grid) from the taken
+    point numbers alone.
+
+    Args:
+        grid: The sweep's grid.
+        start: Every point below this one is taken.
+        taken: The taken point numbers from `start` on, ascending.
+        runs: How many runs the sweep has, any state (for `run_cap`).
+        run_cap: W&B's `run_cap`.
+
+    Returns:
+        (point number, {column name: {"value": v}}), or None: the grid is walked, or the cap
+        met.
+    """
+    if run_cap is not None and runs >= run_cap:
+        return None
+    point = grid.next_free(start, taken)
+    return None if point is None else (point, grid.params_at(point))
