@@ -211,8 +211,10 @@ def test_cancel_stops_the_running_trial_at_an_epoch_with_its_summary(
 def test_stop_lets_the_running_trial_finish_and_hands_out_no_more(
     backend: LocalBackend, make_sweep: Any, store: Path
 ) -> None:
+    """An idle agent of the stopped sweep exits at once, as W&B's server tells it to, while
+    the running trial goes on to its last epoch under its own agent."""
     sweep_id = make_sweep(
-        probe_spec(search={"x": [3.0, 4.0]}, base={"epochs": 6, "epoch_seconds": 0.4})
+        probe_spec(search={"x": [3.0, 4.0]}, base={"epochs": 40, "epoch_seconds": 0.5})
     )
     agent = start_agent(sweep_id, store)
     out = Lines(agent)
@@ -222,10 +224,13 @@ def test_stop_lets_the_running_trial_finish_and_hands_out_no_more(
     )
     stopped = cli("stop", sweep_id, "--store", str(store))
     assert stopped.exit_code == 0 and "[finished]" in stopped.stdout, stopped.output
-    assert agent.wait(timeout=60) == 0, out.join()
+    idle = start_agent(sweep_id, store)
+    assert idle.wait(timeout=60) == 0
     (run_id,) = backend.runs(sweep_id)["run_id"]
+    assert backend.run(run_id)["state"] == "running", "the idle agent did not wait for it"
+    assert agent.wait(timeout=90) == 0, out.join()
     assert backend.run(run_id)["state"] == "finished"
-    assert len(backend.history([run_id])) == 6, "it ran every epoch"
+    assert len(backend.history([run_id])) == 40, "it ran every epoch"
     assert backend.sweep(sweep_id).state == SweepState.FINISHED
 
 

@@ -519,6 +519,11 @@ class Agent:
             return True
         if self.options.count is not None and self.started >= self.options.count:
             return True
+        # Asked only when idle. W&B's server answers an idle agent of a finished or canceled
+        # sweep with `exit` at once, while other agents' runs still finish (or stop) under
+        # theirs ("Pause, resume, stop and cancel sweeps"); `is_complete` waits for those.
+        if self.backend.sweep(self.sweep.id).state.over:
+            return True
         return self.backend.is_complete(self.sweep.id)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
