@@ -445,14 +445,13 @@ class WandbBackend:
         return counts
 
     def is_complete(self, sweep_id: str) -> bool:
-        sweep = self.sweep(sweep_id)
-        if sweep.state == SweepState.PAUSED:  # its agents wait for a resume
-            return False
-        if sweep.state.over:  # finished or canceled: the server tells idle agents to exit
-            return True
-        counts = self.counts(sweep_id)
+        sweep, counts = self.sweep(sweep_id), self.counts(sweep_id)
         if counts.get(RunState.RUNNING, 0) or counts.get(RunState.PENDING, 0):
             return False  # a run handed to an agent is pending until its trial starts it
+        if sweep.state == SweepState.PAUSED:  # its agents wait for a resume
+            return False
+        if sweep.state.over:  # finished or canceled on the server
+            return True
         # Still running there: done once it said `exit` and no preempted run waits to resume.
         return sweep.exhausted and not counts.get(RunState.PREEMPTED, 0)
 
