@@ -484,3 +484,83 @@ def test_a_claim_outrun_every_time_computes_under_the_lock_at_last(
     points = [r.params["x"]["value"] for r in snapshot.runs]
     assert claim is not None and claim.params["x"] == ENGINE_TRIES  # after b's 0, 1, 2
     assert points == list(range(ENGINE_TRIES + 1))  # no point twice
+
+
+# Claims that read no finished run ------------------------------------------------------------
+
+RANDOM = {"method": "random", "metric": METRIC, "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+
+
+def _no_full_reads(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any read of every run of the sweep (what made a claim's time grow with it)."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a grid or random claim read every run")
+
+    monkeypatch.setattr(setup.store, "snapshot", refused)
+
+
+def test_grid_and_random_claims_read_no_finished_run_and_keep_run_cap(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_full_reads(setup, monkeypatch)
+    sweep_id, coordinator = setup.sweep(GRID), Coordinator(setup.store)
+    points = []
+    while (claim := coordinator.claim(sweep_id, "a")) is not None:
+        points.append(claim.params["x"])
+        assert coordinator.finish(claim.run_id, claim.attempt, RunState.FINISHED, {"loss": 0})
+    assert points == [0, 1, 2]
+    with setup.store.transaction() as tx:
+        tx.insert_sweep(
+            replace(
+                _sweep(tx),
+                id="sw2",
+                config={**RANDOM, "run_cap": 2},
+                state="running",
+                exhausted=False,
+            )
+        )
+    claims = [coordinator.claim("sw2", "a") for _ in range(3)]
+    assert [c is not None for c in claims] == [True, True, False]
+    assert all(0.0 <= c.params["x"] <= 1.0 for c in claims if c is not None)
+
+
+def _sweep(tx: Transaction) -> SweepRecord:
+    sweep = tx.lock_sweep("sw1")
+    assert sweep is not None
+    return sweep
+
+
+def test_runs_stored_without_grid_points_are_numbered_once_and_never_handed_out_again(
+    setup: Setup,
+) -> None:
+    """A store written before runs kept their grid point (or copied from another store):
+    the next claim numbers them by the engine's rule, whatever their state, and hands out
+    the engine's next point, not one of theirs."""
+    config = {**GRID, "parameters": {"x": {"values": [0, 1, 2, 3, 0.0]}}}
+    sweep_id = setup.sweep(config)
+    with setup.store.transaction() as tx:
+        for seq, (value, state) in enumerate(
+            [(0, RunState.FAILED), (2, RunState.FINISHED), ("elsewhere", RunState.FINISHED)], 1
+        ):
+            params = {"x": {"value": value}}
+            tx.insert_run(RunRecord(f"old{seq}", sweep_id, seq, params, state, attempt=1))
+    coordinator = Coordinator(setup.store)
+    views = [
+        RunView(f"old{i}", RunState.FINISHED, {"x": {"value": v}})
+        for i, v in enumerate([0, 2, "elsewhere"])
+    ]
+    expected = []
+    while (params := real_next_params(config, views)) is not None:
+        expected.append(params["x"]["value"])
+        views.append(RunView(f"r{len(views)}", RunState.FINISHED, params))
+    got = []
+    while (claim := coordinator.claim(sweep_id, "a")) is not None:
+        got.append(claim.params["x"])
+        coordinator.finish(claim.run_id, claim.attempt, RunState.FINISHED, {"loss": 0})
+    assert [(v, type(v)) for v in got] == [(v, type(v)) for v in expected] == [
+        (1, int), (3, int), (0.0, float)
+    ]  # fmt: skip
+    with setup.store.transaction() as tx:
+        state = tx.grid_state(sweep_id)
+        assert not state.unnumbered and tx.run_total(sweep_id) == 6
