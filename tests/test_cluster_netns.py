@@ -168,11 +168,14 @@ def test_a_sweep_across_three_namespaced_nodes_survives_kill_cut_and_restart(
     survivors = [p for node in agents.values() for p in node if p is not victim]
     for process in survivors:
         assert process.wait(timeout=240) == 0, _logs(tmp_path)
-    # the cut runs' late writes were refused: each still holds its second holder's record
+    # the cut runs' late writes were refused: each still holds its second holder's record,
+    # and the cut agent says its attempt was lost
+    said = " ".join(" ".join(p.read_text().split()) for p in (tmp_path / node2.name).glob("*.log"))
     for run_id, attempt in cut:
         state, again, agent = _record(backend, run_id)
         assert state == "finished" and again > attempt
         assert not any(f"-{p}-" in agent for p in node2_pids)
+        assert f"trial {run_id} (attempt {attempt}) lost" in said, said
 
     table = backend.runs(sweep_id)
     # every point once: none twice, none missing, none left active

@@ -637,6 +637,12 @@ class Agent:
         if full:  # what the child could not record itself
             verdict = (RunState.PREEMPTED, "requeued: no space left on device")
         state, error = self._settle(running, verdict)
+        if state != RunState.PREEMPTED and self._superseded(claim):
+            self.say(
+                f"[{self.id}] trial {claim.run_id} (attempt {claim.attempt}) lost: its heartbeat"
+                " lapsed and it was requeued; this attempt's late writes were refused"
+            )
+            return
         if full:
             self.say(f"[{self.id}] trial {claim.run_id} {state}: {error or 'requeued'}")
             raise NoSpace((error or "").removeprefix("requeued: ") or "no space left on device")
@@ -653,6 +659,14 @@ class Agent:
             self.say(f"[{self.id}] trial {claim.run_id} {state}")
         elif state == RunState.PREEMPTED:
             self.say(f"[{self.id}] trial {claim.run_id} preempted: {error or 'requeued'}")
+
+    def _superseded(self, claim: Claim) -> bool:
+        """A later attempt of the run holds the record (this one lapsed, say behind a cut link,
+        and was requeued): what this attempt wrote late was fenced off, and its end, whatever
+        the record says, is not its own. Local stores only (W&B's server keeps one attempt)."""
+        if not isinstance(self.backend, LocalBackend):
+            return False
+        return int(self.backend.run(claim.run_id)["attempt"]) != claim.attempt
 
     def _heartbeat(self) -> None:
         if self.leases and isinstance(self.backend, LocalBackend):

@@ -178,6 +178,13 @@ _STATES = {str(state): state for state in RunState}
 T = TypeVar("T")
 
 
+class TransactionLost(Unreachable):
+    """The connection died inside a write transaction (the server restarted, say): nothing of
+    it committed, unless the commit itself was under way. Not retried here (the transaction's
+    body cannot be replayed); a caller whose write is idempotent or fenced repeats it
+    (`sweeper.backends.storesink`)."""
+
+
 def is_url(store: object) -> bool:
     """Whether a `--store` value names a PostgreSQL server rather than a SQLite file."""
     return isinstance(store, str) and store.startswith(SCHEMES)
@@ -475,7 +482,7 @@ class PostgresStore:
                     yield PostgresTransaction(db, None if self.clock is None else self.clock())
             except psycopg.OperationalError as exc:  # said as it happened, not as a wait
                 lost = f"{self._shown}: the connection was lost in a transaction"
-                raise Unreachable(f"{lost}: {self._clean(exc)}") from None
+                raise TransactionLost(f"{lost}: {self._clean(exc)}") from None
             except psycopg.Error as exc:
                 raise SweeperError(f"{self._shown}: {self._clean(exc)}") from None
 

@@ -8,11 +8,13 @@ by default, for `wandb sync`) gets the same rows; the store stays the source of 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sweeper.backends.base import Claim, SweepRecord, WandbMode
+from sweeper.backends.postgres import TransactionLost
 from sweeper.backends.wandbrun import StepLog, run_config, start_wandb
 from sweeper.sweep import RunState
 
@@ -26,6 +28,31 @@ history holds epochs only)."""
 FLUSH = "0.5"
 """Seconds between wandb's writes of a running program's run file (its default, 15 s, would
 leave hyperband judging rows a quarter of a minute old)."""
+
+
+LOST_TRIES = 4
+"""How often a trial's write is tried when its connection dies inside the transaction (each
+later try itself waits out an unreachable server, as every store call does)."""
+
+T = TypeVar("T")
+
+
+def _again(call: Callable[[], T]) -> T:
+    """`call()`, tried again after a connection lost inside its transaction (a PostgreSQL
+    restart mid-write), so a running trial rides out the restart. Safe to repeat: meta and a
+    step are replaced by their repeat, and an end that did commit fences its repeat off.
+
+    Raises:
+        TransactionLost: still lost after LOST_TRIES tries.
+    """
+    for tries in range(1, LOST_TRIES + 1):
+        try:
+            return call()
+        except TransactionLost:
+            if tries == LOST_TRIES:
+                raise
+            time.sleep(0.25 * 2**tries)
+    raise AssertionError("unreachable")
 
 
 class StoreSink:
@@ -50,7 +77,7 @@ class StoreSink:
 
     def record_meta(self, meta: Mapping[str, Any]) -> None:
         """Store the meta, then open the mirror (if any) with it as the run's config."""
-        self._backend.record_meta(self.claim.run_id, self.claim.attempt, meta)
+        _again(lambda: self._backend.record_meta(self.claim.run_id, self.claim.attempt, meta))
         sweep = self.sweep
         run = start_wandb(
             self._mode,
@@ -65,7 +92,8 @@ class StoreSink:
         self._mirror = StepLog(run) if run is not None else None
 
     def log(self, step: int, metrics: Mapping[str, float]) -> bool:
-        if not self._backend.log(self.claim.run_id, self.claim.attempt, step, metrics):
+        claim = self.claim
+        if not _again(lambda: self._backend.log(claim.run_id, claim.attempt, step, metrics)):
             return False
         if self._mirror is not None:
             self._mirror.log(metrics, step)
@@ -117,13 +145,15 @@ class StoreSink:
         if self._mirror is not None:
             mirror, self._mirror = self._mirror, None
             mirror.end(state, summary or {}, error)
-        return self._backend.finish(
-            self.claim.run_id,
-            self.claim.attempt,
-            state,
-            summary=summary,
-            exit_code=exit_code,
-            error=error,
+        return _again(
+            lambda: self._backend.finish(
+                self.claim.run_id,
+                self.claim.attempt,
+                state,
+                summary=summary,
+                exit_code=exit_code,
+                error=error,
+            )
         )
 
     def ended(self) -> tuple[RunState, str | None] | None:
