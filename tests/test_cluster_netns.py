@@ -197,6 +197,7 @@ def test_a_sweep_across_three_namespaced_nodes_survives_kill_cut_and_restart(
         text=True,
         env=env,
     )
+    assert report.returncode == 0, report.stderr
     assert status.returncode == 0 and f"{POINTS}/{POINTS}" in status.stdout, status.stderr
     printed = report.stdout + report.stderr + status.stdout + status.stderr
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
