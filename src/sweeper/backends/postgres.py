@@ -509,6 +509,7 @@ class PostgresStore:
                         f"SELECT {_RUN_FIELDS} FROM runs WHERE sweep_id = %s AND state = ANY(%s)"
                         " ORDER BY seq",
                         (sweep_id, [str(state) for state in ACTIVE]),
+                        prepare=_CLAIM_READ,
                     ).fetchall()
                     total = _run_total(db, sweep_id)
                     grid = _grid_state(db, sweep_id, total)
@@ -1014,10 +1015,19 @@ def _assignments(changes: Mapping[str, Any], allowed: frozenset[str]) -> tuple[s
     return ", ".join(f"{name} = %s" for name in changes), values
 
 
+_CLAIM_READ = False
+"""`prepare` for the reads a claim makes: not as server-side prepared statements, whose generic
+plan, cached while the runs table was small (psycopg prepares a query run five times), keeps
+scanning it whole once it holds 100,000 runs, until an ANALYZE; planned afresh each time
+(~0.2 ms), each read is an index lookup at any size (measured: 25-40 ms -> 0.1 ms)."""
+
+
 def _run_total(db: psycopg.Connection[Any], sweep_id: str) -> int:
     """The sweep's highest seq (its run count, see Transaction.run_total): one index lookup."""
     row = db.execute(
-        "SELECT MAX(seq) FROM runs WHERE sweep_id = %s AND seq > 0", (sweep_id,)
+        "SELECT MAX(seq) FROM runs WHERE sweep_id = %s AND seq > 0",
+        (sweep_id,),
+        prepare=_CLAIM_READ,
     ).fetchone()
     return int(row[0] or 0) if row else 0
 
@@ -1025,7 +1035,9 @@ def _run_total(db: psycopg.Connection[Any], sweep_id: str) -> int:
 def _grid_walk(db: psycopg.Connection[Any], sweep_id: str) -> tuple[int, int]:
     """The sweep's grid_walks row: (next_point, numbered_to), (0, 0) before its first."""
     row = db.execute(
-        "SELECT next_point, numbered_to FROM grid_walks WHERE sweep_id = %s", (sweep_id,)
+        "SELECT next_point, numbered_to FROM grid_walks WHERE sweep_id = %s",
+        (sweep_id,),
+        prepare=_CLAIM_READ,
     ).fetchone()
     return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
@@ -1037,6 +1049,7 @@ def _grid_state(db: psycopg.Connection[Any], sweep_id: str, total: int) -> GridS
     taken = db.execute(
         "SELECT DISTINCT point FROM grid_points WHERE sweep_id = %s AND point >= %s ORDER BY point",
         (sweep_id, start),
+        prepare=_CLAIM_READ,
     ).fetchall()
     return GridState(start, [int(point) for (point,) in taken], numbered < total)
 
