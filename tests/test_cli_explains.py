@@ -188,7 +188,7 @@ def test_sweeps_lists_studies_and_sweeps_newest_first(launches: dict[str, Any]) 
         assert ids == [*expected, launches["first"]], result.output
         first = next(line for line in rows(result.output) if launches["first"] in line)
         cells = [c.strip() for c in first.split("│")[1:-1]]
-        assert cells == [launches["first"], "alpha", "a.yaml", "-", "running", "3/3", "loss 0.25"]
+        assert cells == [launches["first"], "alpha", "a.yaml", "-", "finished", "3/3", "loss 0.25"]
         stage = next(line for line in rows(result.output) if launches["stages"][0] in line)
         assert "staged / x" in stage and "1 x" in stage and "1/2" in stage and "loss inf" in stage
         gamma = next(line for line in rows(result.output) if launches["gamma"] in line)
