@@ -36,14 +36,25 @@ QUICK = ("--heartbeat-timeout", "6", "--grace", "3")
 
 
 def _sweep(store: Path, tmp_path: Path, **base: Any) -> str:
-    """A probe sweep over x in {0, 1} on the stand-in, made as `launch` makes it; its path."""
+    """A probe sweep over x in {0, 1} on the stand-in, made as `launch` makes it; its path.
+
+    This process's wandb service is shut down after, so that the agent starts its own, as a
+    user's does (one that inherits WANDB_SERVICE prints a traceback when it exits early).
+    """
+    import wandb
+
     from sweeper.backends.wandb import WandbBackend
 
     spec = write_spec(tmp_path, probe_spec(project=PROJECT, search={"x": [0.0, 1.0]}, base=base))
     loaded = load_spec(spec)
-    return WandbBackend(store, entity=ENTITY, project=PROJECT).create_sweep(
-        compile_stage(loaded.spec), trainer="probe", spec={}, spec_hash=loaded.hash
-    )
+    backend = WandbBackend(store, entity=ENTITY, project=PROJECT)
+    try:
+        return backend.create_sweep(
+            compile_stage(loaded.spec), trainer="probe", spec={}, spec_hash=loaded.hash
+        )
+    finally:
+        backend.close()
+        wandb.teardown()
 
 
 def _agent(path: str, *flags: str) -> subprocess.Popen[str]:
@@ -67,8 +78,9 @@ def _training(server: WandbServer) -> Any:
 
 def _one_line(stderr: str) -> str:
     assert "Traceback" not in stderr, stderr
-    (line,) = stderr.strip().splitlines()
-    return line
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    return lines[0]
 
 
 def test_a_deleted_sweep_lets_its_running_trial_finish_then_ends_the_agent_in_one_line(
@@ -76,15 +88,15 @@ def test_a_deleted_sweep_lets_its_running_trial_finish_then_ends_the_agent_in_on
 ) -> None:
     """W&B's stock agent on SweepNotFoundError (wandb/wandb_agent.py): no new run, the
     running one finishes, then the agent ends."""
-    path = _sweep(store, tmp_path, epochs=12, epoch_seconds=0.25)
+    path = _sweep(store, tmp_path, epochs=40, epoch_seconds=0.25)
     agent = _agent(path)
-    run = _training(wandb_server)
+    run = _training(wandb_server)  # 10 s of epochs: deleted while it trains
     wandb_server.delete_sweep(path.rsplit("/", 1)[1])
     out, err = agent.communicate(timeout=90)
     assert agent.returncode == 2, out + err
     line = _one_line(err)
     assert line == f"error: W&B sweep {path} was deleted: the server answers its agent with 404"
-    assert run.state == "finished" and len(run.history) == 12, "the running trial finished"
+    assert run.state == "finished" and len(run.history) == 40, "the running trial finished"
     assert _runs(wandb_server) == [run], "no trial started after the deletion"
 
 
