@@ -185,3 +185,17 @@ def test_every_stage_of_every_ready_spec_loads_with_wandbs_own_loader(
         _schema_ok(config)
         if config["method"] == "grid":  # and the engine walks it, each point once
             assert len(_walk(config)) == planned_trials(config)
+
+
+def test_a_metric_target_compiles_into_w_and_bs_metric_and_none_leaves_no_key(
+    tmp_path: Path,
+) -> None:
+    """W&B's `metric.target` (sweep-config-keys, metric) passes through; a spec without one
+    compiles as before, with no `target: null` for W&B's schema to refuse."""
+    spec = probe_spec()
+    plain = compile_spec(load_spec(write_spec(tmp_path, spec)).spec)[0]
+    assert "target" not in plain["metric"]
+    spec["metric"] = {**spec["metric"], "target": 0.25}
+    (config,) = compile_spec(load_spec(write_spec(tmp_path, spec)).spec)
+    assert config["metric"] == {**plain["metric"], "target": 0.25}
+    _schema_ok(config)

@@ -29,7 +29,7 @@ from sweeper.backends.store import (
     SweepChanges,
     Transaction,
 )
-from sweeper.sweep import ACTIVE, RunState, RunView
+from sweeper.sweep import ACTIVE, RunState, RunView, SweepState
 from sweeper.sweep.engine import next_grid_point as real_next_grid_point
 from sweeper.sweep.engine import next_params as real_next_params
 
@@ -218,7 +218,7 @@ class Setup:
     lock_is_free: Callable[[], bool]
     """Whether a writer could take the store's write lock right now."""
 
-    def sweep(self, config: Mapping[str, Any], state: str = "running") -> str:
+    def sweep(self, config: Mapping[str, Any], state: SweepState = SweepState.RUNNING) -> str:
         with self.store.transaction() as tx:
             tx.insert_sweep(
                 SweepRecord(
@@ -342,10 +342,10 @@ def test_a_preempted_run_goes_first_and_a_paused_sweep_hands_out_nothing(setup: 
     assert first is not None
     assert coordinator.finish(first.run_id, first.attempt, RunState.PREEMPTED, error="SIGTERM")
     with setup.store.transaction() as tx:
-        tx.update_sweep(sweep_id, {"state": "stopped"})
+        tx.update_sweep(sweep_id, {"state": SweepState.PAUSED})
     assert coordinator.claim(sweep_id, "b") is None
     with setup.store.transaction() as tx:
-        tx.update_sweep(sweep_id, {"state": "running"})
+        tx.update_sweep(sweep_id, {"state": SweepState.RUNNING})
     again = coordinator.claim(sweep_id, "b")
     assert again is not None and (again.run_id, again.attempt) == (first.run_id, 2)
 
@@ -355,6 +355,37 @@ def test_run_cap_counts_every_run(setup: Setup) -> None:
     sweep_id, coordinator = setup.sweep(config), Coordinator(setup.store)
     claims = [coordinator.claim(sweep_id, "a") for _ in range(3)]
     assert [c is not None for c in claims] == [True, True, False]
+
+
+def test_metric_target_reached_finishes_the_sweep_and_lets_running_runs_finish(
+    setup: Setup,
+) -> None:
+    """W&B's `metric.target`: a run whose summary reaches it (here mid-run, at a logged step)
+    sets the sweep FINISHED; no new run is handed out, and the other running run finishes."""
+    config = {**GRID, "metric": {**METRIC, "target": 0.5}}
+    sweep_id, coordinator = setup.sweep(config), Coordinator(setup.store)
+    first, second = (coordinator.claim(sweep_id, "a") for _ in range(2))
+    assert first is not None and second is not None
+    assert coordinator.log(first.run_id, first.attempt, 0, {"loss": 0.9})
+    assert setup.store.sweep(sweep_id).state == SweepState.RUNNING  # 0.9 is above the target
+    assert coordinator.log(first.run_id, first.attempt, 1, {"loss": 0.5})  # at it: reached
+    assert setup.store.sweep(sweep_id).state == SweepState.FINISHED
+    assert coordinator.claim(sweep_id, "b") is None
+    assert coordinator.finish(second.run_id, second.attempt, RunState.FINISHED, {"loss": 2.0})
+    assert setup.store.run(second.run_id).state == RunState.FINISHED
+
+
+def test_metric_target_to_maximize_is_reached_at_or_above_it(setup: Setup) -> None:
+    config = {**GRID, "metric": {"name": "acc", "goal": "maximize", "target": 0.9}}
+    sweep_id, coordinator = setup.sweep(config), Coordinator(setup.store)
+    claim = coordinator.claim(sweep_id, "a")
+    assert claim is not None
+    assert coordinator.finish(claim.run_id, claim.attempt, RunState.FINISHED, {"acc": 0.89})
+    assert setup.store.sweep(sweep_id).state == SweepState.RUNNING
+    claim = coordinator.claim(sweep_id, "a")
+    assert claim is not None
+    assert coordinator.finish(claim.run_id, claim.attempt, RunState.FINISHED, {"acc": 0.95})
+    assert setup.store.sweep(sweep_id).state == SweepState.FINISHED
 
 
 def test_hyperband_marks_the_run_behind_the_band(setup: Setup) -> None:

@@ -47,6 +47,7 @@ from sweeper.sweep.engine import (
     next_random_params,
     runs_to_stop,
 )
+from sweeper.sweep.study import reaches_target
 
 ENGINE_TRIES = 3
 """Suggestions computed outside the lock before one is computed inside it: under a stream of
@@ -99,6 +100,8 @@ class Coordinator:
         self.store = store
         self._grids: dict[str, Grid] = {}
         """Sweep id -> its grid (a sweep's config never changes)."""
+        self._targets: dict[str, dict[str, Any] | None] = {}
+        """Run id -> its sweep's config when that has a `metric.target`, else None."""
 
     # claiming -------------------------------------------------------------------------------
 
@@ -362,6 +365,7 @@ class Coordinator:
                 return False
             tx.merge_summary(run_id, attempt, metrics)
             tx.append_history(run_id, step, metrics)
+            self._apply_target(tx, run_id, metrics)
         return True
 
     def record_meta(self, run_id: str, attempt: int, meta: Mapping[str, Any]) -> None:
@@ -397,7 +401,25 @@ class Coordinator:
             if preempted:
                 changes["agent"] = None
             tx.update_run(run_id, attempt, changes)
+            self._apply_target(tx, run_id, summary or {})
         return True
+
+    def _apply_target(self, tx: Transaction, run_id: str, summary: Mapping[str, Any]) -> None:
+        """W&B's `metric.target`: once a run's summary reaches it, the sweep is FINISHED (no new
+        runs; running ones finish), as W&B's server sets it (sweep.study.reaches_target). Each
+        logged step updates the summary, so it is checked there too, as W&B checks live runs."""
+        if run_id not in self._targets:
+            run = tx.run(run_id)
+            sweep = self.store.sweep(run.sweep_id) if run and run.sweep_id else None
+            has_target = sweep is not None and "target" in (sweep.config.get("metric") or {})
+            self._targets[run_id] = sweep.config if sweep is not None and has_target else None
+        config = self._targets[run_id]
+        if config is None or not reaches_target(config, summary):
+            return
+        run = tx.run(run_id)
+        sweep = tx.lock_sweep(run.sweep_id) if run and run.sweep_id else None
+        if sweep is not None and not sweep.state.over:
+            tx.update_sweep(sweep.id, {"state": SweepState.FINISHED})
 
     # early termination ----------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ def compile_stage(
         "name": spec.name if not spec.stages else f"{spec.name} / {stage.name}",
         "project": spec.project,
         "method": stage.method or spec.method,
-        "metric": spec.metric.model_dump(),
+        "metric": spec.metric.model_dump(exclude_none=True),
         "parameters": nest_parameters(dict(sorted(parameters.items()))),
         "program": TRIAL_MODULE,
         "command": trial_command(spec.trainer, spec.metric.name),

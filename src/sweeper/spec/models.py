@@ -173,6 +173,12 @@ def as_distribution(value: Distribution | dict[str, Any]) -> Distribution:
 class MetricSpec(_Strict):
     name: str = Field(min_length=1, description="A metric the trainer logs, e.g. val_acc or mAP.")
     goal: Literal["maximize", "minimize"] = "maximize"
+    target: float | None = Field(
+        None,
+        description="W&B's metric.target: once any run's summary reaches it (at or above to"
+        " maximize, at or below to minimize), the sweep is finished: no new runs, running ones"
+        " finish.",
+    )
 
 
 class Hyperband(_Strict):

@@ -50,6 +50,19 @@ def sweep_metric(sweep_config: Mapping[str, Any]) -> tuple[str, str]:
     return metric.get("name", ""), metric.get("goal", "minimize")
 
 
+def reaches_target(sweep_config: Mapping[str, Any], summary: Mapping[str, Any]) -> bool:
+    """Whether a run's summary reaches the sweep's `metric.target`: at or below it to minimize,
+    at or above it to maximize. W&B then sets the sweep FINISHED: no new runs, running ones
+    finish (https://docs.wandb.ai/guides/sweeps/sweep-config-keys/#metric). False with no
+    target or no numeric value of the metric."""
+    target = (sweep_config.get("metric") or {}).get("target")
+    name, goal = sweep_metric(sweep_config)
+    value = summary.get(name)
+    if target is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return bool(value >= target if goal == "maximize" else value <= target)
+
+
 def stage_best(runs: pd.DataFrame, sweep_config: Mapping[str, Any]) -> BestConfiguration | None:
     """A stage's best configuration over its repeats, ranked on the sweep's own metric.
 
