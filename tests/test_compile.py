@@ -199,3 +199,20 @@ def test_a_metric_target_compiles_into_w_and_bs_metric_and_none_leaves_no_key(
     (config,) = compile_spec(load_spec(write_spec(tmp_path, spec)).spec)
     assert config["metric"] == {**plain["metric"], "target": 0.25}
     _schema_ok(config)
+
+
+@pytest.mark.parametrize("target", ["0.5", True, ".nan"])
+def test_a_metric_target_that_is_not_a_finite_number_is_refused_in_one_line(
+    tmp_path: Path, target: object
+) -> None:
+    """As W&B's schema reads `metric.target` (a number): a quoted "0.5" stays text, and no
+    NaN, which no run could reach."""
+    spec = probe_spec()
+    spec["metric"] = {**spec["metric"], "target": target}
+    text = yaml.safe_dump(spec).replace("'.nan'", ".nan")
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "metric.target" in lines[0] and str(path) in lines[0], lines

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 import sweeper.backends.postgres as postgres_module
 from sweeper.backends.local import LocalBackend
-from sweeper.backends.postgres import PostgresStore, is_url, masked
+from sweeper.backends.postgres import PostgresStore, is_url, masked, url_of
 from sweeper.backends.store import RunRecord
 from sweeper.cli import app
 from sweeper.errors import Unreachable
@@ -37,9 +37,52 @@ def test_a_url_is_shown_with_its_password_masked() -> None:
         "postgresql://u:***@h:5432/db?sslmode=require"
     )
     assert masked("postgresql://u@h/db?password=s3cret&sslmode=disable") == (
-        "postgresql://u@h/db?sslmode=disable&password=***"
+        "postgresql://u@h/db?password=***&sslmode=disable"
     )
     assert masked("postgresql://u@h/db") == "postgresql://u@h/db"
+    # A password libpq reads with `#`, `?` or `@` in it unencoded, or one with `/` that it
+    # cannot read, and a URL it refuses: each still hidden whole.
+    for password in ("Pa#ss", "Pa?ss", "Pa@ss", "Pa/ss"):
+        assert masked(f"postgresql://u:{password}@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert masked("postgresql://u:s3cret@[bad/db") == "postgresql://u:***@[bad/db"
+    assert masked("host=h password=s3cret dbname=db") == "host=h password=*** dbname=db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:Pa#ss@127.0.0.1:5432/db",
+        "postgresql:///db?host=/var/run/pg&port=5432&user=u&password=pw",
+        "postgresql://u@h/db?options=-c%20statement_timeout%3D5000&sslmode=disable",
+        "postgresql://u@a:1,b:2/db",
+        "postgresql://us%40er@h/d%2Fb",
+    ],
+)
+def test_the_url_agents_get_is_libpqs_own_reading_without_the_password(url: str) -> None:
+    """What agents are given (`--store`) parses, in libpq, to the parameters the user's URL
+    did, less the password: a socket folder, several hosts and encoded options survive."""
+    import psycopg
+
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params.pop("password", None)
+    again = url_of(params)
+    assert psycopg.conninfo.conninfo_to_dict(again) == params
+    assert "Pa#ss" not in again and "pw" not in again.replace("pwd", "")
+
+
+@pytest.mark.parametrize(
+    "store",
+    ["postgresql://u:s3cret@[bad/db", "host=127.0.0.1 user=u password=s3cret dbname=db"],
+)
+def test_a_malformed_url_or_a_keyword_string_is_one_line_and_writes_nothing(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = _cli("sweeps", "--store", store)
+    lines = output.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), output
+    assert "s3cret" not in output and "***" in output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_urls_passwords_databases_and_servers_are_one_line_with_the_password_masked(

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.coordinator import Coordinator
-from sweeper.backends.postgres import PostgresStore, is_url
+from sweeper.backends.postgres import PostgresStore, is_url, looks_like_conninfo, masked
 from sweeper.backends.sqlite import SqliteStore, StoreIdentity
 from sweeper.backends.store import BackendStore, new_id
-from sweeper.errors import NotFoundError
+from sweeper.errors import NotFoundError, SweeperError
 from sweeper.sweep import ACTIVE, RunState, RunView, SweepState, key_paths
 from sweeper.sweep.runtable import run_table
 
@@ -58,6 +58,11 @@ class LocalBackend:
         """The SQLite store, when that is the store (its file's identity and checks)."""
         self.store: BackendStore
         path = path or os.environ.get("SWEEPER_STORE") or None  # the variable may hold a URL
+        if looks_like_conninfo(path):  # else a file named after it, password and all
+            raise SweeperError(
+                f"--store {masked(str(path))}: a libpq keyword string; give the server as"
+                " postgresql://USER@HOST:PORT/DBNAME (the password in PGPASSWORD or ~/.pgpass)"
+            )
         if is_url(path):
             self.postgres: PostgresStore | None = PostgresStore(
                 str(path), create=create, password=password, reopen=reopen

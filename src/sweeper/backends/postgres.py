@@ -24,13 +24,14 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from sweeper.backends import schema, storejson
 from sweeper.backends.base import LiveTrial, SweepRecord
@@ -190,30 +191,43 @@ def is_url(store: object) -> bool:
     return isinstance(store, str) and store.startswith(SCHEMES)
 
 
-def _split(url: str, mark: str | None = None) -> tuple[str, str | None]:
-    """The URL without its password (in the user part or a `password=` parameter), and the
-    password; with `mark`, the password is replaced by it instead of removed. Lenient: a
-    malformed URL still loses its password before anything shows it."""
-    parts = urlsplit(url)
-    password = None
-    netloc = parts.netloc
-    user, at, hosts = netloc.rpartition("@")
-    if at and ":" in user:
-        user, _, password = user.partition(":")
-        netloc = f"{user}:{mark}@{hosts}" if mark else f"{user}@{hosts}"
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in query if k != "password"]
-    if len(kept) != len(query):
-        password = next(v for k, v in query if k == "password")
-        if mark:
-            kept.append(("password", mark))
-    query_text = urlencode(kept, safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query_text, parts.fragment)), password
-
-
 def masked(url: str) -> str:
-    """The URL as sweeper shows it: a password it holds becomes `***`."""
-    return _split(url, mark="***")[0]
+    """The URL as sweeper shows it, its password `***`. Textual and conservative, so that it
+    holds for a URL libpq refuses too: a user part with a colon hides everything from that
+    colon to the URL's last `@` (a password may hold `/`, `?`, `#` or `@` unencoded), and every
+    `password=` value is hidden."""
+    scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
+    colon, first_at, last_at = rest.find(":"), rest.find("@"), rest.rfind("@")
+    if sep and 0 <= colon < first_at:
+        rest = f"{rest[:colon]}:***{rest[last_at:]}"
+    rest = re.sub(r"(?i)(password=)[^&\s]*", r"\1***", rest)
+    return f"{scheme}{sep}{rest}"
+
+
+def looks_like_conninfo(store: object) -> bool:
+    """A libpq keyword string (`host=… dbname=…`) given as `--store`: not a SQLite path."""
+    return isinstance(store, str) and re.match(r"\s*\w+\s*=", store) is not None
+
+
+_PLAIN_HOST = re.compile(r"[\w.-]+")
+
+
+def url_of(params: Mapping[str, str]) -> str:
+    """A postgresql:// URL that libpq parses back into exactly `params` (its keywords and
+    values, percent-encoded): `user@host:port/dbname` where those are plain, the rest as query
+    parameters (a socket folder, several hosts)."""
+    rest = dict(params)
+    user, host, port = rest.pop("user", None), rest.get("host"), rest.get("port")
+    authority = ""
+    if host is not None and _PLAIN_HOST.fullmatch(host):
+        authority = rest.pop("host")
+        if port is not None and port.isdigit():
+            authority += f":{rest.pop('port')}"
+    if user is not None:
+        authority = f"{quote(user, safe='')}@{authority}"
+    path = f"/{quote(rest.pop('dbname'), safe='')}" if "dbname" in rest else ""
+    query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in rest.items())
+    return f"postgresql://{authority}{path}" + (f"?{query}" if query else "")
 
 
 _TAKEN: dict[str, str] = {}
@@ -281,18 +295,21 @@ class PostgresStore:
     ) -> None:
         pg, pool_module = _driver()
         self.clock = clock
-        self.url, from_url = _split(url)
+        self._shown = masked(url)
+        self._given = url
+        self.password: str | None = None
+        try:  # libpq's own parser: the password and parameters exactly as libpq reads them
+            params = pg.conninfo.conninfo_to_dict(url)
+        except pg.Error as exc:
+            raise SweeperError(f"{self._shown}: not a PostgreSQL URL: {self._clean(exc)}") from None
+        from_url = params.pop("password", None)
+        self.url = url_of(params)
         """The URL without its password: what agents are given (`--store`)."""
         from_env = _environment_password()
         self.password = next((p for p in (from_url, password, from_env) if p is not None), None)
         self.wait = wait
-        self._shown = masked(url)
         self.root = Path(FILES).resolve()
         """Where runs keep files on this node."""
-        try:
-            params = pg.conninfo.conninfo_to_dict(self.url)
-        except pg.Error as exc:
-            raise SweeperError(f"{self._shown}: not a PostgreSQL URL: {self._clean(exc)}") from None
         params.setdefault("connect_timeout", CONNECT_TIMEOUT)
         params.setdefault("application_name", "sweeper")
         params.setdefault("keepalives", 1)
@@ -348,9 +365,10 @@ class PostgresStore:
         return {} if self.password is None else {"PGPASSWORD": self.password}
 
     def _clean(self, exc: BaseException) -> str:
-        """An error's first line, with the password (should libpq echo it) masked."""
+        """An error's first line, with the password (should libpq echo it, or the URL it was
+        given) masked."""
         text = " ".join(str(exc).strip().split("\n", 1)[0].split()) or type(exc).__name__
-        text = text.removeprefix("connection failed: ")
+        text = text.removeprefix("connection failed: ").replace(self._given, self._shown)
         return text.replace(self.password, "***") if self.password else text
 
     def _open_first(self, pg: Any, create: bool) -> None:

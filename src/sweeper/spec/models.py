@@ -175,6 +175,8 @@ class MetricSpec(_Strict):
     goal: Literal["maximize", "minimize"] = "maximize"
     target: float | None = Field(
         None,
+        strict=True,  # a quoted "0.5" stays text, as W&B's schema reads it (a number)
+        allow_inf_nan=False,  # a NaN target could never be reached
         description="W&B's metric.target: once any run's summary reaches it (at or above to"
         " maximize, at or below to minimize), the sweep is finished: no new runs, running ones"
         " finish.",
