@@ -58,11 +58,15 @@ def _sweep(store: Path, tmp_path: Path, **base: Any) -> str:
 
 
 def _agent(path: str, *flags: str) -> subprocess.Popen[str]:
+    """`sweeper agent` on the stand-in; its runs stream every second (wandb-core's default, 15
+    s, would show a 10-s trial's history only at its end: `_training` would see it too late)."""
+    env = {**os.environ, "WANDB__FILE_STREAM_TRANSMIT_INTERVAL": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "sweeper", "agent", path, "--backend", "wandb", *QUICK, *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
@@ -88,15 +92,15 @@ def test_a_deleted_sweep_lets_its_running_trial_finish_then_ends_the_agent_in_on
 ) -> None:
     """W&B's stock agent on SweepNotFoundError (wandb/wandb_agent.py): no new run, the
     running one finishes, then the agent ends."""
-    path = _sweep(store, tmp_path, epochs=40, epoch_seconds=0.25)
+    path = _sweep(store, tmp_path, epochs=80, epoch_seconds=0.25)
     agent = _agent(path)
-    run = _training(wandb_server)  # 10 s of epochs: deleted while it trains
+    run = _training(wandb_server)  # 20 s of epochs: deleted while it trains
     wandb_server.delete_sweep(path.rsplit("/", 1)[1])
     out, err = agent.communicate(timeout=90)
     assert agent.returncode == 2, out + err
     line = _one_line(err)
     assert line == f"error: W&B sweep {path} was deleted: the server answers its agent with 404"
-    assert run.state == "finished" and len(run.history) == 40, "the running trial finished"
+    assert run.state == "finished" and len(run.history) == 80, "the running trial finished"
     assert _runs(wandb_server) == [run], "no trial started after the deletion"
 
 
@@ -272,4 +276,5 @@ def test_launch_ends_in_one_line_when_the_server_answers_5xx_past_the_outage_lim
     assert launch.returncode == 2, out + err
     line = _one_line(err)
     assert "agents exited with codes [2]" in line and "(--outage-limit 10)" in line, line
-    assert time.monotonic() - down < 120
+    # launch's own capped request waits add to the agents' limit (about 85 s here; no hang)
+    assert time.monotonic() - down < 200
