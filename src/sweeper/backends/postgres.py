@@ -206,7 +206,8 @@ def masked(url: str) -> str:
 
 def looks_like_conninfo(store: object) -> bool:
     """A libpq keyword string (`host=… dbname=…`) given as `--store`: not a SQLite path."""
-    return isinstance(store, str) and re.match(r"\s*\w+\s*=", store) is not None
+    keyword = r"\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|options)\s*="
+    return isinstance(store, str) and re.match(keyword, store) is not None
 
 
 _PLAIN_HOST = re.compile(r"[\w.-]+")
