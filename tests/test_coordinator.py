@@ -79,6 +79,10 @@ class MemoryTransaction:
     def now(self) -> float:
         return self._now
 
+    @property
+    def up_since(self) -> None:
+        return None
+
     def lock_sweep(self, sweep_id: str) -> SweepRecord | None:
         return self.data.sweeps.get(sweep_id)
 

@@ -258,3 +258,43 @@ def test_numbering_a_bulk_of_grid_runs_and_a_store_copy_analyze_what_they_filled
     assert row is not None and row[0] == n + 1
     backend.close()
     target.close()
+
+
+def test_a_trial_trains_through_an_outage_and_writes_its_steps_when_the_store_is_back(
+    postgres_server: PostgresServer, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: a running trial keeps running while the store is unreachable and flushes what
+    it logged when it is back; the outage does not count as its agent's silence."""
+    import time
+
+    from sweeper.backends import storesink
+
+    monkeypatch.setattr(storesink, "STEP_WAIT", 1.0)
+    monkeypatch.setattr(storesink, "RETRY_AFTER", 0.5)
+    backend = LocalBackend(postgres_url)
+    grid = {"method": "grid", "parameters": {"x": {"values": [1, 2]}}}
+    sweep_id = backend.create_sweep(grid, trainer="probe", spec={}, spec_hash="h")
+    claim = backend.claim(sweep_id, "a", heartbeat_timeout=5.0)
+    assert claim is not None
+    sink = backend.open_sink(claim, None)
+    assert sink.log(0, {"loss": 1.0})
+    postgres_server.pg_ctl("stop", "-m", "fast")
+    try:
+        started = time.monotonic()
+        for step in (1, 2, 3):  # each kept at once or after STEP_WAIT, never a stall or a raise
+            assert sink.log(step, {"loss": 1.0 / (step + 1)})
+            assert not sink.should_stop()
+        assert time.monotonic() - started < 4 * storesink.STEP_WAIT
+        time.sleep(6.0)  # longer than the heartbeat timeout: the agent could not be heard
+    finally:
+        postgres_server.pg_ctl("start")
+    other = backend.claim(sweep_id, "b", heartbeat_timeout=5.0)
+    assert other is not None and other.run_id != claim.run_id  # not requeued: the server was down
+    time.sleep(0.5)
+    assert sink.log(4, {"loss": 0.2})  # the kept steps first, in order
+    assert sink.finish(RunState.FINISHED, summary={"loss": 0.2})
+    run = backend.run(claim.run_id)
+    assert (run["state"], run["attempt"]) == ("finished", 1)
+    assert list(backend.history([claim.run_id])["_step"]) == [0, 1, 2, 3, 4]
+    sink.close()
+    backend.close()

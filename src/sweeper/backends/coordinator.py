@@ -81,12 +81,15 @@ def _engine_mark(tx: Transaction, sweep: SweepRecord) -> Hashable:
     return tuple(sorted((str(state), n) for state, n in counts.items()))
 
 
-def _lapsed(run: RunRecord, now: float, heartbeat_timeout: float) -> bool:
-    return (
-        run.state == RunState.RUNNING
-        and run.heartbeat_at is not None
-        and run.heartbeat_at < now - heartbeat_timeout
-    )
+def _lapsed(
+    run: RunRecord, now: float, heartbeat_timeout: float, up_since: float | None = None
+) -> bool:
+    """Whether a running run's agent stopped heartbeating: silent for `heartbeat_timeout` s
+    while the store could hear it (since its server's start, `Transaction.up_since`)."""
+    if run.state != RunState.RUNNING or run.heartbeat_at is None:
+        return False
+    heard = max(run.heartbeat_at, up_since or 0.0)
+    return heard < now - heartbeat_timeout
 
 
 class Coordinator:
@@ -263,7 +266,7 @@ class Coordinator:
         """
         active = []
         for run in tx.runs(sweep_id, ACTIVE):
-            if _lapsed(run, tx.now, heartbeat_timeout):
+            if _lapsed(run, tx.now, heartbeat_timeout, tx.up_since):
                 reason = f"requeued: agent {run.agent or '?'} stopped heartbeating"
                 changes: RunChanges = {"state": RunState.PREEMPTED, "agent": None, "error": reason}
                 # A store that does not lock a whole file for the write (PostgreSQL) may see the

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,21 @@ class LocalBackend:
 
     def close(self) -> None:
         self.store.close()
+
+    @contextmanager
+    def patience(self, wait: float) -> Iterator[None]:
+        """Calls inside give up on an unreachable server after `wait` s (Unreachable) instead
+        of the store's own wait: a running trial buffers its steps rather than stall on them.
+        A SQLite file has no server: its calls are unchanged."""
+        postgres = self.postgres
+        if postgres is None:
+            yield
+            return
+        before, postgres.wait = postgres.wait, wait
+        try:
+            yield
+        finally:
+            postgres.wait = before
 
     # sweeps ---------------------------------------------------------------------------------
 

@@ -159,6 +159,7 @@ _NOW = "extract(epoch from now())::float8"
 """The database's clock in seconds since the epoch: the start of the current transaction."""
 
 _SWEEP_FIELDS = (
+_UP_SINCE = "extract(epoch from pg_postmaster_start_time())::float8"
     "id, name, project, trainer, config, spec, spec_hash, spec_path, state, exhausted, study,"
     " stage, stage_name, carried, created_at"
 )
@@ -467,7 +468,7 @@ class PostgresStore:
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection (checked alive, so a restarted server's dead ones are
         replaced), retried as `_retrying` says."""
-        conn = self._retrying(lambda: self.pool.getconn())
+        conn = self._retrying(lambda: self.pool.getconn(timeout=min(self.wait, 10.0)))
         try:
             yield conn
         finally:
@@ -800,16 +801,27 @@ class PostgresTransaction:
 
     @property
     def now(self) -> float:
-        # now() is the transaction's start whenever it is asked: one round trip, when needed.
+        self._up_since: float | None = None
+        self._clocked = now is not None
+        """A clock given from outside (tests of skewed nodes): the server's start is not on it."""
+        # now() is the transaction's start whenever it is asked: one round trip, when needed,
+        # which also reads when the server started (`up_since`).
         if self._now is None:
-            row = self.db.execute(f"SELECT {_NOW}").fetchone()
+            row = self.db.execute(f"SELECT {_NOW}, {_UP_SINCE}").fetchone()
             assert row is not None
-            self._now = float(row[0])
+            self._now, self._up_since = float(row[0]), float(row[1])
         return self._now
 
     def lock_sweep(self, sweep_id: str) -> SweepRecord | None:
         row = self.db.execute(
             f"SELECT {_SWEEP_FIELDS} FROM sweeps WHERE id = %s FOR UPDATE", (sweep_id,)
+    @property
+    def up_since(self) -> float | None:
+        if self._clocked:
+            return None
+        _ = self.now
+        return self._up_since
+
         ).fetchone()
         return None if row is None else sweep_record(row)
 

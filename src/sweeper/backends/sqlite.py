@@ -611,6 +611,10 @@ class SqliteTransaction:
 
     def insert_sweep(self, sweep: SweepRecord) -> None:
         self.db.execute(
+    @property
+    def up_since(self) -> None:
+        return None  # a file has no server to restart
+
             "INSERT INTO sweeps (id, name, project, trainer, config, spec, spec_hash,"
             " spec_path, state, exhausted, study, stage, stage_name, carried, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

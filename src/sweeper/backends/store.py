@@ -186,6 +186,13 @@ class Transaction(Protocol):
         """Read a sweep and hold its lock until the transaction ends: claims and stop
         decisions on one sweep happen one at a time.
 
+    @property
+    def up_since(self) -> float | None:
+        """When the store's server last started, on the same clock as `now`; None for a store
+        with no server (a SQLite file). No agent could heartbeat while the server was down, so
+        a heartbeat counts as lapsed only from then on: a restart does not requeue live runs."""
+        ...
+
         Returns:
             The sweep, or None if there is no sweep with this exact id.
         """
