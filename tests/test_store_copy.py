@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,25 @@ def test_the_cli_names_no_password(
     result = cli("store", "copy", str(store), bad)
     assert result.exit_code == 2, result.output
     assert "wrong-pw-9" not in result.output and "***" in result.output
+
+
+def test_a_copy_carries_the_seed_and_drops_the_scheduler_lease(
+    tmp_path: Path, store: Path, backend: LocalBackend, postgres_url: str
+) -> None:
+    """The seed goes with the sweep (a replay there suggests the same); the lease does not (its
+    holder writes to the source; the destination's first agent takes it afresh)."""
+    sweep_id = create_stage(backend, load_spec(write_spec(tmp_path, probe_spec())))
+    made = backend.sweep(sweep_id)
+    with backend.store.transaction() as tx:
+        tx.insert_sweep(replace(made, id="seeded", name="seeded", seed=4321))
+        tx.update_sweep("seeded", {"lease_holder": "laptop:1", "lease_until": tx.now + 600})
+    leased = backend.sweep("seeded")
+    assert (leased.seed, leased.lease_holder) == (4321, "laptop:1")
+
+    assert cli("store", "copy", str(store), postgres_url).exit_code == 0
+    home = tmp_path / "home.db"
+    assert cli("store", "copy", postgres_url, str(home)).exit_code == 0
+    for where in (postgres_url, home):
+        copied = {sweep.id: sweep for sweep in _export(where).sweeps}
+        assert copied["seeded"] == replace(leased, lease_holder=None, lease_until=None)
+        assert copied[sweep_id] == made

@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,15 @@ from typer.testing import CliRunner
 
 from sweeper.agent.launch import create_stage
 from sweeper.backends import schema
+from sweeper.backends import sqlite as sqlite_module
+from sweeper.backends.base import SweepRecord
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.postgres import PostgresStore
 from sweeper.backends.sqlite import SqliteStore
 from sweeper.cli import app
 from sweeper.errors import SweeperError
 from sweeper.spec.load import load_spec
+from sweeper.sweep import SweepState
 
 
 def _user_version(path: Path) -> int:
@@ -218,3 +222,149 @@ def test_the_same_launch_resumes_a_sweep_of_the_store_before_versions(
         ).fetchall()
     assert runs[0] == ("pat715zf", "finished", 2), runs
     assert [state for _, state, _ in runs] == ["finished", "finished"]
+
+
+V4_COLUMNS = [name for name, _, _ in schema.SWEEP_COLUMNS_V4]
+
+
+def _as_version_3_sqlite(path: Path) -> None:
+    """Turn a store made now into the layout version 3 wrote: the sweeps without seed and
+    scheduler lease (the one thing version 4 changed), stamped 3."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        for name in V4_COLUMNS:
+            db.execute(f"ALTER TABLE sweeps DROP COLUMN {name}")
+        db.execute("PRAGMA user_version = 3")
+
+
+def test_a_version_3_sqlite_store_gains_seed_and_lease_columns_empty(
+    store: Path, make_sweep: Any
+) -> None:
+    sweep_id = make_sweep(probe_spec())
+    _as_version_3_sqlite(store)
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        db.row_factory = sqlite3.Row
+        # read as it is (a read-only open does not migrate): no seed, no lease
+        old = sqlite_module.sweep_record(db.execute("SELECT * FROM sweeps").fetchone())
+    assert (old.id, old.seed, old.lease_holder, old.lease_until) == (sweep_id, None, None, None)
+
+    opened = SqliteStore(store, create=False)
+    try:
+        assert _user_version(store) == schema.VERSION
+        sweep = opened.sweep(sweep_id)
+        assert sweep is not None and sweep.seed is None, "made before seeds: none"
+        assert (sweep.lease_holder, sweep.lease_until) == (None, None)
+    finally:
+        opened.close()
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(sweeps)")]
+    assert columns[-3:] == V4_COLUMNS
+
+
+def test_the_store_before_versions_migrates_all_the_way_with_no_seeds(tmp_path: Path) -> None:
+    path = _v1_copy(tmp_path)
+    opened = SqliteStore(path, create=False)
+    try:
+        sweeps = opened.sweeps()
+    finally:
+        opened.close()
+    assert _user_version(path) == schema.VERSION and len(sweeps) == 4
+    assert {(s.seed, s.lease_holder, s.lease_until) for s in sweeps} == {(None, None, None)}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_store(request: pytest.FixtureRequest, store: Path) -> Iterator[LocalBackend]:
+    where = store if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    opened = LocalBackend(where)
+    yield opened
+    opened.close()
+
+
+def _record(sweep_id: str, seed: int | None, created_at: float) -> SweepRecord:
+    return SweepRecord(
+        id=sweep_id,
+        name=sweep_id,
+        project="p",
+        trainer="probe",
+        config={"method": "random", "parameters": {"x": {"values": [1, 2]}}},
+        spec={},
+        spec_hash="h",
+        spec_path=None,
+        state=SweepState.RUNNING,
+        exhausted=False,
+        study=None,
+        stage=0,
+        stage_name=None,
+        carried={},
+        created_at=created_at,
+        seed=seed,
+    )
+
+
+def test_a_sweep_keeps_its_seed_and_its_lease_is_set_under_its_lock(
+    either_store: LocalBackend,
+) -> None:
+    """The seed is stored as given (up to 2**63 - 1: BIGINT, SQLite's INTEGER); the lease is
+    set, renewed and dropped through `update_sweep`, on the store's clock."""
+    store = either_store.store
+    big = 2**63 - 1
+    with store.transaction() as tx:
+        tx.insert_sweep(_record("seeded", big, tx.now))
+        tx.insert_sweep(_record("unseeded", None, tx.now + 1))
+    assert [(s.id, s.seed) for s in store.sweeps()] == [("seeded", big), ("unseeded", None)]
+    with store.transaction() as tx:
+        locked = tx.lock_sweep("seeded")
+        assert locked is not None and locked.lease_holder is None
+        until = tx.now + 30
+        tx.update_sweep("seeded", {"lease_holder": "node-1:4242", "lease_until": until})
+    for read in (store.sweep("seeded"), store.snapshot("seeded"), store.claim_view("seeded")):
+        sweep = read if isinstance(read, SweepRecord) else getattr(read, "sweep", None)
+        assert sweep is not None
+        assert (sweep.seed, sweep.lease_holder, sweep.lease_until) == (big, "node-1:4242", until)
+    with store.transaction() as tx:
+        held = tx.lock_sweep("seeded")
+        assert held is not None and held.lease_until is not None and held.lease_until < tx.now + 60
+        tx.update_sweep("seeded", {"lease_until": tx.now + 60})
+        tx.update_sweep("seeded", {"state": SweepState.PAUSED})
+    renewed = store.sweep("seeded")
+    assert renewed is not None and renewed.lease_holder == "node-1:4242"
+    assert renewed.lease_until is not None and renewed.lease_until > until
+    assert renewed.state == SweepState.PAUSED and renewed.seed == big, "other columns kept"
+    with store.transaction() as tx:
+        tx.update_sweep("seeded", {"lease_holder": None, "lease_until": None})
+    dropped = store.sweep("seeded")
+    assert dropped is not None and (dropped.lease_holder, dropped.lease_until) == (None, None)
+    other = store.sweep("unseeded")
+    assert other is not None and (other.seed, other.lease_holder) == (None, None)
+    with pytest.raises(ValueError, match="seed"), store.transaction() as tx:
+        tx.update_sweep("seeded", {"seed": 1})  # type: ignore[typeddict-unknown-key]
+
+
+def test_a_version_3_postgres_store_gains_seed_and_lease_columns_empty(
+    postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+) -> None:
+    dbname = postgres_url.rsplit("/", 1)[1]
+    backend = LocalBackend(postgres_url)
+    try:
+        sweep_id = create_stage(backend, load_spec(write_spec(tmp_path, probe_spec())))
+    finally:
+        backend.close()
+    drops = "; ".join(f"ALTER TABLE sweeps DROP COLUMN {name}" for name in V4_COLUMNS)
+    postgres_server.psql(f"{drops}; UPDATE schema_version SET version = 3;", dbname)
+    opened = PostgresStore(postgres_url, create=False)
+    try:
+        sweep = opened.sweep(sweep_id)
+    finally:
+        opened.close()
+    assert sweep is not None and (sweep.seed, sweep.lease_holder, sweep.lease_until) == (
+        None,
+        None,
+        None,
+    )
+    version = postgres_server.psql("SELECT version FROM schema_version", dbname)
+    assert version.split()[2] == str(schema.VERSION)
+    columns = postgres_server.psql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'sweeps'"
+        " ORDER BY ordinal_position",
+        dbname,
+    ).split()
+    assert [name for name in columns if name in V4_COLUMNS] == V4_COLUMNS

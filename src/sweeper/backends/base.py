@@ -55,6 +55,15 @@ class SweepRecord:
     carried: dict[str, Any]
     created_at: float
     entity: str | None = None
+    seed: int | None = None
+    """The sweep's seed: random and bayes suggest its k-th run under `engine.seed_for(seed, k)`
+    (issue 23 §4). Drawn once when the sweep is made, unless the spec or `--seed` gave one,
+    and never changed; None for a sweep made before seeds (store schema < 4)."""
+    lease_holder: str | None = None
+    """Who holds the sweep's scheduler lease (issue 23 §2: one process drives its `scheduler:`
+    engine); None when nobody does."""
+    lease_until: float | None = None
+    """When the lease lapses unless renewed: the store's clock, seconds since the epoch."""
 
     @property
     def metric(self) -> tuple[str, str]:

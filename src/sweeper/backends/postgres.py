@@ -100,7 +100,10 @@ CREATE TABLE IF NOT EXISTS sweeps (
     stage INTEGER NOT NULL DEFAULT 0,
     stage_name TEXT,
     carried TEXT NOT NULL DEFAULT '{}',
-    created_at DOUBLE PRECISION NOT NULL
+    created_at DOUBLE PRECISION NOT NULL,
+    seed BIGINT,
+    lease_holder TEXT,
+    lease_until DOUBLE PRECISION
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -156,12 +159,12 @@ SCHEMA_LOCK = 0x5357_4545_5045_5201
 """The advisory lock key under which a store's tables are made (many agents open it at once)."""
 
 _NOW = "extract(epoch from now())::float8"
+_UP_SINCE = "extract(epoch from pg_postmaster_start_time())::float8"
 """The database's clock in seconds since the epoch: the start of the current transaction."""
 
 _SWEEP_FIELDS = (
-_UP_SINCE = "extract(epoch from pg_postmaster_start_time())::float8"
     "id, name, project, trainer, config, spec, spec_hash, spec_path, state, exhausted, study,"
-    " stage, stage_name, carried, created_at"
+    " stage, stage_name, carried, created_at, seed, lease_holder, lease_until"
 )
 _RUN_FIELDS = (
     "id, sweep_id, seq, params, state, attempt, agent, heartbeat_at, should_stop, summary,"
@@ -798,12 +801,12 @@ class PostgresTransaction:
     def __init__(self, db: psycopg.Connection[Any], now: float | None = None) -> None:
         self.db = db
         self._now = now
-
-    @property
-    def now(self) -> float:
         self._up_since: float | None = None
         self._clocked = now is not None
         """A clock given from outside (tests of skewed nodes): the server's start is not on it."""
+
+    @property
+    def now(self) -> float:
         # now() is the transaction's start whenever it is asked: one round trip, when needed,
         # which also reads when the server started (`up_since`).
         if self._now is None:
@@ -812,9 +815,6 @@ class PostgresTransaction:
             self._now, self._up_since = float(row[0]), float(row[1])
         return self._now
 
-    def lock_sweep(self, sweep_id: str) -> SweepRecord | None:
-        row = self.db.execute(
-            f"SELECT {_SWEEP_FIELDS} FROM sweeps WHERE id = %s FOR UPDATE", (sweep_id,)
     @property
     def up_since(self) -> float | None:
         if self._clocked:
@@ -822,13 +822,15 @@ class PostgresTransaction:
         _ = self.now
         return self._up_since
 
+    def lock_sweep(self, sweep_id: str) -> SweepRecord | None:
+        row = self.db.execute(
+            f"SELECT {_SWEEP_FIELDS} FROM sweeps WHERE id = %s FOR UPDATE", (sweep_id,)
         ).fetchone()
         return None if row is None else sweep_record(row)
 
     def insert_sweep(self, sweep: SweepRecord) -> None:
         self.db.execute(
-            f"INSERT INTO sweeps ({_SWEEP_FIELDS})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO sweeps ({_SWEEP_FIELDS}) VALUES ({', '.join(['%s'] * 18)})",
             (
                 sweep.id,
                 sweep.name,
@@ -845,6 +847,9 @@ class PostgresTransaction:
                 sweep.stage_name,
                 storejson.dumps(sweep.carried),
                 sweep.created_at,
+                sweep.seed,
+                sweep.lease_holder,
+                sweep.lease_until,
             ),
         )
 
@@ -1140,4 +1145,7 @@ def sweep_record(row: tuple[Any, ...]) -> SweepRecord:
         carried=storejson.loads(row[13]),
         created_at=row[14],
         entity=config.get("entity"),
+        seed=row[15],
+        lease_holder=row[16],
+        lease_until=row[17],
     )

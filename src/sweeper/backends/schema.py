@@ -48,6 +48,23 @@ count (version 3); the same SQL on both stores, in their SCHEMAs too. Each state
 idempotent (a store stamped older by hand in a test may already hold them)."""
 
 
+SWEEP_COLUMNS_V4 = (
+    ("seed", "INTEGER", "BIGINT"),  # the sweep's seed (engine.seed_for); NULL: made before seeds
+    ("lease_holder", "TEXT", "TEXT"),  # who holds the scheduler lease; NULL: nobody
+    ("lease_until", "REAL", "DOUBLE PRECISION"),  # the lease's expiry, the store's clock
+)
+"""The sweep columns of version 4: (name, SQLite type, PostgreSQL type), in the SCHEMAs too.
+SQLite has no `ADD COLUMN IF NOT EXISTS`: its store skips a step whose column is already there
+(`is_duplicate_column`), so that, as for GRID_TABLES, a store stamped older by hand in a test
+migrates."""
+
+
+def is_duplicate_column(message: str) -> bool:
+    """Whether SQLite refused an `ALTER TABLE ... ADD COLUMN` because the column exists (its
+    error text, sqlite3's only report of it: "duplicate column name: seed")."""
+    return message.startswith("duplicate column name")
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step, from version `to - 1` to `to`: SQL statements for each database, run in order
@@ -76,6 +93,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the next claim of their sweep, so the step only makes the tables.",
         sqlite=GRID_TABLES,
         postgres=GRID_TABLES,
+    ),
+    Migration(
+        to=4,
+        why="Issue 23: a sweep keeps its seed (drawn once when it is made, so any sweep can be "
+        "replayed; NULL for a sweep made before seeds) and the scheduler lease (which process "
+        "drives its `scheduler:` engine, until when on the store's clock). Existing sweeps get "
+        "NULL in all three.",
+        sqlite=tuple(
+            f"ALTER TABLE sweeps ADD COLUMN {name} {sqlite_type}"
+            for name, sqlite_type, _ in SWEEP_COLUMNS_V4
+        ),
+        postgres=tuple(
+            f"ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS {name} {postgres_type}"
+            for name, _, postgres_type in SWEEP_COLUMNS_V4
+        ),
     ),
 )
 

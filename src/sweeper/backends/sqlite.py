@@ -60,7 +60,10 @@ CREATE TABLE IF NOT EXISTS sweeps (
     stage INTEGER NOT NULL DEFAULT 0,
     stage_name TEXT,
     carried TEXT NOT NULL DEFAULT '{}',     -- best config inherited from the previous stage
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    seed INTEGER,                  -- the sweep's seed (engine.seed_for), NULL: made before seeds
+    lease_holder TEXT,             -- who drives its scheduler engine (issue 23), NULL: nobody
+    lease_until REAL               -- until when, on the store's clock
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -261,7 +264,11 @@ class SqliteStore:
         changed = found != schema.VERSION
         if made is not None and changed:
             for statement in schema.steps(found or schema.UNVERSIONED, "sqlite"):
-                db.execute(statement)
+                try:
+                    db.execute(statement)
+                except sqlite3.OperationalError as exc:
+                    if not schema.is_duplicate_column(str(exc)):  # else: the step's work is done
+                        raise
         for statement in SCHEMA.split(";"):  # tables a new or an older store lacks
             if statement.strip():
                 db.execute(statement)
@@ -604,6 +611,10 @@ class SqliteTransaction:
     def now(self) -> float:
         return self._now
 
+    @property
+    def up_since(self) -> None:
+        return None  # a file has no server to restart
+
     def lock_sweep(self, sweep_id: str) -> SweepRecord | None:
         # BEGIN IMMEDIATE already holds the file's write lock, every sweep's.
         row = self.db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
@@ -611,13 +622,10 @@ class SqliteTransaction:
 
     def insert_sweep(self, sweep: SweepRecord) -> None:
         self.db.execute(
-    @property
-    def up_since(self) -> None:
-        return None  # a file has no server to restart
-
             "INSERT INTO sweeps (id, name, project, trainer, config, spec, spec_hash,"
-            " spec_path, state, exhausted, study, stage, stage_name, carried, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " spec_path, state, exhausted, study, stage, stage_name, carried, created_at, seed,"
+            " lease_holder, lease_until)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 sweep.id,
                 sweep.name,
@@ -634,6 +642,9 @@ class SqliteTransaction:
                 sweep.stage_name,
                 storejson.dumps(sweep.carried),
                 sweep.created_at,
+                sweep.seed,
+                sweep.lease_holder,
+                sweep.lease_until,
             ),
         )
 
@@ -909,7 +920,19 @@ def sweep_record(row: sqlite3.Row) -> SweepRecord:
         carried=storejson.loads(row["carried"]),
         created_at=row["created_at"],
         entity=config.get("entity"),
+        seed=_newer(row, "seed"),
+        lease_holder=_newer(row, "lease_holder"),
+        lease_until=_newer(row, "lease_until"),
     )
+
+
+def _newer(row: sqlite3.Row, column: str) -> Any:
+    """A column added by a migration; None in an older store opened read-only (which is read
+    as it is, not migrated)."""
+    try:
+        return row[column]
+    except IndexError:  # sqlite3.Row's answer to a name it lacks
+        return None
 
 
 def is_full(exc: BaseException) -> bool:

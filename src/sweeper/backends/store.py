@@ -78,6 +78,10 @@ class SweepChanges(TypedDict, total=False):
     """Stored as its value (`paused`); a store reads it back with `SweepState.read`, which
     also reads the `stopped` of stores written before W&B's four states."""
     exhausted: bool
+    lease_holder: str | None
+    """The scheduler lease (SweepRecord.lease_holder): set, renewed and dropped under the
+    sweep's lock (`Transaction.lock_sweep`), compared with the store's clock (`now`)."""
+    lease_until: float | None
 
 
 @dataclass(frozen=True)
@@ -182,16 +186,16 @@ class Transaction(Protocol):
         every heartbeat is compared on this one clock, whichever machine an agent runs on."""
         ...
 
-    def lock_sweep(self, sweep_id: str) -> SweepRecord | None:
-        """Read a sweep and hold its lock until the transaction ends: claims and stop
-        decisions on one sweep happen one at a time.
-
     @property
     def up_since(self) -> float | None:
         """When the store's server last started, on the same clock as `now`; None for a store
         with no server (a SQLite file). No agent could heartbeat while the server was down, so
         a heartbeat counts as lapsed only from then on: a restart does not requeue live runs."""
         ...
+
+    def lock_sweep(self, sweep_id: str) -> SweepRecord | None:
+        """Read a sweep and hold its lock until the transaction ends: claims and stop
+        decisions on one sweep happen one at a time.
 
         Returns:
             The sweep, or None if there is no sweep with this exact id.
@@ -207,7 +211,8 @@ class Transaction(Protocol):
         ...
 
     def update_sweep(self, sweep_id: str, changes: SweepChanges) -> None:
-        """Change a sweep's state or exhaustion; no sweep with this id is a no-op."""
+        """Change a sweep's state, exhaustion or scheduler lease; no sweep with this id is a
+        no-op."""
         ...
 
     def run_counts(self, sweep_id: str) -> dict[RunState, int]:

@@ -16,12 +16,17 @@ the same rule as for a node that went away, so nothing new is invented for them.
 
 Run folders (logs, checkpoints, wandb's files, beside the store) are not records and are not
 copied: a requeued trial whose checkpoint is not found on the destination's node starts over.
+
+A sweep's seed is copied (a replay on the destination suggests what the source did); its
+scheduler lease is not: the process holding it writes to the source, and the destination's
+first agent or launch takes the lease and rebuilds the engine from the copied runs (W&B's
+rule: optimizers are rebuilt, never persisted).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sweeper.backends.store import StoreCopy
 from sweeper.errors import SweeperError
@@ -80,6 +85,8 @@ def copy_store(
                 sweep_ids += [stage.id for stage in source_backend.store.sweeps(study)]
         copy = source_backend.store.export(sweep_ids)
         where = source_backend.store.location
+        unleased = [replace(sweep, lease_holder=None, lease_until=None) for sweep in copy.sweeps]
+        copy = replace(copy, sweeps=unleased)
     finally:
         source_backend.close()
     running = [run.record.id for run in copy.runs if run.record.state == RunState.RUNNING]
