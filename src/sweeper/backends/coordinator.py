@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sweeper.backends.base import Beat, Claim, SweepRecord
+from sweeper.backends.scheduler import is_scheduled
 from sweeper.backends.store import (
     ClaimView,
     GridState,
@@ -140,6 +141,8 @@ class Coordinator:
                 if sweep.exhausted:
                     self._finish_if_idle(tx, sweep_id, active)
                     return None
+                if is_scheduled(sweep.config):
+                    return None  # its scheduler's holder adds pending runs; the agent polls
                 tries += 1
                 if suggestion is None:
                     if tries <= ENGINE_TRIES:
@@ -205,7 +208,7 @@ class Coordinator:
         """Whether a claim now would ask the engine: not if a run is waiting or about to be
         requeued, or the sweep hands out nothing."""
         sweep = view.sweep
-        if sweep.state != SweepState.RUNNING or sweep.exhausted:
+        if sweep.state != SweepState.RUNNING or sweep.exhausted or is_scheduled(sweep.config):
             return False
         return not any(
             run.state in CLAIMABLE or _lapsed(run, view.now, heartbeat_timeout)
@@ -441,6 +444,8 @@ class Coordinator:
             return False
         sweep = self.store.sweep(run.sweep_id)
         if sweep is None or not sweep.config.get("early_terminate"):
+            return False
+        if is_scheduled(sweep.config):  # its optimizer's prune_runs stops runs (scheduler.py)
             return False
         metric, _ = sweep.metric  # hyperband reads this one metric's history only
         snapshot = self.store.snapshot(sweep.id, history_of=metric)

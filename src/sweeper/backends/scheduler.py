@@ -1,0 +1,513 @@
+"""W&B's sweep scheduler, run offline over a store: a `scheduler:` sweep's engine is one of the
+optimizer classes `wandb sweep-scheduler` drives (wandb/sdk/sweeps/scheduler: `make_optimizer`
+picks WandbOptimizer, the Optuna optimizers or AxOptimizer), fed with the store's runs instead
+of a W&B server's. No search algorithm is written here; this module is the loop that wandb-core
+runs for `wandb sweep-scheduler` (wandb/sdk/sweeps/scheduler/ipc.py is its Python side), over
+the store's primitives:
+
+- One scheduler per sweep. W&B's docs warn that two schedulers on one sweep duplicate runs
+  (`wandb sweep-scheduler --help`), so the sweep's record holds a lease (`lease_holder`,
+  `lease_until`, on the store's clock), taken and renewed under the sweep's lock. Every agent
+  (and `launch`) tries to take it on its poll; the holder steps the scheduler, the others only
+  claim. A holder that stops renewing (its process died) loses the lease after `lease`
+  seconds to the next process that asks.
+- Optimizers are rebuilt, never persisted (W&B's rule: the `optimizer` factory's client "must
+  not be persisted to disk, as it will be re-created on each restart"). A process that takes
+  the lease warm-starts a new optimizer from the stored runs as wandb-core's warm start does:
+  each ended run through `tell_existing_finished_run`, each pending or running one through
+  `tell_existing_active_run`, keeping the id it returns.
+- Each step is one generation of wandb-core's loop (`SchedulerTaskExchange._execute_generation`):
+  the runs the optimizer tracks are told their state, summary and history (`tell_run`; an ended
+  run once), the running ones are offered to `prune_runs`, then `should_terminate_sweep`, then
+  `ask_n_runs` for as many runs as keep `batch_size` in flight (pending or running: W&B's
+  `--batch-size`). Suggestions become PENDING runs, which agents claim; the coordinator never
+  asks the `sweeps` engine for such a sweep. A pruned run is marked `should_stop`, the path
+  hyperband's stops take: its trial ends `stopped` at its next epoch.
+- The optimizer's slow calls run with no lock held; its suggestions are inserted only if this
+  process still holds the lease, else they are forgotten (`forget_run`) and the optimizer is
+  dropped, to be rebuilt if the lease comes back.
+- An empty ask (the space is spent), `should_terminate_sweep` or `run_cap` makes the sweep
+  exhausted: no new runs, the pending and running ones run, and the sweep is finished once
+  none is active (W&B's server finishes a sweep whose engine has nothing left the same way).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sweeper.backends.base import SweepRecord
+from sweeper.backends.store import RunRecord, Store, new_id
+from sweeper.errors import NotFoundError, SweeperError
+from sweeper.sweep import ACTIVE, RunState, SweepState
+
+if TYPE_CHECKING:
+    from wandb.sdk.sweeps.run_state import RunState as WandbRunState
+    from wandb.sdk.sweeps.scheduler.optimizer import Optimizer, RunWithMetrics
+
+BATCH_SIZE = 10
+"""Runs kept in flight (pending or running) at once unless `scheduler.batch_size` says: the
+default of `wandb sweep-scheduler --batch-size` (wandb/cli/cli.py `sweep_scheduler`)."""
+
+STEP_EVERY = 1.0
+"""Seconds between the holder's steps. `wandb sweep-scheduler` polls a W&B server every 10 s
+(`--poll-interval`); the store is local and a step reads indexed rows, so the holder steps
+as often as an idle agent claims (once a second), and no slot waits 10 s for a suggestion."""
+
+LEASE = 30.0
+"""Seconds a holder's lease lasts unless renewed (each step renews it); the agent passes its
+`--heartbeat-timeout`, the same notion: a process silent that long is taken to be gone."""
+
+EXTRAS = {"optuna": "optuna", "ax": "ax"}
+"""The engine -> the sweeper extra that installs its package (`uv sync --extra optuna`)."""
+
+_MODULES = {"optuna": "optuna", "ax": "ax"}
+"""The engine -> the package wandb's optimizer imports (wandb/sdk/sweeps/scheduler/*.py)."""
+
+
+def scheduler_block(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The sweep config's `scheduler:` block, or None for a sweep the `sweeps` engine drives."""
+    block = config.get("scheduler")
+    return block if isinstance(block, Mapping) and block else None
+
+
+def is_scheduled(config: Mapping[str, Any]) -> bool:
+    """Whether a scheduler, not the `sweeps` engine behind each claim, suggests the sweep's
+    runs (a config with a `scheduler:` block, as `wandb sweep` then prints `wandb
+    sweep-scheduler` for it: wandb/cli/cli.py `sweep`)."""
+    return scheduler_block(config) is not None
+
+
+def batch_size(config: Mapping[str, Any]) -> int:
+    """Runs the scheduler keeps in flight: `scheduler.batch_size`, else BATCH_SIZE."""
+    block = scheduler_block(config) or {}
+    size = block.get("batch_size", BATCH_SIZE)
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else 1
+
+
+def objective_names(config: Mapping[str, Any]) -> list[str]:
+    """The metrics the optimizer reads, as `Optimizer.metric_names` lists them: `metrics`'
+    names, else `metric`'s."""
+    metrics = config.get("metrics")
+    if isinstance(metrics, list):
+        return [str(m["name"]) for m in metrics if isinstance(m, Mapping) and "name" in m]
+    metric = config.get("metric")
+    return [str(metric["name"])] if isinstance(metric, Mapping) and "name" in metric else []
+
+
+def check_engine(config: Mapping[str, Any]) -> None:
+    """Refuse an engine whose package is not installed, naming the extra that installs it.
+
+    Raises:
+        SweeperError: one line: the engine's package is missing.
+    """
+    engine = str((scheduler_block(config) or {}).get("engine"))
+    module = _MODULES.get(engine)
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise SweeperError(
+            f"scheduler.engine {engine}: the {module!r} package is not installed; install"
+            f" sweeper's {EXTRAS[engine]!r} extra (uv sync --extra {EXTRAS[engine]})"
+        )
+
+
+def _resolved(sweep: SweepRecord) -> dict[str, Any]:
+    """The sweep config with `scheduler.source` as an absolute path: W&B reads it relative to
+    where `wandb sweep-scheduler` runs (its help text), sweeper relative to the spec's folder,
+    so every agent finds the same file wherever it was started."""
+    config = dict(sweep.config)
+    block = dict(scheduler_block(config) or {})
+    source = block.get("source")
+    if isinstance(source, str) and source and not Path(source).is_absolute():
+        folder = sweep.spec.get("folder") or (
+            str(Path(sweep.spec_path).parent) if sweep.spec_path else "."
+        )
+        block["source"] = str((Path(folder) / source).resolve())
+        config["scheduler"] = block
+    return config
+
+
+def rebuild_seed(seed: int, runs: int) -> int:
+    """The seed of an optimizer rebuilt over `runs` stored runs: the sweep's own for the first
+    build, so one uninterrupted holder suggests the same sequence for the same seed; another
+    derived from both for a rebuild, which would otherwise draw the first suggestions again
+    (a seeded sampler restarts its random stream) and duplicate runs the sweep has."""
+    if runs == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, runs]).generate_state(1)[0])
+
+
+def build_optimizer(sweep: SweepRecord, runs: int = 0) -> Optimizer:
+    """The optimizer `wandb sweep-scheduler` would build for this sweep (wandb's
+    `make_optimizer`), its `source` resolved (`_resolved`).
+
+    Seeding: wandb's Optuna builder makes the study with optuna's default sampler (TPE,
+    `create_study_from_sweep_config`) and offers no seed; with no `optimizer` factory of the
+    user's, the study's sampler is replaced before any ask by the same sampler seeded with the
+    sweep's seed (`rebuild_seed`). A user's factory configures its own sampler, seed included.
+
+    Args:
+        sweep: The sweep, `scheduler:` block and all.
+        runs: How many runs the sweep has stored (0: a first build).
+
+    Raises:
+        SweeperError: one line: the engine's package is missing, or wandb's builder refused
+            the config (an unknown engine, a `source` that does not load, a study whose
+            directions disagree with the metrics).
+    """
+    check_engine(sweep.config)
+    import wandb
+    from wandb.sdk.sweeps.scheduler.optimizer import make_optimizer
+    from wandb.sdk.sweeps.sweep_info import SweepInfo
+
+    config = _resolved(sweep)
+    info = SweepInfo(
+        id=sweep.id,
+        name=sweep.name,
+        entity=sweep.entity or "",
+        project=sweep.project,
+        config=config,
+        controller_run_name="",
+    )
+    try:
+        optimizer = make_optimizer(info)
+    except (wandb.Error, ValueError, OSError) as exc:
+        raise SweeperError(f"sweep {sweep.id}: scheduler: {exc}") from exc
+    block = scheduler_block(config) or {}
+    if block.get("engine") == "optuna" and not block.get("optimizer") and sweep.seed is not None:
+        import optuna
+        from wandb.sdk.sweeps.scheduler.optuna import OptunaOptimizer
+
+        if isinstance(optimizer, OptunaOptimizer):
+            seed = rebuild_seed(sweep.seed, runs)
+            optimizer.study.sampler = optuna.samplers.TPESampler(seed=seed)
+    return optimizer
+
+
+def wandb_state(state: RunState) -> WandbRunState:
+    """A stored run's state as the optimizer is told it (wandb's RunState). A preempted run is
+    back in the queue to be resumed, so pending; a stopped one (early-terminated or cancelled)
+    is what W&B calls killed."""
+    from wandb.sdk.sweeps.run_state import RunState as W
+
+    return {
+        RunState.PENDING: W.PENDING,
+        RunState.PREEMPTED: W.PENDING,
+        RunState.RUNNING: W.RUNNING,
+        RunState.FINISHED: W.FINISHED,
+        RunState.STOPPED: W.KILLED,
+        RunState.FAILED: W.FAILED,
+        RunState.CRASHED: W.CRASHED,
+    }[RunState(state)]
+
+
+class SchedulerStore(Store, Protocol):
+    """What the scheduler asks of a store: the coordinator's primitives and the history of a
+    few metrics of some runs (`BackendStore.history_rows`)."""
+
+    def history_rows(
+        self, run_ids: list[str], metrics: list[str] | None = None
+    ) -> list[tuple[Any, ...]]: ...
+
+
+@dataclass
+class _Tenure:
+    """The optimizer of one unbroken holding of the lease, and what it has been told."""
+
+    optimizer: Optimizer
+    ids: dict[str, str] = field(default_factory=dict)
+    """Store run id -> the optimizer's run id for it."""
+    told: set[str] = field(default_factory=set)
+    """Store run ids whose end the optimizer was told (an ended run is told once)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step did (for the holder's log and for tests)."""
+
+    suggested: list[str]
+    """Store ids of the pending runs it inserted."""
+    pruned: list[str]
+    """Store ids of the runs it marked to stop."""
+    exhausted: bool
+    """The sweep suggests nothing more (an empty ask, the optimizer's terminator, run_cap)."""
+
+
+class SweepScheduler:
+    """One process's side of a sweep's scheduler: `poll` steps it while this process holds
+    the sweep's lease, and takes the lease when it is free or lapsed.
+
+    Args:
+        store: The sweep's store.
+        sweep_id: The scheduled sweep.
+        holder: This process's name in the lease (an agent's id): unique per process.
+        lease: Seconds the lease lasts unless renewed.
+        every: Seconds between steps (`poll`).
+        clock: Monotonic seconds, for `every`.
+    """
+
+    def __init__(
+        self,
+        store: SchedulerStore,
+        sweep_id: str,
+        holder: str,
+        *,
+        lease: float = LEASE,
+        every: float = STEP_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.sweep_id, self.holder = store, sweep_id, holder
+        self.lease, self.every, self.clock = lease, every, clock
+        self._tenure: _Tenure | None = None
+        self._next = -math.inf
+
+    @property
+    def holds(self) -> bool:
+        """Whether this process drove the sweep's optimizer at its last step."""
+        return self._tenure is not None
+
+    def poll(self) -> Step | None:
+        """Step if `every` seconds passed since the last step (see `step`)."""
+        now = self.clock()
+        if now < self._next:
+            return None
+        self._next = now + self.every
+        return self.step()
+
+    def step(self) -> Step | None:
+        """Take or renew the lease, then run one generation of the scheduler's loop (this
+        module's docstring); None when another live process holds the lease, or the sweep is
+        over.
+
+        Raises:
+            NotFoundError: no sweep with this id.
+            SweeperError: the optimizer could not be built or failed (one line); the next
+                step rebuilds it.
+        """
+        sweep, held = self._take_lease()
+        if sweep is None:
+            return None
+        if not held:
+            self._tenure = None  # another process may have held it since: rebuild
+        try:
+            return self._generation(sweep)
+        except SweeperError:
+            self._tenure = None
+            raise
+        except Exception as exc:  # the user's optimizer code: W&B stops its scheduler too
+            self._tenure = None
+            why = f"sweep {self.sweep_id}: the scheduler's optimizer failed: {exc}"
+            raise SweeperError(why) from exc
+
+    def release(self) -> None:
+        """Give the lease up now (an agent that exits), so the next process need not wait
+        for it to lapse; nothing if another process holds it."""
+        if self._tenure is None:
+            return
+        self._tenure = None
+        with self.store.transaction() as tx:
+            sweep = tx.lock_sweep(self.sweep_id)
+            if sweep is not None and sweep.lease_holder == self.holder:
+                tx.update_sweep(self.sweep_id, {"lease_holder": None, "lease_until": None})
+
+    def _take_lease(self) -> tuple[SweepRecord | None, bool]:
+        """(the sweep, whether this process held the lease unbroken) once the lease is ours;
+        (None, False) when another live holder has it or the sweep is over."""
+        with self.store.transaction() as tx:
+            sweep = tx.lock_sweep(self.sweep_id)
+            if sweep is None:
+                raise NotFoundError(f"no sweep {self.sweep_id!r} in {self.store.location}")
+            if not is_scheduled(sweep.config) or sweep.state.over:
+                if sweep.lease_holder == self.holder:
+                    tx.update_sweep(self.sweep_id, {"lease_holder": None, "lease_until": None})
+                self._tenure = None
+                return None, False
+            held = sweep.lease_holder == self.holder
+            lapsed = sweep.lease_until is None or sweep.lease_until < tx.now
+            if not held and sweep.lease_holder is not None and not lapsed:
+                self._tenure = None
+                return None, False
+            tx.update_sweep(
+                self.sweep_id, {"lease_holder": self.holder, "lease_until": tx.now + self.lease}
+            )
+        return sweep, held and self._tenure is not None
+
+    def _histories(self, runs: Sequence[RunRecord], names: list[str]) -> dict[str, list[Any]]:
+        """Run id -> its logged steps of the objective metrics, `_step` in each, in step
+        order (what wandb-core samples into `history_metrics`)."""
+        found: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        if not runs or not names:
+            return {}
+        for run_id, step, *values in self.store.history_rows([r.id for r in runs], names):
+            row = {name: value for name, value in zip(names, values, strict=True)}
+            row = {name: value for name, value in row.items() if value is not None}
+            if row:
+                found.setdefault(run_id, []).append((step, {"_step": step, **row}))
+        return {run_id: [row for _, row in sorted(rows)] for run_id, rows in found.items()}
+
+    def _rebuild(self, sweep: SweepRecord, runs: Sequence[RunRecord]) -> _Tenure:
+        """A new optimizer warm-started from the stored runs, as wandb-core's warm start does
+        (`SchedulerTaskExchange._execute_warm_start`): a run the optimizer rejects is
+        skipped, as there."""
+        from wandb.sdk.sweeps.scheduler.optimizer import Run, RunConfig
+
+        tenure = _Tenure(build_optimizer(sweep, len(runs)))
+        ended = [run for run in runs if RunState(run.state).terminal]
+        histories = self._histories(ended, objective_names(sweep.config))
+        for run in runs:
+            try:
+                if RunState(run.state).terminal:
+                    tenure.optimizer.tell_existing_finished_run(
+                        self._with_metrics(run, histories.get(run.id, []))
+                    )
+                    tenure.told.add(run.id)
+                    continue
+                adopted = tenure.optimizer.tell_existing_active_run(
+                    Run(
+                        config=RunConfig.from_values(_flat(run.params)),
+                        state=wandb_state(run.state),
+                        wandb_run_id=run.id,
+                    )
+                )
+            except Exception:  # wandb-core skips a run its optimizer rejects, and goes on
+                continue
+            if adopted is not None:
+                tenure.ids[run.id] = str(adopted)
+        return tenure
+
+    @staticmethod
+    def _with_metrics(run: RunRecord, history: list[Any]) -> RunWithMetrics:
+        from wandb.sdk.sweeps.scheduler.optimizer import RunConfig, RunWithMetrics
+
+        return RunWithMetrics(
+            config=RunConfig.from_values(_flat(run.params)),
+            state=wandb_state(run.state),
+            wandb_run_id=run.id,
+            summary_metrics=dict(run.summary),
+            history_metrics=history,
+        )
+
+    def _generation(self, sweep: SweepRecord) -> Step:
+        snapshot = self.store.snapshot(self.sweep_id)
+        if snapshot is None:
+            raise NotFoundError(f"no sweep {self.sweep_id!r} in {self.store.location}")
+        runs = snapshot.runs
+        tenure = self._tenure or self._rebuild(sweep, runs)
+        self._tenure = tenure
+        optimizer = tenure.optimizer
+
+        # tell: the tracked runs that started, each ended one once
+        updates = [
+            run
+            for run in runs
+            if run.id in tenure.ids and run.id not in tenure.told and run.state != RunState.PENDING
+        ]
+        histories = self._histories(updates, objective_names(sweep.config))
+        told: dict[str, RunWithMetrics] = {}
+        for run in updates:
+            data = self._with_metrics(run, histories.get(run.id, []))
+            try:
+                optimizer.tell_run(tenure.ids[run.id], data)
+            except Exception:  # wandb-core stops tracking a run whose tell failed
+                del tenure.ids[run.id]
+                continue
+            told[run.id] = data
+            if RunState(run.state).terminal:
+                tenure.told.add(run.id)
+
+        # prune: the running runs just told, not yet marked
+        candidates = [
+            run
+            for run in updates
+            if run.id in told and run.state == RunState.RUNNING and not run.should_stop
+        ]
+        pruned: list[RunRecord] = []
+        if candidates:
+            chosen = set(
+                optimizer.prune_runs(
+                    [tenure.ids[run.id] for run in candidates],
+                    [told[run.id] for run in candidates],
+                )
+            )
+            pruned = [run for run in candidates if tenure.ids[run.id] in chosen]
+
+        # terminate, else ask for what keeps batch_size in flight, within run_cap
+        exhausted = bool(optimizer.should_terminate_sweep())
+        alive = sum(1 for run in runs if run.state in ACTIVE)
+        total = max((run.seq for run in runs), default=0)
+        room = batch_size(sweep.config) - alive
+        run_cap = sweep.config.get("run_cap")
+        if isinstance(run_cap, int):
+            room = min(room, run_cap - total)
+        suggestions: list[Any] = []
+        asking = not exhausted and not sweep.exhausted and sweep.state == SweepState.RUNNING
+        if asking and room > 0:
+            asked = optimizer.ask_n_runs(room)
+            if asked is not None:  # None declines for now: asked again next step
+                suggestions = list(asked)
+                exhausted = not suggestions
+        if isinstance(run_cap, int) and total + len(suggestions) >= run_cap:
+            exhausted = True
+        return self._commit(tenure, suggestions, pruned, exhausted)
+
+    def _commit(
+        self,
+        tenure: _Tenure,
+        suggestions: list[Any],
+        pruned: list[RunRecord],
+        exhausted: bool,
+    ) -> Step:
+        """Insert the suggestions as pending runs and mark the pruned ones, if this process
+        still holds the lease (else forget the suggestions and drop the optimizer)."""
+        with self.store.transaction() as tx:
+            sweep = tx.lock_sweep(self.sweep_id)
+            if sweep is None or sweep.lease_holder != self.holder:
+                for suggestion in suggestions:
+                    tenure.optimizer.forget_run(suggestion.run_id)
+                self._tenure = None
+                return Step([], [], False)
+            if sweep.state != SweepState.RUNNING:  # paused or over meanwhile
+                for suggestion in suggestions:
+                    tenure.optimizer.forget_run(suggestion.run_id)
+                suggestions = []
+            seq = tx.run_total(self.sweep_id)
+            inserted = []
+            for suggestion in suggestions:
+                seq += 1
+                params = suggestion.config.flat_dict()
+                run = RunRecord(
+                    id=new_id(),
+                    sweep_id=self.sweep_id,
+                    seq=seq,
+                    params={name: {"value": value} for name, value in params.items()},
+                    state=RunState.PENDING,
+                    created_at=tx.now,
+                )
+                tx.insert_run(run)
+                tenure.ids[run.id] = str(suggestion.run_id)
+                inserted.append(run.id)
+            marked = [
+                run.id
+                for run in pruned
+                if tx.update_run(run.id, run.attempt, {"should_stop": True})
+            ]
+            if exhausted and not sweep.exhausted:
+                tx.update_sweep(self.sweep_id, {"exhausted": True})
+            if (exhausted or sweep.exhausted) and not tx.runs(self.sweep_id, ACTIVE):
+                tx.update_sweep(self.sweep_id, {"state": SweepState.FINISHED})
+            tx.update_sweep(self.sweep_id, {"lease_until": tx.now + self.lease})
+        return Step(inserted, marked, exhausted or sweep.exhausted)
+
+
+def _flat(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run's {name: {"value": v}} as the optimizer's flat {name: v}."""
+    return {
+        name: param["value"] if isinstance(param, Mapping) and "value" in param else param
+        for name, param in params.items()
+    }

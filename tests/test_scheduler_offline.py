@@ -1,0 +1,411 @@
+"""W&B's scheduler engines (`scheduler:` sweeps) driven offline over the store (issue 23 §2):
+one lease holder keeps `batch_size` runs in flight as pending runs, agents claim them (the
+`sweeps` engine is never asked), ended runs are told back, pruned runs are stopped through
+`should_stop`, a lapsed holder's lease is taken and the optimizer rebuilt from the stored runs.
+Store-level tests run over SQLite, PostgreSQL and the in-memory store with a fake clock; the
+process-level ones (marked slow) run real `sweeper agent` processes over a SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_coordinator import FakeClock, MemoryStore
+
+import sweeper.backends.coordinator as coordinator_module
+from sweeper.backends.base import SweepRecord
+from sweeper.backends.coordinator import Coordinator
+from sweeper.backends.scheduler import (
+    BATCH_SIZE,
+    SchedulerStore,
+    SweepScheduler,
+    build_optimizer,
+    check_engine,
+)
+from sweeper.backends.sqlite import SqliteStore
+from sweeper.errors import SweeperError
+from sweeper.sweep import RunState, SweepState
+
+pytest.importorskip("optuna", reason="the optuna extra (uv sync --extra optuna)")
+
+BI = [{"name": "f1", "goal": "minimize"}, {"name": "f2", "goal": "minimize"}]
+SPACE = {"x": {"min": 0.0, "max": 2.0}, "y": {"min": 0.0, "max": 2.0}}
+OPTUNA_MO: dict[str, Any] = {
+    "method": "custom",
+    "metrics": BI,
+    "parameters": SPACE,
+    "scheduler": {"engine": "optuna", "batch_size": 3},
+}
+LEASE = 30.0
+
+
+class HistoryMemoryStore(MemoryStore):
+    """The coordinator tests' in-memory store, plus the history reads the scheduler makes."""
+
+    def history_rows(
+        self, run_ids: list[str], metrics: list[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for run_id in run_ids:
+            for step, logged in self.data.history.get(run_id, {}).items():
+                if metrics is None:
+                    rows.append((run_id, step, dict(logged)))
+                else:
+                    rows.append((run_id, step, *(logged.get(m) for m in metrics)))
+        return rows
+
+
+@dataclass
+class Setup:
+    store: SchedulerStore
+    clock: FakeClock
+
+    def sweep(self, config: Mapping[str, Any], seed: int | None = 7, sweep_id: str = "sw1") -> str:
+        with self.store.transaction() as tx:
+            tx.insert_sweep(
+                SweepRecord(
+                    id=sweep_id,
+                    name=sweep_id,
+                    project="p",
+                    trainer="probe",
+                    config=dict(config),
+                    spec={},
+                    spec_hash="h",
+                    spec_path=None,
+                    state=SweepState.RUNNING,
+                    exhausted=False,
+                    study=None,
+                    stage=0,
+                    stage_name=None,
+                    carried={},
+                    created_at=tx.now,
+                    seed=seed,
+                )
+            )
+        return sweep_id
+
+    def scheduler(self, holder: str, sweep_id: str = "sw1") -> SweepScheduler:
+        return SweepScheduler(self.store, sweep_id, holder, lease=LEASE, every=0.0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+    clock = FakeClock()
+    if request.param == "memory":
+        yield Setup(HistoryMemoryStore(clock), clock)
+        return
+    if request.param == "postgresql":
+        from sweeper.backends.postgres import PostgresStore
+
+        postgres = PostgresStore(request.getfixturevalue("postgres_url"), clock=clock)
+        yield Setup(postgres, clock)
+        postgres.close()
+        return
+    sqlite = SqliteStore(tmp_path / "sweeper.db", clock=clock)
+    yield Setup(sqlite, clock)
+    sqlite.close()
+
+
+@pytest.fixture
+def no_sweeps_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim of a scheduled sweep must never ask W&B's `sweeps` engine."""
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the sweeps engine was asked for a scheduler's sweep")
+
+    for name in ("next_params", "next_random_params", "next_grid_point", "runs_to_stop"):
+        monkeypatch.setattr(coordinator_module, name, refuse)
+
+
+def _run(
+    coordinator: Coordinator, sweep_id: str, values: Mapping[str, float] | None = None
+) -> dict[str, Any] | None:
+    """Claim a run and finish it with f1 = x + y, f2 = (x - 2)^2 + (y - 2)^2 (or `values`)."""
+    claim = coordinator.claim(sweep_id, "agent")
+    if claim is None:
+        return None
+    x, y = claim.params.get("x", 0.0), claim.params.get("y", 0.0)
+    summary = dict(values or {"f1": x + y, "f2": (x - 2) ** 2 + (y - 2) ** 2})
+    assert coordinator.log(claim.run_id, claim.attempt, 0, summary)
+    assert coordinator.finish(claim.run_id, claim.attempt, RunState.FINISHED, summary)
+    return claim.params
+
+
+def _params(setup: Setup, sweep_id: str = "sw1") -> list[tuple[Any, ...]]:
+    snapshot = setup.store.snapshot(sweep_id)
+    assert snapshot is not None
+    return [tuple(sorted((k, v["value"]) for k, v in r.params.items())) for r in snapshot.runs]
+
+
+def _states(setup: Setup, sweep_id: str = "sw1") -> list[RunState]:
+    snapshot = setup.store.snapshot(sweep_id)
+    assert snapshot is not None
+    return [RunState(r.state) for r in snapshot.runs]
+
+
+def test_one_holder_keeps_the_batch_in_flight_and_runs_to_run_cap(
+    setup: Setup, no_sweeps_engine: None
+) -> None:
+    sweep_id = setup.sweep({**OPTUNA_MO, "run_cap": 7})
+    holder, other = setup.scheduler("a"), setup.scheduler("b")
+    coordinator = Coordinator(setup.store)
+    assert coordinator.claim(sweep_id, "agent") is None  # nothing pending yet: the agent polls
+    step = holder.step()
+    assert step is not None and len(step.suggested) == 3  # batch_size
+    assert other.step() is None  # the lease is held: b only claims
+    assert _states(setup) == [RunState.PENDING] * 3
+    assert holder.step() is not None and len(_states(setup)) == 3  # still 3 in flight
+    claimed = coordinator.claim(sweep_id, "agent")
+    assert claimed is not None and claimed.run_id == step.suggested[0]
+    holder.step()
+    assert len(_states(setup)) == 3  # a running run is in flight too: W&B's --batch-size
+    assert coordinator.finish(claimed.run_id, claimed.attempt, RunState.FINISHED, {"f1": 1.0})
+    for _ in range(30):
+        holder.step()
+        if _run(coordinator, sweep_id) is None:
+            break
+    params = _params(setup)
+    assert len(params) == 7 and len(set(params)) == 7  # run_cap, no duplicate suggestion
+    assert set(_states(setup)) == {RunState.FINISHED}
+    sweep = setup.store.sweep(sweep_id)
+    assert sweep is not None and sweep.exhausted and sweep.state == SweepState.FINISHED
+    assert sweep.lease_holder == "a" and sweep.lease_until == setup.clock.now + LEASE
+
+
+def _pending(setup: Setup) -> int:
+    return _states(setup).count(RunState.PENDING)
+
+
+def test_finished_runs_are_told_back_to_the_study(setup: Setup) -> None:
+    sweep_id = setup.sweep(OPTUNA_MO)
+    holder, coordinator = setup.scheduler("a"), Coordinator(setup.store)
+    holder.step()
+    done = [_run(coordinator, sweep_id) for _ in range(2)]
+    holder.step()
+    tenure = holder._tenure
+    assert tenure is not None
+    study = tenure.optimizer.study  # type: ignore[attr-defined]
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert sorted(tuple(sorted(t.params.items())) for t in complete) == sorted(
+        tuple(sorted(p.items())) for p in done if p is not None
+    )
+    assert all(len(t.values) == 2 for t in complete)  # both objectives
+
+
+def test_a_lapsed_lease_is_taken_and_the_optimizer_rebuilt_from_the_store(
+    setup: Setup, no_sweeps_engine: None
+) -> None:
+    sweep_id = setup.sweep({**OPTUNA_MO, "run_cap": 9})
+    first, second = setup.scheduler("a"), setup.scheduler("b")
+    coordinator = Coordinator(setup.store)
+    first.step()
+    _run(coordinator, sweep_id)
+    running = coordinator.claim(sweep_id, "agent")  # in flight when its holder dies
+    assert running is not None
+    first.step()
+    before = _params(setup)
+    setup.clock.now += LEASE - 1
+    assert second.step() is None  # not lapsed yet
+    setup.clock.now += 2  # a died: its lease lapsed
+    step = second.step()
+    assert step is not None and step.suggested == []  # adopted: still 3 in flight, none new
+    assert _params(setup) == before
+    tenure = second._tenure
+    assert tenure is not None
+    snapshot = setup.store.snapshot(sweep_id)
+    assert snapshot is not None
+    active = {r.id for r in snapshot.runs if r.state in (RunState.PENDING, RunState.RUNNING)}
+    assert set(tenure.ids) == active  # tell_existing_active_run kept each returned id
+    study = tenure.optimizer.study  # type: ignore[attr-defined]
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 1  # the finished one
+    assert first.step() is None and not first.holds  # a came back: b holds it now
+    summary = {"f1": 0.5, "f2": 0.5}
+    assert coordinator.finish(running.run_id, running.attempt, RunState.FINISHED, summary)
+    while _run(coordinator, sweep_id) is not None or _pending_after(second, setup):
+        pass
+    params = _params(setup)
+    assert len(params) == 9 and len(set(params)) == 9
+    assert set(_states(setup)) == {RunState.FINISHED}
+    # The run in flight when a died reached b's optimizer when it ended.
+    assert [0.5, 0.5] in [t.values for t in study.trials if t.state.name == "COMPLETE"]
+
+
+def _pending_after(scheduler: SweepScheduler, setup: Setup) -> bool:
+    scheduler.step()
+    return _pending(setup) > 0
+
+
+PRUNING = """
+import optuna
+
+
+def study(sweep):
+    return optuna.create_study(
+        direction="minimize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
+    )
+"""
+
+
+def test_the_pruner_stops_a_run_through_should_stop(setup: Setup, tmp_path: Path) -> None:
+    (tmp_path / "pruning.py").write_text(PRUNING)
+    config = {
+        "method": "custom",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 2.0}},
+        "scheduler": {
+            "engine": "optuna",
+            "source": str(tmp_path / "pruning.py"),
+            "optimizer": "study",
+            "batch_size": 2,
+        },
+    }
+    sweep_id = setup.sweep(config)
+    holder, coordinator = setup.scheduler("a"), Coordinator(setup.store)
+    holder.step()
+    good = coordinator.claim(sweep_id, "agent")
+    assert good is not None
+    for step in range(3):
+        coordinator.log(good.run_id, good.attempt, step, {"loss": 1.0 / (step + 1)})
+    assert coordinator.finish(good.run_id, good.attempt, RunState.FINISHED, {"loss": 0.33})
+    holder.step()
+    bad = coordinator.claim(sweep_id, "agent")
+    assert bad is not None
+    coordinator.log(bad.run_id, bad.attempt, 0, {"loss": 50.0})
+    assert not coordinator.should_stop(bad.run_id)
+    step = holder.step()
+    assert step is not None and step.pruned == [bad.run_id]
+    assert coordinator.should_stop(bad.run_id)  # what the trial reads each epoch
+    assert coordinator.finish(bad.run_id, bad.attempt, RunState.STOPPED, {"loss": 50.0})
+    holder.step()
+    tenure = holder._tenure
+    assert tenure is not None
+    states = sorted(t.state.name for t in tenure.optimizer.study.trials)  # type: ignore[attr-defined]
+    assert states[:2] == ["COMPLETE", "PRUNED"]
+
+
+SEARCH_SPACE = """
+def space(trial):
+    name = trial.suggest_categorical("optim.name", ["sgd", "adam"])
+    params = {"optim.name": name, "optim.lr": trial.suggest_float("optim.lr", 1e-3, 1e-1, log=True)}
+    if name == "sgd":
+        params["optim.momentum"] = trial.suggest_float("optim.momentum", 0.0, 0.95)
+    return params
+"""
+
+
+def test_a_define_by_run_space_gives_conditional_parameters(setup: Setup, tmp_path: Path) -> None:
+    (tmp_path / "space.py").write_text(SEARCH_SPACE)
+    config = {
+        "method": "custom",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"optim.name": {"values": ["sgd", "adam"]}},
+        "scheduler": {
+            "engine": "optuna",
+            "source": str(tmp_path / "space.py"),
+            "search_space": "space",
+            "batch_size": 12,
+        },
+        "run_cap": 12,
+    }
+    sweep_id = setup.sweep(config)
+    setup.scheduler("a").step()
+    snapshot = setup.store.snapshot(sweep_id)
+    assert snapshot is not None and len(snapshot.runs) == 12
+    names = set()
+    for run in snapshot.runs:
+        name = run.params["optim.name"]["value"]
+        names.add(name)
+        assert ("optim.momentum" in run.params) == (name == "sgd")
+    assert names == {"sgd", "adam"}
+
+
+def test_the_same_seed_suggests_the_same_configs_in_order(setup: Setup) -> None:
+    runs = []
+    for sweep_id, seed in (("s1", 11), ("s2", 11), ("s3", 12)):
+        setup.sweep({**OPTUNA_MO, "run_cap": 5, "scheduler": {"engine": "optuna"}}, seed, sweep_id)
+        setup.scheduler("a", sweep_id).step()
+        runs.append(_params(setup, sweep_id))
+    assert len(runs[0]) == 5
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_a_rebuilt_seeded_study_does_not_draw_the_first_configs_again(setup: Setup) -> None:
+    sweep_id = setup.sweep({**OPTUNA_MO, "scheduler": {"engine": "optuna", "batch_size": 2}})
+    coordinator = Coordinator(setup.store)
+    setup.scheduler("a").step()
+    _run(coordinator, sweep_id)
+    _run(coordinator, sweep_id)
+    setup.clock.now += LEASE + 1
+    setup.scheduler("b").step()
+    params = _params(setup)
+    assert len(params) == 4 and len(set(params)) == 4
+
+
+def test_the_wandb_engine_suggests_through_sweeps(setup: Setup) -> None:
+    config = {
+        "method": "random",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}, "act": {"values": ["relu", "tanh"]}},
+        "scheduler": {"engine": "wandb", "batch_size": 2},
+        "run_cap": 4,
+    }
+    sweep_id = setup.sweep(config)
+    holder, coordinator = setup.scheduler("a"), Coordinator(setup.store)
+    while holder.step() is not None and _run(coordinator, sweep_id, {"loss": 1.0}) is not None:
+        pass
+    params = _params(setup)
+    assert len(params) == 4 and len(set(params)) == 4
+    for run in params:
+        values = dict(run)
+        assert 0.0 <= values["x"] <= 1.0 and values["act"] in ("relu", "tanh")
+    sweep = setup.store.sweep(sweep_id)
+    assert sweep is not None and sweep.state == SweepState.FINISHED
+
+
+def test_default_batch_is_wandbs() -> None:
+    assert BATCH_SIZE == 10  # wandb sweep-scheduler --batch-size
+
+
+def test_an_engine_whose_package_is_missing_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name)
+    )
+    with pytest.raises(SweeperError, match=r"install sweeper's 'optuna' extra"):
+        check_engine({"scheduler": {"engine": "optuna"}})
+
+
+def test_a_factory_that_does_not_load_is_one_line(tmp_path: Path) -> None:
+    config = {
+        **OPTUNA_MO,
+        "scheduler": {"engine": "optuna", "source": str(tmp_path / "nope.py"), "optimizer": "f"},
+    }
+    record = SweepRecord(
+        "sw",
+        "sw",
+        "p",
+        "",
+        config,
+        {},
+        "h",
+        None,
+        SweepState.RUNNING,
+        False,
+        None,
+        0,
+        None,
+        {},
+        0.0,
+    )
+    with pytest.raises(SweeperError) as caught:
+        build_optimizer(record)
+    assert "\n" not in str(caught.value) and "sweep sw: scheduler:" in str(caught.value)
