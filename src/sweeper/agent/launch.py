@@ -27,7 +27,8 @@ from sweeper.spec.models import Spec, Stage
 from sweeper.spec.paths import deep_merge, unflatten
 from sweeper.spec.plain import PlainSweep
 from sweeper.sweep import ACTIVE, RunState, SweepState, best_configuration, swept_params
-from sweeper.sweep.study import carry_over, latest_stages, stage_best, stage_start
+from sweeper.sweep.pareto import sweep_objectives
+from sweeper.sweep.study import carry_over, carry_rule, latest_stages, stage_best, stage_start
 from sweeper.sweep.trials import ended_trials, planned_trials
 from sweeper.trainers.registry import get_trainer
 
@@ -62,6 +63,8 @@ class Progress:
 class StageResult:
     sweep: SweepRecord
     best_config: dict[str, Any] | None
+    rule: str = "-"
+    """Which rule chose `best_config` (sweeper.sweep.study.carry_rule)."""
 
 
 @dataclass(frozen=True)
@@ -290,19 +293,23 @@ def _snapshot(
 def stage_carry(
     backend: Backend, sweep: SweepRecord, stage: Stage, carried: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """A finished stage's best configuration (mean over repeats), and what the next stage
-    inherits from it (the rule: sweeper.sweep.study.carry_over).
+    """A finished stage's best configuration (mean over repeats; with several metrics, the run
+    of its Pareto front the spec's `select:` picks), and what the next stage inherits from it
+    (the rule: sweeper.sweep.study.carry_over).
 
     Raises:
         SweeperError: no run of the stage finished with the metric (one line).
     """
-    carry = carry_over(backend.runs(sweep.id), sweep.config, stage.search, carried)
+    select = sweep.spec.get("select")
+    carry = carry_over(backend.runs(sweep.id), sweep.config, stage.search, carried, select)
     if carry is None:
+        names = [repr(m) for m, _ in sweep_objectives(sweep.config)] or ["''"]
+        metric = f"metrics {' and '.join(names)}" if len(names) > 1 else f"metric {names[0]}"
         raise SweeperError(
-            f"sweep {sweep.id} ({stage.name}): no run finished with metric {sweep.metric[0]!r}, "
+            f"sweep {sweep.id} ({stage.name}): no run finished with {metric}, "
             f"so the next stage has nothing to start from; see `sweeper status {sweep.id}`"
         )
-    return carry.best.config, carry.carried
+    return carry.config, carry.carried
 
 
 def compile_for_stage(
@@ -431,7 +438,8 @@ def launch(
         run = settings or AgentSettings()
         _run_stage(backend, sweep, n_agents, slots, run, on_progress, on_note)
         best, carried = stage_carry(backend, sweep, stage, carried)
-        results.append(StageResult(backend.sweep(sweep.id), best))
+        rule = carry_rule(sweep.config, sweep.spec.get("select"))
+        results.append(StageResult(backend.sweep(sweep.id), best, rule))
         later = len(spec.stage_list()) - index - 1
         if later and results[-1].sweep.state == SweepState.CANCELED:
             on_note(f"sweep {sweep.id} was canceled: the study's {later} later stage(s) not made")

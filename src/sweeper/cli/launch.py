@@ -125,16 +125,20 @@ def launch(
 
 
 def _print_summary(backend: Any, sweep_id: str) -> bool:
-    """Print the sweep's table, best run and failures; False when no run finished."""
-    from sweeper.agent.progress import sweep_end
+    """Print the sweep's table, best run and failures (with several `metrics:`, its Pareto
+    front instead of a best); False when no run finished."""
+    from sweeper.cli.status import print_front
     from sweeper.report.tables import config_cells, has_repeats, summary_title
     from sweeper.report.values import label, metric_label
-    from sweeper.sweep import best_configuration, config_table, swept_params
+    from sweeper.sweep import best_configuration, config_table, is_multi_objective, swept_params
 
     sweep = backend.sweep(sweep_id)
     metric, goal = sweep.metric
     params = swept_params(sweep.config)
     runs = backend.runs(sweep.id)
+    if is_multi_objective(sweep.config):
+        print_front(runs, sweep.config, sweep.name)
+        return _print_end(sweep, runs)
     table = config_table(runs, params, metric, goal)
     # One line above the table: rich wraps a Table's own title to the table's width.
     console.print(summary_title(sweep.name, metric_label(metric), goal, has_repeats(table)))
@@ -148,6 +152,13 @@ def _print_summary(backend: Any, sweep_id: str) -> bool:
     best = best_configuration(runs, params, metric, goal)
     if best:
         console.print(best.describe(metric_label(metric), label))
+    return _print_end(sweep, runs)
+
+
+def _print_end(sweep: Any, runs: Any) -> bool:
+    """Print the sweep's failures; False when no run finished."""
+    from sweeper.agent.progress import sweep_end
+
     end = sweep_end(runs)
     if end.first_failure:
         run_id, reason = end.first_failure
@@ -168,12 +179,12 @@ def _print_stages(results: list[Any]) -> None:
     from sweeper.sweep import swept_params
 
     out = Table(title="staged study: best configuration carried from each stage")
-    for column in ("stage", "searched", "best"):
+    for column in ("stage", "searched", "best", "chosen by"):
         out.add_column(column)
     for result in results:
         searched = ", ".join(swept_params(result.sweep.config))
         best = ", ".join(f"{k}={label(v)}" for k, v in (result.best_config or {}).items())
-        out.add_row(result.sweep.stage_name or result.sweep.name, searched, best)
+        out.add_row(result.sweep.stage_name or result.sweep.name, searched, best, result.rule)
     console.print(out)
 
 

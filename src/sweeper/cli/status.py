@@ -32,11 +32,18 @@ def status(
     entity: ReadEntity = None,
     project: ReadProject = None,
 ) -> None:
-    """States, progress and best configuration so far of a sweep, or of each stage of a study."""
+    """States, progress and best configuration so far of a sweep, or of each stage of a study
+    (with several `metrics:`, its Pareto front)."""
     from sweeper.backends import open_backend
     from sweeper.backends.targets import resolve_target
     from sweeper.report.values import label
-    from sweeper.sweep import best_configuration, ended_trials, planned_trials, swept_params
+    from sweeper.sweep import (
+        best_configuration,
+        ended_trials,
+        is_multi_objective,
+        planned_trials,
+        swept_params,
+    )
 
     kind = choose_backend_kind(backend_kind, target)
     backend = open_backend(kind, store, create=False, readonly=True, entity=entity, project=project)
@@ -48,17 +55,50 @@ def status(
         console.print(styled("sweep ", (sweep.title, "bold"), f" [{sweep.state}]"))
         console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
         runs = backend.runs(sweep.id)
+        if is_multi_objective(sweep.config):
+            print_front(runs, sweep.config, "so far")
+            continue
         best = best_configuration(runs, swept_params(sweep.config), metric, goal)
         if best:
             console.print(f"so far, {best.describe(metric, label)}")
 
 
+def print_front(runs: Any, sweep_config: dict[str, Any], name: str) -> None:
+    """A multi-objective sweep's Pareto front (sweeper.sweep.pareto.pareto_front): a title line
+    and one row per run on it (its metrics, then its swept values); nothing while no run
+    counts."""
+    from sweeper.report.tables import front_cells, front_title
+    from sweeper.sweep import pareto_front, scored_runs, sweep_objectives, swept_params
+
+    objectives = sweep_objectives(sweep_config)
+    front = pareto_front(runs, objectives)
+    if front.empty:
+        return
+    console.print(front_title(name, objectives, len(front), len(scored_runs(runs, objectives))))
+    cells = front_cells(front, swept_params(sweep_config), objectives)
+    out = Table()
+    for column in cells.columns:
+        out.add_column(str(column), justify="left" if column == "run" else "right")
+    for row in cells.itertuples(index=False):
+        out.add_row(*row)
+    console.print(out)
+
+
 @user_errors
 def sweeps_(store: Store = None) -> None:
     """List the store's sweeps, newest first, a study's stages together: id, name, spec, stage,
-    state, runs done of planned, and the best configuration's mean metric."""
+    state, runs done of planned, and the best configuration's mean metric (with several
+    `metrics:`, how many runs the Pareto front holds)."""
     from sweeper.backends import open_backend
-    from sweeper.sweep import best_configuration, ended_trials, planned_trials, swept_params
+    from sweeper.sweep import (
+        best_configuration,
+        ended_trials,
+        is_multi_objective,
+        pareto_front,
+        planned_trials,
+        sweep_objectives,
+        swept_params,
+    )
 
     backend = open_backend("local", store, create=False, readonly=True)
     launches: dict[str, list[Any]] = {}
@@ -72,9 +112,13 @@ def sweeps_(store: Store = None) -> None:
             counts = backend.counts(sweep.id)
             total, done = planned_trials(sweep.config), ended_trials(counts)
             metric, goal = sweep.metric
-            best = best_configuration(
-                backend.runs(sweep.id), swept_params(sweep.config), metric, goal
-            )
+            runs = backend.runs(sweep.id)
+            if is_multi_objective(sweep.config):
+                front = pareto_front(runs, sweep_objectives(sweep.config))
+                shown = f"Pareto front: {len(front)} runs" if len(front) else "-"
+            else:
+                best = best_configuration(runs, swept_params(sweep.config), metric, goal)
+                shown = f"{metric} {best.mean:.4g}" if best else "-"
             out.add_row(
                 sweep.id,
                 sweep.name,
@@ -82,7 +126,7 @@ def sweeps_(store: Store = None) -> None:
                 f"{sweep.stage + 1} {sweep.stage_name}" if sweep.study else "-",
                 sweep.state,
                 f"{done}/{total if total is not None else '?'}",
-                f"{metric} {best.mean:.4g}" if best else "-",
+                shown,
             )
     if not launches:
         console.print(f"no sweeps in {backend.where} yet (`sweeper launch SPEC` makes one)")

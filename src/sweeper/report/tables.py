@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from sweeper.report.values import distinct_labels, label
+from sweeper.report.values import distinct_labels, label, metric_label
 from sweeper.sweep import DONE, config_table, hashable, plain
 
 
@@ -46,6 +46,33 @@ def summary_title(name: str, metric: str, goal: str, repeats: bool, width: int =
     what = f": {metric} ({goal})" + (", mean ± std over seeds" if repeats else "")
     room = max(width - len(what), 8)
     return (name if len(name) <= room else name[: room - 1] + "…") + what
+
+
+def front_title(name: str, objectives: list[tuple[str, str]], on_front: int, done: int) -> str:
+    """A Pareto front table's title line: what the front is over and how many runs it holds
+    of those that count (finished or early-stopped with every metric)."""
+    over = ", ".join(f"{metric_label(m)} ({g})" for m, g in objectives)
+    return f"{name}: Pareto front over {over}: {on_front} of {done} finished runs"
+
+
+def front_cells(
+    front: pd.DataFrame, params: list[str], objectives: list[tuple[str, str]]
+) -> pd.DataFrame:
+    """The runs of a Pareto front (`sweeper.sweep.pareto.pareto_front`) as text cells: the run,
+    each metric's value (to the digits that tell them apart), then its swept parameters (blank
+    where a run lacks one)."""
+    shown = pd.DataFrame({"run": [str(r) for r in front["run_id"]]})
+    for metric, _ in objectives:
+        scores = pd.to_numeric(front[f"summary.{metric}"], errors="coerce").astype(float)
+        shown[metric_label(metric)] = distinct_labels(scores.tolist(), least=4, most=6)
+    for p in params:
+        column = f"config.{p}"
+        values = [plain(v) for v in front[column]] if column in front else [None] * len(front)
+        shown[p] = [
+            "" if v is None or v != v else cell  # v != v: a NaN (no value) is blank
+            for v, cell in zip(values, distinct_labels(values), strict=True)
+        ]
+    return shown
 
 
 def param_table(

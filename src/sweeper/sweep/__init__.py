@@ -1,5 +1,5 @@
 """What a sweep means, in one place: run states, parameter identity, the best configuration,
-the run table, trial counts and a staged study's rules.
+the run table, the Pareto front, trial counts and a staged study's rules.
 
 The backends, the agent, the CLI and the report all read sweeps through this package, so
 "finished", "swept" and "best" mean the same everywhere. Each module is small and named for
@@ -18,6 +18,16 @@ from sweeper.sweep.params import (
     swept_params,
     values_of,
 )
+from sweeper.sweep.pareto import (
+    FrontChoice,
+    SelectRule,
+    front_mask,
+    is_multi_objective,
+    pareto_front,
+    scored_runs,
+    select_from_front,
+    sweep_objectives,
+)
 from sweeper.sweep.runs import RunView
 from sweeper.sweep.runtable import RUN_COLUMNS, RunRow, run_table
 from sweeper.sweep.states import (
@@ -34,6 +44,7 @@ from sweeper.sweep.study import (
     StageStart,
     carried_config,
     carry_over,
+    carry_rule,
     latest_stages,
     stage_best,
     stage_start,
@@ -48,32 +59,41 @@ __all__ = [
     "TERMINAL",
     "BestConfiguration",
     "CarryOver",
+    "FrontChoice",
     "KeyPath",
     "ParameterClash",
     "RunRow",
     "RunState",
     "RunView",
+    "SelectRule",
     "StageStart",
     "SweepState",
     "best_configuration",
     "carried_config",
     "carry_over",
+    "carry_rule",
     "check_transition",
     "config_table",
     "ended_trials",
     "flat_parameters",
+    "front_mask",
     "grid_points",
     "hashable",
+    "is_multi_objective",
     "key_paths",
     "latest_stages",
     "nest_parameters",
     "parameter_paths",
+    "pareto_front",
     "plain",
     "planned_trials",
     "run_config",
     "run_table",
+    "scored_runs",
+    "select_from_front",
     "stage_best",
     "stage_start",
+    "sweep_objectives",
     "swept_params",
     "values_of",
 ]

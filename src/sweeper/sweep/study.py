@@ -2,8 +2,10 @@
 
 A study is a chain of sweeps made from one spec, one per stage. Stage k+1 starts from the
 base config plus everything stage k fixed and the values of stage k's best configuration for
-the parameters stage k searched (the best mean over repeats: `sweeper.sweep.best`). W&B has
-no stages: each stage is a plain W&B sweep whose carried values are constant parameters
+the parameters stage k searched (the best mean over repeats: `sweeper.sweep.best`; with
+several `metrics:`, the run of stage k's Pareto front the spec's `select:` picks:
+`sweeper.sweep.pareto`). W&B has no stages: each stage is a plain W&B sweep whose carried
+values are constant parameters
 (`{"value": v}`, https://docs.wandb.ai/guides/sweeps/define-sweep-configuration/). These
 functions only decide; reading the store and making sweeps is `sweeper.agent.launch`'s work.
 """
@@ -16,6 +18,14 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sweeper.sweep.best import BestConfiguration, best_configuration
 from sweeper.sweep.params import swept_params
+from sweeper.sweep.pareto import (
+    FrontChoice,
+    SelectRule,
+    is_multi_objective,
+    pareto_front,
+    select_from_front,
+    sweep_objectives,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,8 +55,12 @@ S = TypeVar("S", bound=StageSweep)
 
 def sweep_metric(sweep_config: Mapping[str, Any]) -> tuple[str, str]:
     """The sweep's (metric name, goal); W&B's goal defaults to minimize
-    (https://docs.wandb.ai/guides/sweeps/sweep-config-keys/#metric). No metric: ("", goal)."""
+    (https://docs.wandb.ai/guides/sweeps/sweep-config-keys/#metric). A sweep with only a
+    `metrics:` list: its first objective (`sweeper.sweep.pareto.sweep_objectives`), the one
+    plots are coloured by. No metric: ("", goal)."""
     metric = sweep_config.get("metric") or {}
+    if not metric.get("name") and (objectives := sweep_objectives(sweep_config)):
+        return objectives[0]
     return metric.get("name", ""), metric.get("goal", "minimize")
 
 
@@ -103,10 +117,31 @@ def carried_config(
 class CarryOver:
     """A finished stage's outcome, as the next stage starts from it."""
 
-    best: BestConfiguration
-    """The stage's best configuration over its repeats."""
+    best: BestConfiguration | None
+    """The stage's best configuration over its repeats (one metric); None with several."""
     carried: dict[str, Any]
     """{column name: value} the next stage gets as fixed values (see `carried_config`)."""
+    choice: FrontChoice | None = None
+    """With several metrics: the run of the stage's Pareto front the spec's `select:` picked
+    (None without a `select:`: nothing is carried, as for a study's last stage)."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The chosen configuration of the stage's swept parameters ({} when none was)."""
+        if self.choice is not None:
+            return self.choice.config
+        return self.best.config if self.best is not None else {}
+
+
+def carry_rule(sweep_config: Mapping[str, Any], select: Mapping[str, Any] | None) -> str:
+    """Which rule picks the configuration a stage carries on, for the study's summary table:
+    `best mean <metric>` with one metric, the spec's `select:` (`SelectRule.describe`) on a
+    Pareto front with several; `-` for a multi-objective stage without `select:`."""
+    if is_multi_objective(sweep_config):
+        rule = SelectRule.from_spec(select)
+        return f"Pareto front, {rule.describe()}" if rule else "-"
+    metric, _ = sweep_metric(sweep_config)
+    return f"best mean {metric}" if metric else "-"
 
 
 def carry_over(
@@ -114,19 +149,38 @@ def carry_over(
     sweep_config: Mapping[str, Any],
     searched: Iterable[str],
     previous: Mapping[str, Any],
+    select: Mapping[str, Any] | None = None,
 ) -> CarryOver | None:
-    """A finished stage's best configuration, and what the next stage inherits from it.
+    """A finished stage's chosen configuration, and what the next stage inherits from it.
+
+    With one metric that is the best configuration over repeats (`stage_best`); with a
+    `metrics:` list of two or more, the run of the stage's Pareto front that `select` picks
+    (`sweeper.sweep.pareto.select_from_front`).
 
     Args:
         runs: the stage's run table.
         sweep_config: the stage's W&B sweep config.
         searched: the column names the stage searched.
         previous: what the stage itself inherited.
+        select: the spec's `select:` block ({metric: NAME} or {weights: {NAME: W}}); only read
+            for a multi-objective stage. Without it such a stage carries nothing on.
 
     Returns:
-        The carry-over; None when no run finished with a numeric metric, so there is nothing
-        to start the next stage from.
+        The carry-over; None when no run finished with a numeric metric (every metric, for
+        several), so there is nothing to start the next stage from.
     """
+    if is_multi_objective(sweep_config):
+        objectives = sweep_objectives(sweep_config)
+        front = pareto_front(runs, objectives)
+        if front.empty:
+            return None
+        rule = SelectRule.from_spec(select)
+        if rule is None:
+            return CarryOver(None, dict(previous))
+        choice = select_from_front(front, objectives, rule, swept_params(sweep_config))
+        if choice is None:
+            return None
+        return CarryOver(None, carried_config(choice.config, searched, previous), choice)
     best = stage_best(runs, sweep_config)
     if best is None:
         return None

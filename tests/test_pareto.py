@@ -1,0 +1,234 @@
+"""Issue 23 §5: a sweep with several `metrics:` shows its Pareto front (non-dominated finished
+runs, each goal respected) instead of one best, and a staged study carries the one run of the
+front its `select:` rule picks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import Result
+from helpers import fill_sweep
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from sweeper.backends.local import LocalBackend
+from sweeper.cli import app
+from sweeper.sweep import (
+    RunState,
+    SelectRule,
+    carry_over,
+    carry_rule,
+    front_mask,
+    pareto_front,
+    select_from_front,
+    sweep_objectives,
+)
+from sweeper.sweep.runtable import RunRow, run_table
+
+MAX, MIN = "maximize", "minimize"
+
+
+def _dominates(a: np.ndarray, b: np.ndarray, goals: list[str]) -> bool:
+    """The definition, written out: a is at least as good as b everywhere, better somewhere."""
+    better = [x > y if g == MAX else x < y for x, y, g in zip(a, b, goals, strict=True)]
+    as_good = [x >= y if g == MAX else x <= y for x, y, g in zip(a, b, goals, strict=True)]
+    return all(as_good) and any(better)
+
+
+# values from a small set, so ties and repeated rows are common; NaN and +-inf among them
+VALUE = st.sampled_from([0.0, 1.0, 2.0, 3.0, -1.5, math.inf, -math.inf, math.nan])
+
+
+@st.composite
+def _problems(draw: Any) -> tuple[np.ndarray, list[str]]:
+    k = draw(st.integers(1, 4))
+    n = draw(st.integers(0, 30))
+    rows = draw(st.lists(st.lists(VALUE, min_size=k, max_size=k), min_size=n, max_size=n))
+    goals = draw(st.lists(st.sampled_from([MAX, MIN]), min_size=k, max_size=k))
+    return np.array(rows, dtype=float).reshape(n, k), goals
+
+
+@settings(max_examples=300, deadline=None)
+@given(_problems())
+def test_the_front_is_exactly_the_non_dominated_rows(problem: tuple[np.ndarray, list[str]]) -> None:
+    values, goals = problem
+    mask = front_mask(values, goals)
+    valid = [i for i in range(len(values)) if not np.isnan(values[i]).any()]
+    for i in range(len(values)):
+        if i not in valid:
+            assert not mask[i], "a NaN row is never on the front"
+            continue
+        dominated = any(_dominates(values[j], values[i], goals) for j in valid)
+        assert mask[i] == (not dominated), (values, goals, i)
+        if not mask[i]:  # and a member of the front dominates it
+            assert any(_dominates(values[j], values[i], goals) for j in valid if mask[j])
+
+
+def test_goals_mix_ties_stay_and_nan_is_off() -> None:
+    values = np.array([[1, 5], [2, 4], [2, 4], [0, 0], [3, 1], [math.nan, 9], [1, 6]], float)
+    assert front_mask(values, [MAX, MAX]).tolist() == [0, 1, 1, 0, 1, 0, 1]
+    # maximise the first, minimise the second: (3, 1) beats all but (0, 0), lowest second
+    assert front_mask(values, [MAX, MIN]).tolist() == [0, 0, 0, 1, 1, 0, 0]
+    assert front_mask(values, [MIN, MIN]).tolist() == [0, 0, 0, 1, 0, 0, 0]
+    with pytest.raises(ValueError, match="for 3 goals"):
+        front_mask(values, [MAX, MAX, MAX])
+
+
+def test_objectives_read_as_wandbs_scheduler_reads_them() -> None:
+    metrics = {"metrics": [{"name": "mAP", "goal": "Maximize"}, {"name": "t"}]}
+    assert sweep_objectives(metrics) == [("mAP", MAX), ("t", MIN)]  # W&B's default: minimize
+    assert sweep_objectives({"metric": {"name": "loss"}}) == [("loss", MIN)]
+    assert sweep_objectives({}) == []
+
+
+def _table(rows: list[tuple[float, Any, Any]], **columns: Any) -> pd.DataFrame:
+    """Runs in creation order, (x, acc, seconds) each."""
+    return run_table(
+        [
+            RunRow(
+                run_id=f"r{i}",
+                sweep_id="s",
+                state=columns.get("states", ["finished"] * len(rows))[i],
+                created_at=1_700_000_000.0 + i,
+                config={"x": x},
+                summary={k: v for k, v in (("acc", acc), ("seconds", s)) if v is not None},
+            )
+            for i, (x, acc, s) in enumerate(rows)
+        ],
+        ["x"],
+    )
+
+
+OBJECTIVES = [("acc", MAX), ("seconds", MIN)]
+
+
+def test_the_run_table_front_counts_only_finished_runs_with_every_metric() -> None:
+    runs = _table(
+        [
+            (0, 0.9, 10.0),  # r0: front (the best acc)
+            (1, 0.8, 5.0),  # r1: front
+            (2, 0.8, 5.0),  # r2: a tie of r1, kept
+            (3, 0.7, 6.0),  # r3: dominated by r1
+            (4, 0.99, 1.0),  # r4: would dominate all, but failed
+            (5, 0.95, None),  # r5: no seconds logged
+            (6, "text", 1.0),  # r6: text never scores
+            (7, 0.5, 2.0),  # r7: stopped (early-terminated) counts: front (fastest)
+        ],
+        states=["finished"] * 4 + ["failed", "finished", "finished", "stopped"],
+    )
+    front = pareto_front(runs, OBJECTIVES)
+    assert list(front["run_id"]) == ["r0", "r1", "r2", "r7"]  # best acc first, ties by age
+    assert pareto_front(runs, [("acc", MAX), ("never_logged", MIN)]).empty
+
+
+def test_the_select_rule_picks_one_run_of_the_front() -> None:
+    front = pareto_front(_table([(0, 0.9, 10.0), (1, 0.8, 2.0), (2, 0.6, 1.0)]), OBJECTIVES)
+    by_acc = select_from_front(front, OBJECTIVES, SelectRule(metric="acc"), ["x"])
+    assert by_acc is not None and by_acc.config == {"x": 0} and by_acc.rule == "best acc"
+    by_time = select_from_front(front, OBJECTIVES, SelectRule(metric="seconds"), ["x"])
+    assert by_time is not None and by_time.run_id == "r2"  # minimised
+    # 0.9 - 0.05*10 = 0.4; 0.8 - 0.1 = 0.7; 0.6 - 0.05 = 0.55
+    weighted = SelectRule(weights={"acc": 1.0, "seconds": -0.05})
+    chosen = select_from_front(front, OBJECTIVES, weighted, ["x"])
+    assert chosen is not None and chosen.config == {"x": 1}
+    assert chosen.values == {"acc": 0.8, "seconds": 2.0}
+    assert chosen.rule == "max 1*acc - 0.05*seconds"
+    with pytest.raises(ValueError, match=r"\['loss'\]; the metrics are acc, seconds"):
+        select_from_front(front, OBJECTIVES, SelectRule(metric="loss"), ["x"])
+
+
+def test_a_weighted_tie_goes_to_the_front_s_first_row() -> None:
+    # r0 is faster, r1 more accurate: both on the front, r1 first (the better first metric)
+    front = pareto_front(_table([(0, 0.5, 1.0), (1, 0.9, 1.4)]), OBJECTIVES)
+    assert list(front["run_id"]) == ["r1", "r0"]
+    slow = SelectRule(weights={"acc": 0.0, "seconds": -1.0})  # -1.4 < -1.0
+    chosen = select_from_front(front, OBJECTIVES, slow, ["x"])
+    assert chosen is not None and chosen.run_id == "r0"
+    even = SelectRule(weights={"acc": 0.0, "seconds": 0.0})  # 0 = 0: a tie
+    tied = select_from_front(front, OBJECTIVES, even, ["x"])
+    assert tied is not None and tied.run_id == "r1"
+
+
+MULTI = {
+    "method": "grid",
+    "metrics": [{"name": "acc", "goal": MAX}, {"name": "seconds", "goal": MIN}],
+    "parameters": {"x": {"values": [0, 1, 2]}},
+}
+
+
+def test_a_multi_objective_stage_carries_the_rule_s_choice() -> None:
+    runs = _table([(0, 0.9, 10.0), (1, 0.8, 2.0), (2, 0.6, 1.0)])
+    weights = {"weights": {"acc": 1.0, "seconds": -0.05}}
+    carry = carry_over(runs, MULTI, ["x"], {"lr": 0.1}, select=weights)
+    assert carry is not None and carry.best is None
+    assert carry.choice is not None and carry.choice.run_id == "r1"
+    assert carry.config == {"x": 1} and carry.carried == {"lr": 0.1, "x": 1}
+    fastest = carry_over(runs, MULTI, ["x"], {}, select={"metric": "seconds"})
+    assert fastest is not None and fastest.carried == {"x": 2}
+    # no rule: nothing is carried (a study's spec must name one; a last stage needs none)
+    unruled = carry_over(runs, MULTI, ["x"], {"lr": 0.1})
+    assert unruled is not None and unruled.config == {} and unruled.carried == {"lr": 0.1}
+    failed = _table([(0, 0.9, 10.0)], states=[RunState.FAILED])
+    assert carry_over(failed, MULTI, ["x"], {}, select=weights) is None
+    assert carry_rule(MULTI, weights) == "Pareto front, max 1*acc - 0.05*seconds"
+    assert carry_rule(MULTI, {"metric": "acc"}) == "Pareto front, best acc"
+    assert carry_rule({"metric": {"name": "loss"}}, None) == "best mean loss"
+
+
+# where a best was shown ---------------------------------------------------------------------
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+SCORES = {0: (0.9, 10.0), 1: (0.8, 2.0), 2: (0.6, 1.0), 3: (0.5, 3.0)}
+"""x -> (acc, seconds): x=3 is dominated by x=1; the other three are the front."""
+
+
+@pytest.fixture
+def multi_sweep(backend: LocalBackend) -> tuple[str, dict[int, str]]:
+    config = {**MULTI, "name": "multi", "parameters": {"x": {"values": list(SCORES)}}}
+    sweep_id = backend.create_sweep(config, trainer="", spec={}, spec_hash="h")
+    runs = fill_sweep(
+        backend,
+        sweep_id,
+        lambda p: [dict(zip(("acc", "seconds"), SCORES[int(p["x"])], strict=True))],
+    )
+    return sweep_id, {int(params["x"]): run_id for run_id, params in runs}
+
+
+def _rows(output: str) -> list[list[str]]:
+    """A rich table's header and rows as cells."""
+    return [
+        [cell.strip() for cell in line.replace("┃", "│").split("│")[1:-1]]
+        for line in output.splitlines()
+        if line.replace("┃", "│").count("│") > 2
+    ]
+
+
+def test_status_lists_the_front_not_one_best(
+    multi_sweep: tuple[str, dict[int, str]], store: Path
+) -> None:
+    sweep_id, ids = multi_sweep
+    shown = cli("status", sweep_id, "--store", str(store))
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert "Pareto front over acc (maximize), seconds (minimize): 3 of 4 finished runs" in text
+    assert "best" not in text
+    rows = _rows(shown.output)
+    assert rows[0] == ["run", "acc", "seconds", "x"], shown.output
+    assert rows[1:] == [
+        [ids[0], "0.9", "10", "0"],
+        [ids[1], "0.8", "2", "1"],
+        [ids[2], "0.6", "1", "2"],
+    ]
+    assert ids[3] not in shown.output
+    listed = cli("sweeps", "--store", str(store))
+    assert "Pareto front: 3 runs" in " ".join(listed.output.split()), listed.output
