@@ -7,12 +7,14 @@ process-level ones (marked slow) run real `sweeper agent` processes over a SQLit
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import start_agent, wait_for
 from test_coordinator import FakeClock, MemoryStore
 
 import sweeper.backends.coordinator as coordinator_module
@@ -409,3 +411,192 @@ def test_a_factory_that_does_not_load_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SweeperError) as caught:
         build_optimizer(record)
     assert "\n" not in str(caught.value) and "sweep sw: scheduler:" in str(caught.value)
+
+
+# A define-by-run space in the run table -------------------------------------------------------
+
+
+def test_the_run_table_leaves_a_parameter_a_run_never_had_empty(tmp_path: Path) -> None:
+    from sweeper.backends.local import LocalBackend
+
+    (tmp_path / "space.py").write_text(SEARCH_SPACE)
+    config = {
+        "method": "custom",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"optim.name": {"values": ["sgd", "adam"]}},
+        "scheduler": {
+            "engine": "optuna",
+            "source": str(tmp_path / "space.py"),
+            "search_space": "space",
+            "batch_size": 12,
+        },
+    }
+    backend = LocalBackend(tmp_path / "sweeper.db")
+    try:
+        sweep_id = _insert_sweep(backend, config, trainer="probe", seed=3)
+        SweepScheduler(backend.store, sweep_id, "a").step()
+        for _ in range(12):
+            _run(backend.coordinator, sweep_id, {"loss": 1.0})
+        table = backend.runs(sweep_id)
+    finally:
+        backend.close()
+    assert len(table) == 12
+    sgd = table["config.optim.name"] == "sgd"
+    assert sgd.any() and (~sgd).any()
+    assert table.loc[sgd, "config.optim.momentum"].notna().all()
+    assert table.loc[~sgd, "config.optim.momentum"].isna().all()
+
+
+def _insert_sweep(
+    backend: Any, config: Mapping[str, Any], trainer: str = "", seed: int | None = None
+) -> str:
+    """A sweep made straight in the store, its config as compiled (a `scheduler:` block)."""
+    from sweeper.backends.store import new_id
+
+    sweep_id = new_id()
+    with backend.store.transaction() as tx:
+        tx.insert_sweep(
+            SweepRecord(
+                id=sweep_id,
+                name=sweep_id,
+                project="p",
+                trainer=trainer,
+                config=dict(config),
+                spec={},
+                spec_hash="h",
+                spec_path=None,
+                state=SweepState.RUNNING,
+                exhausted=False,
+                study=None,
+                stage=0,
+                stage_name=None,
+                carried={},
+                created_at=tx.now,
+                seed=seed,
+            )
+        )
+    return sweep_id
+
+
+# Real agents over a SQLite store ---------------------------------------------------------------
+
+TWO: dict[str, Any] = {
+    "method": "custom",
+    "metrics": BI,
+    "parameters": {
+        **SPACE,
+        "epochs": {"value": 2},
+        "epoch_seconds": {"value": 0.2},
+    },
+    "scheduler": {"engine": "optuna", "batch_size": 3},
+}
+
+
+def _agent(sweep_id: str, store: Path, timeout: float = 3.0) -> subprocess.Popen[str]:
+    return start_agent(sweep_id, store, "--heartbeat-timeout", str(timeout))
+
+
+def _ended(process: subprocess.Popen[str], timeout: float = 120) -> str:
+    out, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, out
+    return out
+
+
+@pytest.mark.slow
+def test_two_agents_run_a_multi_objective_optuna_sweep_to_run_cap(backend: Any) -> None:
+    sweep_id = _insert_sweep(backend, {**TWO, "run_cap": 10}, "two-objectives", seed=1)
+    agents = [_agent(sweep_id, backend.path) for _ in range(2)]
+    outs = [_ended(agent) for agent in agents]
+    snapshot = backend.store.snapshot(sweep_id)
+    configs = [(r.params["x"]["value"], r.params["y"]["value"]) for r in snapshot.runs]
+    assert len(configs) == 10 and len(set(configs)) == 10  # run_cap, no duplicate suggestion
+    assert {RunState(r.state) for r in snapshot.runs} == {RunState.FINISHED}
+    assert all({"f1", "f2"} <= set(r.summary) for r in snapshot.runs)
+    assert snapshot.sweep.state == SweepState.FINISHED
+    assert sum("trial" in out for out in outs) == 2, outs  # both agents ran trials
+
+
+@pytest.mark.slow
+def test_killing_the_lease_holder_loses_nothing_and_another_goes_on(backend: Any) -> None:
+    slow = {**TWO["parameters"], "epochs": {"value": 3}, "epoch_seconds": {"value": 1.0}}
+    config = {**TWO, "parameters": slow, "run_cap": 5}
+    sweep_id = _insert_sweep(backend, config, "two-objectives", seed=2)
+    first = _agent(sweep_id, backend.path)
+
+    def holding_a_running_trial() -> bool:
+        sweep = backend.store.sweep(sweep_id)
+        counts = backend.store.run_counts(sweep_id)
+        return bool(sweep.lease_holder) and counts.get(RunState.RUNNING, 0) > 0
+
+    wait_for(holding_a_running_trial, 60, "the first agent to hold the lease and run a trial")
+    holder = backend.store.sweep(sweep_id).lease_holder
+    assert f"-{first.pid}-" in holder
+    before = {r.id: r.params for r in backend.store.snapshot(sweep_id).runs}
+    first.kill()  # SIGKILL: no release, the lease and the trial's heartbeat lapse
+    first.communicate()
+    assert len(before) < 5  # the rest must come from a rebuilt optimizer
+    second = _agent(sweep_id, backend.path)
+    assert "trial" in _ended(second)
+    snapshot = backend.store.snapshot(sweep_id)
+    after = {r.id: r.params for r in snapshot.runs}
+    assert {k: after[k] for k in before} == before  # every run the dead holder made is kept
+    configs = [(p["x"]["value"], p["y"]["value"]) for p in after.values()]
+    assert len(configs) == 5 and len(set(configs)) == 5
+    assert {RunState(r.state) for r in snapshot.runs} == {RunState.FINISHED}
+    assert max(r.attempt for r in snapshot.runs) == 2  # the killed trial was requeued, rerun
+    assert snapshot.sweep.state == SweepState.FINISHED
+
+
+@pytest.mark.slow
+def test_one_agent_and_the_same_seed_give_the_same_configs_in_order(backend: Any) -> None:
+    quick = {**TWO["parameters"], "epochs": {"value": 1}, "epoch_seconds": {"value": 0.0}}
+    config = {**TWO, "parameters": quick, "run_cap": 4}
+    runs = []
+    for seed in (21, 21):
+        sweep_id = _insert_sweep(backend, config, "two-objectives", seed=seed)
+        _ended(_agent(sweep_id, backend.path))
+        snapshot = backend.store.snapshot(sweep_id)
+        runs.append([(r.params["x"]["value"], r.params["y"]["value"]) for r in snapshot.runs])
+    assert len(runs[0]) == 4 and runs[0] == runs[1]
+
+
+PRUNER = """
+import optuna
+
+
+def study(sweep):
+    return optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.RandomSampler(seed=4),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1),
+    )
+"""
+
+
+@pytest.mark.slow
+def test_an_agent_trial_the_pruner_stops_ends_stopped(backend: Any, tmp_path: Path) -> None:
+    (tmp_path / "pruner.py").write_text(PRUNER)
+    config = {
+        "method": "custom",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {
+            "x": {"values": [0.0, 10.0]},
+            "epochs": {"value": 8},
+            "epoch_seconds": {"value": 0.5},
+        },
+        "scheduler": {
+            "engine": "optuna",
+            "source": str(tmp_path / "pruner.py"),
+            "optimizer": "study",
+            "batch_size": 1,
+        },
+        "run_cap": 6,
+    }
+    sweep_id = _insert_sweep(backend, config, "two-objectives")
+    _ended(_agent(sweep_id, backend.path))
+    runs = backend.store.snapshot(sweep_id).runs
+    assert len(runs) == 6
+    stopped = [r for r in runs if r.state == RunState.STOPPED]
+    assert stopped and all(r.params["x"]["value"] == 10.0 for r in stopped)
+    assert all(len(backend.logged_rows(r.id)) < 8 for r in stopped)  # ended before its last epoch
+    assert any(r.state == RunState.FINISHED for r in runs)

@@ -135,3 +135,40 @@ register(
         torch=False,
     )
 )
+
+
+class TwoObjectiveConfig(TrainConfig):
+    x: float = Field(0.0, ge=-100, le=100)
+    y: float = Field(0.0, ge=-100, le=100)
+    epoch_seconds: float = Field(0.0, ge=0, le=10)
+
+
+def train_two_objectives(config: TwoObjectiveConfig, logger: Logger) -> dict[str, float]:
+    """Two objectives in tension (f1 low near the origin, f2 low near (2, 2)) and a loss that
+    falls with each epoch and grows with x (what a pruner compares); torch never imported, so
+    a trial takes milliseconds plus `epoch_seconds` per epoch. Ends early on should_stop."""
+    row: dict[str, float] = {}
+    for epoch in range(config.epochs):
+        time.sleep(config.epoch_seconds)
+        row = {
+            "f1": config.x + config.y,
+            "f2": (config.x - 2) ** 2 + (config.y - 2) ** 2,
+            "loss": config.x + 1 / (epoch + 1),
+        }
+        logger.log(row, step=epoch)
+        if logger.should_stop():
+            break
+    return row
+
+
+register(
+    TrainerInfo(
+        name="two-objectives",
+        summary="test: f1 = x + y and f2 = (x-2)^2 + (y-2)^2, per epoch; torch-free",
+        config_ref="testing_trainers:TwoObjectiveConfig",
+        train_ref="testing_trainers:train_two_objectives",
+        metric="f1",
+        metrics=("f1", "f2", "loss"),
+        torch=False,
+    )
+)

@@ -58,6 +58,7 @@ from sweeper.backends.base import (
     WandbMode,
 )
 from sweeper.backends.local import LocalBackend
+from sweeper.backends.scheduler import SweepScheduler, is_scheduled
 from sweeper.backends.sqlite import StoreIdentity
 from sweeper.backends.store import new_id
 from sweeper.errors import NoSpace, StoreLost, SweeperError, SweepGone, Unreachable, no_space
@@ -357,6 +358,14 @@ class Agent:
         """The sweep was paused at the last empty claim (said once per pause)."""
         self._signal = multiprocessing.sharedctypes.RawValue(ctypes.c_int, 0)
         """The signal this agent got, shared with the trials it forks (see _child_main)."""
+        self.scheduler: SweepScheduler | None = None
+        """A `scheduler:` sweep's scheduler on a local store: stepped in this loop, between
+        claims, while this agent holds the sweep's lease (sweeper.backends.scheduler). Inline,
+        not a thread: the parent forks its trials, and its steps hold no lock claims wait on."""
+        if isinstance(self.backend, LocalBackend) and is_scheduled(self.sweep.config):
+            self.scheduler = SweepScheduler(
+                self.backend.store, self.sweep.id, self.id, lease=options.heartbeat_timeout
+            )
 
     def warm_up(self) -> None:
         """Import the trainer (and torch) once here, so no child pays for it."""
@@ -386,6 +395,8 @@ class Agent:
                 self._reap()
                 if time.monotonic() >= self._retry_at:
                     try:
+                        if self.scheduler is not None and self.stop_reason is None:
+                            self.scheduler.poll()
                         if self.stop_reason is None:
                             self._fill_slots()
                         if not self.running and self._finished():
@@ -413,6 +424,9 @@ class Agent:
         finally:
             self._dismiss_standby()
             self._release_leases()
+            if self.scheduler is not None:  # the next agent need not wait for it to lapse
+                with contextlib.suppress(SweeperError):
+                    self.scheduler.release()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self.fault is not None:
