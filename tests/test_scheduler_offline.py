@@ -39,7 +39,7 @@ OPTUNA_MO: dict[str, Any] = {
     "method": "custom",
     "metrics": BI,
     "parameters": SPACE,
-    "scheduler": {"engine": "optuna", "batch_size": 3},
+    "scheduler": {"engine": "optuna"},
 }
 LEASE = 30.0
 
@@ -89,8 +89,10 @@ class Setup:
             )
         return sweep_id
 
-    def scheduler(self, holder: str, sweep_id: str = "sw1") -> SweepScheduler:
-        return SweepScheduler(self.store, sweep_id, holder, lease=LEASE, every=0.0)
+    def scheduler(self, holder: str, sweep_id: str = "sw1", batch_size: int = 3) -> SweepScheduler:
+        return SweepScheduler(
+            self.store, sweep_id, holder, batch_size=batch_size, lease=LEASE, every=0.0
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "memory"])
@@ -262,7 +264,6 @@ def test_the_pruner_stops_a_run_through_should_stop(setup: Setup, tmp_path: Path
             "engine": "optuna",
             "source": str(tmp_path / "pruning.py"),
             "optimizer": "study",
-            "batch_size": 2,
         },
     }
     sweep_id = setup.sweep(config)
@@ -309,12 +310,11 @@ def test_a_define_by_run_space_gives_conditional_parameters(setup: Setup, tmp_pa
             "engine": "optuna",
             "source": str(tmp_path / "space.py"),
             "search_space": "space",
-            "batch_size": 12,
         },
         "run_cap": 12,
     }
     sweep_id = setup.sweep(config)
-    setup.scheduler("a").step()
+    setup.scheduler("a", batch_size=12).step()
     snapshot = setup.store.snapshot(sweep_id)
     assert snapshot is not None and len(snapshot.runs) == 12
     names = set()
@@ -329,7 +329,7 @@ def test_the_same_seed_suggests_the_same_configs_in_order(setup: Setup) -> None:
     runs = []
     for sweep_id, seed in (("s1", 11), ("s2", 11), ("s3", 12)):
         setup.sweep({**OPTUNA_MO, "run_cap": 5, "scheduler": {"engine": "optuna"}}, seed, sweep_id)
-        setup.scheduler("a", sweep_id).step()
+        setup.scheduler("a", sweep_id, batch_size=BATCH_SIZE).step()
         runs.append(_params(setup, sweep_id))
     assert len(runs[0]) == 5
     assert runs[0] == runs[1]
@@ -337,13 +337,13 @@ def test_the_same_seed_suggests_the_same_configs_in_order(setup: Setup) -> None:
 
 
 def test_a_rebuilt_seeded_study_does_not_draw_the_first_configs_again(setup: Setup) -> None:
-    sweep_id = setup.sweep({**OPTUNA_MO, "scheduler": {"engine": "optuna", "batch_size": 2}})
+    sweep_id = setup.sweep({**OPTUNA_MO, "scheduler": {"engine": "optuna"}})
     coordinator = Coordinator(setup.store)
-    setup.scheduler("a").step()
+    setup.scheduler("a", batch_size=2).step()
     _run(coordinator, sweep_id)
     _run(coordinator, sweep_id)
     setup.clock.now += LEASE + 1
-    setup.scheduler("b").step()
+    setup.scheduler("b", batch_size=2).step()
     params = _params(setup)
     assert len(params) == 4 and len(set(params)) == 4
 
@@ -353,7 +353,7 @@ def test_the_wandb_engine_suggests_through_sweeps(setup: Setup) -> None:
         "method": "random",
         "metric": {"name": "loss", "goal": "minimize"},
         "parameters": {"x": {"min": 0.0, "max": 1.0}, "act": {"values": ["relu", "tanh"]}},
-        "scheduler": {"engine": "wandb", "batch_size": 2},
+        "scheduler": {"engine": "wandb"},
         "run_cap": 4,
     }
     sweep_id = setup.sweep(config)
@@ -369,8 +369,10 @@ def test_the_wandb_engine_suggests_through_sweeps(setup: Setup) -> None:
     assert sweep is not None and sweep.state == SweepState.FINISHED
 
 
-def test_default_batch_is_wandbs() -> None:
-    assert BATCH_SIZE == 10  # wandb sweep-scheduler --batch-size
+def test_by_default_wandbs_batch_of_ten_is_kept_in_flight(setup: Setup) -> None:
+    setup.sweep(OPTUNA_MO)
+    scheduler = SweepScheduler(setup.store, "sw1", "a")
+    assert scheduler.step() is not None and len(_states(setup)) == BATCH_SIZE == 10
 
 
 def test_an_engine_whose_package_is_missing_names_the_extra(
@@ -428,13 +430,12 @@ def test_the_run_table_leaves_a_parameter_a_run_never_had_empty(tmp_path: Path) 
             "engine": "optuna",
             "source": str(tmp_path / "space.py"),
             "search_space": "space",
-            "batch_size": 12,
         },
     }
     backend = LocalBackend(tmp_path / "sweeper.db")
     try:
         sweep_id = _insert_sweep(backend, config, trainer="probe", seed=3)
-        SweepScheduler(backend.store, sweep_id, "a").step()
+        SweepScheduler(backend.store, sweep_id, "a", batch_size=12).step()
         for _ in range(12):
             _run(backend.coordinator, sweep_id, {"loss": 1.0})
         table = backend.runs(sweep_id)
@@ -488,12 +489,13 @@ TWO: dict[str, Any] = {
         "epochs": {"value": 2},
         "epoch_seconds": {"value": 0.2},
     },
-    "scheduler": {"engine": "optuna", "batch_size": 3},
+    "scheduler": {"engine": "optuna"},
 }
 
 
-def _agent(sweep_id: str, store: Path, timeout: float = 3.0) -> subprocess.Popen[str]:
-    return start_agent(sweep_id, store, "--heartbeat-timeout", str(timeout))
+def _agent(sweep_id: str, store: Path, batch_size: int = 3) -> subprocess.Popen[str]:
+    """An agent whose lease (its heartbeat timeout) lapses 3 s after it dies."""
+    return start_agent(sweep_id, store, "--heartbeat-timeout", "3", "--batch-size", str(batch_size))
 
 
 def _ended(process: subprocess.Popen[str], timeout: float = 120) -> str:
@@ -588,12 +590,11 @@ def test_an_agent_trial_the_pruner_stops_ends_stopped(backend: Any, tmp_path: Pa
             "engine": "optuna",
             "source": str(tmp_path / "pruner.py"),
             "optimizer": "study",
-            "batch_size": 1,
         },
         "run_cap": 6,
     }
     sweep_id = _insert_sweep(backend, config, "two-objectives")
-    _ended(_agent(sweep_id, backend.path))
+    _ended(_agent(sweep_id, backend.path, batch_size=1))
     runs = backend.store.snapshot(sweep_id).runs
     assert len(runs) == 6
     stopped = [r for r in runs if r.state == RunState.STOPPED]

@@ -58,7 +58,7 @@ from sweeper.backends.base import (
     WandbMode,
 )
 from sweeper.backends.local import LocalBackend
-from sweeper.backends.scheduler import SweepScheduler, is_scheduled
+from sweeper.backends.scheduler import BATCH_SIZE, SweepScheduler, is_scheduled
 from sweeper.backends.sqlite import StoreIdentity
 from sweeper.backends.store import new_id
 from sweeper.errors import NoSpace, StoreLost, SweeperError, SweepGone, Unreachable, no_space
@@ -112,6 +112,9 @@ class AgentOptions:
     The default is about how long W&B waits for a silent run before it marks it crashed ("Run
     stopped sending heartbeats", https://docs.wandb.ai/models/runs/run-states): past that the
     server has given up on the agent's runs too."""
+    batch_size: int = BATCH_SIZE
+    """A `scheduler:` sweep's runs kept in flight while this agent holds its scheduler (W&B's
+    `wandb sweep-scheduler --batch-size`)."""
 
 
 @dataclass
@@ -364,7 +367,11 @@ class Agent:
         not a thread: the parent forks its trials, and its steps hold no lock claims wait on."""
         if isinstance(self.backend, LocalBackend) and is_scheduled(self.sweep.config):
             self.scheduler = SweepScheduler(
-                self.backend.store, self.sweep.id, self.id, lease=options.heartbeat_timeout
+                self.backend.store,
+                self.sweep.id,
+                self.id,
+                batch_size=options.batch_size,
+                lease=options.heartbeat_timeout,
             )
 
     def warm_up(self) -> None:

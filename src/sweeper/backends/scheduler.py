@@ -51,8 +51,9 @@ if TYPE_CHECKING:
     from wandb.sdk.sweeps.scheduler.optimizer import Optimizer, RunWithMetrics
 
 BATCH_SIZE = 10
-"""Runs kept in flight (pending or running) at once unless `scheduler.batch_size` says: the
-default of `wandb sweep-scheduler --batch-size` (wandb/cli/cli.py `sweep_scheduler`)."""
+"""Runs kept in flight (pending or running) at once: the default of `wandb sweep-scheduler
+--batch-size` (wandb/cli/cli.py `sweep_scheduler`), a flag of the process that runs the
+scheduler, not a key of the sweep config (`sweeper agent --batch-size`)."""
 
 STEP_EVERY = 1.0
 """Seconds between the holder's steps. `wandb sweep-scheduler` polls a W&B server every 10 s
@@ -81,13 +82,6 @@ def is_scheduled(config: Mapping[str, Any]) -> bool:
     runs (a config with a `scheduler:` block, as `wandb sweep` then prints `wandb
     sweep-scheduler` for it: wandb/cli/cli.py `sweep`)."""
     return scheduler_block(config) is not None
-
-
-def batch_size(config: Mapping[str, Any]) -> int:
-    """Runs the scheduler keeps in flight: `scheduler.batch_size`, else BATCH_SIZE."""
-    block = scheduler_block(config) or {}
-    size = block.get("batch_size", BATCH_SIZE)
-    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else 1
 
 
 def objective_names(config: Mapping[str, Any]) -> list[str]:
@@ -247,6 +241,7 @@ class SweepScheduler:
         store: The sweep's store.
         sweep_id: The scheduled sweep.
         holder: This process's name in the lease (an agent's id): unique per process.
+        batch_size: Runs kept in flight while this process holds the lease (BATCH_SIZE).
         lease: Seconds the lease lasts unless renewed.
         every: Seconds between steps (`poll`).
         clock: Monotonic seconds, for `every`.
@@ -258,12 +253,13 @@ class SweepScheduler:
         sweep_id: str,
         holder: str,
         *,
+        batch_size: int = BATCH_SIZE,
         lease: float = LEASE,
         every: float = STEP_EVERY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.sweep_id, self.holder = store, sweep_id, holder
-        self.lease, self.every, self.clock = lease, every, clock
+        self.batch_size, self.lease, self.every, self.clock = batch_size, lease, every, clock
         self._tenure: _Tenure | None = None
         self._next = -math.inf
 
@@ -441,7 +437,7 @@ class SweepScheduler:
         exhausted = bool(optimizer.should_terminate_sweep())
         alive = sum(1 for run in runs if run.state in ACTIVE)
         total = max((run.seq for run in runs), default=0)
-        room = batch_size(sweep.config) - alive
+        room = self.batch_size - alive
         run_cap = sweep.config.get("run_cap")
         if isinstance(run_cap, int):
             room = min(room, run_cap - total)

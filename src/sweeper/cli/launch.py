@@ -219,6 +219,13 @@ def agent(
     ] = None,
     backend_kind: BackendOpt = None,
     trial_timeout: TrialTimeout = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="A scheduler: sweep: runs its scheduler keeps in flight while this agent"
+            " holds it (wandb sweep-scheduler's --batch-size)."
+        ),
+    ] = 10,
 ) -> None:
     """Pull trials of a sweep and run each in its own child process until the sweep is done.
 
@@ -233,6 +240,7 @@ def agent(
     at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
     at_least("--trial-timeout", trial_timeout, 0, strict=True)
     at_least("--outage-limit", outage_limit, 0)
+    at_least("--batch-size", batch_size, 1)
     kind = choose_backend_kind(backend_kind, sweep_id)
     options = AgentOptions(
         sweep_id=sweep_id,
@@ -247,6 +255,7 @@ def agent(
         threads=threads,
         trial_timeout=trial_timeout,
         outage_limit=outage_limit,
+        batch_size=batch_size,
     )
     runner = Agent(options, say=say)
     raise typer.Exit(runner.run())
