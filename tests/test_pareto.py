@@ -4,7 +4,9 @@ front its `select:` rule picks."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +234,71 @@ def test_status_lists_the_front_not_one_best(
     assert ids[3] not in shown.output
     listed = cli("sweeps", "--store", str(store))
     assert "Pareto front: 3 runs" in " ".join(listed.output.split()), listed.output
+
+
+def _plotly_data(html: str) -> list[dict[str, Any]]:
+    """The traces of the first plotly figure in a page: `Plotly.newPlot("id", [traces], ...)`."""
+    start = html.index("[", html.index("Plotly.newPlot("))
+    data, _ = json.JSONDecoder().raw_decode(html[start:])
+    return data
+
+
+def test_the_report_draws_the_front_beside_the_parallel_coordinates(
+    multi_sweep: tuple[str, dict[int, str]], store: Path, tmp_path: Path
+) -> None:
+    sweep_id, ids = multi_sweep
+    out = tmp_path / "report"
+    made = cli("report", sweep_id, "-o", str(out), "--store", str(store))
+    assert made.exit_code == 0, made.output
+    page = (out / "report.html").read_text()
+    assert page.index("Parallel coordinates") < page.index("<h2>Pareto front</h2>")
+    summary = "The Pareto front over acc (maximize) and seconds (minimize) holds 3 of 4 finished"
+    assert summary in page
+    # the scatter: one trace of the front (its runs, joined in order of acc), one of the rest
+    traces = {t["name"]: t for t in _plotly_data(page[page.index("<h2>Pareto front</h2>") :])}
+    assert traces["Pareto front"]["type"] == "scatter"
+    assert traces["Pareto front"]["text"] == [ids[2], ids[1], ids[0]]
+    assert traces["other runs"]["text"] == [ids[3]]
+    assert (out / "pareto.png").stat().st_size > 0
+    listed = pd.read_csv(out / "pareto_front.csv")
+    assert list(listed["run_id"]) == [ids[0], ids[1], ids[2]] and list(listed["x"]) == [0, 1, 2]
+    # the runs table highlights each front run's metrics, never the dominated one
+    runs_table = page[page.index("All runs") :]
+    highlighted = re.findall(r"<tr[^>]*>(?:(?!</tr>).)*class='best'.*?</tr>", runs_table)
+    assert sorted(re.search(r"<td>(\w+)</td>", row)[1] for row in highlighted) == sorted(
+        [ids[0], ids[1], ids[2]]
+    )
+
+
+@pytest.mark.slow  # headless Chromium draws the page (a browser process: 5-15 s)
+def test_the_pareto_scatter_renders_in_chromium(
+    multi_sweep: tuple[str, dict[int, str]], store: Path, tmp_path: Path
+) -> None:
+    from test_report import _chromium
+
+    sweep_id, _ = multi_sweep
+    out = tmp_path / "report"
+    assert cli("report", sweep_id, "-o", str(out), "--store", str(store)).exit_code == 0
+    dom = _chromium(tmp_path, "--dump-dom", (out / "report.html").as_uri()).stdout
+    points = re.findall(r'<path class="point"[^>]*fill: (rgb\([^)]*\))', dom)
+    assert points.count("rgb(228, 0, 43)") == 3, "the front's three runs, drawn in red"
+    assert points.count("rgb(158, 158, 158)") == 1, "the dominated run, in grey"
+    assert 'data-unformatted="Pareto front"' in dom  # the legend names it
+
+
+def test_three_metrics_draw_a_scatter_matrix(tmp_path: Path) -> None:
+    from sweeper.report import pareto as plot
+
+    runs = _table([(0, 0.9, 10.0), (1, 0.8, 2.0), (2, 0.6, 1.0), (3, 0.5, 3.0)])
+    runs["summary.mb"] = [5.0, 1.0, 9.0, 0.5]  # x=3 is now the smallest: on the front too
+    objectives = [*OBJECTIVES, ("mb", MIN)]
+    front = pareto_front(runs, objectives)
+    assert list(front["run_id"]) == ["r0", "r1", "r2", "r3"]
+    on_front = runs["run_id"].isin(["r0", "r1"]).to_numpy()  # any split draws
+    figure = plot.figure(runs, on_front, objectives, "t")
+    assert [t.type for t in figure.data] == ["splom", "splom"]
+    assert [len(t.dimensions) for t in figure.data] == [3, 3]
+    assert list(figure.data[1].text) == ["r0", "r1"] and figure.data[1].name == "Pareto front"
+    assert figure.data[0].dimensions[2].label == "mb (min)"
+    plot.save_png(runs, on_front, objectives, "t", tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0

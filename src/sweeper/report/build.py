@@ -19,7 +19,7 @@ import pandas as pd
 
 from sweeper.errors import SweeperError
 from sweeper.output import OutputFolder
-from sweeper.report import curves, parcoords
+from sweeper.report import curves, parcoords, pareto
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.report.importance import importance, param_order
 from sweeper.report.render import (
@@ -35,14 +35,23 @@ from sweeper.report.render import (
 )
 from sweeper.report.tables import (
     config_cells,
-    goal_of,
+    front_cells,
     has_repeats,
     param_table,
     pivot_table,
     stage_table,
 )
 from sweeper.report.values import distinct_labels, group_values, is_number, label
-from sweeper.sweep import DONE, BestConfiguration, best_configuration, config_table
+from sweeper.sweep import (
+    DONE,
+    BestConfiguration,
+    SelectRule,
+    best_configuration,
+    config_table,
+    pareto_front,
+    scored_runs,
+    select_from_front,
+)
 
 FORMATS = {"html": "report.html", "md": "report.md", "latex": "report.tex"}
 """--format -> the page it writes; every format also writes report.md, the PNGs and CSVs."""
@@ -85,6 +94,8 @@ def build_report(
     if data.is_study:
         blocks += [Heading("Stages"), _stage_block(data)]
     blocks += [Heading("Parallel coordinates"), _parcoords(data, done, axis_names, kinds)]
+    if data.is_multi_objective:
+        blocks += [Heading("Pareto front"), *_front_blocks(data)]
     blocks += [Heading("Parameter importance"), _importance_block(data, ranks)]
     history = _history(data, done)
     for part in data.parts:
@@ -136,9 +147,19 @@ def _axes(data: ReportData, names: list[str]) -> list[str]:
 
 def _summary_line(data: ReportData, done: pd.DataFrame) -> str:
     """The counts, and the best configuration (sweeper.sweep.best_configuration) of each
-    sweep: a study's last stage holds its result."""
+    sweep, or its Pareto front with several metrics: a study's last stage holds its result."""
     counts = data.runs["state"].value_counts().to_dict()
     states = ", ".join(f"{n} {s}" for s, n in counts.items())
+    if data.is_multi_objective:
+        lines = [
+            (f"In stage {part.stage_name or part.name}, the " if data.is_study else "The ")
+            + _front_line(data, part)
+            for part in data.parts
+        ]
+        return (
+            f"{len(data.runs)} runs ({states}); failed and running runs are listed but never on"
+            f" a front. {'; '.join(lines)}."
+        )
     lines = [
         (f"In stage {part.stage_name or part.name}, the " if data.is_study else "The ")
         + best.describe(data.metric, label)
@@ -161,7 +182,123 @@ def _bests(data: ReportData, done: pd.DataFrame) -> list[tuple[SweepPart, BestCo
     return found
 
 
+FRONT_NAMED = 5
+"""Runs of a front named in the summary line; the table below the scatter lists them all."""
+
+
+def _front_line(data: ReportData, part: SweepPart) -> str:
+    """One sweep's front in words: what it is over, how many runs, the first few by name."""
+    runs = _runs_of(data.runs, part)
+    front = pareto_front(runs, data.objectives)
+    over = " and ".join(f"{m} ({g})" for m, g in data.objectives)
+    counted = len(scored_runs(runs, data.objectives))
+    if front.empty:
+        return f"Pareto front over {over} is empty: no finished run logged every metric"
+    named = [
+        f"{row['run_id']} ("
+        + ", ".join(f"{m} {_num(row[f'summary.{m}'])}" for m, _ in data.objectives)
+        + ")"
+        for _, row in front.head(FRONT_NAMED).iterrows()
+    ]
+    more = f" and {len(front) - FRONT_NAMED} more" if len(front) > FRONT_NAMED else ""
+    return (
+        f"Pareto front over {over} holds {len(front)} of {counted} finished runs: "
+        + ", ".join(named)
+        + more
+    )
+
+
+def _front_blocks(data: ReportData) -> list[Block]:
+    """The Pareto scatter (a matrix for three or more metrics), its front highlighted, and the
+    front's runs listed (metrics, then configuration), for each sweep of the report."""
+    blocks: list[Block] = []
+    for part in data.parts:
+        runs = _runs_of(data.runs, part)
+        scored = scored_runs(runs, data.objectives)
+        if scored.empty:
+            continue
+        front = pareto_front(scored, data.objectives)
+        on_front = scored["run_id"].isin(front["run_id"]).to_numpy()
+        slug = f"stage{part.stage}_" if data.is_study else ""
+        name = (
+            f"{data.title}, stage {part.stage_name or part.name}" if data.is_study else data.title
+        )
+        title = f"{name}: {len(front)} of {len(scored)} finished runs on the Pareto front"
+        kind = "scatter" if len(data.objectives) == 2 else "scatter matrix"
+        blocks.append(
+            Plot(
+                f"Pareto {kind}",
+                f"{slug}pareto.png",
+                partial(pareto.save_png, scored, on_front, data.objectives, title),
+                pareto.figure(scored, on_front, data.objectives, title),
+                "Red: the Pareto front (no other finished run is as good in every metric and"
+                " better in one); grey: the other finished runs."
+                + (
+                    " Values of +-inf are on the front's list but not drawn."
+                    if _infinite(scored, data)
+                    else ""
+                ),
+            )
+        )
+        shown = front_cells(front, part.params, data.objectives)
+        table = front[["run_id", *(f"summary.{m}" for m, _ in data.objectives)]].copy()
+        for p in part.params:
+            table[p] = front.get(f"config.{p}")
+        blocks.append(
+            Table(
+                f"Pareto front: {len(front)} runs, best {data.objectives[0][0]} first",
+                shown,
+                table,
+                f"{slug}pareto_front.csv",
+            )
+        )
+    return blocks
+
+
+def _infinite(scored: pd.DataFrame, data: ReportData) -> bool:
+    values = scored[[f"summary.{m}" for m, _ in data.objectives]].apply(
+        pd.to_numeric, errors="coerce"
+    )
+    return bool(np.isinf(values.to_numpy(dtype=float)).any())
+
+
+def _front_stage_block(data: ReportData) -> Table:
+    """A multi-objective study's stages: the configuration each carried on, chosen from its
+    front by the spec's `select:` rule (sweeper.sweep.study.carry_over), and that run's
+    metrics."""
+    rule = SelectRule.from_spec(data.select)
+    rows = []
+    for part in data.parts:
+        runs = _runs_of(data.runs, part)
+        front = pareto_front(runs, data.objectives)
+        row: dict[str, Any] = {
+            "stage": part.stage_name or part.name,
+            "searched": ", ".join(part.params),
+            "front": len(front),
+        }
+        choice = select_from_front(front, data.objectives, rule, part.params) if rule else None
+        if choice is not None:
+            row["chosen"] = ", ".join(f"{p}={label(v)}" for p, v in choice.config.items())
+            row["run"] = choice.run_id
+            row.update(choice.values)
+        row["chosen by"] = f"Pareto front, {rule.describe()}" if rule else "no select: rule"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    shown = pd.DataFrame(
+        {
+            c: table.get(c, pd.Series([""] * len(table)))
+            for c in ("stage", "searched", "front", "chosen", "chosen by", "run")
+        }
+    ).fillna("")
+    shown["front"] = table["front"].astype(str)
+    for metric, _ in data.objectives:
+        shown[metric] = table.get(metric, pd.Series([float("nan")] * len(table))).map(_num)
+    return Table("The configuration each stage carried on", shown, table, "stages.csv")
+
+
 def _stage_block(data: ReportData) -> Table:
+    if data.is_multi_objective:
+        return _front_stage_block(data)
     metrics = data.metrics()
     parts = [
         (part.stage_name or part.name, part.params, _runs_of(data.runs, part), part.carried)
@@ -178,7 +315,7 @@ def _stage_block(data: ReportData) -> Table:
         ]
     delta = f"{data.metric} Δ vs previous stage"
     shown[delta] = table[f"{data.metric} Δ"].map(_signed)
-    best = _best_cells(table, shown, {m: goal_of(m, data.metric, data.goal) for m in metrics})
+    best = _best_cells(table, shown, {m: data.metric_goal(m) for m in metrics})
     return Table("Best configuration after each stage", shown.fillna(""), table, "stages.csv", best)
 
 
@@ -282,7 +419,7 @@ def _param_block(
         shown[metric] = [
             _pm(m, s) for m, s in zip(table[metric], table[f"{metric} std"], strict=True)
         ]
-        goals[metric] = goal_of(metric, data.metric, data.goal)
+        goals[metric] = data.metric_goal(metric)
         if has_delta:
             shown[f"{metric} Δ"] = table[f"{metric} Δ"].map(_signed)
             goals[f"{metric} Δ"] = goals[metric]
@@ -324,9 +461,7 @@ def _pivot_block(
     values = mean.to_numpy(dtype=float)
     best = set()
     if np.isfinite(values).any():
-        pick = (
-            np.nanargmax if goal_of(metric, data.metric, data.goal) == "maximize" else np.nanargmin
-        )
+        pick = np.nanargmax if data.metric_goal(metric) == "maximize" else np.nanargmin
         r, c = np.unravel_index(pick(values), values.shape)
         best.add((int(r), str(mean.columns[c])))
     flat = stats.stack(level=1, future_stack=True).reset_index()
@@ -385,8 +520,16 @@ def _runs_block(data: ReportData) -> Table:
     column = f"summary.{data.metric}"
     ok = runs["state"].isin(DONE) & runs[column].notna()
     ranked = runs[ok].sort_values(column, ascending=data.goal != "maximize")
-    # the best configuration's best run of each sweep is highlighted, so always listed
-    bests = {best.best_run for _, best in _bests(data, data.done())}
+    # the best configuration's best run of each sweep is highlighted, so always listed (with
+    # several metrics, every run of each sweep's Pareto front)
+    if data.is_multi_objective:
+        bests = {
+            str(r)
+            for part in data.parts
+            for r in pareto_front(_runs_of(runs, part), data.objectives)["run_id"]
+        }
+    else:
+        bests = {best.best_run for _, best in _bests(data, data.done())}
     shortlist = (np.arange(len(ranked)) < RUN_ROWS) | ranked["run_id"].isin(bests)
     listed = pd.concat([runs[~ok], ranked[shortlist]])
     metrics = data.metrics()
@@ -403,7 +546,8 @@ def _runs_block(data: ReportData) -> Table:
     shown["error"] = listed["error"].fillna("").astype(str).str.slice(0, 80)
     shown = shown.reset_index(drop=True)
     marked = set(range(int((~ok).sum())))
-    best = {(i, data.metric) for i in shown.index[shown["run"].isin(bests)]}
+    marks = [m for m, _ in data.objectives] if data.is_multi_objective else [data.metric]
+    best = {(i, m) for i in shown.index[shown["run"].isin(bests)] for m in marks if m in shown}
     note = (
         f"Best {RUN_ROWS} of {len(ranked)} finished runs shown." if len(ranked) > RUN_ROWS else ""
     )

@@ -66,6 +66,11 @@ class ReportData:
     """local or wandb."""
     project: str | None = None
     entity: str | None = None
+    objectives: list[tuple[str, str]] = field(default_factory=list)
+    """The sweep's (metric, goal) pairs (`sweeper.sweep.pareto.sweep_objectives`); with two or
+    more the report shows the Pareto front where it would name a best."""
+    select: dict[str, Any] | None = None
+    """The spec's `select:` rule: which run of a stage's front a study carried on."""
 
     def __post_init__(self) -> None:
         """A run that did not get a searched parameter ran with the base value: say so.
@@ -85,6 +90,19 @@ class ReportData:
                 self.runs[column] = self.runs[column].map(
                     lambda v, b=value: b if _missing(v) else v
                 )
+
+    def metric_goal(self, metric: str) -> str:
+        """A metric's goal: the sweep's own for its metric and objectives, else read from its
+        name (`sweeper.report.tables.goal_of`)."""
+        from sweeper.report.tables import goal_of
+
+        goals = dict(self.objectives)
+        return goals[metric] if metric in goals else goal_of(metric, self.metric, self.goal)
+
+    @property
+    def is_multi_objective(self) -> bool:
+        """Whether the sweep optimises two or more `metrics:` (a Pareto front, no one best)."""
+        return len(self.objectives) >= 2
 
     @property
     def is_study(self) -> bool:
@@ -118,14 +136,16 @@ class ReportData:
         return self.runs[mask]
 
     def metrics(self, limit: int = 4) -> list[str]:
-        """The report's metric first, then other scalar summary metrics the runs logged."""
+        """The report's metric first, then the sweep's other objectives, then other scalar
+        summary metrics the runs logged."""
+        named = list(dict.fromkeys([self.metric, *(m for m, _ in self.objectives)]))
         others = [
             c.removeprefix("summary.")
             for c in self.runs.columns
             if c.startswith("summary.") and pd.api.types.is_numeric_dtype(self.runs[c])
         ]
-        others = [m for m in others if m != self.metric and not _NOT_A_METRIC.match(m)]
-        return [self.metric, *others[: limit - 1]]
+        others = [m for m in others if m not in named and not _NOT_A_METRIC.match(m)]
+        return [*named, *others[: max(limit - len(named), 0)]]
 
     def check(self) -> None:
         """Refuse to build a report with nothing to show, in one line.
@@ -150,6 +170,12 @@ class ReportData:
             )
         if self.done().empty:
             raise SweeperError(f"{what} has no finished run with {self.metric!r} ({states})")
+        for name, _ in self.objectives if self.is_multi_objective else []:
+            if f"summary.{name}" not in self.runs:
+                raise SweeperError(
+                    f"metrics: {name!r} is not in the runs of {what}; its Pareto front needs"
+                    f" every metric"
+                )
 
 
 def _missing(value: Any) -> bool:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sweeper.errors import NotFoundError
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.spec.paths import flatten
-from sweeper.sweep import flat_parameters
+from sweeper.sweep import flat_parameters, sweep_objectives
 
 if TYPE_CHECKING:
     from sweeper.backends import BackendKind
@@ -85,6 +85,8 @@ def report_data(backend: Backend, target: str, metric: str | None = None) -> Rep
         backend=backend.kind,
         project=first.project,
         entity=first.entity or first.config.get("entity"),
+        objectives=sweep_objectives(first.config),
+        select=first.spec.get("select"),
     )
 
 
