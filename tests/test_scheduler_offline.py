@@ -601,3 +601,24 @@ def test_an_agent_trial_the_pruner_stops_ends_stopped(backend: Any, tmp_path: Pa
     assert stopped and all(r.params["x"]["value"] == 10.0 for r in stopped)
     assert all(len(backend.logged_rows(r.id)) < 8 for r in stopped)  # ended before its last epoch
     assert any(r.state == RunState.FINISHED for r in runs)
+
+
+@pytest.mark.slow
+def test_launch_takes_the_lease_and_its_agents_claim(backend: Any) -> None:
+    from sweeper.agent.launch import AgentSettings, run_agents
+
+    quick = {**TWO["parameters"], "epochs": {"value": 1}, "epoch_seconds": {"value": 0.2}}
+    sweep_id = _insert_sweep(backend, {**TWO, "parameters": quick, "run_cap": 12}, "two-objectives")
+    holders: set[str] = set()
+
+    def seen(_progress: Any) -> None:
+        holders.add(backend.store.sweep(sweep_id).lease_holder or "")
+
+    settings = AgentSettings(wandb_mode="disabled", heartbeat_timeout=3.0)
+    run_agents(backend, backend.sweep(sweep_id), 2, [None], settings, seen)
+    snapshot = backend.store.snapshot(sweep_id)
+    configs = {(r.params["x"]["value"], r.params["y"]["value"]) for r in snapshot.runs}
+    assert len(snapshot.runs) == 12 == len(configs)
+    assert {RunState(r.state) for r in snapshot.runs} == {RunState.FINISHED}
+    assert any(holder.startswith("launch-") for holder in holders), holders
+    assert snapshot.sweep.state == SweepState.FINISHED and snapshot.sweep.lease_holder is None

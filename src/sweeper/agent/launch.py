@@ -19,8 +19,9 @@ from sweeper.agent.loop import LAUNCHER_ENV, STORE_IDENTITY_ENV
 from sweeper.agent.slots import make_slots, threads_per_trial
 from sweeper.backends.base import Backend, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.local import LocalBackend
+from sweeper.backends.scheduler import SweepScheduler, is_scheduled
 from sweeper.backends.store import new_id
-from sweeper.errors import NotFoundError, SpecError, StoreLost, SweeperError
+from sweeper.errors import NotFoundError, SpecError, StoreLost, SweeperError, Unreachable
 from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import LoadedSpec, validate_config
 from sweeper.spec.models import Spec, Stage
@@ -166,10 +167,13 @@ def run_agents(
         metric, goal = sweep.metric
         state = SweepState.RUNNING  # a sweep paused before this launch is said paused too
         fault: SweeperError | None = None  # what the last snapshot met, if it failed
+        scheduler = _scheduler(backend, sweep, settings)
         try:
             while any(p.poll() is None for p in processes):
                 if isinstance(backend, LocalBackend):
                     backend.check_store()
+                if scheduler is not None:
+                    _step(scheduler, processes)
                 try:
                     progress = _snapshot(backend, sweep, total, metric, goal)
                     on_progress(progress)
@@ -187,6 +191,10 @@ def run_agents(
         except StoreLost:  # the agents find out at their next write; do not wait for that
             _stop_agents(processes, signal.SIGKILL)
             raise
+        finally:
+            if scheduler is not None:  # an agent takes it over at once
+                with contextlib.suppress(SweeperError):
+                    scheduler.release()
     finally:
         signal.signal(signal.SIGTERM, previous)
     if isinstance(backend, LocalBackend):  # agents that stopped on it: say that, not their codes
@@ -197,6 +205,37 @@ def run_agents(
     on_progress(_snapshot(backend, sweep, total, metric, goal))
     if failed and not backend.is_complete(sweep.id):
         raise _agents_failed(sweep, failed, logs, n_agents)
+
+
+def _scheduler(
+    backend: Backend, sweep: SweepRecord, settings: AgentSettings
+) -> SweepScheduler | None:
+    """A `scheduler:` sweep's scheduler for `launch` on a local store: launch, like each of
+    its agents, takes the sweep's lease when it is free and then steps the scheduler (the
+    rule: sweeper.backends.scheduler); None for any other sweep."""
+    if not isinstance(backend, LocalBackend) or not is_scheduled(sweep.config):
+        return None
+    holder = f"launch-{socket.gethostname()}-{os.getpid()}-{new_id(4)}"
+    return SweepScheduler(backend.store, sweep.id, holder, lease=settings.heartbeat_timeout)
+
+
+def _step(scheduler: SweepScheduler, processes: list[subprocess.Popen[bytes]]) -> None:
+    """One poll of launch's scheduler. An unreachable store is waited out (the agents wait
+    too); an optimizer that fails stops the agents (SIGTERM: their trials are requeued) and
+    raises, as `wandb sweep-scheduler` stops on it, the sweep resumable.
+
+    Raises:
+        SweeperError: the optimizer could not be built or failed (one line).
+    """
+    try:
+        scheduler.poll()
+    except Unreachable:
+        return
+    except StoreLost:
+        raise
+    except SweeperError:
+        _stop_agents(processes, signal.SIGTERM)
+        raise
 
 
 def _agents_failed(sweep: SweepRecord, codes: list[int], logs: Path, n_agents: int) -> SweeperError:
