@@ -382,10 +382,15 @@ def test_an_engine_whose_package_is_missing_names_the_extra(
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name)
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("optuna", "ax") else real(name),
     )
-    with pytest.raises(SweeperError, match=r"install sweeper's 'optuna' extra"):
+    with pytest.raises(SweeperError, match=r"install sweeper's optuna extra: uv sync --extra"):
         check_engine({"scheduler": {"engine": "optuna"}})
+    with pytest.raises(SweeperError, match=r"'ax' package is not installed; install ax-platform"):
+        check_engine({"scheduler": {"engine": "ax"}})
+    check_engine({"scheduler": {"engine": "wandb"}})  # W&B's sweeps: a dependency
 
 
 def test_a_factory_that_does_not_load_is_one_line(tmp_path: Path) -> None:

@@ -64,11 +64,12 @@ LEASE = 30.0
 """Seconds a holder's lease lasts unless renewed (each step renews it); the agent passes its
 `--heartbeat-timeout`, the same notion: a process silent that long is taken to be gone."""
 
-EXTRAS = {"optuna": "optuna", "ax": "ax"}
-"""The engine -> the sweeper extra that installs its package (`uv sync --extra optuna`)."""
-
-_MODULES = {"optuna": "optuna", "ax": "ax"}
-"""The engine -> the package wandb's optimizer imports (wandb/sdk/sweeps/scheduler/*.py)."""
+ENGINES = {
+    "optuna": ("optuna", "sweeper's optuna extra: uv sync --extra optuna"),
+    "ax": ("ax", "ax-platform (wandb[ax]); sweeper has no ax extra: it does not install offline"),
+}
+"""The engine -> (the package wandb's optimizer imports, wandb/sdk/sweeps/scheduler/*.py;
+what installs it). The wandb engine needs `sweeps`, a dependency of sweeper."""
 
 
 def scheduler_block(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -101,11 +102,12 @@ def check_engine(config: Mapping[str, Any]) -> None:
         SweeperError: one line: the engine's package is missing.
     """
     engine = str((scheduler_block(config) or {}).get("engine"))
-    module = _MODULES.get(engine)
-    if module is not None and importlib.util.find_spec(module) is None:
+    if engine not in ENGINES:
+        return
+    module, install = ENGINES[engine]
+    if importlib.util.find_spec(module) is None:
         raise SweeperError(
-            f"scheduler.engine {engine}: the {module!r} package is not installed; install"
-            f" sweeper's {EXTRAS[engine]!r} extra (uv sync --extra {EXTRAS[engine]})"
+            f"scheduler.engine {engine}: the {module!r} package is not installed; install {install}"
         )
 
 
