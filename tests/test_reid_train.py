@@ -61,6 +61,8 @@ def test_trains_and_logs_finite_metrics(tmp_path: Path) -> None:
     assert summary["mAP"] == pytest.approx(last["mAP"])
     assert summary["best_mAP"] >= summary["mAP"] and summary["best_epoch"] == 1
     assert summary["epochs_done"] == 2
+    epochs = sum(h["epoch_time"] for h in logger.history)
+    assert summary["train_time_s"] == pytest.approx(epochs) and summary["train_time_s"] > 0
 
 
 def test_fewer_identities_than_p_fails_the_trial_in_one_line(tmp_path: Path) -> None:

@@ -146,6 +146,7 @@ TRAINERS: dict[str, TrainerInfo] = {
                 "triplet_loss",
                 "train_acc",
                 "epoch_time",
+                "train_time_s",
                 "images_per_s",
                 "lr",
             ),

@@ -41,7 +41,9 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
 
     Returns:
         The last evaluation's mAP and rank-1/5/10 (fractions in [0, 1]), best_mAP and its
-        epoch, the last train_loss and epochs_done.
+        epoch, the last train_loss, epochs_done, and train_time_s: seconds spent in the
+        training epochs (their epoch_time summed, resumed epochs included; evaluation left
+        out), the cost a multi-objective sweep weighs against mAP.
 
     Raises:
         SweeperError: the data is missing or does not fit the batch (see `build`).
@@ -119,4 +121,5 @@ def train(config: ReidConfig, logger: Logger) -> dict[str, float]:
         "best_epoch": float(best.epoch),
         "train_loss": history[-1]["train_loss"],
         "epochs_done": float(len(history)),
+        "train_time_s": float(sum(h["epoch_time"] for h in history)),
     }
