@@ -16,9 +16,18 @@ TRIAL_MODULE = "sweeper.agent.wandb_agent_trial"
 """The sweep's `program`: W&B's docs require one, and `-m ${program}` runs it as a module."""
 
 
-def trial_command(trainer: str, metric: str) -> list[str]:
+NEWER_KEYS = ("run_cap", "metrics", "scheduler")
+"""W&B sweep keys newer than the schema in the `sweeps` package (0.2.0, 2022, which W&B's
+server and `check_wandb_schema` apply; it refuses keys it does not list), as is hyperband's
+`strict`: sweeper checks these itself (`run_cap` in load_plain and the spec models; `metrics`
+and `scheduler`, read by wandb 0.31's sweep scheduler, in `sweeper.spec.scheduler`)."""
+
+
+def trial_command(trainer: str, metric: str | None) -> list[str]:
     """What `wandb agent` runs: our trial entry point reading W&B's args JSON file, told the
-    sweep's metric (one `--metric=NAME` item, so a name starting with `-` stays a value)."""
+    sweep's metric if it has one (one `--metric=NAME` item, so a name starting with `-` stays
+    a value)."""
+    told = [f"--metric={metric}"] if metric is not None else []
     return [
         "${env}",
         "${interpreter}",
@@ -26,7 +35,7 @@ def trial_command(trainer: str, metric: str) -> list[str]:
         "${program}",
         "--trainer",
         trainer,
-        f"--metric={metric}",
+        *told,
         "${args_json_file}",
     ]
 
@@ -39,7 +48,9 @@ def compile_stage(
     `carried` holds the best configuration of the previous stage (dotted paths); it is
     layered over `base` as fixed values. Every fixed value is a W&B constant parameter, and
     parameters are nested as the trainer config is, so a run's W&B config has the trainer's
-    shape.
+    shape; under a `scheduler:` engine optuna or ax they stay flat (dotted names), the one
+    level those engines read. `metrics` and `scheduler` are written as W&B takes them; the
+    spec's `seed` is not (W&B's schema has no such key).
     """
     stage: Stage = spec.stage_list()[index]
     fixed = flatten(spec.base)
@@ -54,15 +65,25 @@ def compile_stage(
     if spec.repeats > 1:
         first = int(fixed.get("seed", 0))
         parameters["seed"] = {"values": list(range(first, first + spec.repeats))}
+    ordered = dict(sorted(parameters.items()))
+    # wandb's optuna and Ax engines read `parameters` one flat level deep (scheduler/optuna.py
+    # `search_space_from_sweep_config`, scheduler/ax.py `sweep_parameters_to_search_space`),
+    # so under them a dotted path stays one key (`optim.lr`) instead of a nested block.
+    flat = spec.scheduler is not None and spec.scheduler.engine != "wandb"
     config: dict[str, Any] = {
         "name": spec.name if not spec.stages else f"{spec.name} / {stage.name}",
         "project": spec.project,
         "method": stage.method or spec.method,
-        "metric": spec.metric.model_dump(exclude_none=True),
-        "parameters": nest_parameters(dict(sorted(parameters.items()))),
-        "program": TRIAL_MODULE,
-        "command": trial_command(spec.trainer, spec.metric.name),
     }
+    if spec.metric is not None:
+        config["metric"] = spec.metric.model_dump(exclude_none=True)
+    if spec.metrics is not None:
+        config["metrics"] = [m.model_dump(exclude_none=True) for m in spec.metrics]
+    config["parameters"] = ordered if flat else nest_parameters(ordered)
+    config["program"] = TRIAL_MODULE
+    config["command"] = trial_command(spec.trainer, spec.metric.name if spec.metric else None)
+    if spec.scheduler is not None:
+        config["scheduler"] = spec.scheduler.model_dump(exclude_none=True)
     if spec.entity:
         config["entity"] = spec.entity
     if spec.description:
@@ -109,8 +130,7 @@ def check_wandb_schema(
     Raises:
         SpecError: the first violation the schema finds (its path as the field).
     """
-    # run_cap and hyperband's strict are W&B keys newer than the schema in `sweeps` 0.2.0.
-    candidate = {k: v for k, v in config.items() if k != "run_cap"}
+    candidate = {k: v for k, v in config.items() if k not in NEWER_KEYS}
     if "early_terminate" in candidate:
         candidate["early_terminate"] = {
             k: v for k, v in candidate["early_terminate"].items() if k != "strict"

@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import NotFoundError, SpecError, shown
-from sweeper.spec.compile import check_wandb_schema, deprecated_distributions
+from sweeper.spec.compile import check_wandb_schema, compile_stage, deprecated_distributions
 from sweeper.spec.models import (
     GRID_DISTRIBUTIONS,
     MAX_GRID,
@@ -25,13 +26,15 @@ from sweeper.spec.models import (
     Distribution,
     Spec,
     as_distribution,
+    check_method,
     first_error,
 )
 from sweeper.spec.paths import deep_merge, missing_part, set_path, with_path
 from sweeper.spec.plain import PlainSweep, is_plain, load_plain
+from sweeper.spec.scheduler import CheckedScheduler, check_scheduler, unknown_key
 from sweeper.sweep import planned_trials
 from sweeper.trainers.common.config import TrainConfig
-from sweeper.trainers.registry import get_trainer
+from sweeper.trainers.registry import TrainerInfo, get_trainer
 
 FULL_CHECK_LIMIT = 4096
 """Grids up to this size are validated point by point (catches cross-field errors)."""
@@ -50,6 +53,8 @@ class LoadedSpec:
     """sha256 of the effective spec (after --smoke and --set): what exactly ran."""
     warnings: tuple[str, ...] = ()
     """What W&B only warns about (a deprecated distribution), one line each."""
+    scheduler_source: str | None = None
+    """`scheduler.source` as found (absolute), when the engine loads a function from it."""
 
     @property
     def agents(self) -> Agents:
@@ -282,10 +287,50 @@ def _load_spec(
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(file, *first_error(exc)) from None
+        where, message = first_error(exc)
+        if where.startswith("scheduler.") and exc.errors()[0]["type"] == "extra_forbidden":
+            message = unknown_key(where.removeprefix("scheduler."))
+        raise SpecError(file, where, message) from None
     check_spec(spec, file)
+    scheduler = _check_scheduler(spec, file)
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
-    return LoadedSpec(spec=spec, path=file, hash=digest, warnings=_warnings(spec, file))
+    return LoadedSpec(
+        spec=spec,
+        path=file,
+        hash=digest,
+        warnings=_warnings(spec, file) + scheduler.warnings,
+        scheduler_source=str(scheduler.source) if scheduler.source else None,
+    )
+
+
+def _check_scheduler(spec: Spec, file: str) -> CheckedScheduler:
+    """Each stage's compiled config as wandb's sweep scheduler reads it (`check_scheduler`),
+    and the configuration a `search_space` returns as a config of the spec's trainer.
+
+    Raises:
+        SpecError: naming the spec's field (`search.optim.lr`, `scheduler.search_space`).
+    """
+    checked = CheckedScheduler()
+    if spec.scheduler is None:
+        return checked
+    for i, stage in enumerate(spec.stage_list()):
+        prefix = f"stages.{i}.search" if spec.stages else "search"
+        field = _field_in(prefix, stage.search)
+        checked = check_scheduler(compile_stage(spec, i, file=file), file, field)
+    if checked.sample is not None:
+        model = get_trainer(spec.trainer).config_model()
+        for name, value in checked.sample.items():
+            problem = missing_part(model, name)
+            if problem:
+                raise SpecError(
+                    file,
+                    "scheduler.search_space",
+                    f"suggests {name!r}, not a field of the {spec.trainer} config: {problem}",
+                )
+            validate_config(
+                model, with_path(spec.base, name, value), file, "scheduler.search_space", (value,)
+            )
+    return checked
 
 
 def _warnings(spec: Spec, file: str) -> tuple[str, ...]:
@@ -306,31 +351,39 @@ def check_spec(spec: Spec, file: str) -> None:
     only each value and bound on its own.
 
     Raises:
-        SpecError: an unknown trainer, a metric the trainer never logs, a searched path that is
-            not a config field, `seed` swept beside `repeats`, a search W&B's engine cannot run
-            (see `check_search`), or a base, value or combination the config model rejects.
+        SpecError: an unknown trainer, a metric (or one of `metrics`) the trainer never logs,
+            an objective without its goal, `method: custom` without an engine to suggest runs
+            (see `check_method`), a searched path that is not a config field, `seed` swept
+            beside `repeats`, a search W&B's engine cannot run (see `check_search`), or a
+            base, value or combination the config model rejects.
     """
     try:
         info = get_trainer(spec.trainer)
     except NotFoundError as exc:
         raise SpecError(file, "trainer", str(exc)) from None
-    if not info.logs(spec.metric.name):  # else every trial runs, and the sweep fails at the end
-        close = difflib.get_close_matches(spec.metric.name, info.metrics, n=1)
-        hint = (
-            f"; did you mean {shown(close[0])}?"
-            if close
-            else f" (it logs {', '.join(info.metrics)})"
-        )
-        raise SpecError(
-            file,
-            "metric.name",
-            f"the {spec.trainer} trainer never logs {shown(spec.metric.name)}{hint}",
-        )
+    if spec.metric is not None:
+        _check_logged(info, spec.metric.name, file, "metric.name")
+    for i, objective in enumerate(spec.metrics or []):
+        _check_logged(info, objective.name, file, f"metrics.{i}.name")
+        if objective.goal is None:  # W&B's default (minimize) is not a spec metric's (maximize)
+            raise SpecError(
+                file,
+                f"metrics.{i}.goal",
+                f"missing: say whether {objective.name} is maximized or minimized",
+            )
+    engine = spec.scheduler.engine if spec.scheduler else "wandb"
     model = info.config_model()
     validate_config(model, spec.base, file, "base")
     for i, stage in enumerate(spec.stage_list()):
         prefix = f"stages.{i}.search" if spec.stages else "search"
         method = stage.method or spec.method
+        try:
+            check_method(method, spec.scheduler)
+        except ValueError as exc:
+            where = f"stages.{i}.method" if stage.method and spec.stages else "method"
+            raise SpecError(file, where, str(exc)) from None
+        if engine != "wandb":
+            method = "custom"  # optuna and ax never read `method`: W&B's search rules are moot
         if "seed" in stage.search and spec.repeats > 1:
             raise SpecError(file, f"{prefix}.seed", "seed is swept by `repeats`; drop one of them")
         for param in stage.search:
@@ -350,6 +403,27 @@ def check_spec(spec: Spec, file: str) -> None:
                 validate_config(model, with_path(spec.base, param, sample), file, where, (sample,))
         if method == "grid" and grid_size(stage.search) * spec.repeats <= FULL_CHECK_LIMIT:
             _check_combinations(model, spec.base, stage.search, file, prefix)
+
+
+def _field_in(prefix: str, search: dict[str, Distribution]) -> Callable[[str], str]:
+    """The spec field a compiled parameter came from: a searched path, or `base`."""
+    return lambda name: f"{prefix}.{name}" if name in search else f"base.{name}"
+
+
+def _check_logged(info: TrainerInfo, metric: str, file: str, field: str) -> None:
+    """Refuse a metric the trainer never logs: every trial would run, and the sweep fail at
+    the end.
+
+    Raises:
+        SpecError: at `field`, with the closest name the trainer logs (or all of them).
+    """
+    if info.logs(metric):
+        return
+    close = difflib.get_close_matches(metric, info.metrics, n=1)
+    hint = (
+        f"; did you mean {shown(close[0])}?" if close else f" (it logs {', '.join(info.metrics)})"
+    )
+    raise SpecError(file, field, f"the {info.name} trainer never logs {shown(metric)}{hint}")
 
 
 def check_search(

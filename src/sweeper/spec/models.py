@@ -16,7 +16,17 @@ from pydantic import (
 
 from sweeper.errors import shown
 
-Method = Literal["grid", "random", "bayes"]
+Method = Literal["grid", "random", "bayes", "custom"]
+"""W&B's sweep methods (the schema's `method` enum). `custom`: suggestions come from a
+`scheduler:` engine (optuna or ax), not from W&B's own search."""
+Goal = Literal["maximize", "minimize"]
+Engine = Literal["wandb", "optuna", "ax"]
+"""The engines wandb 0.31's sweep scheduler builds (wandb/sdk/sweeps/scheduler/optimizer.py
+`make_optimizer`)."""
+
+SEED_MAX = 2**63 - 1
+"""The largest sweep seed: the stores keep it as a signed 64-bit integer (SQLite INTEGER,
+PostgreSQL BIGINT)."""
 
 DistributionName = Literal[
     "constant",
@@ -183,6 +193,89 @@ class MetricSpec(_Strict):
     )
 
 
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX, strict=True)]
+"""A sweep's seed: a whole number, strictly (`"42"`, `4.2e1` and `true` are refused)."""
+
+
+class Objective(_Strict):
+    """One of a multi-objective sweep's `metrics:`, the keys wandb 0.31's scheduler reads of it
+    (wandb/sdk/sweeps/scheduler/optimizer.py `metric_names`, `metric_goals`)."""
+
+    name: str = Field(min_length=1, strict=True, description="A metric the runs log.")
+    goal: Goal | None = Field(
+        None, description="W&B's default is minimize (optimizer.py `metric_goals`)."
+    )
+
+
+def check_objectives(metrics: list[Objective]) -> list[Objective]:
+    """A `metrics:` list as W&B's engines need it: two or more objectives (one is a `metric`),
+    each named once (optuna and Ax key their objectives by name).
+
+    Raises:
+        ValueError: fewer than two, or a name given twice.
+    """
+    if len(metrics) < 2:
+        raise ValueError(
+            f"give two or more objectives, got {len(metrics)} (a single one is a `metric`)"
+        )
+    names = [m.name for m in metrics]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{shown(twice[0])} is given twice; each objective is named once")
+    return metrics
+
+
+Objectives = Annotated[list[Objective], AfterValidator(check_objectives)]
+
+
+class Scheduler(_Strict):
+    """W&B's `scheduler:` block: the keys wandb 0.31's `wandb sweep-scheduler` reads
+    (wandb/sdk/sweeps/scheduler/{optuna,ax,wandb}.py `build_*_optimizer`); `--batch-size` is
+    a flag of that command, not a key."""
+
+    engine: Engine
+    source: str | None = Field(
+        None,
+        min_length=1,
+        strict=True,
+        description="The Python file that defines `optimizer` and `search_space`.",
+    )
+    optimizer: str | None = Field(
+        None,
+        min_length=1,
+        strict=True,
+        description="A function in `source`: SweepInfo -> an optuna Study or Ax Client.",
+    )
+    search_space: str | None = Field(
+        None,
+        min_length=1,
+        strict=True,
+        description="optuna only: a function in `source`: optuna.Trial -> {name: value}.",
+    )
+
+
+def check_method(method: str, scheduler: Scheduler | None) -> None:
+    """Which engine suggests the runs of `method`.
+
+    `custom` names no W&B search, so a scheduler with an engine that does not read `method`
+    (optuna or ax) must suggest them; wandb's own engine runs W&B's search for `method`, which
+    `sweeps.next_runs` refuses for `custom` ("Invalid search type").
+
+    Raises:
+        ValueError: saying which.
+    """
+    if method != "custom":
+        return
+    if scheduler is None:
+        raise ValueError(
+            "method custom: nothing suggests runs without a `scheduler:` (engine optuna or ax)"
+        )
+    if scheduler.engine == "wandb":
+        raise ValueError(
+            "engine wandb runs W&B's own search for `method` (grid, random or bayes), not custom"
+        )
+
+
 class Hyperband(_Strict):
     """W&B's hyperband early termination, applied by the local backend too."""
 
@@ -236,7 +329,18 @@ class Spec(_Strict):
     description: str | None = None
     trainer: str
     method: Method = "grid"
-    metric: MetricSpec
+    metric: MetricSpec | None = None
+    metrics: Objectives | None = Field(
+        None,
+        description="Two or more objectives {name, goal} (W&B's multi-objective sweeps); "
+        "beside or instead of `metric`.",
+    )
+    scheduler: Scheduler | None = None
+    seed: Seed | None = Field(
+        None,
+        description="sweeper's: random, bayes and the scheduler engines suggest the same "
+        "configurations for the same seed; default: one drawn when the sweep is made.",
+    )
     base: dict[str, Any] = Field(default_factory=dict, description="Fixed trainer config.")
     search: dict[str, SearchValue] = Field(default_factory=dict)
     repeats: int = Field(1, ge=1, le=100, description="Seeds per configuration.")
@@ -254,6 +358,8 @@ class Spec(_Strict):
             raise ValueError("give either `search` or `stages`, not both")
         if not self.search and not self.stages:
             raise ValueError("nothing to sweep: give `search` or `stages`")
+        if self.metric is None and self.metrics is None:
+            raise ValueError("give a `metric`, or `metrics` (two or more objectives)")
         return self
 
     def stage_list(self) -> list[Stage]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from sweeper.errors import SpecError, shown
 from sweeper.spec.command import CommandError, check_command, command_of, uses_program
@@ -23,10 +23,12 @@ from sweeper.spec.models import (
     NAME_MAX,
     Agents,
     Hyperband,
+    Seed,
     as_distribution,
     check_wandb_name,
     first_error,
 )
+from sweeper.spec.scheduler import check_metrics, check_scheduler
 from sweeper.sweep import ParameterClash, flat_parameters
 
 KIND = "wandb-command"
@@ -53,6 +55,11 @@ class PlainSweep:
     """What W&B only warns about (a deprecated distribution), one line each."""
     note: str | None = None
     """Said once at launch when trials run elsewhere than the launcher's directory."""
+    seed: int | None = None
+    """The file's top-level `seed` (sweeper's key, kept out of `config`: W&B's schema has
+    none); None: draw one when the sweep is made."""
+    scheduler_source: str | None = None
+    """`scheduler.source` as found (absolute), when the engine loads a function from it."""
 
     @property
     def name(self) -> str:
@@ -71,7 +78,10 @@ class PlainSweep:
 
     def record(self) -> dict[str, Any]:
         """What the store keeps as this sweep's spec."""
-        return {"kind": KIND, "name": self.name, "folder": self.folder}
+        record = {"kind": KIND, "name": self.name, "folder": self.folder}
+        if self.scheduler_source:
+            record["scheduler_source"] = self.scheduler_source
+        return record
 
 
 def load_plain(
@@ -79,7 +89,9 @@ def load_plain(
 ) -> PlainSweep:
     """A plain W&B sweep config (`raw`, read from `file`), checked as `wandb sweep` and W&B's
     engine would: names, parameters, W&B's schema, what the method can search, `metric` where
-    bayes or early_terminate needs one, hyperband's keys, `run_cap`, and the `command`.
+    bayes or early_terminate needs one, hyperband's keys, `run_cap`, `metrics` and `scheduler`
+    (see `sweeper.spec.scheduler`), and the `command`. A top-level `seed` is sweeper's own key:
+    it is taken out of the config W&B gets.
 
     W&B: https://docs.wandb.ai/guides/sweeps/define-sweep-configuration.
 
@@ -94,6 +106,9 @@ def load_plain(
     if smoke:
         raise SpecError(file, "smoke", "--smoke given, but a plain W&B sweep has no `smoke`")
     _check_names(raw, file)
+    seed = _seed(raw.get("seed"), file)
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    raw = {key: value for key, value in raw.items() if key != "seed"}
     parameters = raw.get("parameters")
     try:
         named = flat_parameters(parameters if isinstance(parameters, dict) else {})
@@ -114,12 +129,16 @@ def load_plain(
                 file, ".".join(filter(None, ("parameters", name, where))), msg
             ) from None
     check_wandb_schema(raw, file, "the file")
-    method: str = raw["method"]  # W&B's schema requires one of grid, random, bayes
+    check_metrics(raw.get("metrics"), file)
+    scheduler = check_scheduler(raw, file)
+    method: str = raw["method"]  # W&B's schema requires one of grid, random, bayes, custom
+    engine = (raw.get("scheduler") or {}).get("engine", "wandb")
+    searched = method if engine == "wandb" else "custom"  # optuna and ax never read `method`
     from sweeper.spec.load import check_search  # load imports this module
 
     search = {n: as_distribution(p) for n, p in flat_parameters(raw["parameters"]).items()}
-    check_search(search, method, file, "parameters")
-    if not raw.get("metric") and (method == "bayes" or raw.get("early_terminate")):
+    check_search(search, searched, file, "parameters")
+    if not raw.get("metric") and (searched == "bayes" or raw.get("early_terminate")):
         why = "bayes search" if method == "bayes" else "early_terminate"
         raise SpecError(file, "metric", f"{why} needs a `metric` to optimise")
     if raw.get("early_terminate"):
@@ -138,14 +157,36 @@ def load_plain(
     except CommandError as exc:
         raise SpecError(file, "command", str(exc)) from None
     folder, note = program_folder(file, raw, uses_program(command))
-    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
     warnings = tuple(
         f"{file}: parameters.{name}: {message}"
         for name, message in deprecated_distributions(raw["parameters"]).items()
     )
     return PlainSweep(
-        config=raw, path=file, folder=str(folder), hash=digest, warnings=warnings, note=note
+        config=raw,
+        path=file,
+        folder=str(folder),
+        hash=digest,
+        warnings=warnings + scheduler.warnings,
+        note=note,
+        seed=seed,
+        scheduler_source=str(scheduler.source) if scheduler.source else None,
     )
+
+
+def _seed(value: Any, file: str) -> int | None:
+    """The file's `seed`, a whole number from 0 to `models.SEED_MAX` (strictly: not `"42"` nor 1e3).
+
+    Raises:
+        SpecError: anything else.
+    """
+    if value is None:
+        return None
+    try:
+        return TypeAdapter(Seed).validate_python(value)
+    except ValidationError:
+        raise SpecError(
+            file, "seed", f"expected a whole number from 0 to 2**63 - 1, got {shown(value)}"
+        ) from None
 
 
 def program_folder(file: str, raw: dict[str, Any], runs_program: bool) -> tuple[Path, str | None]:
