@@ -34,7 +34,9 @@ the store's primitives:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,17 +114,22 @@ def check_engine(config: Mapping[str, Any]) -> None:
 
 
 def _resolved(sweep: SweepRecord) -> dict[str, Any]:
-    """The sweep config with `scheduler.source` as an absolute path: W&B reads it relative to
-    where `wandb sweep-scheduler` runs (its help text), sweeper relative to the spec's folder,
-    so every agent finds the same file wherever it was started."""
+    """The sweep config with `scheduler.source` as an absolute path, found where `validate`
+    found it (`sweeper.spec.scheduler.find_source`): in the working folder, as `wandb
+    sweep-scheduler` reads it (its help text), else beside the sweep's spec file; so every
+    agent loads the file that was checked. Left as written when in neither place (wandb's
+    loader then says so)."""
     config = dict(sweep.config)
     block = dict(scheduler_block(config) or {})
     source = block.get("source")
-    if isinstance(source, str) and source and not Path(source).is_absolute():
-        folder = sweep.spec.get("folder") or (
-            str(Path(sweep.spec_path).parent) if sweep.spec_path else "."
-        )
-        block["source"] = str((Path(folder) / source).resolve())
+    if not isinstance(source, str) or not source or Path(source).is_absolute():
+        return config
+    folders = [Path.cwd()]
+    if sweep.spec_path:
+        folders.append(Path(sweep.spec_path).parent)
+    found = next((folder / source for folder in folders if (folder / source).is_file()), None)
+    if found is not None:
+        block["source"] = str(found.resolve())
         config["scheduler"] = block
     return config
 
@@ -171,10 +178,15 @@ def build_optimizer(sweep: SweepRecord, runs: int = 0) -> Optimizer:
         config=config,
         controller_run_name="",
     )
+    library = logging.getLogger("optuna")  # its "A new study created" INFO line: not shown
+    level = library.level
+    library.setLevel(logging.WARNING)
     try:
         optimizer = make_optimizer(info)
     except (wandb.Error, ValueError, OSError) as exc:
         raise SweeperError(f"sweep {sweep.id}: scheduler: {exc}") from exc
+    finally:
+        library.setLevel(level)
     block = scheduler_block(config) or {}
     if block.get("engine") == "optuna" and not block.get("optimizer") and sweep.seed is not None:
         import optuna
@@ -217,6 +229,8 @@ class _Tenure:
     """The optimizer of one unbroken holding of the lease, and what it has been told."""
 
     optimizer: Optimizer
+    restore_logs: Callable[[], None]
+    """Gives the search library its own console output back (`Optimizer.route_library_logs`)."""
     ids: dict[str, str] = field(default_factory=dict)
     """Store run id -> the optimizer's run id for it."""
     told: set[str] = field(default_factory=set)
@@ -292,14 +306,14 @@ class SweepScheduler:
         if sweep is None:
             return None
         if not held:
-            self._tenure = None  # another process may have held it since: rebuild
+            self._drop()  # another process may have held it since: rebuild
         try:
             return self._generation(sweep)
         except SweeperError:
-            self._tenure = None
+            self._drop()
             raise
         except Exception as exc:  # the user's optimizer code: W&B stops its scheduler too
-            self._tenure = None
+            self._drop()
             why = f"sweep {self.sweep_id}: the scheduler's optimizer failed: {exc}"
             raise SweeperError(why) from exc
 
@@ -308,11 +322,18 @@ class SweepScheduler:
         for it to lapse; nothing if another process holds it."""
         if self._tenure is None:
             return
-        self._tenure = None
+        self._drop()
         with self.store.transaction() as tx:
             sweep = tx.lock_sweep(self.sweep_id)
             if sweep is not None and sweep.lease_holder == self.holder:
                 tx.update_sweep(self.sweep_id, {"lease_holder": None, "lease_until": None})
+
+    def _drop(self) -> None:
+        """Forget the optimizer (rebuilt if this process holds the lease again), and give
+        its library's log records back to the library."""
+        if self._tenure is not None:
+            self._tenure.restore_logs()
+        self._tenure = None
 
     def _take_lease(self) -> tuple[SweepRecord | None, bool]:
         """(the sweep, whether this process held the lease unbroken) once the lease is ours;
@@ -324,12 +345,12 @@ class SweepScheduler:
             if not is_scheduled(sweep.config) or sweep.state.over:
                 if sweep.lease_holder == self.holder:
                     tx.update_sweep(self.sweep_id, {"lease_holder": None, "lease_until": None})
-                self._tenure = None
+                self._drop()
                 return None, False
             held = sweep.lease_holder == self.holder
             lapsed = sweep.lease_until is None or sweep.lease_until < tx.now
             if not held and sweep.lease_holder is not None and not lapsed:
-                self._tenure = None
+                self._drop()
                 return None, False
             tx.update_sweep(
                 self.sweep_id, {"lease_holder": self.holder, "lease_until": tx.now + self.lease}
@@ -355,7 +376,8 @@ class SweepScheduler:
         skipped, as there."""
         from wandb.sdk.sweeps.scheduler.optimizer import Run, RunConfig
 
-        tenure = _Tenure(build_optimizer(sweep, len(runs)))
+        optimizer = build_optimizer(sweep, len(runs))
+        tenure = _Tenure(optimizer, optimizer.route_library_logs(_library_handler()))
         ended = [run for run in runs if RunState(run.state).terminal]
         histories = self._histories(ended, objective_names(sweep.config))
         for run in runs:
@@ -468,7 +490,7 @@ class SweepScheduler:
             if sweep is None or sweep.lease_holder != self.holder:
                 for suggestion in suggestions:
                     tenure.optimizer.forget_run(suggestion.run_id)
-                self._tenure = None
+                self._drop()
                 return Step([], [], False)
             if sweep.state != SweepState.RUNNING:  # paused or over meanwhile
                 for suggestion in suggestions:
@@ -501,6 +523,17 @@ class SweepScheduler:
                 tx.update_sweep(self.sweep_id, {"state": SweepState.FINISHED})
             tx.update_sweep(self.sweep_id, {"lease_until": tx.now + self.lease})
         return Step(inserted, marked, exhausted or sweep.exhausted)
+
+
+def _library_handler() -> logging.Handler:
+    """Where the search library's log records go while it is the scheduler's (wandb's client
+    routes them to its console the same way, `Optimizer.route_library_logs`): warnings and
+    errors to stderr (an agent's log; launch's terminal), not each trial's INFO line, which
+    would run through launch's progress bar."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("scheduler: %(message)s"))
+    return handler
 
 
 def _flat(params: Mapping[str, Any]) -> dict[str, Any]:
