@@ -189,16 +189,17 @@ def sweeper_coordination(place: Place, folder: Path, agents: int, trials: int) -
     wait_all(processes, logs, "sweeper agents")
     wall = time.perf_counter() - start
     with psycopg.connect(place.local_url(dbname)) as db:
-        row = db.execute(
-            "SELECT count(*), min(started_at), max(finished_at) FROM runs WHERE state = 'finished'"
-        ).fetchone()
-    assert row is not None
-    done, first, last = row
-    return {"done": done, "span": last - first, "wall": wall}
+        rows = db.execute(
+            "SELECT agent, started_at, finished_at FROM runs WHERE state = 'finished'"
+        ).fetchall()
+    # The agent column is `{host}-{pid}-{random}/{slot}`: the agent is what precedes the slot.
+    return measured(
+        [(str(agent).rsplit("/", 1)[0], start, end) for agent, start, end in rows], wall
+    )
 
 
 OPTUNA_WORKER = """
-import sys, time
+import os, sys, time
 import optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 url, name, trials, sleep = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -210,6 +211,7 @@ study = optuna.load_study(
 
 def objective(trial):
     x = trial.suggest_float("x", 0, trials)
+    trial.set_user_attr("worker", os.getpid())
     time.sleep(sleep)
     return x
 
@@ -238,13 +240,40 @@ def optuna_coordination(place: Place, folder: Path, workers: int, trials: int) -
     wait_all(processes, logs, "optuna workers")
     wall = time.perf_counter() - start
     with psycopg.connect(place.local_url(dbname)) as db:
-        row = db.execute(
-            "SELECT count(*), extract(epoch FROM min(datetime_start)),"
-            " extract(epoch FROM max(datetime_complete)) FROM trials WHERE state = 'COMPLETE'"
-        ).fetchone()
-    assert row is not None
-    done, first, last = row
-    return {"done": done, "span": float(last - first), "wall": wall}
+        rows = db.execute(
+            "SELECT a.value_json, extract(epoch FROM t.datetime_start),"
+            " extract(epoch FROM t.datetime_complete) FROM trials t"
+            " JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'worker'"
+            " WHERE t.state = 'COMPLETE'"
+        ).fetchall()
+    return measured([(str(pid), float(start), float(end)) for pid, start, end in rows], wall)
+
+
+def measured(trials: list[tuple[str, float, float]], wall: float) -> dict[str, float]:
+    """Figures of one side's finished trials, each (worker, start, end) on one clock.
+
+    span: first start to last end. steady: from the moment every worker has started its first
+    trial to the moment the first worker ended its last, the window in which all of them were
+    at work (start-up, when N processes import their libraries on this machine's cores, and the
+    tail, when workers run out of trials, fall outside it); in it, trials ended x SLEEP / (N x
+    window). ramp: first trial start to the last worker's first start.
+    """
+    first = min(start for _, start, _ in trials)
+    last = max(end for _, _, end in trials)
+    workers: dict[str, list[tuple[float, float]]] = {}
+    for worker, start, end in trials:
+        workers.setdefault(worker, []).append((start, end))
+    opened = max(min(start for start, _ in own) for own in workers.values())
+    closed = min(max(end for _, end in own) for own in workers.values())
+    ended = sum(1 for _, _, end in trials if opened < end <= closed)
+    window = closed - opened
+    return {
+        "done": len(trials),
+        "span": last - first,
+        "wall": wall,
+        "ramp": opened - first,
+        "steady": ended * SLEEP / (len(workers) * window) if window > 0 else math.nan,
+    }
 
 
 def coordination(place: Place, folder: Path, agents: int, trials: int) -> None:
@@ -253,17 +282,21 @@ def coordination(place: Place, folder: Path, agents: int, trials: int) -> None:
     print(f"   {load()}")
     ours = sweeper_coordination(place, folder, agents, trials)
     theirs = optuna_coordination(place, folder, agents, trials)
-    print(f"   {'':34}{'done':>6}{'span s':>9}{'wall s':>9}{'eff. span':>11}{'eff. wall':>11}")
+    head = f"{'done':>6}{'span s':>9}{'wall s':>9}{'ramp s':>9}{'eff. span':>11}{'eff. wall':>11}"
+    print(f"   {'':30}{head}{'eff. steady':>13}")
     for name, got in (
         ("sweeper (agents, PostgreSQL)", ours),
         ("Optuna 5 (RDB, PostgreSQL)", theirs),
     ):
         seconds = got["done"] * SLEEP
         print(
-            f"   {name:34}{got['done']:6.0f}{got['span']:9.1f}{got['wall']:9.1f}"
+            f"   {name:30}{got['done']:6.0f}{got['span']:9.1f}{got['wall']:9.1f}{got['ramp']:9.1f}"
             f"{seconds / (agents * got['span']):11.3f}{seconds / (agents * got['wall']):11.3f}"
+            f"{got['steady']:13.3f}"
         )
     print("   span: first trial start to last trial end; wall: processes started to all exited")
+    print("   ramp: first trial start to the last worker's first trial start (start-up)")
+    print("   steady: while every worker was at work (after the ramp, before the first ran out)")
     print("   efficiency = trials done x 1 s / (agents x seconds); target >= 0.90, ours higher")
     print(f"   {load()}", flush=True)
 
