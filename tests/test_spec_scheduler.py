@@ -455,6 +455,13 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
         "method: engine wandb runs W&B's own search",
     ),
     ({"scheduler": {"engine": "optuna", "batch": 2}}, "scheduler.batch: not a key of W&B's"),
+    ({"method": "bayes"}, "method: bayes search needs a `metric` to optimise"),
+    (
+        {"early_terminate": {"type": "hyperband", "min_iter": 2}},
+        "metric: early_terminate needs a `metric` to optimise",
+    ),
+    ({"scheduler": {"engine": "optuna", "source": 1e-3}}, "scheduler.source: Input should be a"),
+    ({"scheduler": {"engine": "Optuna"}}, "scheduler.engine: Input should be 'wandb', 'optuna'"),
     ({"seed": "42"}, "seed: Input should be a valid integer"),
     ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
     (

@@ -353,9 +353,10 @@ def check_spec(spec: Spec, file: str) -> None:
     Raises:
         SpecError: an unknown trainer, a metric (or one of `metrics`) the trainer never logs,
             an objective without its goal, `method: custom` without an engine to suggest runs
-            (see `check_method`), a searched path that is not a config field, `seed` swept
-            beside `repeats`, a search W&B's engine cannot run (see `check_search`), or a
-            base, value or combination the config model rejects.
+            (see `check_method`), bayes or early_terminate without a `metric`, a searched path
+            that is not a config field, `seed` swept beside `repeats`, a search W&B's engine
+            cannot run (see `check_search`), or a base, value or combination the config model
+            rejects.
     """
     try:
         info = get_trainer(spec.trainer)
@@ -372,6 +373,8 @@ def check_spec(spec: Spec, file: str) -> None:
                 f"missing: say whether {objective.name} is maximized or minimized",
             )
     engine = spec.scheduler.engine if spec.scheduler else "wandb"
+    if spec.metric is None and spec.early_terminate:  # W&B's hyperband ranks by `metric`
+        raise SpecError(file, "metric", "early_terminate needs a `metric` to optimise")
     model = info.config_model()
     validate_config(model, spec.base, file, "base")
     for i, stage in enumerate(spec.stage_list()):
@@ -384,6 +387,9 @@ def check_spec(spec: Spec, file: str) -> None:
             raise SpecError(file, where, str(exc)) from None
         if engine != "wandb":
             method = "custom"  # optuna and ax never read `method`: W&B's search rules are moot
+        if method == "bayes" and spec.metric is None:  # W&B's bayes models one `metric`
+            where = f"stages.{i}.method" if stage.method and spec.stages else "method"
+            raise SpecError(file, where, "bayes search needs a `metric` to optimise")
         if "seed" in stage.search and spec.repeats > 1:
             raise SpecError(file, f"{prefix}.seed", "seed is swept by `repeats`; drop one of them")
         for param in stage.search:
