@@ -269,6 +269,8 @@ def test_the_store_before_versions_migrates_all_the_way_with_no_seeds(tmp_path: 
         opened.close()
     assert _user_version(path) == schema.VERSION and len(sweeps) == 4
     assert {(s.seed, s.lease_holder, s.lease_until) for s in sweeps} == {(None, None, None)}
+    shown = CliRunner().invoke(app, ["status", sweeps[0].id, "--store", str(path)])
+    assert shown.exit_code == 0 and "seed none (made before seeds)" in shown.output, shown.output
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

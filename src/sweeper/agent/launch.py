@@ -441,6 +441,7 @@ def launch(
     gpus: list[str] | None = None,
     settings: AgentSettings | None = None,
     fresh: bool = False,
+    seed: int | None = None,
     on_stage: Callable[[SweepRecord, bool], None] = lambda sweep, resumed: None,
     on_progress: Callable[[Progress], None] = lambda progress: None,
     on_note: Callable[[str], None] = lambda line: None,
@@ -450,6 +451,10 @@ def launch(
     The latest study made from this exact spec is resumed (unless `fresh`): a finished stage
     is read back, not run again; an unfinished one gets agents again, then the next is made.
     With GPUs, one agent per GPU slot at most: one trial per slot, so more would only wait.
+
+    `seed` (`launch --seed`, over the spec's `seed`): the seed of every stage's sweep; a
+    study made with another seed is not resumed (a new one is made: a replay). None: the
+    resumed study's, else one drawn when the first sweep is made, which later stages share.
     """
     slots = make_slots(gpus or [], loaded.agents.gpus_per_trial)
     n_agents = agent_count(loaded, agents, slots)
@@ -457,22 +462,24 @@ def launch(
         run = settings or AgentSettings()
         return [
             launch_plain(
-                loaded, backend, n_agents, slots, run, fresh, on_stage, on_progress, on_note
+                loaded, backend, n_agents, slots, run, fresh, on_stage, on_progress, on_note, seed
             )
         ]
     spec = loaded.spec
+    seed = spec.seed if seed is None else seed
     study: str | None = None
     carried: dict[str, Any] = {}
     results: list[StageResult] = []
     for index, stage in enumerate(spec.stage_list()):
-        sweep = None if fresh else backend.find_stage(loaded.hash, index, study)
+        sweep = None if fresh else _resumable(backend.find_stage(loaded.hash, index, study), seed)
         resumed = sweep is not None
         if sweep is None:
             fresh = True  # once a stage is new, every later one is too
             if study is None and spec.stages:
                 study = new_id()
-            sweep = backend.sweep(create_stage(backend, loaded, index, carried, study))
-        study = sweep.study
+            sweep = backend.sweep(create_stage(backend, loaded, index, carried, study, seed))
+            _note_unseeded(backend, sweep, on_note)
+        study, seed = sweep.study, sweep.seed
         on_stage(sweep, resumed)
         run = settings or AgentSettings()
         _run_stage(backend, sweep, n_agents, slots, run, on_progress, on_note)
@@ -486,15 +493,46 @@ def launch(
     return results
 
 
+def _resumable(sweep: SweepRecord | None, seed: int | None) -> SweepRecord | None:
+    """The sweep a launch resumes: the one found, unless a seed was asked for that it was not
+    made with (that launch is a replay under another seed: a new sweep)."""
+    if sweep is None or seed is None or sweep.seed == seed:
+        return sweep
+    return None
+
+
+def unseeded_note(kind: str, sweep: SweepRecord) -> str | None:
+    """The line said once when a sweep is made whose seed does not reach its search, else
+    None: on a W&B server (`kind` "wandb") random and bayes suggestions are drawn by the
+    server, whose API takes no seed (wandb/wandb #5582); a `scheduler:` engine runs here and
+    is seeded, and a grid needs none."""
+    method = sweep.config.get("method")
+    if kind != "wandb" or sweep.seed is None or sweep.config.get("scheduler"):
+        return None
+    if method not in ("random", "bayes"):
+        return None
+    return (
+        f"seed {sweep.seed}: W&B's server draws {method} suggestions itself and cannot be "
+        f"seeded; the seed is kept with sweep {sweep.id} for the record only"
+    )
+
+
+def _note_unseeded(backend: Backend, sweep: SweepRecord, on_note: Callable[[str], None]) -> None:
+    note = unseeded_note(backend.kind, sweep)
+    if note is not None:
+        on_note(note)
+
+
 def create_stage(
     backend: Backend,
     loaded: LoadedSpec,
     index: int = 0,
     carried: dict[str, Any] | None = None,
     study: str | None = None,
+    seed: int | None = None,
 ) -> str:
     """Compile stage `index` of a spec, carrying the best of the stage before, and create its
-    sweep; the sweep's id."""
+    sweep with `seed` (None: the spec's, else the backend draws one); the sweep's id."""
     spec, carried = loaded.spec, carried or {}
     return backend.create_sweep(
         compile_stage(spec, index, carried, loaded.path),
@@ -506,6 +544,7 @@ def create_stage(
         stage=index,
         stage_name=spec.stage_list()[index].name if spec.stages else None,
         carried=carried,
+        seed=spec.seed if seed is None else seed,
     )
 
 
@@ -519,10 +558,13 @@ def launch_plain(
     on_stage: Callable[[SweepRecord, bool], None],
     on_progress: Callable[[Progress], None],
     on_note: Callable[[str], None] = lambda line: None,
+    seed: int | None = None,
 ) -> StageResult:
     """A plain W&B sweep config: one sweep whose trials run its `command` (resumed when this
-    exact config was launched before, unless `fresh`)."""
-    sweep = None if fresh else backend.find_stage(loaded.hash, 0)
+    exact config, and `seed` if one is given, was launched before, unless `fresh`). `seed`
+    (`launch --seed`) wins over the file's own `seed`."""
+    seed = loaded.seed if seed is None else seed
+    sweep = None if fresh else _resumable(backend.find_stage(loaded.hash, 0), seed)
     resumed = sweep is not None
     if sweep is None:
         if loaded.note:  # trials run beside the sweep file, not here: say so once
@@ -534,8 +576,10 @@ def launch_plain(
                 spec=loaded.record(),
                 spec_hash=loaded.hash,
                 spec_path=loaded.path,
+                seed=seed,
             )
         )
+        _note_unseeded(backend, sweep, on_note)
     on_stage(sweep, resumed)
     _run_stage(backend, sweep, n_agents, slots, settings, on_progress, on_note)
     best = stage_best(backend.runs(sweep.id), sweep.config)

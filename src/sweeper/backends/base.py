@@ -56,7 +56,7 @@ class SweepRecord:
     created_at: float
     entity: str | None = None
     seed: int | None = None
-    """The sweep's seed: random and bayes suggest its k-th run under `engine.seed_for(seed, k)`
+    """The sweep's seed: random and bayes suggest its k-th run under `seeds.seed_for(seed, k)`
     (issue 23 §4). Drawn once when the sweep is made, unless the spec or `--seed` gave one,
     and never changed; None for a sweep made before seeds (store schema < 4)."""
     lease_holder: str | None = None
@@ -244,7 +244,17 @@ class Backend(Protocol):
         stage: int = 0,
         stage_name: str | None = None,
         carried: Mapping[str, Any] | None = None,
-    ) -> str: ...
+        seed: int | None = None,
+    ) -> str:
+        """Make a sweep; its id.
+
+        `seed`: the sweep's seed (SweepRecord.seed), stored with it. None: a store draws one
+        (`sweeper.sweep.seeds.draw_seed`), so every sweep can be replayed; a W&B server draws
+        its own random and bayes suggestions and takes no seed, so there one is drawn only for
+        a sweep with a `scheduler:` (whose engine runs here), and a given one is kept with the
+        sweep for its record.
+        """
+        ...
 
     def sweep(self, sweep_id: str) -> SweepRecord:
         """One sweep by its id (a local store also takes a study id: its latest stage).

@@ -186,7 +186,11 @@ class Coordinator:
         sweep = view.sweep
         method = sweep.config.get("method")
         if method == "random":
-            params = next_random_params(sweep.config, view.total, sweep.config.get("run_cap"))
+            # seeded for run view.total + 1: the seq the insert gives it, as the mark
+            # (the run count) must still be view.total then
+            params = next_random_params(
+                sweep.config, view.total, sweep.config.get("run_cap"), sweep.seed
+            )
             return _Suggestion(params, view.total)
         if method == "grid":
             if not view.grid.unnumbered:
@@ -222,7 +226,8 @@ class Coordinator:
         if method == "random":
             total = tx.run_total(sweep.id)
             return _Suggestion(
-                next_random_params(sweep.config, total, sweep.config.get("run_cap")), None
+                next_random_params(sweep.config, total, sweep.config.get("run_cap"), sweep.seed),
+                None,
             )
         if method == "grid":
             state = self._grid_state(tx, sweep)
@@ -256,7 +261,10 @@ class Coordinator:
 
     @staticmethod
     def _next_params(sweep: SweepRecord, runs: Sequence[RunRecord]) -> dict[str, Any] | None:
-        return next_params(sweep.config, [run.view() for run in runs], sweep.config.get("run_cap"))
+        """Seeded for run len(runs) + 1: `runs` are every run of the sweep, and the insert
+        happens only if their count in each state (so their number) is unchanged."""
+        views = [run.view() for run in runs]
+        return next_params(sweep.config, views, sweep.config.get("run_cap"), sweep.seed)
 
     def _requeue_lapsed(
         self, tx: Transaction, sweep_id: str, heartbeat_timeout: float

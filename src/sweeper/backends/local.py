@@ -27,6 +27,7 @@ from sweeper.backends.store import BackendStore, new_id
 from sweeper.errors import NotFoundError, SweeperError
 from sweeper.sweep import ACTIVE, RunState, RunView, SweepState, key_paths
 from sweeper.sweep.runtable import run_table
+from sweeper.sweep.seeds import draw_seed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,6 +151,7 @@ class LocalBackend:
         stage: int = 0,
         stage_name: str | None = None,
         carried: Mapping[str, Any] | None = None,
+        seed: int | None = None,
     ) -> str:
         sweep_id = new_id()
         with self.store.transaction() as tx:
@@ -169,6 +171,7 @@ class LocalBackend:
                 stage_name=stage_name,
                 carried=dict(carried or {}),
                 created_at=tx.now,
+                seed=draw_seed() if seed is None else seed,
             )
             tx.insert_sweep(record)
         return sweep_id

@@ -49,7 +49,7 @@ idempotent (a store stamped older by hand in a test may already hold them)."""
 
 
 SWEEP_COLUMNS_V4 = (
-    ("seed", "INTEGER", "BIGINT"),  # the sweep's seed (engine.seed_for); NULL: made before seeds
+    ("seed", "INTEGER", "BIGINT"),  # the sweep's seed (seeds.seed_for); NULL: made before seeds
     ("lease_holder", "TEXT", "TEXT"),  # who holds the scheduler lease; NULL: nobody
     ("lease_until", "REAL", "DOUBLE PRECISION"),  # the lease's expiry, the store's clock
 )

@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS sweeps (
     stage_name TEXT,
     carried TEXT NOT NULL DEFAULT '{}',     -- best config inherited from the previous stage
     created_at REAL NOT NULL,
-    seed INTEGER,                  -- the sweep's seed (engine.seed_for), NULL: made before seeds
+    seed INTEGER,                  -- the sweep's seed (seeds.seed_for), NULL: made before seeds
     lease_holder TEXT,             -- who drives its scheduler engine (issue 23), NULL: nobody
     lease_until REAL               -- until when, on the store's clock
 );

@@ -41,6 +41,7 @@ from sweeper.sweep import (
     values_of,
 )
 from sweeper.sweep.runtable import RunRow, run_table
+from sweeper.sweep.seeds import draw_seed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -245,6 +246,7 @@ class WandbBackend:
         stage: int = 0,
         stage_name: str | None = None,
         carried: Mapping[str, Any] | None = None,
+        seed: int | None = None,
     ) -> str:
         from wandb.apis.public.sweeps import _upsert_sweep
 
@@ -260,6 +262,10 @@ class WandbBackend:
         }
         if spec.get("folder"):  # a plain sweep's: its program runs there
             mark["folder"] = spec["folder"]
+        if seed is None and config.get("scheduler"):  # its engine runs here (base.create_sweep)
+            seed = draw_seed()
+        if seed is not None:
+            mark["seed"] = seed
         created, _warnings = self._call(  # W&B's schema warnings: ours already passed
             "create sweep",
             lambda: _upsert_sweep(
@@ -320,6 +326,7 @@ class WandbBackend:
             carried=mark.get("carried", {}),
             created_at=_timestamp(getattr(sweep, "_attrs", {}).get("createdAt")),
             entity=sweep.entity,
+            seed=mark.get("seed"),
         )
 
     def entity_and_project(self, entity: str | None, project: str | None) -> tuple[str, str]:

@@ -340,6 +340,16 @@ def at_least(option: str, value: float | None, minimum: float, strict: bool = Fa
         raise SweeperError(f"{option}: must be {bound}, got {value:g}")
 
 
+def check_seed(seed: int | None) -> None:
+    """`--seed`, refused up front unless the spec's `seed` could hold it (0 .. SEED_MAX: the
+    stores keep it as a signed 64-bit integer)."""
+    from sweeper.errors import SweeperError
+    from sweeper.spec.models import SEED_MAX
+
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise SweeperError(f"--seed: must be from 0 to {SEED_MAX}, got {seed}")
+
+
 def config_overrides(sets: list[str] | None, device: str | None) -> dict[str, Any]:
     """Trainer config overrides from --set PATH=VALUE and --device."""
     from sweeper.spec.load import parse_overrides

@@ -21,6 +21,7 @@ from sweeper.cli.common import (
     TrialTimeout,
     Wandb,
     at_least,
+    check_seed,
     choose_backend_kind,
     choose_wandb_mode,
     console,
@@ -58,13 +59,21 @@ def launch(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a new study, even if this spec has one.")
     ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="The sweep's seed: random and bayes suggest the same configurations again "
+            "(`status` shows each sweep's) [default: the spec's, else one drawn]."
+        ),
+    ] = None,
     estimate: EstimateOpt = False,
 ) -> None:
     """Create the sweep, run it to completion with local agents, print the best and a summary.
 
     With --backend wandb the sweep (one per stage) is created on the W&B server; the agents
     started here, and any `sweeper agent` elsewhere, pull trials from it. Running the same
-    launch again resumes the latest study made from this exact spec (--fresh: a new one).
+    launch again resumes the latest study made from this exact spec (--fresh: a new one; a
+    --seed it was not made with: a new one under that seed, a replay).
     """
     from sweeper.agent import prestart
     from sweeper.cli import standby
@@ -84,6 +93,7 @@ def launch(
     at_least("--heartbeat-timeout", heartbeat_timeout, 0, strict=True)
     at_least("--trial-timeout", trial_timeout, 0, strict=True)
     at_least("--outage-limit", outage_limit, 0)
+    check_seed(seed)
     gpu_list = chosen_gpus(gpus)
     make_slots(gpu_list, loaded.agents.gpus_per_trial)  # refused before the store is made
     if not isinstance(loaded, PlainSweep):  # a missing data set: refused before any trial
@@ -110,6 +120,7 @@ def launch(
                 gpus=gpu_list,
                 settings=AgentSettings(mode, heartbeat_timeout, trial_timeout, outage_limit),
                 fresh=fresh,
+                seed=seed,
                 on_stage=bar.start_stage,
                 on_progress=bar.update,
                 on_note=say,

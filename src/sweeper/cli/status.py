@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,6 +22,9 @@ from sweeper.cli.common import (
     styled,
     user_errors,
 )
+
+if TYPE_CHECKING:
+    from sweeper.backends.base import SweepRecord
 
 
 @user_errors
@@ -54,6 +57,7 @@ def status(
         states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs yet"
         console.print(styled("sweep ", (sweep.title, "bold"), f" [{sweep.state}]"))
         console.print(f"progress: {done}/{total if total is not None else '?'} done ({states})")
+        console.print(seed_text(sweep, backend.kind))
         runs = backend.runs(sweep.id)
         if is_multi_objective(sweep.config):
             print_front(runs, sweep.config, "so far")
@@ -61,6 +65,20 @@ def status(
         best = best_configuration(runs, swept_params(sweep.config), metric, goal)
         if best:
             console.print(f"so far, {best.describe(metric, label)}")
+
+
+def seed_text(sweep: SweepRecord, kind: str) -> str:
+    """The `seed ...` line of `status`: the seed that replays the sweep (`launch --seed`), or
+    why there is none, or why it was not applied (a W&B server draws random and bayes
+    suggestions itself; only a `scheduler:` engine, run by sweeper, is seeded there)."""
+    server = kind == "wandb" and not sweep.config.get("scheduler")
+    if sweep.seed is None:
+        return (
+            "seed none (W&B's server draws its own)" if server else "seed none (made before seeds)"
+        )
+    if server:
+        return f"seed {sweep.seed} (not applied: W&B's server draws its own)"
+    return f"seed {sweep.seed}"
 
 
 def print_front(runs: Any, sweep_config: dict[str, Any], name: str) -> None:

@@ -11,25 +11,38 @@ memoised here; the engine's logic is untouched.
 A claim needs no run's JSON for grid and random (`Grid`, `next_random_params`): random reads
 no runs at all, and a grid point is taken or not whatever the run's state, so a store keeps each
 run's point number and the claim asks only which numbers from the first free one are taken.
+
+Seeded suggestions (issue 23 §4; wandb/wandb #5582 asks for them): `sweeps` 0.2.0 takes no
+seed; random draws from Python's global `random` (params.py `HyperParameter.sample`) and bayes
+from numpy's global generator (bayes_search.py `random_sample`, its sampled training rows, its
+random fallback; its GP has a fixed `random_state=2`). Seeding those would not do: other
+threads draw from them too (psycopg_pool's workers jitter with `random`), and would take the
+engine's draws. So for the sweep's k-th run the engine's two modules see, for the one call,
+private generators seeded with `seed_for(seed, k)` (`sweeper.sweep.seeds`) in place of the
+global ones (`seeded`); the engine's code is unchanged, and nothing global is seeded.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from sweeper.sweep.params import KeyPath, key_paths, values_of
 from sweeper.sweep.runs import RunView
+from sweeper.sweep.seeds import seed_for
 from sweeper.sweep.states import RunState
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
+    import sweeps.bayes_search
     import sweeps.grid_search
     import sweeps.params  # the engine's nesting delimiter
 
@@ -42,6 +55,7 @@ __all__ = [
     "next_params",
     "next_random_params",
     "runs_to_stop",
+    "seeded",
     "sweeps",
 ]
 
@@ -104,8 +118,54 @@ def _engine_runs(runs: Iterable[RunView], paths: Mapping[str, KeyPath]) -> list[
     ]
 
 
+_ENGINE_LOCK = threading.Lock()
+"""One engine call at a time in a process: `seeded` swaps module attributes of `sweeps`."""
+
+
+class _NumpyWith:
+    """numpy as `sweeps.bayes_search` sees it during one seeded call: numpy itself, but for
+    `np.random`, a private generator (a RandomState has the module's randint, uniform and
+    choice)."""
+
+    def __init__(self, generator: np.random.RandomState) -> None:
+        self.random = generator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+
+@contextmanager
+def seeded(seed: int | None, k: int) -> Iterator[None]:
+    """Inside, the `sweeps` engine draws from generators seeded with `seed_for(seed, k)`:
+    Python's `random` as `sweeps.params` reads it (random search's `HyperParameter.sample`),
+    numpy's as `sweeps.bayes_search` reads it. None (a sweep made before seeds): the global
+    ones, as always. One call at a time (the swap is of module attributes); nothing global
+    changes. A call into `sweeps` that draws is seeded only inside this: this module's are;
+    so must be an `engine: wandb` scheduler's ask (wandb's WandbOptimizer calls
+    `sweeps.next_runs`).
+
+    Raises:
+        ValueError: a negative seed (`seed_for`).
+    """
+    with _ENGINE_LOCK:
+        if seed is None:
+            yield
+            return
+        derived = seed_for(seed, k)
+        python_random, numpy = sweeps.params.random, sweeps.bayes_search.np
+        sweeps.params.random = random.Random(derived)
+        sweeps.bayes_search.np = _NumpyWith(np.random.RandomState(derived))
+        try:
+            yield
+        finally:
+            sweeps.params.random, sweeps.bayes_search.np = python_random, numpy
+
+
 def next_params(
-    config: Mapping[str, Any], runs: list[RunView], run_cap: int | None = None
+    config: Mapping[str, Any],
+    runs: list[RunView],
+    run_cap: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any] | None:
     """The next run's parameters, or None when the sweep has nothing more to try.
 
@@ -113,14 +173,25 @@ def next_params(
         config: The sweep config as written (W&B's key paths).
         runs: Every run of the sweep, any state, in creation order.
         run_cap: W&B's `run_cap`: no suggestion once the sweep has this many runs.
+        seed: The sweep's seed: the suggestion is the one for run `len(runs) + 1` under it
+            (`sweeper.sweep.seeds.seed_for`); None: the engine's unseeded draw.
 
     Returns:
         {column name: {"value": v}} (W&B's form), or None: the grid is walked, or the cap met.
     """
     if run_cap is not None and len(runs) >= run_cap:
         return None
+    return _next_run(config, runs, seed, len(runs) + 1)
+
+
+def _next_run(
+    config: Mapping[str, Any], runs: list[RunView], seed: int | None, k: int
+) -> dict[str, Any] | None:
+    """`sweeps.next_run` for the sweep's k-th run, seeded (`seeded`), in W&B's form."""
     paths = key_paths(config)
-    suggestion = sweeps.next_run(dict(config), _engine_runs(runs, paths))
+    engine_runs = _engine_runs(runs, paths)
+    with seeded(seed, k):
+        suggestion = sweeps.next_run(dict(config), engine_runs)
     if suggestion is None:
         return None
     return {name: {"value": value} for name, value in values_of(suggestion.config, paths).items()}
@@ -137,18 +208,18 @@ def runs_to_stop(config: Mapping[str, Any], runs: list[RunView]) -> list[str]:
 
 
 def next_random_params(
-    config: Mapping[str, Any], runs: int, run_cap: int | None = None
+    config: Mapping[str, Any], runs: int, run_cap: int | None = None, seed: int | None = None
 ) -> dict[str, Any] | None:
     """A random sweep's next parameters: W&B's random search draws from the config's
     distributions and reads no runs (sweeps' `random_search_next_runs`), so a claim needs only
-    how many runs the sweep has, for `run_cap`.
+    how many runs the sweep has, for `run_cap` and for the seed of run `runs + 1`.
 
     Returns:
         {column name: {"value": v}}, or None once the sweep has `run_cap` runs.
     """
     if run_cap is not None and runs >= run_cap:
         return None
-    return next_params(config, [])
+    return _next_run(config, [], seed, runs + 1)
 
 
 NOT_A_POINT = -1
