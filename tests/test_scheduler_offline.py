@@ -91,7 +91,13 @@ class Setup:
 
     def scheduler(self, holder: str, sweep_id: str = "sw1", batch_size: int = 3) -> SweepScheduler:
         return SweepScheduler(
-            self.store, sweep_id, holder, batch_size=batch_size, lease=LEASE, every=0.0
+            self.store,
+            sweep_id,
+            holder,
+            batch_size=batch_size,
+            lease=LEASE,
+            every=0.0,
+            clock=self.clock,
         )
 
 
@@ -211,6 +217,7 @@ def test_a_lapsed_lease_is_taken_and_the_optimizer_rebuilt_from_the_store(
     assert running is not None
     first.step()
     before = _params(setup)
+    assert second.step() is None  # held: b only claims
     setup.clock.now += LEASE - 1
     assert second.step() is None  # not lapsed yet
     setup.clock.now += 2  # a died: its lease lapsed
@@ -627,3 +634,30 @@ def test_launch_takes_the_lease_and_its_agents_claim(backend: Any) -> None:
     assert {RunState(r.state) for r in snapshot.runs} == {RunState.FINISHED}
     assert any(holder.startswith("launch-") for holder in holders), holders
     assert snapshot.sweep.state == SweepState.FINISHED and snapshot.sweep.lease_holder is None
+
+
+def test_a_process_that_finds_the_lease_held_asks_again_without_a_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    store = HistoryMemoryStore(clock)
+    setup = Setup(store, clock)
+    setup.sweep(OPTUNA_MO)
+    holder, other = setup.scheduler("a"), setup.scheduler("b")
+    holder.step()
+    assert other.step() is None  # the store says a holds it
+    writes: list[float] = []
+    transaction = store.transaction
+
+    def counted() -> Any:
+        writes.append(clock.now)
+        return transaction()
+
+    monkeypatch.setattr(store, "transaction", counted)
+    for _ in range(3):
+        clock.now += LEASE / 4
+        assert other.step() is None
+    assert writes == []  # unrenewed for less than a lease: not asked under the lock
+    clock.now += LEASE / 2
+    step = other.step()  # unrenewed for longer: the store's clock says it lapsed
+    assert step is not None and writes and other.holds

@@ -260,7 +260,8 @@ class SweepScheduler:
         batch_size: Runs kept in flight while this process holds the lease (BATCH_SIZE).
         lease: Seconds the lease lasts unless renewed.
         every: Seconds between steps (`poll`).
-        clock: Monotonic seconds, for `every`.
+        clock: Monotonic seconds, for `every` and for how long another holder's lease has
+            gone unrenewed (the store's clock decides whether it lapsed).
     """
 
     def __init__(
@@ -278,6 +279,9 @@ class SweepScheduler:
         self.batch_size, self.lease, self.every, self.clock = batch_size, lease, every, clock
         self._tenure: _Tenure | None = None
         self._next = -math.inf
+        self._seen: tuple[str | None, float | None] = (None, None)
+        """The other holder's lease as last read, and when (`clock`) it was first read so."""
+        self._seen_at = -math.inf
 
     @property
     def holds(self) -> bool:
@@ -335,9 +339,26 @@ class SweepScheduler:
             self._tenure.restore_logs()
         self._tenure = None
 
+    def _renewed_elsewhere(self) -> bool:
+        """Whether another holder's lease, read with no lock, is as this process last found it
+        held by the store and `lease` seconds have not passed since on this process's clock:
+        then no write transaction is taken to find it held again (an agent that is not the
+        holder asks every `every` seconds)."""
+        peek = self.store.sweep(self.sweep_id)
+        if peek is None or peek.lease_holder in (None, self.holder):
+            return False
+        mark, now = (peek.lease_holder, peek.lease_until), self.clock()
+        if mark != self._seen:  # renewed since the last look (or a first look): ask the store
+            self._seen, self._seen_at = mark, now
+            return False
+        return now - self._seen_at < self.lease
+
     def _take_lease(self) -> tuple[SweepRecord | None, bool]:
         """(the sweep, whether this process held the lease unbroken) once the lease is ours;
         (None, False) when another live holder has it or the sweep is over."""
+        if self._renewed_elsewhere():
+            self._drop()
+            return None, False
         with self.store.transaction() as tx:
             sweep = tx.lock_sweep(self.sweep_id)
             if sweep is None:
