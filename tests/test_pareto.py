@@ -13,14 +13,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from click.testing import Result
+from conftest import probe_spec, write_spec
 from helpers import fill_sweep
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from sweeper.agent.launch import create_stage, stage_carry
 from sweeper.backends.local import LocalBackend
+from sweeper.backends.store import new_id
 from sweeper.cli import app
+from sweeper.errors import SpecError
+from sweeper.spec.load import load_spec
 from sweeper.sweep import (
     RunState,
     SelectRule,
@@ -302,3 +308,84 @@ def test_three_metrics_draw_a_scatter_matrix(tmp_path: Path) -> None:
     assert figure.data[0].dimensions[2].label == "mb (min)"
     plot.save_png(runs, on_front, objectives, "t", tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+# a staged study with several metrics --------------------------------------------------------
+
+STUDY = {
+    "name": "mo-study",
+    "trainer": "two-objectives",  # f1 = x + y, f2 = (x-2)^2 + (y-2)^2, both minimised
+    "method": "grid",
+    "metrics": [{"name": "f1", "goal": MIN}, {"name": "f2", "goal": MIN}],
+    "base": {"epochs": 1},
+    "stages": [
+        {"name": "a", "search": {"x": [0.0, 1.0, 2.0, 3.0]}},
+        {"name": "b", "search": {"y": [0.0, 1.0, 2.0]}},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("select", "error"),
+    [
+        (None, r"select: a study with several `metrics` carries one run .* \{metric: NAME\}"),
+        ({"metric": "loss"}, r"select: 'loss' is not one of the `metrics` \(f1, f2\)"),
+        ({"weights": {"f1": 1.0, "mAP": 1.0}}, r"select: 'mAP' is not one of the `metrics`"),
+        ({"metric": "f1", "weights": {"f1": 1.0}}, r"select: give `metric` or `weights`, one"),
+        ({}, r"select: give `metric` or `weights`, one of the two"),
+        ({"weights": {"f1": 0, "f2": 0.0}}, r"select: `weights` are all 0"),
+        ({"weights": {"f1": "1"}}, r"select\.weights\.f1: Input should be a valid number"),
+        ({"weights": {"f1": math.inf}}, r"select\.weights\.f1: Input should be a finite number"),
+    ],
+)
+def test_a_multi_objective_study_names_a_valid_select_rule(
+    tmp_path: Path, select: dict[str, Any] | None, error: str
+) -> None:
+    spec = STUDY if select is None else {**STUDY, "select": select}
+    with pytest.raises(SpecError, match=error):
+        load_spec(write_spec(tmp_path, spec))
+
+
+def test_select_is_needed_only_where_a_front_is_carried(tmp_path: Path) -> None:
+    one_stage = {**STUDY, "stages": STUDY["stages"][:1]}  # nothing to carry: no rule needed
+    assert load_spec(write_spec(tmp_path, one_stage)).spec.select is None
+    weights = {"weights": {"f1": -1.0, "f2": -0.5}}
+    assert load_spec(write_spec(tmp_path, {**STUDY, "select": weights})).spec.select is not None
+    single = {**probe_spec(), "select": {"metric": "loss"}}  # one metric: no front
+    with pytest.raises(SpecError, match="select: only a spec with several `metrics`"):
+        load_spec(write_spec(tmp_path, single))
+
+
+def test_a_multi_objective_study_carries_the_select_choice_and_says_so(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    path = write_spec(tmp_path, {**STUDY, "select": {"metric": "f2"}})
+    loaded, study, seed = load_spec(path), new_id(), 7
+    stages = loaded.spec.stage_list()
+
+    def history(p: dict[str, Any]) -> list[dict[str, float]]:
+        x, y = float(p["x"]), float(p.get("y", 0.0))  # stage a runs with the base y = 0
+        return [{"f1": x + y, "f2": (x - 2) ** 2 + (y - 2) ** 2}]
+
+    # stage a: x=0 (0, 8), x=1 (1, 5), x=2 (2, 4) are the front; x=3 (3, 5) is dominated
+    first = create_stage(backend, loaded, 0, {}, study, seed)
+    fill_sweep(backend, first, history)
+    best, carried = stage_carry(backend, backend.sweep(first), stages[0], {})
+    assert best == carried == {"x": 2.0}  # the front's lowest f2
+    compiled = cli("compile", str(path), "--stage", "b")
+    assert compiled.exit_code == 0, compiled.output
+    assert yaml.safe_load(compiled.stdout)["parameters"]["x"] == {"value": 2.0}
+    # stage b, from x=2: y=0 (2, 4), y=1 (3, 1), y=2 (4, 0): all three on the front
+    fill_sweep(backend, create_stage(backend, loaded, 1, carried, study, seed), history)
+
+    done = cli("launch", str(path), "--wandb", "disabled")  # both complete: prints, runs nothing
+    assert done.exit_code == 0, done.output
+    text = " ".join(done.output.split())
+    assert "mo-study / a: Pareto front over f1 (minimize), f2 (minimize): 3 of 4 finished" in text
+    assert "mo-study / b: Pareto front over f1 (minimize), f2 (minimize): 3 of 3 finished" in text
+    table = _rows(done.output[done.output.index("staged study") :])
+    assert table[0] == ["stage", "searched", "best", "chosen by"], done.output
+    assert table[1:] == [
+        ["a", "x", "x=2", "Pareto front, best f2"],
+        ["b", "y", "y=2", "Pareto front, best f2"],
+    ], done.output

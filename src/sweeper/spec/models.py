@@ -11,6 +11,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -297,6 +299,62 @@ class Hyperband(_Strict):
         return self
 
 
+Weight = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class Select(_Strict):
+    """Which run of a stage's Pareto front a multi-objective study carries into the next stage.
+    sweeper's own key (W&B has no stages); the rule is sweeper.sweep.pareto.select_from_front.
+    """
+
+    metric: str | None = Field(
+        None, min_length=1, description="The front's best run by this metric, by its goal."
+    )
+    weights: dict[str, Weight] | None = Field(
+        None,
+        min_length=1,
+        description="The front's run with the largest weighted sum of these metrics' values "
+        "(a negative weight for one to keep low), e.g. {mAP: 1.0, train_time_s: -0.001}.",
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Select:
+        if (self.metric is None) == (self.weights is None):
+            raise ValueError("give `metric` or `weights`, one of the two")
+        if self.weights is not None and not any(self.weights.values()):
+            raise ValueError("`weights` are all 0: nothing would tell the front's runs apart")
+        return self
+
+
+def check_select(select: Select | None, metrics: list[Objective] | None, stages: int) -> None:
+    """A spec's `select:` against its `metrics:`: a study of two or more stages with several
+    metrics needs one (its stages carry one run of a Pareto front on); it names only those
+    metrics; a spec with one `metric` has no front to pick from.
+
+    Raises:
+        ValueError: saying which.
+    """
+    if metrics is None:
+        if select is not None:
+            raise ValueError(
+                "only a spec with several `metrics` picks a run of a Pareto front; with one"
+                " `metric` a stage carries its best mean on"
+            )
+        return
+    if select is None:
+        if stages >= 2:
+            raise ValueError(
+                "a study with several `metrics` carries one run of each stage's Pareto front"
+                " into the next: name the rule, {metric: NAME} (that metric's best) or"
+                " {weights: {NAME: WEIGHT, ...}} (the largest weighted sum)"
+            )
+        return
+    names = [m.name for m in metrics]
+    for name in [select.metric] if select.metric else list(select.weights or {}):
+        if name not in names:
+            raise ValueError(f"{shown(name)} is not one of the `metrics` ({', '.join(names)})")
+
+
 class Stage(_Strict):
     """One step of a sequential study; it starts from base plus the previous stage's best."""
 
@@ -347,10 +405,22 @@ class Spec(_Strict):
     run_cap: int | None = Field(None, ge=1)
     early_terminate: Hyperband | None = None
     stages: list[Stage] = Field(default_factory=list)
+    select: Select | None = Field(
+        None,
+        validate_default=True,  # so a study with several metrics and no rule is refused here
+        description="With several `metrics` and stages: which run of a stage's Pareto front "
+        "the next stage starts from, {metric: NAME} or {weights: {NAME: WEIGHT}}.",
+    )
     agents: Agents = Field(default_factory=Agents)
     smoke: dict[str, Any] | None = Field(
         None, description="Partial spec deep-merged over this one by --smoke."
     )
+
+    @field_validator("select")
+    @classmethod
+    def _select_fits(cls, select: Select | None, info: ValidationInfo) -> Select | None:
+        check_select(select, info.data.get("metrics"), len(info.data.get("stages") or []))
+        return select
 
     @model_validator(mode="after")
     def _search_or_stages(self) -> Spec:
