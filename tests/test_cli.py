@@ -112,8 +112,9 @@ def test_quickstart_smoke_launch_end_to_end(tmp_path: Path) -> None:
 def test_wandb_agent_entry_point_runs_a_trial_offline(tmp_path: Path) -> None:
     args = tmp_path / "config.json"
     # W&B's ${args_json_file} maps each top-level parameter to its value, a nested block's to
-    # a dict (wandb/sdk/launch/sweeps/utils.py, create_sweep_command_args: args_json)
-    args.write_text(json.dumps({"epochs": 2, "model": {"depth": 1}}))
+    # a dict (wandb/sdk/launch/sweeps/utils.py, create_sweep_command_args: args_json); a spec
+    # compiled for a scheduler engine keeps trainer paths flat (`optim.lr`)
+    args.write_text(json.dumps({"epochs": 2, "model": {"depth": 1}, "optim.lr": 0.05}))
     env: dict[str, Any] = {
         **__import__("os").environ,
         "WANDB_MODE": "offline",

@@ -26,6 +26,7 @@ from sweeper.agent.tracking import StopFlag
 from sweeper.agent.trial import TrainerRun, run_trial
 from sweeper.backends.base import Claim
 from sweeper.backends.wandb import WandbRunSink
+from sweeper.spec.paths import unflatten
 from sweeper.sweep import RunState
 
 
@@ -53,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return wandb.init(config=meta["config"])
 
     # W&B's args JSON is the run config's top level, nested along the sweep's nested blocks
-    # (wandb/sdk/launch/sweeps/utils.py create_sweep_command_args): the trainer's own shape.
-    config = json.loads(args.args_json_file.read_text())
+    # (wandb/sdk/launch/sweeps/utils.py create_sweep_command_args); a spec compiled for a
+    # scheduler engine keeps its trainer paths flat (`optim.lr`: wandb's optuna and ax
+    # converters read one level), so dotted keys are nested into the trainer's own shape.
+    config = unflatten(json.loads(args.args_json_file.read_text()))
     run_id = os.environ.get("WANDB_RUN_ID", "")  # what `wandb agent` gave this trial
     sink = WandbRunSink(Claim(run_id, None, 1, {}), Path.cwd(), opener)
     work = TrainerRun(args.trainer, config, metric=args.metric, keep_files=False)
