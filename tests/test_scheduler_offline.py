@@ -661,3 +661,26 @@ def test_a_process_that_finds_the_lease_held_asks_again_without_a_write(
     clock.now += LEASE / 2
     step = other.step()  # unrenewed for longer: the store's clock says it lapsed
     assert step is not None and writes and other.holds
+
+
+def test_a_seeded_wandb_engine_suggests_what_the_seeded_random_sweep_does(setup: Setup) -> None:
+    """W&B's `sweeps` under the scheduler draws each run under its own seq's seed, so the
+    k-th run is the plain random sweep's k-th for the same seed (sweeper.sweep.engine.seeded)."""
+    random_config = {
+        "method": "random",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}, "act": {"values": ["relu", "tanh"]}},
+    }
+    coordinator = Coordinator(setup.store)
+    setup.sweep(random_config, seed=9, sweep_id="plain")
+    for _ in range(4):
+        _run(coordinator, "plain", {"loss": 1.0})
+    scheduled = {**random_config, "scheduler": {"engine": "wandb"}}
+    for sweep_id, seed in (("s1", 9), ("s2", 10)):
+        setup.sweep(scheduled, seed=seed, sweep_id=sweep_id)
+        setup.scheduler("a", sweep_id, batch_size=2).step()
+        _run(coordinator, sweep_id, {"loss": 1.0})
+        setup.scheduler("a", sweep_id, batch_size=2).step()  # a rebuild: the seeds hold
+        setup.scheduler("a", sweep_id, batch_size=3).step()
+    assert _params(setup, "s1") == _params(setup, "plain")
+    assert _params(setup, "s2")[:4] != _params(setup, "plain")

@@ -47,6 +47,7 @@ from sweeper.backends.base import SweepRecord
 from sweeper.backends.store import RunRecord, Store, new_id
 from sweeper.errors import NotFoundError, SweeperError
 from sweeper.sweep import ACTIVE, RunState, SweepState
+from sweeper.sweep.seeds import seed_for
 
 if TYPE_CHECKING:
     from wandb.sdk.sweeps.run_state import RunState as WandbRunState
@@ -134,26 +135,18 @@ def _resolved(sweep: SweepRecord) -> dict[str, Any]:
     return config
 
 
-def rebuild_seed(seed: int, runs: int) -> int:
-    """The seed of an optimizer rebuilt over `runs` stored runs: the sweep's own for the first
-    build, so one uninterrupted holder suggests the same sequence for the same seed; another
-    derived from both for a rebuild, which would otherwise draw the first suggestions again
-    (a seeded sampler restarts its random stream) and duplicate runs the sweep has."""
-    if runs == 0:
-        return seed
-    import numpy as np
-
-    return int(np.random.SeedSequence([seed, runs]).generate_state(1)[0])
-
-
 def build_optimizer(sweep: SweepRecord, runs: int = 0) -> Optimizer:
     """The optimizer `wandb sweep-scheduler` would build for this sweep (wandb's
     `make_optimizer`), its `source` resolved (`_resolved`).
 
     Seeding: wandb's Optuna builder makes the study with optuna's default sampler (TPE,
-    `create_study_from_sweep_config`) and offers no seed; with no `optimizer` factory of the
-    user's, the study's sampler is replaced before any ask by the same sampler seeded with the
-    sweep's seed (`rebuild_seed`). A user's factory configures its own sampler, seed included.
+    `create_study_from_sweep_config`) and offers no seed hook; with no `optimizer` factory of
+    the user's, the study's sampler is replaced before any ask by the same sampler seeded with
+    `seed_for(seed, runs)`: k = 0 for a first build (sweeper.sweep.seeds), so one unbroken
+    holder suggests the same sequence for the same seed; a rebuild over stored runs takes
+    another, as a seeded sampler restarts its random stream and would else draw the first
+    suggestions again, duplicating runs the sweep has. A user's factory seeds its own sampler.
+    The wandb engine's asks are seeded one suggestion at a time (`SweepScheduler._ask`).
 
     Args:
         sweep: The sweep, `scheduler:` block and all.
@@ -193,7 +186,7 @@ def build_optimizer(sweep: SweepRecord, runs: int = 0) -> Optimizer:
         from wandb.sdk.sweeps.scheduler.optuna import OptunaOptimizer
 
         if isinstance(optimizer, OptunaOptimizer):
-            seed = rebuild_seed(sweep.seed, runs)
+            seed = seed_for(sweep.seed, runs)
             optimizer.study.sampler = optuna.samplers.TPESampler(seed=seed)
     return optimizer
 
@@ -489,13 +482,34 @@ class SweepScheduler:
         suggestions: list[Any] = []
         asking = not exhausted and not sweep.exhausted and sweep.state == SweepState.RUNNING
         if asking and room > 0:
-            asked = optimizer.ask_n_runs(room)
+            asked = self._ask(sweep, optimizer, room, total)
             if asked is not None:  # None declines for now: asked again next step
                 suggestions = list(asked)
                 exhausted = not suggestions
         if isinstance(run_cap, int) and total + len(suggestions) >= run_cap:
             exhausted = True
         return self._commit(tenure, suggestions, pruned, exhausted)
+
+    @staticmethod
+    def _ask(sweep: SweepRecord, optimizer: Optimizer, n: int, total: int) -> list[Any] | None:
+        """`ask_n_runs(n)`; for the wandb engine of a seeded sweep, one suggestion at a time,
+        each drawn under the seed of the run it becomes (`sweeper.sweep.engine.seeded` with
+        its seq): W&B's `sweeps` draws from generators that only `seeded` fixes, so the
+        sweep's k-th run is the one a plain random sweep with that seed suggests k-th."""
+        engine = (scheduler_block(sweep.config) or {}).get("engine")
+        if engine != "wandb" or sweep.seed is None:
+            asked = optimizer.ask_n_runs(n)
+            return None if asked is None else list(asked)
+        from sweeper.sweep.engine import seeded
+
+        suggestions: list[Any] = []
+        for k in range(total + 1, total + n + 1):
+            with seeded(sweep.seed, k):
+                asked = optimizer.ask_n_runs(1)
+            if not asked:  # None declines, [] is spent: what was suggested so far stands
+                return suggestions if suggestions or asked is not None else None
+            suggestions.extend(asked)
+        return suggestions
 
     def _commit(
         self,
