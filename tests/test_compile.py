@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from sweeper.agent.launch import compile_for_stage
 from sweeper.backends.local import LocalBackend
 from sweeper.cli import app
-from sweeper.spec.compile import compile_spec, compile_stage
+from sweeper.spec.compile import NEWER_KEYS, compile_spec, compile_stage
 from sweeper.spec.load import load_spec
 from sweeper.spec.models import Spec
 from sweeper.sweep import RunView, planned_trials
@@ -25,8 +25,9 @@ QUICKSTART = Path(__file__).parents[1] / "sweeps" / "quickstart.yaml"
 
 
 def _schema_ok(config: dict) -> None:
-    # run_cap is newer than the schema bundled with sweeps 0.2.0 (see compile.check_wandb_schema)
-    sweeps.SweepConfig({k: v for k, v in config.items() if k != "run_cap"})
+    # run_cap, metrics and scheduler are newer than the schema bundled with sweeps 0.2.0
+    # (see compile.NEWER_KEYS)
+    sweeps.SweepConfig({k: v for k, v in config.items() if k not in NEWER_KEYS})
 
 
 def _walk(config: dict) -> list[dict]:

@@ -66,6 +66,7 @@ def test_validate_and_launch_refuse_cifar10_without_data_and_smoke_is_ok(tmp_pat
         ("mnist-mlp-vs-cnn", "data has no MNIST files"),
         ("lenet-alexnet-binary", "data/binary does not exist"),
         ("veri-backbones", "data/VeRi does not exist"),
+        ("veri-backbones-pareto", "data/VeRi does not exist"),
         ("veri-staged", "data/VeRi does not exist"),
         ("xray-unet", "data/xray does not exist"),
         ("xray-unet-log", "data/xray does not exist"),
