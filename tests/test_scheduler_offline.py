@@ -684,3 +684,58 @@ def test_a_seeded_wandb_engine_suggests_what_the_seeded_random_sweep_does(setup:
         setup.scheduler("a", sweep_id, batch_size=3).step()
     assert _params(setup, "s1") == _params(setup, "plain")
     assert _params(setup, "s2")[:4] != _params(setup, "plain")
+
+
+CONDITIONAL = """
+def space(trial):
+    params = {"x": trial.suggest_float("x", 0.0, 2.0)}
+    if trial.suggest_categorical("kind", ["one", "two"]) == "two":
+        params["y"] = trial.suggest_float("y", 0.0, 2.0)
+    return params
+"""
+
+
+@pytest.mark.slow
+def test_launch_runs_a_conditional_multi_objective_spec(tmp_path: Path, store: Path) -> None:
+    """`sweeper launch` of a spec with `scheduler:` (optuna, a define-by-run space beside the
+    spec) and `metrics:`: two agents run it to run_cap; a run without `y` has it empty."""
+    import sys
+
+    import yaml
+
+    from sweeper.backends.local import LocalBackend
+
+    (tmp_path / "space.py").write_text(CONDITIONAL)
+    spec = {
+        "name": "conditional",
+        "trainer": "two-objectives",
+        "method": "custom",
+        "metrics": BI,
+        "scheduler": {"engine": "optuna", "source": "space.py", "search_space": "space"},
+        "base": {"epochs": 1},
+        "search": {"x": {"min": 0.0, "max": 2.0}},
+        "run_cap": 8,
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    command = [sys.executable, "-m", "sweeper", "launch", "spec.yaml", "--agents", "2"]
+    done = subprocess.run(
+        [*command, "--wandb", "disabled", "--seed", "3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Pareto front over f1 (minimize), f2 (minimize)" in done.stdout
+    assert "Trial" not in done.stdout + done.stderr  # optuna's INFO lines stay out of it
+    backend = LocalBackend(store, create=False)
+    try:
+        (sweep,) = backend.sweeps()
+        table = backend.runs(sweep.id)
+    finally:
+        backend.close()
+    assert len(table) == 8 and set(table["state"]) == {"finished"}
+    assert len(table[["config.x", "config.y"]].astype(str).drop_duplicates()) == 8
+    has_y = table["config.y"].notna()
+    assert has_y.any() and (~has_y).any()  # the conditional parameter: absent is empty
+    assert (table.loc[~has_y, "summary.f2"] == (table.loc[~has_y, "config.x"] - 2) ** 2 + 4).all()
