@@ -117,8 +117,9 @@ class Coordinator:
         Returns:
             The claim, attempt counted; None when the sweep is not running (paused: its agents
             wait; finished or canceled: they exit), or has nothing to hand out now (exhausted,
-            or its runs are all taken). An exhausted sweep with no run active is marked
-            finished here, as W&B's server marks it.
+            or its runs are all taken; a `scheduler:` sweep with none pending, as its
+            scheduler makes its runs: sweeper.backends.scheduler). An exhausted sweep with no
+            run active is marked finished here, as W&B's server marks it.
 
         Raises:
             NotFoundError: no sweep with this exact id.
