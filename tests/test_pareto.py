@@ -242,6 +242,16 @@ def test_status_lists_the_front_not_one_best(
     assert "Pareto front: 3 runs" in " ".join(listed.output.split()), listed.output
 
 
+def test_the_progress_bar_names_no_best_of_several_metrics(
+    multi_sweep: tuple[str, dict[int, str]], backend: LocalBackend
+) -> None:
+    from sweeper.agent.launch import _snapshot
+
+    sweep = backend.sweep(multi_sweep[0])
+    assert sweep.metric == ("acc", MAX)  # the first objective: the plots are coloured by it
+    assert _snapshot(backend, sweep, 4, "acc", MAX).best is None
+
+
 def _plotly_data(html: str) -> list[dict[str, Any]]:
     """The traces of the first plotly figure in a page: `Plotly.newPlot("id", [traces], ...)`."""
     start = html.index("[", html.index("Plotly.newPlot("))
@@ -389,3 +399,14 @@ def test_a_multi_objective_study_carries_the_select_choice_and_says_so(
         ["a", "x", "x=2", "Pareto front, best f2"],
         ["b", "y", "y=2", "Pareto front, best f2"],
     ], done.output
+
+    out = tmp_path / "report"
+    made = cli("report", study, "-o", str(out))
+    assert made.exit_code == 0, made.output
+    stages_csv = pd.read_csv(out / "stages.csv")
+    assert list(stages_csv["chosen"]) == ["x=2", "y=2"]
+    assert set(stages_csv["chosen by"]) == {"Pareto front, best f2"}
+    assert list(stages_csv["front"]) == [3, 3] and list(stages_csv["f2"]) == [4.0, 0.0]
+    page = (out / "report.html").read_text()
+    assert "In stage a, the Pareto front over f1 (minimize) and f2 (minimize) holds 3 of 4" in page
+    assert (out / "stage0_pareto.png").exists() and (out / "stage1_pareto_front.csv").exists()

@@ -28,7 +28,7 @@ from sweeper.spec.models import Spec, Stage
 from sweeper.spec.paths import deep_merge, unflatten
 from sweeper.spec.plain import PlainSweep
 from sweeper.sweep import ACTIVE, RunState, SweepState, best_configuration, swept_params
-from sweeper.sweep.pareto import sweep_objectives
+from sweeper.sweep.pareto import is_multi_objective, sweep_objectives
 from sweeper.sweep.study import carry_over, carry_rule, latest_stages, stage_best, stage_start
 from sweeper.sweep.trials import ended_trials, planned_trials
 from sweeper.trainers.registry import get_trainer
@@ -324,7 +324,12 @@ def _snapshot(
 ) -> Progress:
     sweep = backend.sweep(sweep.id)  # as it is now: paused, stopped or canceled meanwhile
     runs = backend.runs(sweep.id)
-    best = best_configuration(runs, swept_params(sweep.config), metric, goal) if metric else None
+    # several metrics have a Pareto front, not one best (sweeper.sweep.pareto): none is shown
+    best = (
+        best_configuration(runs, swept_params(sweep.config), metric, goal)
+        if metric and not is_multi_objective(sweep.config)
+        else None
+    )
     mean = best.mean if best else None
     return Progress(sweep, backend.counts(sweep.id), total, mean, backend.live_trials(sweep.id))
 
