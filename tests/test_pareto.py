@@ -189,6 +189,19 @@ def test_a_multi_objective_stage_carries_the_rule_s_choice() -> None:
     assert carry_rule({"metric": {"name": "loss"}}, None) == "best mean loss"
 
 
+def test_sync_marks_the_front_not_a_best() -> None:
+    from sweeper.report.publish import sweep_outcome
+
+    runs = _table([(0, 0.9, 10.0), (1, 0.8, 2.0), (2, 0.6, 1.0), (3, 0.5, 3.0)])
+    mark, line = sweep_outcome(runs, MULTI) or ({}, "")
+    assert mark == {"pareto_front": ["r0", "r1", "r2"]}
+    assert line == "Pareto front over acc (maximize) and seconds (minimize): runs r0, r1, r2"
+    single = {"metric": {"name": "acc", "goal": MAX}, "parameters": MULTI["parameters"]}
+    mark, line = sweep_outcome(runs, single) or ({}, "")
+    assert mark["best"]["config"] == {"x": 0} and line.startswith("best run r0: acc = 0.9000")
+    assert sweep_outcome(runs.iloc[0:0], MULTI) is None
+
+
 # where a best was shown ---------------------------------------------------------------------
 
 

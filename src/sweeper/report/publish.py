@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweeper.analysis.attach import FOLDER
 from sweeper.backends.base import Backend, Claim, SweepRecord
@@ -25,10 +25,17 @@ from sweeper.sweep import (
     TERMINAL,
     SweepState,
     best_configuration,
+    is_multi_objective,
     key_paths,
+    pareto_front,
     run_config,
+    sweep_objectives,
     swept_params,
 )
+from sweeper.sweep.study import sweep_metric
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -89,18 +96,40 @@ def _publish_one(
     mark |= {"stage_name": sweep.stage_name, "carried": sweep.carried}
     mark |= {"spec": sweep.spec_hash[:12], "agents": sweep.spec.get("agents", {})}
     config = {**sweep.config, "project": project}
-    # W&B's own "best run" is one run; the sweep says which configuration won over its seeds
-    best = best_configuration(table, swept_params(sweep.config), *sweep.metric)
-    if best is not None:
-        mark["best"] = dataclasses.asdict(best)
-        config["description"] = "\n".join(
-            filter(None, [config.get("description"), best.describe(sweep.metric[0], label)])
-        )
+    outcome = sweep_outcome(table, sweep.config)
+    if outcome is not None:
+        mark |= outcome[0]
+        config["description"] = "\n".join(filter(None, [config.get("description"), outcome[1]]))
     found = target.find_sweep(entity, project, lambda m: m.get("synced_from") == sweep.id)
     config = with_mark(config, mark)
     result.sweep = target.attach_runs(entity, project, config, ids, existing=found)
     target.set_sweep_state(result.sweep, SweepState.FINISHED)
     return result
+
+
+def sweep_outcome(
+    table: pd.DataFrame, sweep_config: dict[str, Any]
+) -> tuple[dict[str, Any], str] | None:
+    """What a synced sweep's mark and description say it found: W&B's own "best run" is one
+    run, so the sweep says which configuration won over its seeds (`best`), or, with several
+    `metrics:`, which runs are its Pareto front (`pareto_front`, their ids best first).
+
+    Returns:
+        (mark entries, one line for the description); None when no run counts.
+    """
+    if is_multi_objective(sweep_config):
+        objectives = sweep_objectives(sweep_config)
+        front = pareto_front(table, objectives)
+        if front.empty:
+            return None
+        ids = [str(r) for r in front["run_id"]]
+        over = " and ".join(f"{m} ({g})" for m, g in objectives)
+        return {"pareto_front": ids}, f"Pareto front over {over}: runs {', '.join(ids)}"
+    metric, goal = sweep_metric(sweep_config)
+    best = best_configuration(table, swept_params(sweep_config), metric, goal)
+    if best is None:
+        return None
+    return {"best": dataclasses.asdict(best)}, best.describe(metric, label)
 
 
 def _log_landscape(run: Any, folder: Path) -> None:
