@@ -255,6 +255,15 @@ def test_status_lists_the_front_not_one_best(
     assert "Pareto front: 3 runs" in " ".join(listed.output.split()), listed.output
 
 
+def test_runs_shows_every_metric(multi_sweep: tuple[str, dict[int, str]], store: Path) -> None:
+    sweep_id, ids = multi_sweep
+    shown = cli("runs", sweep_id, "--store", str(store))
+    assert shown.exit_code == 0, shown.output
+    rows = _rows(shown.output)
+    assert rows[0][-3:] == ["acc", "seconds", "runtime"], shown.output
+    assert [row[-3:-1] for row in rows[1:] if row[0] == ids[3]] == [["0.5", "3"]]
+
+
 def test_the_progress_bar_names_no_best_of_several_metrics(
     multi_sweep: tuple[str, dict[int, str]], backend: LocalBackend
 ) -> None:

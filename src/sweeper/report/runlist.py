@@ -12,7 +12,7 @@ import pandas as pd
 
 from sweeper.backends.base import SweepRecord
 from sweeper.report.values import distinct_labels, metric_label
-from sweeper.sweep import swept_params
+from sweeper.sweep import sweep_objectives, swept_params
 
 MISSING = "-"
 
@@ -21,13 +21,15 @@ def readable_runs(
     table: pd.DataFrame, sweeps: Sequence[SweepRecord]
 ) -> tuple[pd.DataFrame, set[str]]:
     """The columns a person reads, as text: run id, stage (for a study), state, the swept
-    values, seed, the sweep's metric and runtime. Numbers are rounded to what tells them apart
-    (`--csv` and `--json` keep every column and digit); a missing value is `-`.
+    values, seed, the sweep's metric (each of its `metrics:`) and runtime. Numbers are rounded
+    to what tells them apart (`--csv` and `--json` keep every column and digit); a missing
+    value is `-`.
 
     Returns:
         The text table, and the names of its columns that hold numbers (shown right-aligned).
     """
-    metric = sweeps[0].metric[0]
+    # the sweep's metric, or each of its `metrics:` (sweeper.sweep.pareto.sweep_objectives)
+    metrics = [m for m, _ in sweep_objectives(sweeps[0].config)] or [sweeps[0].metric[0]]
     params = list(dict.fromkeys(p for s in sweeps for p in swept_params(s.config)))
     columns: dict[str, list[str]] = {"run": _texts(table, "run_id")}
     if len(sweeps) > 1:
@@ -40,10 +42,11 @@ def readable_runs(
         columns[param] = _numbers(table, f"config.{param}", least=3)
     if "config.seed" in table:
         columns["seed"] = _texts(table, "config.seed")
-    shown_metric = metric_label(metric)
-    columns[shown_metric] = _numbers(table, f"summary.{metric}", least=4)
+    shown_metrics = {metric_label(m): m for m in metrics}
+    for shown_metric, metric in shown_metrics.items():
+        columns[shown_metric] = _numbers(table, f"summary.{metric}", least=4)
     columns["runtime"] = [_duration(v) for v in table["runtime"]] if len(table) else []
-    numeric = {shown_metric, "runtime", "seed"} | {
+    numeric = {*shown_metrics, "runtime", "seed"} | {
         p for p in params if f"config.{p}" in table and _all_numbers(table[f"config.{p}"])
     }
     return pd.DataFrame(columns, dtype=object), numeric
