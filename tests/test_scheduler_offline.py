@@ -550,7 +550,8 @@ def test_killing_the_lease_holder_loses_nothing_and_another_goes_on(backend: Any
     first.communicate()
     assert len(before) < 5  # the rest must come from a rebuilt optimizer
     second = _agent(sweep_id, backend.path)
-    assert "trial" in _ended(second)
+    said = _ended(second)
+    assert "drives its optuna scheduler now" in said and "trial" in said
     snapshot = backend.store.snapshot(sweep_id)
     after = {r.id: r.params for r in snapshot.runs}
     assert {k: after[k] for k in before} == before  # every run the dead holder made is kept
@@ -581,7 +582,7 @@ import optuna
 def study(sweep):
     return optuna.create_study(
         direction="minimize",
-        sampler=optuna.samplers.RandomSampler(seed=4),
+        sampler=optuna.samplers.RandomSampler(seed=6),  # x: 0, 0, 10
         pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1),
     )
 """
@@ -603,16 +604,14 @@ def test_an_agent_trial_the_pruner_stops_ends_stopped(backend: Any, tmp_path: Pa
             "source": str(tmp_path / "pruner.py"),
             "optimizer": "study",
         },
-        "run_cap": 6,
+        "run_cap": 3,
     }
     sweep_id = _insert_sweep(backend, config, "two-objectives")
     _ended(_agent(sweep_id, backend.path, batch_size=1))
     runs = backend.store.snapshot(sweep_id).runs
-    assert len(runs) == 6
-    stopped = [r for r in runs if r.state == RunState.STOPPED]
-    assert stopped and all(r.params["x"]["value"] == 10.0 for r in stopped)
-    assert all(len(backend.logged_rows(r.id)) < 8 for r in stopped)  # ended before its last epoch
-    assert any(r.state == RunState.FINISHED for r in runs)
+    assert [r.params["x"]["value"] for r in runs] == [0.0, 0.0, 10.0]
+    assert [r.state for r in runs] == [RunState.FINISHED, RunState.FINISHED, RunState.STOPPED]
+    assert len(backend.logged_rows(runs[2].id)) < 8  # it ended before its last epoch
 
 
 @pytest.mark.slow

@@ -372,6 +372,7 @@ class Agent:
                 self.id,
                 batch_size=options.batch_size,
                 lease=options.heartbeat_timeout,
+                say=lambda line: self.say(f"[{self.id}] {line}"),
             )
 
     def warm_up(self) -> None:

@@ -60,8 +60,10 @@ scheduler, not a key of the sweep config (`sweeper agent --batch-size`)."""
 
 STEP_EVERY = 1.0
 """Seconds between the holder's steps. `wandb sweep-scheduler` polls a W&B server every 10 s
-(`--poll-interval`); the store is local and a step reads indexed rows, so the holder steps
-as often as an idle agent claims (once a second), and no slot waits 10 s for a suggestion."""
+(`--poll-interval`); a store answers in milliseconds (a step reads the sweep's runs and the
+objective's history of the running ones), so the holder steps as often as an idle agent
+claims, and no free slot waits 10 s for a suggestion. A process that does not hold the lease
+reads it with no lock (`SweepScheduler._renewed_elsewhere`)."""
 
 LEASE = 30.0
 """Seconds a holder's lease lasts unless renewed (each step renews it); the agent passes its
@@ -232,7 +234,7 @@ class _Tenure:
 
 @dataclass(frozen=True)
 class Step:
-    """What one step did (for the holder's log and for tests)."""
+    """What one step did."""
 
     suggested: list[str]
     """Store ids of the pending runs it inserted."""
@@ -255,6 +257,7 @@ class SweepScheduler:
         every: Seconds between steps (`poll`).
         clock: Monotonic seconds, for `every` and for how long another holder's lease has
             gone unrenewed (the store's clock decides whether it lapsed).
+        say: Where a line goes when this process takes the scheduler over (its log).
     """
 
     def __init__(
@@ -267,9 +270,11 @@ class SweepScheduler:
         lease: float = LEASE,
         every: float = STEP_EVERY,
         clock: Callable[[], float] = time.monotonic,
+        say: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.store, self.sweep_id, self.holder = store, sweep_id, holder
         self.batch_size, self.lease, self.every, self.clock = batch_size, lease, every, clock
+        self.say = say
         self._tenure: _Tenure | None = None
         self._next = -math.inf
         self._seen: tuple[str | None, float | None] = (None, None)
@@ -413,6 +418,11 @@ class SweepScheduler:
                 continue
             if adopted is not None:
                 tenure.ids[run.id] = str(adopted)
+        engine = (scheduler_block(sweep.config) or {}).get("engine")
+        self.say(
+            f"sweep {sweep.id}: this process drives its {engine} scheduler now (optimizer"
+            f" built from {len(runs)} stored runs, {len(tenure.ids)} in flight adopted)"
+        )
         return tenure
 
     @staticmethod
