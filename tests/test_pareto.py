@@ -252,7 +252,7 @@ def test_status_lists_the_front_not_one_best(
     ]
     assert ids[3] not in shown.output
     listed = cli("sweeps", "--store", str(store))
-    assert "Pareto front: 3 runs" in " ".join(listed.output.split()), listed.output
+    assert "front: 3 runs" in " ".join(listed.output.split()), listed.output
 
 
 def test_runs_shows_every_metric(multi_sweep: tuple[str, dict[int, str]], store: Path) -> None:

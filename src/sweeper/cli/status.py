@@ -133,7 +133,7 @@ def sweeps_(store: Store = None) -> None:
             runs = backend.runs(sweep.id)
             if is_multi_objective(sweep.config):
                 front = pareto_front(runs, sweep_objectives(sweep.config))
-                shown = f"Pareto front: {len(front)} runs" if len(front) else "-"
+                shown = f"front: {len(front)} runs" if len(front) else "-"
             else:
                 best = best_configuration(runs, swept_params(sweep.config), metric, goal)
                 shown = f"{metric} {best.mean:.4g}" if best else "-"

@@ -102,7 +102,11 @@ def build_report(
         blocks += _part_blocks(data, part, done, kinds, order, baselines, history)
     blocks += [Heading("Runs"), _runs_block(data)]
 
-    subtitle = f"{data.source} · metric {data.metric} ({data.goal})"
+    if data.is_multi_objective:
+        over = ", ".join(f"{m} ({g})" for m, g in data.objectives)
+        subtitle = f"{data.source} · metrics {over}; plots coloured by {data.metric}"
+    else:
+        subtitle = f"{data.source} · metric {data.metric} ({data.goal})"
     with folder as staging:
         write_files(blocks, staging)
         (staging / "report.md").write_text(
