@@ -289,7 +289,16 @@ def test_the_pruner_stops_a_run_through_should_stop(setup: Setup, tmp_path: Path
     step = holder.step()
     assert step is not None and step.pruned == [bad.run_id]
     assert coordinator.should_stop(bad.run_id)  # what the trial reads each epoch
-    assert coordinator.finish(bad.run_id, bad.attempt, RunState.STOPPED, {"loss": 50.0})
+    # Requeued before its trial read the mark, and claimed afresh (the mark cleared): the
+    # scheduler marks it again, as W&B's keeps stopping a pruned run until it stops.
+    assert coordinator.finish(bad.run_id, bad.attempt, RunState.PREEMPTED, error="SIGTERM")
+    again = coordinator.claim(sweep_id, "agent")
+    assert again is not None and again.run_id == bad.run_id
+    assert not coordinator.should_stop(bad.run_id)
+    step = holder.step()
+    assert step is not None and step.pruned == [bad.run_id]
+    assert coordinator.should_stop(bad.run_id)
+    assert coordinator.finish(bad.run_id, again.attempt, RunState.STOPPED, {"loss": 50.0})
     holder.step()
     tenure = holder._tenure
     assert tenure is not None

@@ -230,6 +230,8 @@ class _Tenure:
     """Store run id -> the optimizer's run id for it."""
     told: set[str] = field(default_factory=set)
     """Store run ids whose end the optimizer was told (an ended run is told once)."""
+    pruned: set[str] = field(default_factory=set)
+    """Store run ids `prune_runs` returned: stopped until they end."""
 
 
 @dataclass(frozen=True)
@@ -465,13 +467,12 @@ class SweepScheduler:
             if RunState(run.state).terminal:
                 tenure.told.add(run.id)
 
-        # prune: the running runs just told, not yet marked
-        candidates = [
-            run
-            for run in updates
-            if run.id in told and run.state == RunState.RUNNING and not run.should_stop
-        ]
-        pruned: list[RunRecord] = []
+        # prune: the running runs just told, not yet marked. A pruned run is never offered
+        # again; one running unmarked (requeued before its trial read the mark, and claimed
+        # afresh) is marked again: W&B's scheduler keeps stopping it until the backend accepts.
+        unmarked = [r for r in updates if r.state == RunState.RUNNING and not r.should_stop]
+        candidates = [r for r in unmarked if r.id in told and r.id not in tenure.pruned]
+        pruned = [r for r in unmarked if r.id in tenure.pruned]
         if candidates:
             chosen = set(
                 optimizer.prune_runs(
@@ -479,7 +480,8 @@ class SweepScheduler:
                     [told[run.id] for run in candidates],
                 )
             )
-            pruned = [run for run in candidates if tenure.ids[run.id] in chosen]
+            pruned += [run for run in candidates if tenure.ids[run.id] in chosen]
+            tenure.pruned.update(run.id for run in pruned)
 
         # terminate, else ask for what keeps batch_size in flight, within run_cap
         exhausted = bool(optimizer.should_terminate_sweep())
