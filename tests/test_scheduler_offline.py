@@ -508,7 +508,7 @@ TWO: dict[str, Any] = {
     "parameters": {
         **SPACE,
         "epochs": {"value": 2},
-        "epoch_seconds": {"value": 0.2},
+        "epoch_seconds": {"value": 0.5},  # a trial: 1 s, so both agents get some
     },
     "scheduler": {"engine": "optuna"},
 }
