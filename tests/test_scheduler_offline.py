@@ -747,3 +747,21 @@ def test_launch_runs_a_conditional_multi_objective_spec(tmp_path: Path, store: P
     has_y = table["config.y"].notna()
     assert has_y.any() and (~has_y).any()  # the conditional parameter: absent is empty
     assert (table.loc[~has_y, "summary.f2"] == (table.loc[~has_y, "config.x"] - 2) ** 2 + 4).all()
+
+
+def test_a_holder_whose_optimizer_fails_says_so_in_one_line_and_gives_the_lease_up(
+    setup: Setup, tmp_path: Path
+) -> None:
+    (tmp_path / "bad.py").write_text("def study(sweep):\n    raise ValueError('no study today')\n")
+    source = str(tmp_path / "bad.py")
+    setup.sweep(
+        {**OPTUNA_MO, "scheduler": {"engine": "optuna", "source": source, "optimizer": "study"}}
+    )
+    holder = setup.scheduler("a")
+    with pytest.raises(SweeperError, match=r"^sweep sw1: scheduler: no study today$"):
+        holder.step()
+    sweep = setup.store.sweep("sw1")
+    assert sweep is not None and sweep.lease_holder == "a" and not holder.holds
+    holder.release()  # the agent's exit: the next process need not wait for a lapse
+    sweep = setup.store.sweep("sw1")
+    assert sweep is not None and sweep.lease_holder is None and sweep.lease_until is None

@@ -324,8 +324,6 @@ class SweepScheduler:
     def release(self) -> None:
         """Give the lease up now (an agent that exits), so the next process need not wait
         for it to lapse; nothing if another process holds it."""
-        if self._tenure is None:
-            return
         self._drop()
         with self.store.transaction() as tx:
             sweep = tx.lock_sweep(self.sweep_id)
