@@ -68,13 +68,16 @@ def fill_sweep(
 
 def fill_study(backend: LocalBackend, loaded: LoadedSpec, history: History) -> list[str]:
     """Create and fill every stage of a spec as `launch` would run it (one study; stage k+1
-    starts from base plus stage k's best, `sweeper.agent.launch.stage_carry`); the sweep ids."""
+    starts from base plus stage k's best, `sweeper.agent.launch.stage_carry`, under the first
+    stage's seed); the sweep ids."""
     stages = loaded.spec.stage_list()
     study = new_id() if loaded.spec.stages else None
     carried: dict[str, Any] = {}
     sweep_ids = []
+    seed = None  # the first stage's, drawn when it is made: a study's stages share one
     for index, stage in enumerate(stages):
-        sweep_id = create_stage(backend, loaded, index, carried, study)
+        sweep_id = create_stage(backend, loaded, index, carried, study, seed)
+        seed = backend.sweep(sweep_id).seed
         fill_sweep(backend, sweep_id, history)
         _, carried = stage_carry(backend, backend.sweep(sweep_id), stage, carried)
         sweep_ids.append(sweep_id)
