@@ -765,3 +765,42 @@ def test_a_holder_whose_optimizer_fails_says_so_in_one_line_and_gives_the_lease_
     holder.release()  # the agent's exit: the next process need not wait for a lapse
     sweep = setup.store.sweep("sw1")
     assert sweep is not None and sweep.lease_holder is None and sweep.lease_until is None
+
+
+FAILING = """
+def space(trial):
+    if trial.number >= 2:
+        raise ValueError("space exhausted by hand")
+    return {"x": trial.suggest_float("x", 0.0, 2.0), "epoch_seconds": 0.5}
+"""
+
+
+@pytest.mark.slow
+def test_an_agent_whose_optimizer_fails_ends_on_one_line_and_keeps_its_runs(
+    backend: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "failing.py").write_text(FAILING)
+    config = {
+        "method": "custom",
+        "metrics": BI,
+        "scheduler": {
+            "engine": "optuna",
+            "source": str(tmp_path / "failing.py"),
+            "search_space": "space",
+        },
+    }
+    sweep_id = _insert_sweep(backend, config, "two-objectives", seed=1)
+    agent = _agent(sweep_id, backend.path, batch_size=2)
+    out, _ = agent.communicate(timeout=120)
+    assert agent.returncode == 2, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "scheduler's optimizer failed" in last, out
+    assert "space exhausted by hand" in last and "Traceback" not in out
+    runs = backend.store.snapshot(sweep_id).runs
+    # The second run was pending when the ask failed, or already running: then it finished.
+    assert len(runs) == 2 and runs[0].state == RunState.FINISHED
+    assert runs[1].state in (RunState.PENDING, RunState.FINISHED)
+    if runs[1].state == RunState.FINISHED:
+        assert "its running trials finish first" in out
+    sweep = backend.store.sweep(sweep_id)
+    assert sweep.lease_holder is None and sweep.state == SweepState.RUNNING  # resumable

@@ -374,6 +374,9 @@ class Agent:
                 lease=options.heartbeat_timeout,
                 say=lambda line: self.say(f"[{self.id}] {line}"),
             )
+        self.scheduler_fault: SweeperError | None = None
+        """Why the sweep's scheduler stopped in this agent (its optimizer failed): the agent
+        ends on it once its trials have (`_step_scheduler`)."""
 
     def warm_up(self) -> None:
         """Import the trainer (and torch) once here, so no child pays for it."""
@@ -404,7 +407,7 @@ class Agent:
                 if time.monotonic() >= self._retry_at:
                     try:
                         if self.scheduler is not None and self.stop_reason is None:
-                            self.scheduler.poll()
+                            self._step_scheduler(self.scheduler)
                         if self.stop_reason is None:
                             self._fill_slots()
                         if not self.running and self._finished():
@@ -439,6 +442,8 @@ class Agent:
                 signal.signal(sig, handler)
         if self.fault is not None:
             raise self.fault
+        if self.scheduler_fault is not None:
+            raise self.scheduler_fault
         if self.stop_reason:
             self.say(f"agent {self.id} stopped: {self.stop_reason}")
         return 1 if self.failures_in_a_row >= FLAPPING_LIMIT else 0
@@ -494,6 +499,24 @@ class Agent:
         for running in self.running.values():
             if running.process.pid is not None:
                 os.kill(running.process.pid, PREEMPT_SIGNAL)
+
+    def _step_scheduler(self, scheduler: SweepScheduler) -> None:
+        """Step the sweep's scheduler if this agent holds (or takes) its lease. Its optimizer
+        failing (the user's `source`, an engine error) ends the scheduler, as it ends `wandb
+        sweep-scheduler`, not the trials: the agent claims nothing more, lets its running
+        trials finish, gives the lease up and ends on the error (one line); the sweep stays
+        resumable. A store fault is the loop's (`run`)."""
+        try:
+            scheduler.poll()
+        except (Unreachable, StoreLost, NoSpace):
+            raise
+        except SweeperError as exc:
+            self.scheduler = None
+            with contextlib.suppress(SweeperError):
+                scheduler.release()
+            self.scheduler_fault, self.stop_reason = exc, str(exc)
+            if self.running:
+                self.say(f"[{self.id}] {exc}; its running trials finish first")
 
     def _abandon(self, fault: StoreLost | NoSpace) -> None:
         """Kill the running trials; on a full disk, requeue them if the store still takes a
