@@ -804,3 +804,32 @@ def test_an_agent_whose_optimizer_fails_ends_on_one_line_and_keeps_its_runs(
         assert "its running trials finish first" in out
     sweep = backend.store.sweep(sweep_id)
     assert sweep.lease_holder is None and sweep.state == SweepState.RUNNING  # resumable
+
+
+def _quiet(_progress: Any) -> None:
+    """launch's progress, not shown."""
+
+
+@pytest.mark.slow
+def test_launch_whose_optimizer_fails_hands_over_and_reports_the_agents_end(
+    backend: Any, tmp_path: Path
+) -> None:
+    from sweeper.agent.launch import AgentSettings, run_agents
+
+    (tmp_path / "failing.py").write_text(FAILING)
+    source = str(tmp_path / "failing.py")
+    config = {
+        "method": "custom",
+        "metrics": BI,
+        "scheduler": {"engine": "optuna", "source": source, "search_space": "space"},
+    }
+    sweep_id = _insert_sweep(backend, config, "two-objectives", seed=1)
+    notes: list[str] = []
+    settings = AgentSettings(wandb_mode="disabled", heartbeat_timeout=3.0)
+    with pytest.raises(SweeperError) as failed:
+        run_agents(backend, backend.sweep(sweep_id), 1, [None], settings, _quiet, notes.append)
+    assert any("space exhausted by hand" in note for note in notes), notes
+    assert "\n" not in str(failed.value) and "space exhausted by hand" in str(failed.value)
+    assert backend.store.snapshot(sweep_id).runs == []  # the first ask (10 runs) failed whole
+    sweep = backend.store.sweep(sweep_id)
+    assert sweep.lease_holder is None and sweep.state == SweepState.RUNNING  # resumable

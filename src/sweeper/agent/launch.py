@@ -21,7 +21,14 @@ from sweeper.backends.base import Backend, LiveTrial, SweepRecord, WandbMode
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.scheduler import SweepScheduler, is_scheduled
 from sweeper.backends.store import new_id
-from sweeper.errors import NotFoundError, SpecError, StoreLost, SweeperError, Unreachable
+from sweeper.errors import (
+    NoSpace,
+    NotFoundError,
+    SpecError,
+    StoreLost,
+    SweeperError,
+    Unreachable,
+)
 from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import LoadedSpec, validate_config
 from sweeper.spec.models import Spec, Stage
@@ -172,8 +179,8 @@ def run_agents(
             while any(p.poll() is None for p in processes):
                 if isinstance(backend, LocalBackend):
                     backend.check_store()
-                if scheduler is not None:
-                    _step(scheduler, processes)
+                if scheduler is not None and not _step(scheduler, on_note):
+                    scheduler = None  # its agents take the lease and meet the fault too
                 try:
                     progress = _snapshot(backend, sweep, total, metric, goal)
                     on_progress(progress)
@@ -219,23 +226,28 @@ def _scheduler(
     return SweepScheduler(backend.store, sweep.id, holder, lease=settings.heartbeat_timeout)
 
 
-def _step(scheduler: SweepScheduler, processes: list[subprocess.Popen[bytes]]) -> None:
-    """One poll of launch's scheduler. An unreachable store is waited out (the agents wait
-    too); an optimizer that fails stops the agents (SIGTERM: their trials are requeued) and
-    raises, as `wandb sweep-scheduler` stops on it, the sweep resumable.
+def _step(scheduler: SweepScheduler, on_note: Callable[[str], None]) -> bool:
+    """One poll of launch's scheduler; False once its optimizer failed (the user's `source`,
+    an engine error): launch says so, gives the lease up and steps it no more, so an agent
+    takes the lease, meets the same fault and ends on it once its trials finish
+    (`Agent._step_scheduler`), and launch reports the agents' failure. An unreachable store
+    is waited out, as the agents wait it out.
 
     Raises:
-        SweeperError: the optimizer could not be built or failed (one line).
+        StoreLost, NoSpace: the store is gone or full (launch's own faults).
     """
     try:
         scheduler.poll()
     except Unreachable:
-        return
-    except StoreLost:
+        return True
+    except (StoreLost, NoSpace):
         raise
-    except SweeperError:
-        _stop_agents(processes, signal.SIGTERM)
-        raise
+    except SweeperError as exc:
+        on_note(str(exc))
+        with contextlib.suppress(SweeperError):
+            scheduler.release()
+        return False
+    return True
 
 
 def _agents_failed(sweep: SweepRecord, codes: list[int], logs: Path, n_agents: int) -> SweeperError:
