@@ -344,8 +344,11 @@ def fill(backend: LocalBackend, sweep_id: str, upto: int, params: Callable[[int]
             tx.db.execute("ANALYZE runs")
 
 
-def sweeper_claims(store: str, method: str, sizes: list[int], claims: int) -> list[list[float]]:
-    """Claim times (s) at each size: `claims` no-op trials (claim, finish) after one untimed."""
+def sweeper_claims(
+    store: str, method: str, sizes: list[int], claims: int
+) -> list[tuple[float, list[float]]]:
+    """Claim times (s) at each size: the first claim after the fill (a grid's numbers the runs
+    just filled, once), then `claims` no-op trials (claim, finish)."""
     metric = {"name": "loss", "goal": "minimize"}
     if method == "grid":
         parameters: dict[str, Any] = {k: {"values": v} for k, v in GRID.items()}
@@ -360,14 +363,13 @@ def sweeper_claims(store: str, method: str, sizes: list[int], claims: int) -> li
         for size in sizes:
             fill(backend, sweep_id, size, params)
             times = []
-            for n in range(claims + 1):
+            for _ in range(claims + 1):
                 start = time.perf_counter()
                 claim = backend.claim(sweep_id, "bench")
-                if n:
-                    times.append(time.perf_counter() - start)
+                times.append(time.perf_counter() - start)
                 assert claim is not None
                 backend.finish(claim.run_id, claim.attempt, RunState.FINISHED, {"loss": 0.0})
-            out.append(times)
+            out.append((times[0], times[1:]))
     finally:
         backend.close()
     return out
@@ -507,9 +509,12 @@ def at_scale(server: PostgresServer, folder: Path, sizes: list[int], claims: int
         for name, store in stores.items():
             got = sweeper_claims(store, method, sizes, claims)
             cells = "".join(
-                f"{statistics.median(t) * 1e3:11.1f} /{percentile(t, 0.99) * 1e3:7.1f}" for t in got
+                f"{statistics.median(t) * 1e3:11.1f} /{percentile(t, 0.99) * 1e3:7.1f}"
+                for _, t in got
             )
-            print(f"   {f'sweeper claim, {method}, {name}':32}{cells}", flush=True)
+            print(f"   {f'sweeper claim, {method}, {name}':32}{cells}")
+            cells = "".join(f"{first * 1e3:20.1f}" for first, _ in got)
+            print(f"   {'  first after the fill':32}{cells}", flush=True)
         optuna_got = optuna_trials(server, method, sizes, claims)
         cells = "".join(
             f"{statistics.median(t) * 1e3:11.1f} /{percentile(t, 0.99) * 1e3:7.1f}"

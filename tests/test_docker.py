@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from conftest import probe_spec, write_spec
+from postgres_server import PASSWORD, PostgresServer
 from test_launchers import IMAGE_UID, ROOT, children, ensure_commands
 from wandb_server import WandbServer
 
@@ -379,6 +380,56 @@ def test_an_agent_container_runs_a_w_and_b_sweep(
     assert owners == {IMAGE_UID}
     written = "\n".join(p.read_text(errors="replace") for p in store.rglob("*") if p.is_file())
     assert wandb_server.api_key not in written + result.stdout + result.stderr
+
+
+def test_an_agent_container_on_a_postgresql_store_keeps_its_password_out_of_sight(
+    engine: Engine, image: Image, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """Issue 22: the container as an agent of a PostgreSQL store on this machine's loopback
+    (--network host), the password given at run time as PGPASSWORD: it runs every trial, its
+    healthcheck takes the PostgreSQL branch and says healthy, and neither the password nor a
+    planted W&B key is in the image's history or settings, the container's command line or
+    its output."""
+    from sweeper.agent.launch import create_stage
+    from sweeper.backends.local import LocalBackend
+    from sweeper.spec.load import load_spec
+
+    backend = LocalBackend(postgres_url)
+    spec = probe_spec(base={"epochs": 8, "epoch_seconds": 0.5}, search={"x": [0.0, 1.0]})
+    sweep = create_stage(backend, load_spec(write_spec(Path(tempfile.mkdtemp()), spec)))
+    url = postgres_server.url(postgres_url.rsplit("/", 1)[1], password=False)
+    name = "postgres-agent"
+    engine.run(
+        "run", "-d", "--name", name, "--network", "host",
+        "--health-interval=1s", "--health-start-period=0s", "--health-retries=1",
+        "-e", "PGPASSWORD", "-e", "WANDB_API_KEY",
+        "-v", f"{ROOT / 'tests' / 'plugins'}:/plugins:ro",
+        "-e", "SWEEPER_PLUGINS=testing_trainers", "-e", "PYTHONPATH=/plugins",
+        image.name, sweep, "--store", url, "--wandb", "disabled", "--gpus", "",
+        PGPASSWORD=PASSWORD, WANDB_API_KEY=FAKE_KEY,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: engine.inspect(name, ".State.Health.Status") == "healthy", 120, "healthy"
+        )
+        assert engine("wait", name, timeout=300) == "0"
+        logs = engine.run("logs", name)
+        table = backend.runs(sweep)
+        assert sorted(table["config.x"]) == [0.0, 1.0] and set(table["state"]) == {"finished"}
+        health = "\n".join(entry["Output"] for entry in engine.inspect(name, ".State.Health.Log"))
+        seen = [
+            engine("history", "--no-trunc", image.name),
+            engine("image", "inspect", image.name),
+            json.dumps(engine.inspect(name, ".Config.Cmd")),
+            json.dumps(engine.inspect(name, ".Args")),
+            logs.stdout + logs.stderr,
+            health,
+        ]
+        assert not [text for text in seen if PASSWORD in text or FAKE_KEY in text]
+        assert "PGPASSWORD" not in seen[0] and url in seen[2]
+    finally:
+        engine("rm", "-f", name, check=False)
+        backend.close()
 
 
 def test_image_runs_as_its_user_without_build_tools(engine: Engine, image: Image) -> None:
