@@ -40,16 +40,19 @@ SERVER_FEATURES = (
     "MARK_RUN_FILES_UPLOADED",
     "SWEEPS_QUERY_FILTERING",
     "FILESTREAM_GZIP",
+    "SWEEPS_LOCAL_SCHEDULER",
 )
 """What `serverInfo.features` reports enabled: the features of wandb 0.31's ServerFeature enum
 (wandb/proto/wandb_internal.proto) that current W&B servers enable (the client checks each
 because the server gained it) and whose client paths the stand-in serves: run file names
 as metadata, JSON console lines in file_stream (wandb-core runconsolelogs),
 `markRunFilesUploaded` (wandb/apis/public/runs.py), sweep `filters` (server 0.81.4 and
-later, wandb/apis/public/sweeps.py), gzip file_stream bodies.
+later, wandb/apis/public/sweeps.py), gzip file_stream bodies, the local sweep scheduler's
+`enqueueSweepRun` (wandb-core refuses to start `wandb sweep-scheduler` without it; the
+public API's Sweep.enqueue_run checks it too).
 Features of parts the stand-in does not serve (artifacts, registries, automations, Weave
-eval tables, the server-side sweep scheduler's enqueueSweepRun) are left out, so wandb
-takes them as unsupported instead of calling an API that is not there."""
+eval tables) are left out, so wandb takes them as unsupported instead of calling an API
+that is not there."""
 
 
 SCHEMA = Path(__file__).with_name("schema.graphql")
@@ -175,6 +178,7 @@ class Resolvers:
             "agentHeartbeat": self.agent_heartbeat,
             "upsertBucket": self.upsert_bucket,
             "createRunFiles": self.create_run_files,
+            "enqueueSweepRun": self.enqueue_sweep_run,
             "upsertView": lambda args: views.upsert_view(self, args),
         }
 
@@ -284,6 +288,7 @@ class Resolvers:
             "earlyStopJobRunning": False,
             "controller": sweep.controller,
             "scheduler": sweep.scheduler,
+            "controllerRunName": sweep.controller_run_name,
             "project": lambda args: self.project_node(sweep.entity, sweep.project),
             "runs": lambda args: connection(
                 [r for r in runs if matches(r, _json_arg(args.get("filters")))],
@@ -470,6 +475,31 @@ class Resolvers:
         node = self.run_node(run)
         node["sweepName"] = run.sweep_id
         return {"bucket": node, "inserted": inserted}
+
+    def enqueue_sweep_run(self, args: dict[str, Any]) -> Node:
+        """A local sweep scheduler's suggestion becomes a queued run of the sweep
+        (ServerState.enqueue_run). The payload's `id` is the run's name (its id as users see
+        it), not the queue item's: wandb's Sweep.enqueue_run returns it as "the id of the
+        run", and wandb-core's scheduler then watches its runs by it (SweepWatchedRuns
+        filters `{"name": {"$in": [...]}}`).
+
+        Raises:
+            Rejected: no such sweep (404), a sweep with no `scheduler:` (400), a config that
+                is not a JSON object (400).
+        """
+        fields = args["input"]
+        sweep = self.state.find_sweep(None, None, fields["id"])
+        if sweep is None:
+            raise Rejected(f"sweep {fields['id']} not found", "enqueueSweepRun", status=404)
+        if not sweep.config.get("scheduler"):
+            raise Rejected(
+                f"sweep {sweep.id} has no scheduler to enqueue runs for", "enqueueSweepRun"
+            )
+        config = _json_arg(fields["config"])
+        if not isinstance(config, dict):
+            raise Rejected("enqueueSweepRun: config is not a JSON object", "enqueueSweepRun")
+        run = self.state.enqueue_run(sweep, config, fields.get("displayName"))
+        return {"id": run.id, "runQueueItemId": new_id(12)}
 
     def create_run_files(self, args: dict[str, Any]) -> Node:
         fields = args["input"]

@@ -32,6 +32,8 @@ SWEEP_STATES = ("PENDING", "RUNNING", "PAUSED", "FINISHED", "CANCELED")
 # W&B docs, "Pause, resume, and cancel sweeps": a stopped (FINISHED) or cancelled sweep
 # hands out no new runs, and its agents exit once their runs are done.
 CLOSED_SWEEP_STATES = ("FINISHED", "CANCELED")
+NEWER_KEYS = ("run_cap", "metrics", "scheduler")
+"""Top-level sweep keys W&B's server takes that the `sweeps` 0.2.0 schema does not list."""
 
 
 def new_id(length: int = 8) -> str:
@@ -108,8 +110,10 @@ def grid_size(config: dict[str, Any]) -> int | None:
 def sweep_config_violations(config_yaml: str) -> list[str]:
     """Why W&B would refuse this sweep config, as its `sweeps` engine's schema says.
 
-    `run_cap` and hyperband's `strict` are W&B keys newer than the schema in `sweeps` 0.2.0,
-    so they are left out of the check, as sweeper's own check does.
+    `run_cap`, hyperband's `strict`, and the sweep scheduler's `metrics` and `scheduler`
+    (wandb 0.31, W&B docs "Sweep configuration options") are W&B keys newer than the schema
+    in `sweeps` 0.2.0 (NEWER_KEYS), so they are left out of the check, as sweeper's own
+    check does.
     """
     try:
         config = yaml.safe_load(config_yaml)
@@ -117,7 +121,7 @@ def sweep_config_violations(config_yaml: str) -> list[str]:
         return [f"not YAML: {err}"]
     if not isinstance(config, dict):
         return [f"a sweep config is a mapping, not {type(config).__name__}"]
-    candidate = {k: v for k, v in config.items() if k != "run_cap"}
+    candidate = {k: v for k, v in config.items() if k not in NEWER_KEYS}
     early = candidate.get("early_terminate")
     if isinstance(early, dict):
         candidate["early_terminate"] = {k: v for k, v in early.items() if k != "strict"}
@@ -198,6 +202,8 @@ class SweepRecord:
     description: str | None = None
     controller: str | None = None
     scheduler: str | None = None
+    controller_run_name: str = field(default_factory=lambda: new_id(8))
+    """The run a local sweep scheduler (`wandb sweep-scheduler`) logs to; made on first use."""
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 
@@ -292,6 +298,8 @@ class ServerState:
         ):
             if fields.get(key) is not None:
                 setattr(sweep, attr, fields[key])
+        if fields.get("state") in CLOSED_SWEEP_STATES:
+            self.drop_queue(sweep)
         if fields.get("state") == "CANCELED":
             # W&B docs, "Run states" (sweeps): only cancelling a sweep kills its running
             # runs (state Killed); pausing or stopping one lets them finish.
@@ -365,6 +373,8 @@ class ServerState:
             requeued.state, requeued.agent_id = "pending", agent.id
             agent.run_ids.append(requeued.id)
             return [{"type": "resume", "run_id": requeued.id, "args": requeued.assigned}]
+        if sweep.config.get("scheduler"):  # a local scheduler suggests: hand out its runs
+            return self._hand_out_queued(sweep, agent)
         suggestion = self._suggest(sweep)
         if suggestion is None:
             # The engine has nothing left: the sweep is FINISHED once no run is active.
@@ -393,6 +403,66 @@ class ServerState:
                 "program": sweep.config.get("program"),
             }
         ]
+
+    def enqueue_run(
+        self, sweep: SweepRecord, config: dict[str, Any], display_name: str | None
+    ) -> RunRecord:
+        """A local scheduler's suggestion (`enqueueSweepRun`): a pending run of the sweep that
+        no agent holds yet, its parameters `{name: {"value": v}}` as a run command gives them.
+        W&B docs, "Start sweep agents": the scheduler suggests runs, agents execute them."""
+        run = self.add_run(
+            RunRecord(
+                id=new_id(8),
+                entity=sweep.entity,
+                project=sweep.project,
+                state="pending",
+                raw_config=config,
+                assigned=config,
+                display_name=display_name,
+            )
+        )
+        self.attach_to_sweep(run, sweep)
+        return run
+
+    def _hand_out_queued(self, sweep: SweepRecord, agent: AgentRecord) -> list[dict[str, Any]]:
+        """An idle agent's commands on a sweep whose runs a local scheduler suggests (a
+        `scheduler:` config): the oldest queued run, as a `run` command; none queued, nothing
+        (the agent waits for the scheduler). `run_cap` counts the runs handed to agents:
+        wandb-core's scheduler queues a whole batch whatever the cap and ends the sweep once
+        `run_cap` runs are done ("the run cap was hit"), so the queue past the cap is never
+        run. At the cap: `exit`, the sweep FINISHED once none is active (as `_suggest` ends
+        a sweep) and its queue dropped."""
+        runs = self.sweep_runs(sweep)
+        handed = [run for run in runs if run.agent_id is not None]
+        run_cap = sweep.config.get("run_cap")
+        capped = run_cap is not None and len(handed) >= run_cap
+        queued = next((r for r in runs if r.agent_id is None and r.state == "pending"), None)
+        if queued is not None and not capped:
+            queued.agent_id = agent.id
+            agent.run_ids.append(queued.id)
+            return [
+                {
+                    "type": "run",
+                    "run_id": queued.id,
+                    "args": queued.assigned,
+                    "program": sweep.config.get("program"),
+                }
+            ]
+        if not capped:
+            return []
+        if not any(run.state in (*LIVE_RUN_STATES, "preempting") for run in handed):
+            sweep.state = "FINISHED"
+            self.drop_queue(sweep)
+        return [{"type": "exit"}]
+
+    def drop_queue(self, sweep: SweepRecord) -> None:
+        """Forget a closed sweep's queued runs (a local scheduler's suggestions no agent took):
+        a stopped or cancelled sweep hands out no new runs (W&B docs, "Pause, resume, and
+        cancel sweeps"), and W&B makes a queued run a run only when an agent takes it."""
+        for run in self.sweep_runs(sweep):
+            if run.agent_id is None and run.state == "pending":
+                sweep.run_ids.remove(run.id)
+                del self.runs[(run.entity, run.project, run.id)]
 
     def run_updated(self, run: RunRecord) -> None:
         """Apply the sweep rules W&B's server applies as a run's metrics arrive.

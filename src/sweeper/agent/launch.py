@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -91,6 +92,10 @@ class AgentSettings:
         return flags + (["--trial-timeout", str(self.trial_timeout)] if self.trial_timeout else [])
 
 
+REMOTE_GRACE = 30.0
+"""Seconds a W&B sweep's scheduler gets to finish its step once launch asks it to stop."""
+
+
 class Interrupted(Exception):
     """`launch` got SIGINT or SIGTERM: its agents were stopped, their trials requeued."""
 
@@ -175,12 +180,15 @@ def run_agents(
         state = SweepState.RUNNING  # a sweep paused before this launch is said paused too
         fault: SweeperError | None = None  # what the last snapshot met, if it failed
         scheduler = _scheduler(backend, sweep, settings)
+        remote = _start_remote_scheduler(backend, sweep, logs, env)
         try:
             while any(p.poll() is None for p in processes):
                 if isinstance(backend, LocalBackend):
                     backend.check_store()
                 if scheduler is not None and not _step(scheduler, on_note):
                     scheduler = None  # its agents take the lease and meet the fault too
+                if remote is not None:
+                    _check_remote(remote, sweep, logs, processes)
                 try:
                     progress = _snapshot(backend, sweep, total, metric, goal)
                     on_progress(progress)
@@ -202,6 +210,8 @@ def run_agents(
             if scheduler is not None:  # an agent takes it over at once
                 with contextlib.suppress(SweeperError):
                     scheduler.release()
+            if remote is not None:
+                _stop_remote(remote)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if isinstance(backend, LocalBackend):  # agents that stopped on it: say that, not their codes
@@ -224,6 +234,66 @@ def _scheduler(
         return None
     holder = f"launch-{socket.gethostname()}-{os.getpid()}-{new_id(4)}"
     return SweepScheduler(backend.store, sweep.id, holder, lease=settings.heartbeat_timeout)
+
+
+def _start_remote_scheduler(
+    backend: Backend, sweep: SweepRecord, logs: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes] | None:
+    """A `scheduler:` sweep on a W&B server: launch runs its scheduler beside the agents, as
+    `wandb sweep-scheduler` runs (one per sweep: W&B's docs warn that two duplicate runs), in
+    a process of its own (sweeper.agent.wandb_scheduler) logging to `<sweep>-scheduler.log`;
+    the agents, here or on other nodes, only run the runs it queues. None for any other sweep
+    (a local store's scheduler is stepped by `_scheduler`'s lease holder)."""
+    if backend.kind != "wandb" or not is_scheduled(sweep.config):
+        return None
+    from sweeper.agent.wandb_scheduler import command
+
+    with open(logs / f"{sweep.key}-scheduler.log", "ab") as log:
+        return subprocess.Popen(
+            command(sweep.id, backend.path, sweep.spec_path),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+
+
+def _check_remote(
+    remote: subprocess.Popen[bytes],
+    sweep: SweepRecord,
+    logs: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    """A scheduler that failed stops the agents (SIGTERM: their runs are requeued) and ends
+    launch with its `error:` line, as `wandb sweep-scheduler` exits on one, the sweep
+    resumable; one that stopped cleanly (the sweep finished or its optimizer ended it)
+    leaves the agents to end as the server tells them.
+
+    Raises:
+        SweeperError: the scheduler exited non-zero (one line).
+    """
+    code = remote.poll()
+    if not code:
+        return
+    _stop_agents(processes, signal.SIGTERM)
+    why = _last_error(logs, f"{sweep.key}-scheduler", None)
+    raise SweeperError(
+        f"sweep {sweep.id}: its scheduler exited with code {code}"
+        f"{f' ({why})' if why else ''}; see {logs}/{sweep.key}-scheduler.log"
+    )
+
+
+def _stop_remote(remote: subprocess.Popen[bytes]) -> None:
+    """Stop the scheduler as Ctrl-C stops `wandb sweep-scheduler`: SIGINT, which wandb's client
+    turns into a graceful stop (its step finishes, the sweep stays resumable); killed if it
+    has not exited after REMOTE_GRACE seconds."""
+    if remote.poll() is None:
+        remote.send_signal(signal.SIGINT)
+    try:
+        remote.wait(REMOTE_GRACE)
+    except subprocess.TimeoutExpired:
+        remote.kill()
+        remote.wait()
 
 
 def _step(scheduler: SweepScheduler, on_note: Callable[[str], None]) -> bool:
@@ -298,11 +368,13 @@ def _join_slots(
         )
 
 
-def _last_error(logs: Path, key: str, n_agents: int) -> str | None:
-    """Why an agent stopped: the `error:` line near the end of its log (the first agent's)."""
-    for i in range(n_agents):
+def _last_error(logs: Path, key: str, n_agents: int | None) -> str | None:
+    """Why an agent stopped: the `error:` line near the end of its log (the first agent's);
+    `n_agents` None: of the one log `<key>.log`."""
+    names = [f"{key}.log"] if n_agents is None else [f"{key}-{i}.log" for i in range(n_agents)]
+    for name in names:
         with contextlib.suppress(OSError):
-            lines = (logs / f"{key}-{i}.log").read_text(errors="replace").splitlines()
+            lines = (logs / name).read_text(errors="replace").splitlines()
             for line in reversed(lines[-20:]):
                 if line.startswith("error: "):
                     return line.removeprefix("error: ")
@@ -499,7 +571,7 @@ def launch(
         study, seed = sweep.study, sweep.seed
         on_stage(sweep, resumed)
         run = settings or AgentSettings()
-        _run_stage(backend, sweep, n_agents, slots, run, on_progress, on_note)
+        _run_stage(backend, _made_from(sweep, loaded), n_agents, slots, run, on_progress, on_note)
         best, carried = stage_carry(backend, sweep, stage, carried)
         rule = carry_rule(sweep.config, sweep.spec.get("select"))
         results.append(StageResult(backend.sweep(sweep.id), best, rule))
@@ -508,6 +580,12 @@ def launch(
             on_note(f"sweep {sweep.id} was canceled: the study's {later} later stage(s) not made")
             break
     return results
+
+
+def _made_from(sweep: SweepRecord, loaded: LoadedSpec | PlainSweep) -> SweepRecord:
+    """The sweep with the file this launch read as its spec path where the backend keeps none
+    (a W&B server): a `scheduler.source` is found beside it, as `validate` found it."""
+    return sweep if sweep.spec_path else dataclasses.replace(sweep, spec_path=loaded.path)
 
 
 def _resumable(sweep: SweepRecord | None, seed: int | None) -> SweepRecord | None:
@@ -598,6 +676,6 @@ def launch_plain(
         )
         _note_unseeded(backend, sweep, on_note)
     on_stage(sweep, resumed)
-    _run_stage(backend, sweep, n_agents, slots, settings, on_progress, on_note)
+    _run_stage(backend, _made_from(sweep, loaded), n_agents, slots, settings, on_progress, on_note)
     best = stage_best(backend.runs(sweep.id), sweep.config)
     return StageResult(backend.sweep(sweep.id), best.config if best else None)

@@ -13,6 +13,7 @@ Nothing here stores the API key: wandb reads it from the environment or its own 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -23,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -69,6 +70,12 @@ RELEASE_WAIT = 10.0
 """Seconds an exit waits for wandb's service process to shut down."""
 KEY_REFUSED = (401, 403)
 """HTTP statuses of a W&B server that refuses the API key: another try fails the same way."""
+SCHEDULER_BATCH = 10
+"""Suggestions a `scheduler:` sweep's scheduler keeps queued: `wandb sweep-scheduler
+--batch-size`'s default."""
+SCHEDULER_POLL = 10.0
+"""Seconds between its polls of the sweep's runs: `wandb sweep-scheduler --poll-interval`'s
+default."""
 HISTORY_SAMPLES = 10_000
 """Steps the public API samples of a run's history: every epoch of any sweep we run."""
 
@@ -410,6 +417,63 @@ class WandbBackend:
             ),
         )  # fmt: skip
         return existing or f"{entity}/{project}/{created['name']}"
+
+    def run_scheduler(
+        self,
+        sweep_id: str,
+        *,
+        batch_size: int = SCHEDULER_BATCH,
+        poll_interval: float = SCHEDULER_POLL,
+        spec_path: str | None = None,
+    ) -> str:
+        """Run a `scheduler:` sweep's scheduler until it stops, as `wandb sweep-scheduler` does
+        (wandb/cli/cli.py `sweep_scheduler`): wandb's own `run_scheduler`, whose wandb-core
+        keeps `batch_size` suggestions queued on the server (`enqueueSweepRun`), tells the
+        optimizer how they end and stops pruned runs; the server hands the queued runs to
+        the sweep's agents. The optimizer is the one the offline scheduler builds
+        (sweeper.backends.scheduler.build_optimizer: wandb's `make_optimizer`, `source`
+        found in the working folder, else beside `spec_path`, a seeded sampler), rebuilt
+        over the runs the sweep has, as W&B rebuilds and never persists one. One per sweep:
+        W&B's docs warn that two duplicate runs ("Start sweep agents").
+
+        Returns:
+            Why it stopped, as wandb says it ("the sweep finished or was canceled", ...).
+
+        Raises:
+            SweeperError: one line: the optimizer could not be built or failed, the sweep is
+                gone, or the server has no local scheduler (wandb's own message).
+        """
+        import wandb
+        from wandb.sdk.sweeps.scheduler.client import run_scheduler
+        from wandb.sdk.sweeps.scheduler.ipc import describe_done
+        from wandb.sdk.sweeps.sweep_info import SweepInfo
+
+        from sweeper.backends.scheduler import build_optimizer, check_engine
+
+        entity, project, sid = self._path(sweep_id)
+        record = dataclasses.replace(self.sweep(sweep_id), spec_path=spec_path)
+        check_engine(record.config)
+        runs = len(self._runs(sweep_id))
+
+        def make_optimizer(info: SweepInfo) -> Any:
+            """wandb's factory contract: a wandb.Error stops the scheduler before it starts."""
+            try:
+                return build_optimizer(record, runs)
+            except SweeperError as exc:
+                raise wandb.Error(str(exc)) from None
+
+        try:
+            done = run_scheduler(
+                entity=entity,
+                project=project,
+                sweep_id=sid,
+                make_optimizer=make_optimizer,
+                batch_size=batch_size,
+                poll_interval=poll_interval,
+            )
+        except wandb.Error as exc:
+            raise SweeperError(f"sweep {record.id}: {_first_line(exc)}") from None
+        return describe_done(done)[0]
 
     def set_sweep_state(self, sweep_id: str, state: SweepState) -> SweepState:
         """Set the sweep's state on the server as `wandb sweep --pause/--resume/--stop/
@@ -1010,7 +1074,26 @@ def runs_frame(
 ) -> pd.DataFrame:
     """Public-API runs -> the run table (sweeper.sweep.runtable, as LocalBackend.runs gives)."""
     paths = paths or {}
-    return run_table((_run_row(run, sweep_id, stage, stage_name, paths) for run in runs), [*paths])
+    return run_table(_run_rows(runs, sweep_id, stage, stage_name, paths), [*paths])
+
+
+def _run_rows(
+    runs: Iterable[Any],
+    sweep_id: str,
+    stage: int,
+    stage_name: str | None,
+    paths: Mapping[str, KeyPath],
+) -> Iterator[RunRow]:
+    """The listed runs' rows, less a run deleted since the listing (the public API reads a
+    run's summary on first use): a scheduler's queued run its closed sweep dropped, or a run
+    a user deleted, is no longer the sweep's."""
+    from wandb.apis.public.runs import RunNotFoundError
+
+    for run in runs:
+        try:
+            yield _run_row(run, sweep_id, stage, stage_name, paths)
+        except RunNotFoundError:
+            continue
 
 
 def _run_row(
