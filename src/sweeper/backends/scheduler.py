@@ -60,9 +60,9 @@ scheduler, not a key of the sweep config (`sweeper agent --batch-size`)."""
 
 STEP_EVERY = 1.0
 """Seconds between the holder's steps. `wandb sweep-scheduler` polls a W&B server every 10 s
-(`--poll-interval`); a store answers in milliseconds (a step reads the sweep's runs and the
-objective's history of the running ones), so the holder steps as often as an idle agent
-claims, and no free slot waits 10 s for a suggestion. A process that does not hold the lease
+(`--poll-interval`); a store answers in milliseconds (a step reads the active runs, the
+runs that ended since the last step and the objective's history of those: `_runs`), so the
+holder steps as often as an idle agent claims, and no free slot waits 10 s for a suggestion. A process that does not hold the lease
 reads it with no lock (`SweepScheduler._renewed_elsewhere`)."""
 
 LEASE = 30.0
