@@ -833,3 +833,32 @@ def test_launch_whose_optimizer_fails_hands_over_and_reports_the_agents_end(
     assert backend.store.snapshot(sweep_id).runs == []  # the first ask (10 runs) failed whole
     sweep = backend.store.sweep(sweep_id)
     assert sweep.lease_holder is None and sweep.state == SweepState.RUNNING  # resumable
+
+
+def test_the_wandb_engine_stops_runs_by_hyperband(setup: Setup) -> None:
+    """W&B's hyperband (`early_terminate`) through WandbOptimizer.prune_runs: the run behind
+    the band is marked to stop, the rule the coordinator applies to a plain grid sweep."""
+    config = {
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"values": [1.0, 1.5, 9.0]}},
+        "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 2},
+        "scheduler": {"engine": "wandb"},
+    }
+    sweep_id = setup.sweep(config)
+    holder, coordinator = setup.scheduler("a"), Coordinator(setup.store)
+    holder.step()
+    claims = {}
+    for _ in range(3):
+        claim = coordinator.claim(sweep_id, "agent")
+        assert claim is not None
+        claims[claim.params["x"]] = claim
+    for x, claim in claims.items():
+        for step in range(3):
+            loss = (x - 1) ** 2 + 1 / (step + 1)
+            coordinator.log(claim.run_id, claim.attempt, step, {"loss": loss})
+    assert not coordinator.should_stop(claims[9.0].run_id)  # the scheduler decides, not hyperband
+    step = holder.step()
+    assert step is not None and step.pruned == [claims[9.0].run_id]
+    assert coordinator.should_stop(claims[9.0].run_id)
+    assert not coordinator.should_stop(claims[1.0].run_id)
