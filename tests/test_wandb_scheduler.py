@@ -16,9 +16,6 @@ from wandb_server import WandbServer
 
 pytest.importorskip("optuna", reason="the optuna extra (uv sync --extra optuna)")
 
-# `sweeper launch` in a child process against the stand-in.
-pytestmark = pytest.mark.slow
-
 ENTITY = "standin"
 PROJECT = "sweeper-scheduler"
 
@@ -36,22 +33,77 @@ def _runs(server: WandbServer) -> list[Any]:
     return list({run.id: run for run in server.runs.values()}.values())
 
 
+SCHEDULED: dict[str, Any] = {
+    "method": "custom",
+    "metrics": [{"name": "f1", "goal": "minimize"}, {"name": "f2", "goal": "minimize"}],
+    "parameters": {"x": {"min": 0.0, "max": 4.0}},
+    "scheduler": {"engine": "optuna"},
+}
+
+
+def _made(config: dict[str, Any]) -> Any:
+    """A sweep made as `wandb sweep` makes it, read back through the public API."""
+    import wandb
+    from wandb.apis.public.sweeps import _upsert_sweep
+
+    api = wandb.Api()
+    created, _ = _upsert_sweep(api, config, entity=ENTITY, project=PROJECT)
+    return api.sweep(f"{ENTITY}/{PROJECT}/{created['name']}")
+
+
+def test_queued_runs_go_to_idle_agents_up_to_run_cap(wandb_server: WandbServer) -> None:
+    """The server's side of a local scheduler, through wandb's own public API: a sweep with
+    `scheduler:` and `metrics:` is accepted; `Sweep.enqueue_run` queues a pending run; an idle
+    agent's heartbeat gets the oldest queued run as a `run` command with its config, and
+    nothing while none is queued (it waits for the scheduler, never W&B's own search); at
+    `run_cap` runs handed out, `exit`, the sweep FINISHED once none runs, its queue dropped."""
+    import wandb
+    from wandb.apis.public.sweeps import _agent_heartbeat, _register_agent
+
+    sweep = _made({**SCHEDULED, "run_cap": 2})
+    api = wandb.Api()
+    agent = _register_agent(api, "node", sweep_id=sweep.id, project=PROJECT, entity=ENTITY)
+    assert _agent_heartbeat(api, agent["id"], {}, {}) == []  # nothing queued yet
+    queued = [sweep.enqueue_run({"x": {"value": x}}) for x in (0.5, 1.5, 2.5)]
+    assert [wandb_server.runs[rid].state for rid in queued] == ["pending"] * 3
+
+    handed = []
+    for expected in queued[:2]:
+        (command,) = _agent_heartbeat(api, agent["id"], {}, {})
+        assert (command["type"], command["run_id"]) == ("run", expected)
+        assert command["args"] == wandb_server.runs[expected].assigned
+        handed.append(command["run_id"])
+    assert [wandb_server.runs[rid].assigned["x"]["value"] for rid in handed] == [0.5, 1.5]
+
+    (record,) = wandb_server.sweeps.values()
+    wandb_server.runs[handed[0]].state = "finished"
+    wandb_server.runs[handed[1]].state = "running"  # as another agent's run would
+    assert _agent_heartbeat(api, agent["id"], {}, {}) == [{"type": "exit"}]
+    assert record.state == "RUNNING", "a run of the sweep still runs"
+    wandb_server.runs[handed[1]].state = "finished"
+    assert _agent_heartbeat(api, agent["id"], {}, {}) == [{"type": "exit"}]
+    assert record.state == "FINISHED"
+    assert sorted(record.run_ids) == sorted(handed), "the queue past run_cap is dropped"
+    assert queued[2] not in wandb_server.runs
+
+
+def test_a_sweep_without_a_scheduler_queues_nothing(wandb_server: WandbServer) -> None:
+    """enqueueSweepRun is a local scheduler's: on a sweep W&B's own search runs, refused."""
+    sweep = _made({"method": "random", "parameters": {"x": {"min": 0.0, "max": 1.0}}})
+    with pytest.raises(Exception, match="has no scheduler"):
+        sweep.enqueue_run({"x": {"value": 0.5}})
+    assert not any(run.sweep_id for run in _runs(wandb_server))
+
+
+@pytest.mark.slow  # `sweeper launch` in a child process against the stand-in
 def test_launch_runs_the_scheduler_beside_its_agents_to_run_cap(
     wandb_server: WandbServer, store: Path, tmp_path: Path
 ) -> None:
     """The scheduler queues optuna's suggestions as runs of the sweep; two agents run them;
     no suggestion runs twice; the sweep ends FINISHED once run_cap runs have finished."""
     (tmp_path / "train.py").write_text(PROGRAM)
-    config = {
-        "name": "scheduled",
-        "project": PROJECT,
-        "program": "train.py",
-        "method": "custom",
-        "metrics": [{"name": "f1", "goal": "minimize"}, {"name": "f2", "goal": "minimize"}],
-        "parameters": {"x": {"min": 0.0, "max": 4.0}},
-        "scheduler": {"engine": "optuna"},
-        "run_cap": 6,
-    }
+    config = {"name": "scheduled", "project": PROJECT, "program": "train.py", **SCHEDULED}
+    config["run_cap"] = 6
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     on_wandb = ["--backend", "wandb", "--entity", ENTITY, "--heartbeat-timeout", "6"]

@@ -71,7 +71,8 @@ def launch(
     """Create the sweep, run it to completion with local agents, print the best and a summary.
 
     With --backend wandb the sweep (one per stage) is created on the W&B server; the agents
-    started here, and any `sweeper agent` elsewhere, pull trials from it. Running the same
+    started here, and any `sweeper agent` elsewhere, pull trials from it. A `scheduler:` sweep's
+    scheduler runs here beside them, as `wandb sweep-scheduler` (one per sweep). Running the same
     launch again resumes the latest study made from this exact spec (--fresh: a new one; a
     --seed it was not made with: a new one under that seed, a replay).
     """
