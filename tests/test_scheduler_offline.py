@@ -862,3 +862,39 @@ def test_the_wandb_engine_stops_runs_by_hyperband(setup: Setup) -> None:
     assert step is not None and step.pruned == [claims[9.0].run_id]
     assert coordinator.should_stop(claims[9.0].run_id)
     assert not coordinator.should_stop(claims[1.0].run_id)
+
+
+TERMINATOR = """
+import optuna
+
+
+def study(sweep):
+    made = optuna.create_study(directions=["minimize", "minimize"])
+
+    def enough(study):
+        return sum(t.state.name == "COMPLETE" for t in study.trials) >= 2
+
+    return made, enough
+"""
+
+
+def test_the_optimizers_terminator_exhausts_the_sweep(setup: Setup, tmp_path: Path) -> None:
+    """`should_terminate_sweep` (a terminator returned by the `optimizer` factory): no new
+    suggestion; the runs already suggested still run, and the sweep finishes after them."""
+    (tmp_path / "terminator.py").write_text(TERMINATOR)
+    source = str(tmp_path / "terminator.py")
+    scheduler = {"engine": "optuna", "source": source, "optimizer": "study"}
+    sweep_id = setup.sweep({**OPTUNA_MO, "scheduler": scheduler})
+    holder, coordinator = setup.scheduler("a"), Coordinator(setup.store)
+    holder.step()
+    _run(coordinator, sweep_id)
+    step = holder.step()
+    assert step is not None and not step.exhausted and len(step.suggested) == 1
+    _run(coordinator, sweep_id)
+    step = holder.step()
+    assert step is not None and step.exhausted and step.suggested == []
+    while _run(coordinator, sweep_id) is not None:
+        holder.step()
+    assert len(_states(setup)) == 4 and set(_states(setup)) == {RunState.FINISHED}
+    sweep = setup.store.sweep(sweep_id)
+    assert sweep is not None and sweep.exhausted and sweep.state == SweepState.FINISHED
