@@ -62,8 +62,8 @@ STEP_EVERY = 1.0
 """Seconds between the holder's steps. `wandb sweep-scheduler` polls a W&B server every 10 s
 (`--poll-interval`); a store answers in milliseconds (a step reads the active runs, the
 runs that ended since the last step and the objective's history of those: `_runs`), so the
-holder steps as often as an idle agent claims, and no free slot waits 10 s for a suggestion. A process that does not hold the lease
-reads it with no lock (`SweepScheduler._renewed_elsewhere`)."""
+holder steps as often as an idle agent claims, and no free slot waits 10 s for a suggestion.
+A process that does not hold the lease reads it with no lock (`_renewed_elsewhere`)."""
 
 LEASE = 30.0
 """Seconds a holder's lease lasts unless renewed (each step renews it); the agent passes its
