@@ -402,9 +402,11 @@ def test_an_engine_whose_package_is_missing_names_the_extra(
         "find_spec",
         lambda name, *a: None if name in ("optuna", "ax") else real(name),
     )
-    with pytest.raises(SweeperError, match=r"install sweeper's optuna extra: uv sync --extra"):
+    with pytest.raises(SweeperError, match=r"not installed; install uv sync --extra optuna"):
         check_engine({"scheduler": {"engine": "optuna"}})
-    with pytest.raises(SweeperError, match=r"'ax' package is not installed; install ax-platform"):
+    with pytest.raises(
+        SweeperError, match=r"'ax' package is not installed; install uv pip install 'ax-platform"
+    ):
         check_engine({"scheduler": {"engine": "ax"}})
     check_engine({"scheduler": {"engine": "wandb"}})  # W&B's sweeps: a dependency
 

@@ -47,6 +47,7 @@ from sweeper.backends.base import SweepRecord
 from sweeper.backends.store import RunRecord, Store, new_id
 from sweeper.errors import NotFoundError, SweeperError
 from sweeper.sweep import ACTIVE, RunState, SweepState
+from sweeper.sweep.engine import SCHEDULER_PACKAGES
 from sweeper.sweep.seeds import seed_for
 
 if TYPE_CHECKING:
@@ -68,13 +69,6 @@ A process that does not hold the lease reads it with no lock (`_renewed_elsewher
 LEASE = 30.0
 """Seconds a holder's lease lasts unless renewed (each step renews it); the agent passes its
 `--heartbeat-timeout`, the same notion: a process silent that long is taken to be gone."""
-
-ENGINES = {
-    "optuna": ("optuna", "sweeper's optuna extra: uv sync --extra optuna"),
-    "ax": ("ax", "ax-platform (wandb[ax]); sweeper has no ax extra: it does not install offline"),
-}
-"""The engine -> (the package wandb's optimizer imports, wandb/sdk/sweeps/scheduler/*.py;
-what installs it). The wandb engine needs `sweeps`, a dependency of sweeper."""
 
 
 def scheduler_block(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -107,9 +101,9 @@ def check_engine(config: Mapping[str, Any]) -> None:
         SweeperError: one line: the engine's package is missing.
     """
     engine = str((scheduler_block(config) or {}).get("engine"))
-    if engine not in ENGINES:
+    if engine not in SCHEDULER_PACKAGES:
         return
-    module, install = ENGINES[engine]
+    module, install = SCHEDULER_PACKAGES[engine]
     if importlib.util.find_spec(module) is None:
         raise SweeperError(
             f"scheduler.engine {engine}: the {module!r} package is not installed; install {install}"

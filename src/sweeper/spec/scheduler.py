@@ -29,13 +29,7 @@ from sweeper.spec.models import (
     check_objectives,
     first_error,
 )
-
-ENGINE_PACKAGES: dict[str, tuple[str, str]] = {
-    "optuna": ("optuna", "uv sync --extra optuna"),
-    "ax": ("ax", "uv pip install 'ax-platform>=1.3.1' (wandb's extra wandb[ax])"),
-}
-"""Engine -> (the module wandb's engine imports, how to install it here). The wandb engine
-needs only `sweeps`, a dependency of sweeper."""
+from sweeper.sweep.engine import SCHEDULER_PACKAGES
 
 READS: dict[str, tuple[str, ...]] = {
     "wandb": (),
@@ -117,8 +111,8 @@ def check_scheduler(
         raise SpecError(
             file, "metric", f"engine {engine} optimises the sweep's `metric` or `metrics`: give one"
         )
-    if engine in ENGINE_PACKAGES:
-        module, install = ENGINE_PACKAGES[engine]
+    if engine in SCHEDULER_PACKAGES:
+        module, install = SCHEDULER_PACKAGES[engine]
         try:
             importlib.import_module(module)
         except ImportError:

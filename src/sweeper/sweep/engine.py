@@ -50,6 +50,7 @@ with warnings.catch_warnings():
 
 __all__ = [
     "NOT_A_POINT",
+    "SCHEDULER_PACKAGES",
     "Grid",
     "next_grid_point",
     "next_params",
@@ -58,6 +59,18 @@ __all__ = [
     "seeded",
     "sweeps",
 ]
+
+SCHEDULER_PACKAGES: dict[str, tuple[str, str]] = {
+    "optuna": ("optuna", "uv sync --extra optuna"),
+    "ax": (
+        "ax",
+        "uv pip install 'ax-platform>=1.3.1' (wandb's extra wandb[ax]; it does not"
+        " install offline, so sweeper has no ax extra)",
+    ),
+}
+"""A `scheduler.engine` -> (the package wandb's optimizer for it imports,
+wandb/sdk/sweeps/scheduler/{optuna,ax}.py; how to install it here). The wandb engine needs only
+`sweeps`, a dependency of sweeper."""
 
 _yaml_hash = sweeps.grid_search.yaml_hash
 """The engine's own hash of a value (memoised below as `yaml_hash`)."""
