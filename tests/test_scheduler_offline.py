@@ -7,6 +7,7 @@ process-level ones (marked slow) run real `sweeper agent` processes over a SQLit
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -737,6 +738,9 @@ def test_launch_runs_a_conditional_multi_objective_spec(tmp_path: Path, store: P
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Pareto front over f1 (minimize), f2 (minimize)" in done.stdout
+    front = done.stdout.split("Pareto front over", 1)[1].splitlines()[1:]
+    header = next(line for line in front if "run" in line and "f1" in line)
+    assert re.search(r"\by\b", header), front  # the space's own parameter is a column
     assert "Trial" not in done.stdout + done.stderr  # optuna's INFO lines stay out of it
     backend = LocalBackend(store, create=False)
     try:

@@ -410,7 +410,7 @@ def _snapshot(
     runs = backend.runs(sweep.id)
     # several metrics have a Pareto front, not one best (sweeper.sweep.pareto): none is shown
     best = (
-        best_configuration(runs, swept_params(sweep.config), metric, goal)
+        best_configuration(runs, swept_params(sweep.config, columns=runs.columns), metric, goal)
         if metric and not is_multi_objective(sweep.config)
         else None
     )

@@ -146,8 +146,8 @@ def _print_summary(backend: Any, sweep_id: str) -> bool:
 
     sweep = backend.sweep(sweep_id)
     metric, goal = sweep.metric
-    params = swept_params(sweep.config)
     runs = backend.runs(sweep.id)
+    params = swept_params(sweep.config, columns=runs.columns)
     if is_multi_objective(sweep.config):
         print_front(runs, sweep.config, sweep.name)
         return _print_end(sweep, runs)

@@ -93,7 +93,7 @@ def print_front(runs: Any, sweep_config: dict[str, Any], name: str) -> None:
     if front.empty:
         return
     console.print(front_title(name, objectives, len(front), len(scored_runs(runs, objectives))))
-    cells = front_cells(front, swept_params(sweep_config), objectives)
+    cells = front_cells(front, swept_params(sweep_config, columns=runs.columns), objectives)
     out = Table()
     for column in cells.columns:
         out.add_column(str(column), justify="left" if column == "run" else "right")

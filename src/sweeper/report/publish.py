@@ -126,7 +126,9 @@ def sweep_outcome(
         over = " and ".join(f"{m} ({g})" for m, g in objectives)
         return {"pareto_front": ids}, f"Pareto front over {over}: runs {', '.join(ids)}"
     metric, goal = sweep_metric(sweep_config)
-    best = best_configuration(table, swept_params(sweep_config), metric, goal)
+    best = best_configuration(
+        table, swept_params(sweep_config, columns=table.columns), metric, goal
+    )
     if best is None:
         return None
     return {"best": dataclasses.asdict(best)}, best.describe(metric, label)

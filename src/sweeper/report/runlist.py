@@ -30,7 +30,9 @@ def readable_runs(
     """
     # the sweep's metric, or each of its `metrics:` (sweeper.sweep.pareto.sweep_objectives)
     metrics = [m for m, _ in sweep_objectives(sweeps[0].config)] or [sweeps[0].metric[0]]
-    params = list(dict.fromkeys(p for s in sweeps for p in swept_params(s.config)))
+    params = list(
+        dict.fromkeys(p for s in sweeps for p in swept_params(s.config, columns=table.columns))
+    )
     columns: dict[str, list[str]] = {"run": _texts(table, "run_id")}
     if len(sweeps) > 1:
         columns["stage"] = [

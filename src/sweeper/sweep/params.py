@@ -12,7 +12,7 @@ compile turns them into nested blocks (`nest_parameters`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 _DISTRIBUTION_KEYS = {"value", "values", "distribution", "min", "max", "mu", "sigma", "q"}
@@ -115,23 +115,31 @@ def _parameters(sweep_config: Mapping[str, Any]) -> Mapping[str, Any]:
     return parameters if isinstance(parameters, Mapping) else {}
 
 
-def swept_params(sweep_config: Mapping[str, Any], include_seed: bool = False) -> list[str]:
+def swept_params(
+    sweep_config: Mapping[str, Any], include_seed: bool = False, columns: Iterable[str] = ()
+) -> list[str]:
     """Column names of the parameters the sweep varies, in the config's order.
 
     A parameter given as `{"value": v}` is a constant (W&B's `constant` kind, inferred by
     `sweeps.params.HyperParameter` from a lone `value`), part of the fixed base config, so not
     swept. `seed` is left out unless `include_seed`: it numbers the repeats of one
-    configuration.
+    configuration. A sweep whose scheduler engine defines its own space (`scheduler:
+    search_space`, Optuna's define-by-run: wandb/sdk/sweeps/scheduler/optuna.py) also varies
+    whatever its runs were given: the run table's other `config.` `columns`, after the config's.
 
     Raises:
         ParameterClash: two parameters would share a column name.
     """
-    return [
+    names = [
         name
         for name, param in flat_parameters(_parameters(sweep_config)).items()
         if not (isinstance(param, Mapping) and "value" in param)
-        and (include_seed or name != "seed")
     ]
+    scheduler = sweep_config.get("scheduler")
+    if isinstance(scheduler, Mapping) and scheduler.get("search_space"):
+        given = (c.removeprefix("config.") for c in columns if c.startswith("config."))
+        names += [name for name in given if name not in names]
+    return [name for name in names if include_seed or name != "seed"]
 
 
 def run_config(values: Mapping[str, Any], paths: Mapping[str, KeyPath]) -> dict[str, Any]:

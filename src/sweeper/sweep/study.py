@@ -91,7 +91,7 @@ def stage_best(runs: pd.DataFrame, sweep_config: Mapping[str, Any]) -> BestConfi
     metric, goal = sweep_metric(sweep_config)
     if not metric:
         return None
-    return best_configuration(runs, swept_params(sweep_config), metric, goal)
+    return best_configuration(runs, swept_params(sweep_config, columns=runs.columns), metric, goal)
 
 
 def carried_config(
@@ -177,7 +177,8 @@ def carry_over(
         rule = SelectRule.from_spec(select)
         if rule is None:
             return CarryOver(None, dict(previous))
-        choice = select_from_front(front, objectives, rule, swept_params(sweep_config))
+        searched_here = swept_params(sweep_config, columns=front.columns)
+        choice = select_from_front(front, objectives, rule, searched_here)
         if choice is None:
             return None
         return CarryOver(None, carried_config(choice.config, searched, previous), choice)
