@@ -20,10 +20,12 @@ from typing import Any
 from testing_trainers import ProbeConfig, probe_loss
 
 from sweeper.agent.launch import create_stage, stage_carry
+from sweeper.backends.base import SweepRecord
 from sweeper.backends.local import LocalBackend
 from sweeper.backends.store import new_id
 from sweeper.spec.load import LoadedSpec
 from sweeper.spec.paths import unflatten
+from sweeper.sweep import SweepState
 
 History = Callable[[dict[str, Any]], list[dict[str, float]]]
 """A trial's logged steps from its parameters (flat dotted names, as a claim gives them)."""
@@ -64,6 +66,31 @@ def fill_sweep(
         runs.append((claim.run_id, claim.params))
     backend.set_sweep_state(sweep_id, "finished")
     return runs
+
+
+def sweep_record(
+    sweep_id: str, config: Mapping[str, Any], created_at: float = 0.0, **fields: Any
+) -> SweepRecord:
+    """A running sweep's record as a store keeps it, for a test that inserts one straight into
+    a store (`Transaction.insert_sweep`); `fields` set any other column (trainer, state, seed)."""
+    made: dict[str, Any] = {
+        "id": sweep_id,
+        "name": sweep_id,
+        "project": "p",
+        "trainer": "probe",
+        "config": dict(config),
+        "spec": {},
+        "spec_hash": "h",
+        "spec_path": None,
+        "state": SweepState.RUNNING,
+        "exhausted": False,
+        "study": None,
+        "stage": 0,
+        "stage_name": None,
+        "carried": {},
+        "created_at": created_at,
+    }
+    return SweepRecord(**{**made, **fields})
 
 
 def fill_study(backend: LocalBackend, loaded: LoadedSpec, history: History) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import sweep_record
 
 import sweeper.backends.coordinator as coordinator_module
 from sweeper.backends.base import SweepRecord
@@ -224,25 +225,7 @@ class Setup:
 
     def sweep(self, config: Mapping[str, Any], state: SweepState = SweepState.RUNNING) -> str:
         with self.store.transaction() as tx:
-            tx.insert_sweep(
-                SweepRecord(
-                    id="sw1",
-                    name="sw1",
-                    project="p",
-                    trainer="probe",
-                    config=dict(config),
-                    spec={},
-                    spec_hash="h",
-                    spec_path=None,
-                    state=state,
-                    exhausted=False,
-                    study=None,
-                    stage=0,
-                    stage_name=None,
-                    carried={},
-                    created_at=tx.now,
-                )
-            )
+            tx.insert_sweep(sweep_record("sw1", config, tx.now, state=state))
         return "sw1"
 
 

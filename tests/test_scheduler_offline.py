@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 from conftest import start_agent, wait_for
+from helpers import sweep_record
 from test_coordinator import FakeClock, MemoryStore
 
 import sweeper.backends.coordinator as coordinator_module
-from sweeper.backends.base import SweepRecord
 from sweeper.backends.coordinator import Coordinator
 from sweeper.backends.scheduler import (
     BATCH_SIZE,
@@ -68,26 +68,7 @@ class Setup:
 
     def sweep(self, config: Mapping[str, Any], seed: int | None = 7, sweep_id: str = "sw1") -> str:
         with self.store.transaction() as tx:
-            tx.insert_sweep(
-                SweepRecord(
-                    id=sweep_id,
-                    name=sweep_id,
-                    project="p",
-                    trainer="probe",
-                    config=dict(config),
-                    spec={},
-                    spec_hash="h",
-                    spec_path=None,
-                    state=SweepState.RUNNING,
-                    exhausted=False,
-                    study=None,
-                    stage=0,
-                    stage_name=None,
-                    carried={},
-                    created_at=tx.now,
-                    seed=seed,
-                )
-            )
+            tx.insert_sweep(sweep_record(sweep_id, config, tx.now, seed=seed))
         return sweep_id
 
     def scheduler(self, holder: str, sweep_id: str = "sw1", batch_size: int = 3) -> SweepScheduler:
@@ -417,23 +398,7 @@ def test_a_factory_that_does_not_load_is_one_line(tmp_path: Path) -> None:
         **OPTUNA_MO,
         "scheduler": {"engine": "optuna", "source": str(tmp_path / "nope.py"), "optimizer": "f"},
     }
-    record = SweepRecord(
-        "sw",
-        "sw",
-        "p",
-        "",
-        config,
-        {},
-        "h",
-        None,
-        SweepState.RUNNING,
-        False,
-        None,
-        0,
-        None,
-        {},
-        0.0,
-    )
+    record = sweep_record("sw", config, trainer="")
     with pytest.raises(SweeperError) as caught:
         build_optimizer(record)
     assert "\n" not in str(caught.value) and "sweep sw: scheduler:" in str(caught.value)
@@ -480,26 +445,7 @@ def _insert_sweep(
 
     sweep_id = new_id()
     with backend.store.transaction() as tx:
-        tx.insert_sweep(
-            SweepRecord(
-                id=sweep_id,
-                name=sweep_id,
-                project="p",
-                trainer=trainer,
-                config=dict(config),
-                spec={},
-                spec_hash="h",
-                spec_path=None,
-                state=SweepState.RUNNING,
-                exhausted=False,
-                study=None,
-                stage=0,
-                stage_name=None,
-                carried={},
-                created_at=tx.now,
-                seed=seed,
-            )
-        )
+        tx.insert_sweep(sweep_record(sweep_id, config, tx.now, trainer=trainer, seed=seed))
     return sweep_id
 
 

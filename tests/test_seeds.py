@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import probe_spec, write_spec
-from helpers import fill_sweep, sweeper
+from helpers import fill_sweep, sweep_record, sweeper
 from testing_trainers import probe_loss
 from typer.testing import CliRunner
 
@@ -25,7 +25,6 @@ from sweeper.cli import app
 from sweeper.cli.status import seed_text
 from sweeper.spec.compile import compile_stage
 from sweeper.spec.load import load_spec
-from sweeper.sweep import SweepState
 from sweeper.sweep.engine import next_random_params
 from sweeper.sweep.seeds import SEED_BOUND, seed_for
 
@@ -212,24 +211,7 @@ def test_the_spec_seed_is_the_sweeps_and_a_launch_seed_wins(
 
 def test_status_says_when_a_sweep_has_no_seed_or_the_server_ignores_it() -> None:
     def record(seed: int | None, **config: Any) -> SweepRecord:
-        return SweepRecord(
-            id="e/p/s",
-            name="s",
-            project="p",
-            trainer="probe",
-            config={"method": "random", **config},
-            spec={},
-            spec_hash="h",
-            spec_path=None,
-            state=SweepState.RUNNING,
-            exhausted=False,
-            study=None,
-            stage=0,
-            stage_name=None,
-            carried={},
-            created_at=0.0,
-            seed=seed,
-        )
+        return sweep_record("e/p/s", {"method": "random", **config}, name="s", seed=seed)
 
     assert seed_text(record(None), "local") == "seed none (made before seeds)"
     assert seed_text(record(12), "local") == "seed 12"

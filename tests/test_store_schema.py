@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import probe_spec, write_spec
+from helpers import sweep_record
 from postgres_server import PASSWORD, PostgresServer
 from typer.testing import CliRunner
 
@@ -282,24 +283,8 @@ def either_store(request: pytest.FixtureRequest, store: Path) -> Iterator[LocalB
 
 
 def _record(sweep_id: str, seed: int | None, created_at: float) -> SweepRecord:
-    return SweepRecord(
-        id=sweep_id,
-        name=sweep_id,
-        project="p",
-        trainer="probe",
-        config={"method": "random", "parameters": {"x": {"values": [1, 2]}}},
-        spec={},
-        spec_hash="h",
-        spec_path=None,
-        state=SweepState.RUNNING,
-        exhausted=False,
-        study=None,
-        stage=0,
-        stage_name=None,
-        carried={},
-        created_at=created_at,
-        seed=seed,
-    )
+    config = {"method": "random", "parameters": {"x": {"values": [1, 2]}}}
+    return sweep_record(sweep_id, config, created_at, seed=seed)
 
 
 def test_a_sweep_keeps_its_seed_and_its_lease_is_set_under_its_lock(
