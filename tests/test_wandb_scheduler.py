@@ -95,6 +95,20 @@ def test_a_sweep_without_a_scheduler_queues_nothing(wandb_server: WandbServer) -
     assert not any(run.sweep_id for run in _runs(wandb_server))
 
 
+def test_a_silent_run_asked_to_stop_ends_killed_not_crashed() -> None:
+    """W&B docs, "Stop a run": a run asked to stop goes to Killed however its process ended,
+    so one that went silent (its program ended by its agent's SIGTERM, saying nothing) too;
+    a silent run nobody stopped is crashed."""
+    from wandb_server.state import RunRecord, ServerState
+
+    state = ServerState(crash_after_s=0.0)
+    asked = state.add_run(RunRecord(id="asked", entity=ENTITY, project=PROJECT))
+    silent = state.add_run(RunRecord(id="silent", entity=ENTITY, project=PROJECT))
+    asked.stop_requested = True
+    state.expire_silent_runs()
+    assert (asked.state, silent.state) == ("killed", "crashed")
+
+
 @pytest.mark.slow  # `sweeper launch` in a child process against the stand-in
 def test_launch_runs_the_scheduler_beside_its_agents_to_run_cap(
     wandb_server: WandbServer, store: Path, tmp_path: Path
@@ -129,3 +143,74 @@ def test_launch_runs_the_scheduler_beside_its_agents_to_run_cap(
     operations = set(wandb_server.operations())
     assert {"EnqueueSweepRun", "SweepConfig", "SweepWatchedRuns"} <= operations
     assert not wandb_server.errors
+
+
+SLOW_PROGRAM = """
+import time
+import wandb
+run = wandb.init()
+for step in range(120):
+    wandb.log({"loss": 10.0 * float(run.config["x"])}, step=step)
+    time.sleep(0.5)
+run.finish()
+"""
+"""A minute of training at a loss of 10 x."""
+
+PRUNING = """
+import optuna
+
+def study(sweep):
+    return optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.RandomSampler(seed=1),
+        pruner=optuna.pruners.ThresholdPruner(upper=5.0),
+    )
+"""
+"""The user's optimizer factory (scheduler.optimizer): its sampler's first two suggestions are
+x = 0.417 and 0.720 (optuna's RandomSampler, seed 1); its pruner stops a run whose loss is
+above 5 at any step, so the second."""
+
+
+@pytest.mark.slow  # a minute of training, and the server's crash timeout for the stopped run
+def test_a_run_the_optimizer_prunes_is_stopped_on_the_server(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    """wandb-core's scheduler stops a pruned run with `stopRun`; the run's agent hears `stop`
+    in its heartbeat and ends its program, and the run is killed (W&B: a run asked to stop
+    ends Killed, however its process ended) long before its minute of training is over; the
+    run the pruner keeps finishes."""
+    wandb_server.state.crash_after_s = 40.0  # the stopped program's run ends unsaid
+    (tmp_path / "train.py").write_text(SLOW_PROGRAM)
+    (tmp_path / "pruning.py").write_text(PRUNING)
+    config = {
+        "name": "pruned",
+        "project": PROJECT,
+        "program": "train.py",
+        "method": "custom",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+        "scheduler": {"engine": "optuna", "source": "pruning.py", "optimizer": "study"},
+        "run_cap": 2,
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    on_wandb = ["--backend", "wandb", "--entity", ENTITY, "--heartbeat-timeout", "6"]
+    launched = subprocess.run(
+        [sys.executable, "-m", "sweeper", "launch", "sweep.yaml", *on_wandb, "--agents", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    (sweep,) = wandb_server.sweeps.values()
+    runs = {
+        round(run.assigned["x"]["value"], 3): run
+        for run in _runs(wandb_server)
+        if run.sweep_id == sweep.id
+    }
+    assert sorted(runs) == [0.417, 0.72]
+    kept, pruned = runs[0.417], runs[0.72]
+    assert (kept.state, len(kept.history)) == ("finished", 120)
+    assert pruned.state == "killed" and pruned.stop_requested
+    assert 0 < len(pruned.history) < 120, "stopped before its training ended"
+    assert "StopRun" in wandb_server.operations()

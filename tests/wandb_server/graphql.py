@@ -22,6 +22,7 @@ import graphql as graphql_core
 from . import views
 from .filters import matches, sort_runs
 from .state import (
+    LIVE_RUN_STATES,
     SWEEP_STATES,
     AgentRecord,
     RunRecord,
@@ -179,6 +180,7 @@ class Resolvers:
             "upsertBucket": self.upsert_bucket,
             "createRunFiles": self.create_run_files,
             "enqueueSweepRun": self.enqueue_sweep_run,
+            "stopRun": self.stop_run,
             "upsertView": lambda args: views.upsert_view(self, args),
         }
 
@@ -500,6 +502,21 @@ class Resolvers:
             raise Rejected("enqueueSweepRun: config is not a JSON object", "enqueueSweepRun")
         run = self.state.enqueue_run(sweep, config, fields.get("displayName"))
         return {"id": run.id, "runQueueItemId": new_id(12)}
+
+    def stop_run(self, args: dict[str, Any]) -> Node:
+        """`stopRun`: the run is asked to stop, as by the App's "Stop run" button
+        (WandbServer.stop_run): its agent's next heartbeat sends `stop`, and it ends killed.
+        wandb-core's scheduler sends it for a run its optimizer pruned.
+
+        Raises:
+            Rejected: no run has this id (404).
+        """
+        run = self.state.find_run(None, None, args["input"]["id"])
+        if run is None:
+            raise Rejected(f"run {args['input']['id']} not found", "stopRun", status=404)
+        if run.state in (*LIVE_RUN_STATES, "preempting"):
+            run.stop_requested = True
+        return {"success": True}
 
     def create_run_files(self, args: dict[str, Any]) -> Node:
         fields = args["input"]

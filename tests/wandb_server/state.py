@@ -332,11 +332,16 @@ class ServerState:
         """Crash every running run silent for `crash_after_s`, as W&B's server does (W&B
         docs, "Signal handling and sweep runs": a run that neither exits nor posts for about
         5 minutes is marked crashed). A run marked preempting is preempted instead, so the
-        sweep requeues it (W&B docs, "Resume preemptible sweeps runs")."""
+        sweep requeues it (W&B docs, "Resume preemptible sweeps runs"); one asked to stop is
+        killed, however its process ended (W&B docs, "Stop a run": a stopped run goes from
+        running to Killed), as is one whose agent's SIGTERM ended it without a word."""
         now = time.monotonic()
         for run in self.runs.values():
             if run.state in ("running", "preempting") and now - run.seen_at > self.crash_after_s:
-                run.state = "preempted" if run.state == "preempting" else "crashed"
+                if run.state == "preempting":
+                    run.state = "preempted"
+                else:
+                    run.state = "killed" if run.stop_requested else "crashed"
 
     def heartbeat(self, agent: AgentRecord, run_state: dict[str, bool]) -> list[dict[str, Any]]:
         """Decide the agent's commands the way W&B's sweep controller does.

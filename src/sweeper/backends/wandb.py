@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sweeper.backends.base import Beat, Claim, LiveTrial, SweepRecord, WandbMode
+from sweeper.backends.scheduler import BATCH_SIZE, build_optimizer, check_engine
 from sweeper.backends.storesink import FLUSH
 from sweeper.backends.wandbrun import StepLog, run_config, start_wandb
 from sweeper.errors import NotFoundError, SweeperError, SweepGone, Unreachable
@@ -70,9 +71,6 @@ RELEASE_WAIT = 10.0
 """Seconds an exit waits for wandb's service process to shut down."""
 KEY_REFUSED = (401, 403)
 """HTTP statuses of a W&B server that refuses the API key: another try fails the same way."""
-SCHEDULER_BATCH = 10
-"""Suggestions a `scheduler:` sweep's scheduler keeps queued: `wandb sweep-scheduler
---batch-size`'s default."""
 SCHEDULER_POLL = 10.0
 """Seconds between its polls of the sweep's runs: `wandb sweep-scheduler --poll-interval`'s
 default."""
@@ -422,7 +420,7 @@ class WandbBackend:
         self,
         sweep_id: str,
         *,
-        batch_size: int = SCHEDULER_BATCH,
+        batch_size: int = BATCH_SIZE,
         poll_interval: float = SCHEDULER_POLL,
         spec_path: str | None = None,
     ) -> str:
@@ -447,8 +445,6 @@ class WandbBackend:
         from wandb.sdk.sweeps.scheduler.client import run_scheduler
         from wandb.sdk.sweeps.scheduler.ipc import describe_done
         from wandb.sdk.sweeps.sweep_info import SweepInfo
-
-        from sweeper.backends.scheduler import build_optimizer, check_engine
 
         entity, project, sid = self._path(sweep_id)
         record = dataclasses.replace(self.sweep(sweep_id), spec_path=spec_path)
