@@ -214,3 +214,33 @@ def test_a_run_the_optimizer_prunes_is_stopped_on_the_server(
     assert pruned.state == "killed" and pruned.stop_requested
     assert 0 < len(pruned.history) < 120, "stopped before its training ended"
     assert "StopRun" in wandb_server.operations()
+
+
+@pytest.mark.slow  # `sweeper launch` in a child process against the stand-in
+def test_a_server_without_the_local_scheduler_ends_launch_in_one_line(
+    wandb_server: WandbServer, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A W&B server older than the local scheduler (no SWEEPS_LOCAL_SCHEDULER feature):
+    wandb's scheduler refuses to start; launch stops its agents and says wandb's reason in
+    one line, exit 2, no traceback."""
+    import wandb_server.graphql as served
+
+    features = tuple(f for f in served.SERVER_FEATURES if f != "SWEEPS_LOCAL_SCHEDULER")
+    monkeypatch.setattr(served, "SERVER_FEATURES", features)
+    (tmp_path / "train.py").write_text(PROGRAM)
+    config = {"name": "old-server", "project": PROJECT, "program": "train.py", **SCHEDULED}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    on_wandb = ["--backend", "wandb", "--entity", ENTITY, "--heartbeat-timeout", "6"]
+    launched = subprocess.run(
+        [sys.executable, "-m", "sweeper", "launch", "sweep.yaml", *on_wandb, "--agents", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert launched.returncode == 2, launched.stdout + launched.stderr
+    (line,) = [line for line in launched.stderr.splitlines() if line.startswith("error:")]
+    assert "its scheduler exited with code 1" in line
+    assert "does not support the local sweep scheduler" in line, line
+    assert "Traceback" not in launched.stdout + launched.stderr
+    assert not [run for run in _runs(wandb_server) if run.sweep_id], "no run was queued"

@@ -276,7 +276,9 @@ def _check_remote(
     if not code:
         return
     _stop_agents(processes, signal.SIGTERM)
-    why = _last_error(logs, f"{sweep.key}-scheduler", None)
+    why = (_last_error(logs, f"{sweep.key}-scheduler", None) or "").removeprefix(
+        f"sweep {sweep.id}: "
+    )
     raise SweeperError(
         f"sweep {sweep.id}: its scheduler exited with code {code}"
         f"{f' ({why})' if why else ''}; see {logs}/{sweep.key}-scheduler.log"
