@@ -128,6 +128,7 @@ def test_launch_runs_the_scheduler_beside_its_agents_to_run_cap(
         timeout=300,
     )
     assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert "Pareto front over f1 (minimize), f2 (minimize)" in launched.stdout
     logs = "".join(log.read_text() for log in tmp_path.rglob("*scheduler.log"))
     (sweep,) = wandb_server.sweeps.values()
     assert sweep.state == "FINISHED", logs
