@@ -521,6 +521,7 @@ def test_server_features_are_a_current_servers(wandb_server: WandbServer) -> Non
     assert service_api.feature_enabled(pb.SWEEPS_QUERY_FILTERING)
     assert service_api.feature_enabled(pb.MARK_RUN_FILES_UPLOADED)
     assert service_api.feature_enabled(pb.STRUCTURED_CONSOLE_LOGS)
+    # The local sweep scheduler's enqueueSweepRun is served (issue 23 §3).
+    assert service_api.feature_enabled(pb.SWEEPS_LOCAL_SCHEDULER)
     # A part the stand-in does not serve is reported unsupported, as an old server would.
-    assert not service_api.feature_enabled(pb.SWEEPS_LOCAL_SCHEDULER)
     assert not service_api.feature_enabled(pb.ARTIFACT_TAGS)
