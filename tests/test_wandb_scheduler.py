@@ -56,7 +56,8 @@ def test_queued_runs_go_to_idle_agents_up_to_run_cap(wandb_server: WandbServer) 
     `scheduler:` and `metrics:` is accepted; `Sweep.enqueue_run` queues a pending run; an idle
     agent's heartbeat gets the oldest queued run as a `run` command with its config, and
     nothing while none is queued (it waits for the scheduler, never W&B's own search); at
-    `run_cap` runs handed out, `exit`, the sweep FINISHED once none runs, its queue dropped."""
+    `run_cap` runs handed out, `exit`, the sweep FINISHED once none runs, its queue dropped
+    (and a run queued after that at once)."""
     import wandb
     from wandb.apis.public.sweeps import _agent_heartbeat, _register_agent
 
@@ -85,6 +86,9 @@ def test_queued_runs_go_to_idle_agents_up_to_run_cap(wandb_server: WandbServer) 
     assert record.state == "FINISHED"
     assert sorted(record.run_ids) == sorted(handed), "the queue past run_cap is dropped"
     assert queued[2] not in wandb_server.runs
+    # wandb-core checks the state once per batch: a run queued after the close never runs.
+    late = sweep.enqueue_run({"x": {"value": 3.5}})
+    assert late not in wandb_server.runs and sorted(record.run_ids) == sorted(handed)
 
 
 def test_a_sweep_without_a_scheduler_queues_nothing(wandb_server: WandbServer) -> None:
@@ -142,7 +146,7 @@ def test_launch_runs_the_scheduler_beside_its_agents_to_run_cap(
         assert (run.summary["f1"], run.summary["f2"]) == (x * x, (x - 2) ** 2)
     assert len({run.agent_id for run in runs}) == 2, "both agents ran the scheduler's runs"
     operations = set(wandb_server.operations())
-    assert {"EnqueueSweepRun", "SweepConfig", "SweepWatchedRuns"} <= operations
+    assert {"EnqueueSweepRun", "SweepConfig"} <= operations
     assert not wandb_server.errors
 
 

@@ -414,7 +414,9 @@ class ServerState:
     ) -> RunRecord:
         """A local scheduler's suggestion (`enqueueSweepRun`): a pending run of the sweep that
         no agent holds yet, its parameters `{name: {"value": v}}` as a run command gives them.
-        W&B docs, "Start sweep agents": the scheduler suggests runs, agents execute them."""
+        W&B docs, "Start sweep agents": the scheduler suggests runs, agents execute them.
+        wandb-core checks the sweep's state once before it queues a batch, so a batch can
+        reach a sweep that closed meanwhile: such a run is dropped at once (`drop_queue`)."""
         run = self.add_run(
             RunRecord(
                 id=new_id(8),
@@ -427,6 +429,8 @@ class ServerState:
             )
         )
         self.attach_to_sweep(run, sweep)
+        if sweep.state in CLOSED_SWEEP_STATES:  # queued after the sweep closed: never run
+            self.drop_queue(sweep)
         return run
 
     def _hand_out_queued(self, sweep: SweepRecord, agent: AgentRecord) -> list[dict[str, Any]]:
