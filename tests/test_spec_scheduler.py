@@ -46,6 +46,23 @@ def two_arguments(sweep, extra):
 
 def returns_a_list(trial):
     return [trial.suggest_float("lr", 0.0, 1.0)]
+
+
+def exits(trial):
+    raise SystemExit(0)
+
+
+def returns_a_number(sweep):
+    return 42
+
+
+def raises(sweep):
+    raise ValueError("optimizer boom")
+
+
+def one_direction(sweep):
+    import optuna
+    return optuna.create_study(direction="maximize")
 """
 
 
@@ -202,6 +219,14 @@ BAD_SCHEDULERS: list[tuple[dict[str, Any], str]] = [
         {"parameters": {"optim": {"parameters": {"lr": {"values": [0.1, 0.2]}}}}},
         "parameters.optim: a nested `parameters:` block: wandb's optuna engine reads one flat",
     ),
+    (  # wandb's WandbOptimizer would suggest the block's first grid point for ever
+        {
+            "method": "grid",
+            "scheduler": {"engine": "wandb"},
+            "parameters": {"opt": {"parameters": {"width": {"values": [1, 2]}}}},
+        },
+        "parameters.opt: a nested `parameters:` block: wandb's scheduler engine `wandb` walks",
+    ),
 ]
 
 
@@ -326,6 +351,20 @@ SOURCE_FAULTS: list[tuple[dict[str, Any], str | None, str]] = [
         "raise SystemExit(3)\n",
         "scheduler.source: {src} fails to import: SystemExit: 3",
     ),
+    # the search space exits instead of returning: one line, never a silent exit 0
+    ({"search_space": "exits"}, SPACE, "scheduler.search_space: 'exits' in {src} fails on a trial"),
+    # the optimizer is built as `wandb sweep-scheduler` builds it: its faults are said at validate
+    ({"optimizer": "returns_a_number"}, SPACE, "scheduler.optimizer: the scheduler cannot start"),
+    (
+        {"optimizer": "raises"},
+        SPACE,
+        "scheduler.optimizer: the scheduler cannot start: optimizer boom",
+    ),
+    (
+        {"optimizer": "one_direction"},
+        SPACE,
+        "scheduler.optimizer: the scheduler cannot start: Study has 1 objectives but the sweep",
+    ),
 ]
 
 
@@ -432,6 +471,24 @@ def test_a_spec_keeps_its_single_metric_beside_metrics_and_nests_under_wandbs_se
     assert "--metric=val_acc" in config["command"]
     assert config["parameters"]["model"] == {"parameters": {"width": {"values": [2, 3]}}}
     assert loaded.spec.seed is None and "scheduler" not in config
+
+
+def test_a_spec_under_the_wandb_engine_compiles_flat_and_its_grid_walks_every_point(
+    tmp_path: Path,
+) -> None:
+    """wandb's WandbOptimizer over a nested block suggests its first point for ever; flat
+    dotted keys are one level it walks: each grid point once, then nothing."""
+    spec = xor_spec(
+        method="grid", scheduler={"engine": "wandb"}, search={"model.width": [1, 3]}, metrics=None
+    )
+    spec["metric"] = {"name": "val_acc", "goal": "maximize"}
+    loaded = load_spec(write_spec(tmp_path, spec))
+    (config,) = compile_spec(loaded.spec, loaded.path)
+    assert config["parameters"]["model.width"] == {"values": [1, 3]}
+    optimizer = scheduler_of(config)
+    first = optimizer.ask_n_runs(5)
+    assert sorted(s.config.flat_dict()["model.width"] for s in first) == [1, 3]
+    assert not optimizer.ask_n_runs(5)  # the grid is walked
 
 
 BAD_SPECS: list[tuple[dict[str, Any], str]] = [

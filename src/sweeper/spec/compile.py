@@ -48,9 +48,9 @@ def compile_stage(
     `carried` holds the best configuration of the previous stage (dotted paths); it is
     layered over `base` as fixed values. Every fixed value is a W&B constant parameter, and
     parameters are nested as the trainer config is, so a run's W&B config has the trainer's
-    shape; under a `scheduler:` engine optuna or ax they stay flat (dotted names), the one
-    level those engines read. `metrics` and `scheduler` are written as W&B takes them; the
-    spec's `seed` is not (W&B's schema has no such key).
+    shape; under a `scheduler:` engine they stay flat (dotted names), the one level those
+    engines read (the trial nests them again). `metrics` and `scheduler` are written as W&B
+    takes them; the spec's `seed` is not (W&B's schema has no such key).
     """
     stage: Stage = spec.stage_list()[index]
     fixed = flatten(spec.base)
@@ -68,8 +68,10 @@ def compile_stage(
     ordered = dict(sorted(parameters.items()))
     # wandb's optuna and Ax engines read `parameters` one flat level deep (scheduler/optuna.py
     # `search_space_from_sweep_config`, scheduler/ax.py `sweep_parameters_to_search_space`),
-    # so under them a dotted path stays one key (`optim.lr`) instead of a nested block.
-    flat = spec.scheduler is not None and spec.scheduler.engine != "wandb"
+    # and its wandb engine (scheduler/wandb.py WandbOptimizer) keeps each suggestion as `sweeps`
+    # nests it while the grid looks runs up by flat names, so a nested block's first point
+    # would be suggested for ever: under every engine a dotted path stays one key (`optim.lr`).
+    flat = spec.scheduler is not None
     config: dict[str, Any] = {
         "name": spec.name if not spec.stages else f"{spec.name} / {stage.name}",
         "project": spec.project,

@@ -11,10 +11,14 @@ so what passes here is what the scheduler accepts.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import io
+import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,9 +131,12 @@ def check_scheduler(
     loads = {key: name for key, name in named.items() if name and key in READS[engine]}
     if scheduler.source and not loads:
         lines.append(f"{file}: scheduler.source: nothing of engine {engine} is loaded from it")
+    if engine == "wandb":
+        _check_flat(config, file, parameter_field)
     if not loads:
         if engine == "optuna":
             _check_optuna_parameters(config, file, parameter_field)
+        _check_builds(config, None, file)
         return CheckedScheduler(warnings=tuple(lines))
     if not scheduler.source:
         key = next(iter(loads))
@@ -144,7 +151,71 @@ def check_scheduler(
         sample = _sample_search_space(source, loads["search_space"], file)
     else:
         _check_optuna_parameters(config, file, parameter_field)
+    _check_builds(config, source, file)
     return CheckedScheduler(source=source, sample=sample, warnings=tuple(lines))
+
+
+@contextmanager
+def _quiet_engines() -> Iterator[None]:
+    """The engines' own chatter while an optimizer is built to be checked: optuna's INFO line
+    of each study made, and wandb's warnings, which `check_scheduler` says itself."""
+    optuna = sys.modules.get("optuna")
+    before = optuna.logging.get_verbosity() if optuna is not None else None
+    if optuna is not None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        if optuna is not None and before is not None:
+            optuna.logging.set_verbosity(before)
+
+
+def _check_flat(
+    config: Mapping[str, Any], file: str, parameter_field: Callable[[str], str]
+) -> None:
+    """wandb's scheduler engine `wandb` (scheduler/wandb.py WandbOptimizer) keeps each
+    suggestion as `sweeps` returns it, nested along a `parameters:` block, while `sweeps`'
+    grid looks earlier runs up by flat names: under it a nested block's first grid point is
+    suggested again and again, and no run records its point.
+
+    Raises:
+        SpecError: naming the first nested block.
+    """
+    for name, parameter in (config.get("parameters") or {}).items():
+        if isinstance(parameter, Mapping) and "parameters" in parameter:
+            raise SpecError(
+                file,
+                parameter_field(name),
+                "a nested `parameters:` block: wandb's scheduler engine `wandb` walks one flat"
+                " level (its grid would repeat the block's first point); name the key with a"
+                " dot, or drop `scheduler:` for W&B's own search",
+            )
+
+
+def _check_builds(config: Mapping[str, Any], source: Path | None, file: str) -> None:
+    """Build the optimizer as `wandb sweep-scheduler` does at start-up (wandb's
+    `make_optimizer`: the engine's study or client from `optimizer`, its directions checked
+    against `metric`/`metrics`), so a factory that raises, returns the wrong thing or
+    disagrees with the objectives is said here, before a sweep is made.
+
+    Raises:
+        SpecError: at `scheduler.optimizer` (or `scheduler`), with the optimizer's reason.
+    """
+    from wandb.sdk.sweeps.scheduler.optimizer import make_optimizer
+    from wandb.sdk.sweeps.sweep_info import SweepInfo
+
+    block = dict(config["scheduler"])
+    if source is not None:
+        block["source"] = str(source)
+    info = SweepInfo("validate", "validate", "", "", {**config, "scheduler": block}, "")
+    where = "scheduler.optimizer" if block.get("optimizer") else "scheduler"
+    try:
+        with _quiet_engines():
+            make_optimizer(info)
+    except (Exception, SystemExit) as exc:  # the user's factory, or the engine's own check
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise SpecError(file, where, f"the scheduler cannot start: {reason}") from None
 
 
 def find_source(file: str, source: str) -> Path:
@@ -250,7 +321,7 @@ def _sample_search_space(source: Path, name: str, file: str) -> dict[str, Any]:
         params = constructor(optuna.create_study().ask())
     except ValueError as exc:  # wandb's own: the wrong shape
         raise SpecError(file, "scheduler.search_space", str(exc)) from None
-    except Exception as exc:  # the user's function failed on a trial
+    except (Exception, SystemExit) as exc:  # the user's function failed (or exited) on a trial
         raise SpecError(
             file,
             "scheduler.search_space",
