@@ -391,7 +391,7 @@ def test_a_second_launch_joins_the_first_and_never_exceeds_the_slots(
         out1, err1 = first.communicate(timeout=300)
     assert first.returncode == 0 and second.returncode == 0, out1 + err1 + out2 + err2
     assert "(resumed," in out2
-    assert "joining: 1 slot(s) here (cpu-0) are held by 1 live agent(s) of this study" in out2
+    assert "joining: 1 slot(s) here (cpu-0) are held by 1 agent(s) of this study" in out2
     assert seen[0] == 1, f"{seen[0]} trials ran at once on 1 slot"
     backend = LocalBackend(store, create=False)
     runs = backend.runs(backend.sweeps()[0].id)

@@ -365,8 +365,9 @@ def _join_slots(
         holders = len(set(live.values()))
         on_note(
             f"joining: {len(live)} slot(s) here ({', '.join(sorted(live))}) are held by "
-            f"{holders} live agent(s) of this study; this launch's agents take the free slots "
-            "and wait for those"
+            f"{holders} agent(s) of this study; this launch's agents take the free slots and "
+            "wait for those (a held slot whose agent died is freed when its lease lapses, "
+            "within the heartbeat timeout)"
         )
 
 
