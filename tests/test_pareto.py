@@ -386,6 +386,9 @@ def test_select_is_needed_only_where_a_front_is_carried(tmp_path: Path) -> None:
     single = {**probe_spec(), "select": {"metric": "loss"}}  # one metric: no front
     with pytest.raises(SpecError, match="select: only a spec with several `metrics`"):
         load_spec(write_spec(tmp_path, single))
+    lone = {**one_stage, "select": {"metric": "f1"}}  # no next stage: the rule would do nothing
+    with pytest.raises(SpecError, match="select: only a study of two or more `stages`"):
+        load_spec(write_spec(tmp_path, lone))
 
 
 def test_a_multi_objective_study_carries_the_select_choice_and_says_so(

@@ -328,8 +328,8 @@ class Select(_Strict):
 
 def check_select(select: Select | None, metrics: list[Objective] | None, stages: int) -> None:
     """A spec's `select:` against its `metrics:`: a study of two or more stages with several
-    metrics needs one (its stages carry one run of a Pareto front on); it names only those
-    metrics; a spec with one `metric` has no front to pick from.
+    metrics needs one (its stages carry one run of a Pareto front on), and nothing else takes
+    one; it names only those metrics; a spec with one `metric` has no front to pick from.
 
     Raises:
         ValueError: saying which.
@@ -349,6 +349,11 @@ def check_select(select: Select | None, metrics: list[Objective] | None, stages:
                 " {weights: {NAME: WEIGHT, ...}} (the largest weighted sum)"
             )
         return
+    if stages < 2:
+        raise ValueError(
+            "only a study of two or more `stages` carries a run of a Pareto front on; this"
+            " spec has none to carry it to"
+        )
     names = [m.name for m in metrics]
     for name in [select.metric] if select.metric else list(select.weights or {}):
         if name not in names:
