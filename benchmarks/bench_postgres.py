@@ -179,7 +179,7 @@ def sweeper_coordination(place: Place, folder: Path, agents: int, trials: int) -
     sweep_id = create_stage(backend, load_spec(spec))
     backend.close()
     logs = [folder / f"agent-{i}.log" for i in range(agents)]
-    start = time.perf_counter()
+    cpu, start = children_cpu(), time.perf_counter()
     processes = []
     for i, log in enumerate(logs):
         argv = [sys.executable, "-m", "sweeper", "agent", sweep_id, "--gpus", ""]
@@ -187,14 +187,14 @@ def sweeper_coordination(place: Place, folder: Path, agents: int, trials: int) -
         with log.open("wb") as output:
             processes.append(place.spawn(i, argv, folder, output))
     wait_all(processes, logs, "sweeper agents")
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
     with psycopg.connect(place.local_url(dbname)) as db:
         rows = db.execute(
             "SELECT agent, started_at, finished_at FROM runs WHERE state = 'finished'"
         ).fetchall()
     # The agent column is `{host}-{pid}-{random}/{slot}`: the agent is what precedes the slot.
     return measured(
-        [(str(agent).rsplit("/", 1)[0], start, end) for agent, start, end in rows], wall
+        [(str(agent).rsplit("/", 1)[0], start, end) for agent, start, end in rows], wall, cpu
     )
 
 
@@ -230,7 +230,7 @@ def optuna_coordination(place: Place, folder: Path, workers: int, trials: int) -
     local = place.local_url(dbname).replace("postgresql://", "postgresql+psycopg://", 1)
     optuna.create_study(study_name="coordination", storage=local)
     logs = [folder / f"optuna-{i}.log" for i in range(workers)]
-    start = time.perf_counter()
+    cpu, start = children_cpu(), time.perf_counter()
     processes = []
     for i, log in enumerate(logs):
         argv = [sys.executable, "-c", OPTUNA_WORKER, place.optuna_url(i, dbname)]
@@ -238,7 +238,7 @@ def optuna_coordination(place: Place, folder: Path, workers: int, trials: int) -
         with log.open("wb") as output:
             processes.append(place.spawn(i, argv, folder, output))
     wait_all(processes, logs, "optuna workers")
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
     with psycopg.connect(place.local_url(dbname)) as db:
         rows = db.execute(
             "SELECT a.value_json, extract(epoch FROM t.datetime_start),"
@@ -246,10 +246,17 @@ def optuna_coordination(place: Place, folder: Path, workers: int, trials: int) -
             " JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'worker'"
             " WHERE t.state = 'COMPLETE'"
         ).fetchall()
-    return measured([(str(pid), float(start), float(end)) for pid, start, end in rows], wall)
+    return measured([(str(pid), float(start), float(end)) for pid, start, end in rows], wall, cpu)
 
 
-def measured(trials: list[tuple[str, float, float]], wall: float) -> dict[str, float]:
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's waited-for descendants: the workers, and
+    the trial processes each agent forks and reaps, start-up included (not the server's)."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def measured(trials: list[tuple[str, float, float]], wall: float, cpu: float) -> dict[str, float]:
     """Figures of one side's finished trials, each (worker, start, end) on one clock.
 
     span: first start to last end. steady: from the moment every worker has started its first
@@ -273,6 +280,7 @@ def measured(trials: list[tuple[str, float, float]], wall: float) -> dict[str, f
         "wall": wall,
         "ramp": opened - first,
         "steady": ended * SLEEP / (len(workers) * window) if window > 0 else math.nan,
+        "cpu": cpu / len(trials),
     }
 
 
@@ -283,7 +291,7 @@ def coordination(place: Place, folder: Path, agents: int, trials: int) -> None:
     ours = sweeper_coordination(place, folder, agents, trials)
     theirs = optuna_coordination(place, folder, agents, trials)
     head = f"{'done':>6}{'span s':>9}{'wall s':>9}{'ramp s':>9}{'eff. span':>11}{'eff. wall':>11}"
-    print(f"   {'':30}{head}{'eff. steady':>13}")
+    print(f"   {'':30}{head}{'eff. steady':>13}{'CPU/trial':>11}")
     for name, got in (
         ("sweeper (agents, PostgreSQL)", ours),
         ("Optuna 5 (RDB, PostgreSQL)", theirs),
@@ -292,11 +300,13 @@ def coordination(place: Place, folder: Path, agents: int, trials: int) -> None:
         print(
             f"   {name:30}{got['done']:6.0f}{got['span']:9.1f}{got['wall']:9.1f}{got['ramp']:9.1f}"
             f"{seconds / (agents * got['span']):11.3f}{seconds / (agents * got['wall']):11.3f}"
-            f"{got['steady']:13.3f}"
+            f"{got['steady']:13.3f}{got['cpu'] * 1e3:8.0f} ms"
         )
     print("   span: first trial start to last trial end; wall: processes started to all exited")
     print("   ramp: first trial start to the last worker's first trial start (start-up)")
     print("   steady: while every worker was at work (after the ramp, before the first ran out)")
+    print("   CPU/trial: the workers' CPU time (start-up and trial processes included) per trial;")
+    print(f"   this machine has {os.cpu_count()} cores for {agents} workers' share of it")
     print("   efficiency = trials done x 1 s / (agents x seconds); target >= 0.90, ours higher")
     print(f"   {load()}", flush=True)
 
