@@ -437,6 +437,68 @@ def test_the_run_table_leaves_a_parameter_a_run_never_had_empty(tmp_path: Path) 
     assert table.loc[~sgd, "config.optim.momentum"].isna().all()
 
 
+WIDTHS = """
+def space(trial):
+    params = {"opt": trial.suggest_categorical("opt", ["sgd", "adam"])}
+    params["width"] = trial.suggest_categorical("width", [4, 8])
+    if params["opt"] == "sgd":
+        params["momentum"] = trial.suggest_float("momentum", 0.0, 0.9)
+    return params
+"""
+
+
+def test_the_report_searches_what_a_define_by_run_space_gave(tmp_path: Path) -> None:
+    """A `parameters:` block that lists `width` alone: the report's tables and files also
+    search `opt` and `momentum`, which only the space gives, and keep sgd and adam apart."""
+    import pandas as pd
+
+    from sweeper.backends.local import LocalBackend
+    from sweeper.report.build import build_report
+    from sweeper.report.load import report_data
+
+    (tmp_path / "space.py").write_text(WIDTHS)
+    config = {
+        "method": "custom",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"width": {"values": [4, 8]}},
+        "scheduler": {
+            "engine": "optuna",
+            "source": str(tmp_path / "space.py"),
+            "search_space": "space",
+        },
+    }
+    backend = LocalBackend(tmp_path / "sweeper.db")
+    try:
+        sweep_id = _insert_sweep(backend, config, seed=5)
+        SweepScheduler(backend.store, sweep_id, "a", batch_size=16).step()
+        while (claim := backend.coordinator.claim(sweep_id, "agent")) is not None:
+            loss = {"loss": claim.params["width"] + (10.0 if claim.params["opt"] == "sgd" else 0.0)}
+            backend.coordinator.log(claim.run_id, claim.attempt, 0, loss)
+            backend.coordinator.finish(claim.run_id, claim.attempt, RunState.FINISHED, loss)
+        data = report_data(backend, sweep_id)
+        folder = build_report(data, tmp_path / "report", fmt="md")
+    finally:
+        backend.close()
+    assert data.params[0] == "width" and sorted(data.params) == ["momentum", "opt", "width"]
+    assert {p.name for p in folder.glob("param_*.csv")} == {
+        "param_width.csv",
+        "param_opt.csv",
+        "param_momentum.csv",
+    }
+    configs = pd.read_csv(folder / "configs.csv")
+    assert {"width", "opt", "momentum"} <= set(configs.columns)
+    runs = data.done()
+    seen = runs[["config.width", "config.opt"]].drop_duplicates()
+    assert len(seen) == 4  # the seeded space drew every (width, opt) pair
+    # one configuration per (width, opt, momentum): no row averages sgd's runs with adam's
+    sgd = (configs["opt"] == "sgd").astype(float)
+    assert (configs["mean"] == configs["width"] + 10.0 * sgd).all()
+    assert configs["momentum"].isna().eq(configs["opt"] == "adam").all()
+    opt = pd.read_csv(folder / "param_opt.csv").set_index("value")
+    by_opt = runs.groupby("config.opt")["summary.loss"].mean()
+    assert opt["loss"].to_dict() == pytest.approx(by_opt.to_dict())
+
+
 def _insert_sweep(
     backend: Any, config: Mapping[str, Any], trainer: str = "", seed: int | None = None
 ) -> str:

@@ -36,16 +36,31 @@ class SweepPart:
     """The compiled W&B `parameters` block as {dotted path: parameter}."""
     carried: dict[str, Any] = field(default_factory=dict)
     """Best configuration inherited from the previous stage."""
+    scheduler: dict[str, Any] = field(default_factory=dict)
+    """The sweep config's `scheduler:` block ({} for a sweep W&B's own search runs)."""
+    columns: tuple[str, ...] = ()
+    """The run table's `config.` columns this sweep's runs filled: under a `scheduler:
+    search_space` (define-by-run) they name what the space gave (`swept_params`)."""
 
     @property
     def params(self) -> list[str]:
         """The parameters this sweep searches (dotted paths), without the repeats' `seed`."""
-        return swept_params({"parameters": self.parameters})
+        return swept_params(self._config, columns=self.columns)
 
     @property
     def has_repeats(self) -> bool:
         """Whether configurations ran over several seeds (a swept `seed`)."""
-        return "seed" in swept_params({"parameters": self.parameters}, include_seed=True)
+        return "seed" in swept_params(self._config, include_seed=True, columns=self.columns)
+
+    def parameter(self, name: str) -> dict[str, Any]:
+        """The `parameters:` entry of a searched parameter; {} for one only a define-by-run
+        space gives (its values are read from the runs)."""
+        found = self.parameters.get(name)
+        return found if isinstance(found, dict) else {}
+
+    @property
+    def _config(self) -> dict[str, Any]:
+        return {"parameters": self.parameters, "scheduler": self.scheduler}
 
 
 @dataclass
@@ -119,14 +134,14 @@ class ReportData:
         numeric for a parameter no part searches."""
         for part in self.parts:
             if param in part.params:
-                return param_kind(part.parameters[param], self.runs.get(f"config.{param}"))
+                return param_kind(part.parameter(param), self.runs.get(f"config.{param}"))
         return "numeric"
 
     def declared(self, param: str) -> list[Any] | None:
         """The values the spec lists for a parameter (their order is the table order)."""
         for part in self.parts:
             if param in part.params:
-                return part.parameters[param].get("values")
+                return part.parameter(param).get("values")
         return None
 
     def done(self) -> pd.DataFrame:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from sweeper.errors import NotFoundError
 from sweeper.report.data import ReportData, SweepPart
 from sweeper.spec.paths import flatten
@@ -62,6 +64,7 @@ def report_data(backend: Backend, target: str, metric: str | None = None) -> Rep
         source = f"W&B sweep {', '.join(s.id for s in sweeps)}"
     else:
         source = f"local {backend.where}"
+    runs = backend.runs([s.id for s in sweeps])
     return ReportData(
         title=title,
         source=source,
@@ -75,10 +78,12 @@ def report_data(backend: Backend, target: str, metric: str | None = None) -> Rep
                 s.stage_name,
                 flat_parameters(s.config["parameters"]),
                 s.carried,
+                dict(s.config.get("scheduler") or {}),
+                filled_columns(runs, s.id),
             )
             for s in sweeps
         ],
-        runs=backend.runs([s.id for s in sweeps]),
+        runs=runs,
         history=backend.history,
         base=resolved_base(first.trainer or None, first.spec.get("base", {})),
         key=study or first.key,
@@ -88,6 +93,16 @@ def report_data(backend: Backend, target: str, metric: str | None = None) -> Rep
         objectives=sweep_objectives(first.config),
         select=first.spec.get("select"),
     )
+
+
+def filled_columns(runs: pd.DataFrame, sweep_id: str) -> tuple[str, ...]:
+    """The `config.` columns some run of `sweep_id` has a value in: a study's run table
+    holds every stage's columns, and a define-by-run stage searches only what its own runs
+    were given (`sweeper.sweep.params.swept_params`)."""
+    if runs.empty:
+        return ()
+    mine = runs[runs["sweep_id"] == sweep_id]
+    return tuple(c for c in mine.columns if c.startswith("config.") and mine[c].notna().any())
 
 
 def resolved_base(trainer: str | None, base: dict[str, Any]) -> dict[str, Any]:
