@@ -561,3 +561,37 @@ def test_a_specs_search_space_suggests_fields_of_its_trainer(
     )
     with pytest.raises(SpecError, match=r"scheduler.search_space: -\d rejected: "):
         load_spec(path)
+
+
+def test_a_specs_search_space_alone_is_its_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `scheduler.search_space` a spec (or a stage) needs no `search:`; the compiled
+    config keeps the base as its constants, which W&B's schema needs; without the space, or
+    with nothing fixed either, it is refused in one line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.py").write_text(
+        "def space(trial):\n    return {'optim.lr': trial.suggest_float('optim.lr', 0.01, 0.5)}\n"
+    )
+    scheduler = {"engine": "optuna", "source": "space.py", "search_space": "space"}
+    path = write_spec(tmp_path, xor_spec(method="custom", scheduler=scheduler, search=None))
+    loaded = load_spec(path)
+    assert isinstance(loaded, LoadedSpec)
+    (config,) = compile_spec(loaded.spec)
+    assert config["parameters"] == {"epochs": {"value": 5}}
+    assert config["scheduler"]["search_space"] == "space"
+    stages = [{"name": "one"}, {"name": "two", "search": {"model.width": [2, 3]}}]
+    staged = xor_spec(method="custom", scheduler=scheduler, search=None, stages=stages)
+    staged["select"] = {"metric": "val_acc"}
+    loaded = load_spec(write_spec(tmp_path, staged))
+    assert isinstance(loaded, LoadedSpec)
+    assert [c["parameters"] for c in compile_spec(loaded.spec)] == [
+        {"epochs": {"value": 5}},
+        {"epochs": {"value": 5}, "model.width": {"values": [2, 3]}},
+    ]
+    assert "nothing to sweep" in refused(write_spec(tmp_path, xor_spec(search=None)))
+    del staged["scheduler"]
+    staged["method"] = "random"
+    assert "stage 'one': nothing to sweep" in refused(write_spec(tmp_path, staged))
+    bare = xor_spec(method="custom", scheduler=scheduler, search=None, base=None)
+    assert "`base`: give one fixed value" in refused(write_spec(tmp_path, bare))

@@ -364,7 +364,10 @@ class Stage(_Strict):
     """One step of a sequential study; it starts from base plus the previous stage's best."""
 
     name: str = Field(min_length=1, max_length=NAME_MAX)  # part of its W&B sweep's name
-    search: dict[str, SearchValue] = Field(min_length=1)
+    search: dict[str, SearchValue] = Field(
+        default_factory=dict,
+        description="Required unless the spec's `scheduler.search_space` is the search.",
+    )
     method: Method | None = None
     run_cap: int | None = Field(None, ge=1)
 
@@ -431,8 +434,22 @@ class Spec(_Strict):
     def _search_or_stages(self) -> Spec:
         if self.search and self.stages:
             raise ValueError("give either `search` or `stages`, not both")
-        if not self.search and not self.stages:
-            raise ValueError("nothing to sweep: give `search` or `stages`")
+        # optuna's define-by-run space suggests every parameter itself, whatever `parameters`
+        # lists (wandb/sdk/sweeps/scheduler/optuna.py `build_optuna_optimizer`): it is the search
+        defined = self.scheduler is not None and self.scheduler.search_space is not None
+        if not self.search and not self.stages and not defined:
+            raise ValueError("nothing to sweep: give `search`, `stages` or scheduler.search_space")
+        empty = [stage.name for stage in self.stages if not stage.search]
+        if empty and not defined:
+            raise ValueError(
+                f"stage {empty[0]!r}: nothing to sweep: give its `search` or scheduler.search_space"
+            )
+        if (empty or not (self.search or self.stages)) and not self.base and self.repeats == 1:
+            # a stage's `parameters:` is then empty, which W&B's sweep schema refuses
+            raise ValueError(
+                "`base`: give one fixed value when scheduler.search_space alone is the search"
+                " (W&B's sweep schema wants a non-empty `parameters:`)"
+            )
         if self.metric is None and self.metrics is None:
             raise ValueError("give a `metric`, or `metrics` (two or more objectives)")
         return self
