@@ -499,6 +499,51 @@ def test_the_report_searches_what_a_define_by_run_space_gave(tmp_path: Path) -> 
     assert opt["loss"].to_dict() == pytest.approx(by_opt.to_dict())
 
 
+def test_a_trainer_specs_base_reaches_a_define_by_run_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe's `epochs` is 3 by default; the spec's base says 2 and its space only `x`:
+    the run's params and the trial's trainer config say 2, and it trains 2 epochs. A plain
+    W&B sweep of the same config keeps W&B's rule: its runs get what the space returned."""
+    from conftest import probe_spec, write_spec
+
+    from sweeper.agent.launch import create_stage
+    from sweeper.agent.trial import run_trial, workload_of
+    from sweeper.backends.local import LocalBackend
+    from sweeper.spec.load import load_spec
+    from sweeper.sweep import swept_params
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.py").write_text(
+        "def space(trial):\n    return {'x': trial.suggest_float('x', 0.0, 2.0)}\n"
+    )
+    scheduler = {"engine": "optuna", "source": "space.py", "search_space": "space"}
+    spec = probe_spec(method="custom", base={"epochs": 2}, scheduler=scheduler, run_cap=2)
+    del spec["search"]  # the space is the search
+    backend = LocalBackend(tmp_path / "sweeper.db")
+    try:
+        sweep_id = create_stage(backend, load_spec(write_spec(tmp_path, spec)))
+        sweep = backend.sweep(sweep_id)
+        SweepScheduler(backend.store, sweep_id, "a", batch_size=2).step()
+        claim = backend.claim(sweep_id, "agent")
+        assert claim is not None
+        assert claim.params["epochs"] == 2 and 0.0 <= claim.params["x"] <= 2.0
+        sink = backend.open_sink(claim, sweep, wandb_mode="disabled", fork=False)
+        assert run_trial(workload_of(sweep, claim), sink) == "finished"
+        run = backend.run(claim.run_id)
+        assert run["meta"]["config"]["epochs"] == 2
+        assert len(backend.history([claim.run_id], ["loss"]).dropna()) == 2
+        # the base is carried, not searched: the space's `x` alone varies
+        assert swept_params(sweep.config, columns=backend.runs(sweep_id).columns) == ["x"]
+        plain = _insert_sweep(backend, sweep.config, seed=1)
+        SweepScheduler(backend.store, plain, "a", batch_size=2).step()
+        snapshot = backend.store.snapshot(plain)
+        assert snapshot is not None and len(snapshot.runs) == 2
+        assert all(set(r.params) == {"x"} for r in snapshot.runs)
+    finally:
+        backend.close()
+
+
 def _insert_sweep(
     backend: Any, config: Mapping[str, Any], trainer: str = "", seed: int | None = None
 ) -> str:

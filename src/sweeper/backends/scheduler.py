@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sweeper.backends.base import SweepRecord
 from sweeper.backends.store import RunRecord, Store, new_id
 from sweeper.errors import NotFoundError, SweeperError
-from sweeper.sweep import ACTIVE, RunState, SweepState
+from sweeper.sweep import ACTIVE, RunState, SweepState, flat_parameters
 from sweeper.sweep.engine import SCHEDULER_PACKAGES
 from sweeper.sweep.seeds import seed_for
 
@@ -184,7 +184,35 @@ def build_optimizer(sweep: SweepRecord, runs: int = 0) -> Optimizer:
         if isinstance(optimizer, OptunaOptimizer):
             seed = seed_for(sweep.seed, runs)
             optimizer.study.sampler = optuna.samplers.TPESampler(seed=seed)
+    if sweep.trainer:
+        _keep_base(optimizer, config)
     return optimizer
+
+
+def _keep_base(optimizer: Optimizer, config: Mapping[str, Any]) -> None:
+    """A trainer sweep's define-by-run suggestions carry the config's constant parameters
+    (the spec's base, compiled as `{"value": v}`) under what the space returned, which wins.
+
+    wandb's optuna engine makes a run's config of what `search_space` returns alone and reads
+    no `parameters:` (wandb/sdk/sweeps/scheduler/optuna.py `OptunaImperativeOptimizer`), so a
+    trainer would run with its defaults, not the base. A plain W&B sweep keeps W&B's
+    behaviour: its runs get what the engine suggested. The space is wrapped here, where both
+    the offline scheduler and `launch --backend wandb`'s scheduler build the optimizer; a
+    rebuild's warm start enqueues the stored configs, base and all, and optuna leaves the
+    values no `suggest_*` asks for unread.
+    """
+    from wandb.sdk.sweeps.scheduler.optuna import OptunaImperativeOptimizer
+
+    if not isinstance(optimizer, OptunaImperativeOptimizer):
+        return
+    parameters = flat_parameters(config.get("parameters") or {})
+    base = {
+        name: param["value"]
+        for name, param in parameters.items()
+        if isinstance(param, Mapping) and "value" in param
+    }
+    space = optimizer.trial_constructor
+    optimizer.trial_constructor = lambda trial: {**base, **space(trial)}
 
 
 def wandb_state(state: RunState) -> WandbRunState:

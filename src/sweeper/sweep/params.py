@@ -125,20 +125,21 @@ def swept_params(
     swept. `seed` is left out unless `include_seed`: it numbers the repeats of one
     configuration. A sweep whose scheduler engine defines its own space (`scheduler:
     search_space`, Optuna's define-by-run: wandb/sdk/sweeps/scheduler/optuna.py) also varies
-    whatever its runs were given: the run table's other `config.` `columns`, after the config's.
+    whatever its runs were given: the run table's other `config.` `columns`, after the config's,
+    less the constants (a trainer spec's base, which its runs carry too).
 
     Raises:
         ParameterClash: two parameters would share a column name.
     """
-    names = [
-        name
-        for name, param in flat_parameters(_parameters(sweep_config)).items()
-        if not (isinstance(param, Mapping) and "value" in param)
-    ]
+    flat = flat_parameters(_parameters(sweep_config))
+    fixed = {
+        name for name, param in flat.items() if isinstance(param, Mapping) and "value" in param
+    }
+    names = [name for name in flat if name not in fixed]
     scheduler = sweep_config.get("scheduler")
     if isinstance(scheduler, Mapping) and scheduler.get("search_space"):
         given = (c.removeprefix("config.") for c in columns if c.startswith("config."))
-        names += [name for name in given if name not in names]
+        names += [name for name in given if name not in names and name not in fixed]
     return [name for name in names if include_seed or name != "seed"]
 
 
