@@ -249,3 +249,40 @@ def test_a_server_without_the_local_scheduler_ends_launch_in_one_line(
     assert "does not support the local sweep scheduler" in line, line
     assert "Traceback" not in launched.stdout + launched.stderr
     assert not [run for run in _runs(wandb_server) if run.sweep_id], "no run was queued"
+
+
+@pytest.mark.slow  # `sweeper launch` in a child process against the stand-in
+def test_a_trainer_specs_base_reaches_the_runs_the_scheduler_queues(
+    wandb_server: WandbServer, store: Path, tmp_path: Path
+) -> None:
+    """A probe spec whose `search_space` gives only `x` and whose base says epochs 2 (the
+    probe's default is 3): each queued run carries epochs 2, and its trainer ran with it."""
+    (tmp_path / "space.py").write_text(
+        "def space(trial):\n    return {'x': trial.suggest_float('x', 0.0, 2.0)}\n"
+    )
+    spec = {
+        "name": "scheduled-probe",
+        "project": PROJECT,
+        "trainer": "probe",
+        "method": "custom",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "scheduler": {"engine": "optuna", "source": "space.py", "search_space": "space"},
+        "base": {"epochs": 2},
+        "run_cap": 2,
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    on_wandb = ["--backend", "wandb", "--entity", ENTITY, "--heartbeat-timeout", "6"]
+    launched = subprocess.run(
+        [sys.executable, "-m", "sweeper", "launch", "spec.yaml", *on_wandb, "--agents", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    (sweep,) = wandb_server.sweeps.values()
+    runs = [run for run in _runs(wandb_server) if run.sweep_id == sweep.id]
+    assert len(runs) == 2 and {run.state for run in runs} == {"finished"}
+    for run in runs:
+        assert run.assigned["epochs"]["value"] == 2 and "x" in run.assigned
+        assert run.config["epochs"] == 2  # the trainer's whole config, as the trial logged it
