@@ -42,7 +42,6 @@ from sweeper.sweep.states import RunState
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    import sweeps.bayes_search
     import sweeps.grid_search
     import sweeps.params  # the engine's nesting delimiter
 
@@ -165,13 +164,23 @@ def seeded(seed: int | None, k: int) -> Iterator[None]:
             yield
             return
         derived = seed_for(seed, k)
-        python_random, numpy = sweeps.params.random, sweeps.bayes_search.np
+        bayes = _bayes_search()
+        python_random, numpy = sweeps.params.random, bayes.np
         sweeps.params.random = random.Random(derived)
-        sweeps.bayes_search.np = _NumpyWith(np.random.RandomState(derived))
+        bayes.np = _NumpyWith(np.random.RandomState(derived))
         try:
             yield
         finally:
-            sweeps.params.random, sweeps.bayes_search.np = python_random, numpy
+            sweeps.params.random, bayes.np = python_random, numpy
+
+
+def _bayes_search() -> Any:
+    """`sweeps.bayes_search`, imported on the first seeded call, not with this module: it
+    imports scikit-learn (and with it pandas), which `validate` never needs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import sweeps.bayes_search
+    return sweeps.bayes_search
 
 
 def next_params(
