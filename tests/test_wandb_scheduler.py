@@ -51,6 +51,18 @@ def _made(config: dict[str, Any]) -> Any:
     return api.sweep(f"{ENTITY}/{PROJECT}/{created['name']}")
 
 
+def _launch_on_wandb(folder: Path, file: str, agents: int) -> subprocess.CompletedProcess[str]:
+    """`sweeper launch FILE --backend wandb` from `folder`, against the stand-in (ENTITY)."""
+    on_wandb = ["--backend", "wandb", "--entity", ENTITY, "--heartbeat-timeout", "6"]
+    return subprocess.run(
+        [sys.executable, "-m", "sweeper", "launch", file, *on_wandb, "--agents", str(agents)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_queued_runs_go_to_idle_agents_up_to_run_cap(wandb_server: WandbServer) -> None:
     """The server's side of a local scheduler, through wandb's own public API: a sweep with
     `scheduler:` and `metrics:` is accepted; `Sweep.enqueue_run` queues a pending run; an idle
@@ -124,13 +136,7 @@ def test_launch_runs_the_scheduler_beside_its_agents_to_run_cap(
     config["run_cap"] = 6
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    on_wandb = ["--backend", "wandb", "--entity", ENTITY, "--heartbeat-timeout", "6"]
-    launched = subprocess.run(
-        [sys.executable, "-m", "sweeper", "launch", str(path), *on_wandb, "--agents", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    launched = _launch_on_wandb(tmp_path, "sweep.yaml", agents=2)
     assert launched.returncode == 0, launched.stdout + launched.stderr
     assert "Pareto front over f1 (minimize), f2 (minimize)" in launched.stdout
     logs = "".join(log.read_text() for log in tmp_path.rglob("*scheduler.log"))
@@ -198,14 +204,7 @@ def test_a_run_the_optimizer_prunes_is_stopped_on_the_server(
         "run_cap": 2,
     }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    on_wandb = ["--backend", "wandb", "--entity", ENTITY, "--heartbeat-timeout", "6"]
-    launched = subprocess.run(
-        [sys.executable, "-m", "sweeper", "launch", "sweep.yaml", *on_wandb, "--agents", "2"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    launched = _launch_on_wandb(tmp_path, "sweep.yaml", agents=2)
     assert launched.returncode == 0, launched.stdout + launched.stderr
     (sweep,) = wandb_server.sweeps.values()
     runs = {
@@ -235,14 +234,7 @@ def test_a_server_without_the_local_scheduler_ends_launch_in_one_line(
     (tmp_path / "train.py").write_text(PROGRAM)
     config = {"name": "old-server", "project": PROJECT, "program": "train.py", **SCHEDULED}
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    on_wandb = ["--backend", "wandb", "--entity", ENTITY, "--heartbeat-timeout", "6"]
-    launched = subprocess.run(
-        [sys.executable, "-m", "sweeper", "launch", "sweep.yaml", *on_wandb, "--agents", "2"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    launched = _launch_on_wandb(tmp_path, "sweep.yaml", agents=2)
     assert launched.returncode == 2, launched.stdout + launched.stderr
     (line,) = [line for line in launched.stderr.splitlines() if line.startswith("error:")]
     assert "its scheduler exited with code 1" in line
@@ -271,14 +263,7 @@ def test_a_trainer_specs_base_reaches_the_runs_the_scheduler_queues(
         "run_cap": 2,
     }
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    on_wandb = ["--backend", "wandb", "--entity", ENTITY, "--heartbeat-timeout", "6"]
-    launched = subprocess.run(
-        [sys.executable, "-m", "sweeper", "launch", "spec.yaml", *on_wandb, "--agents", "1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    launched = _launch_on_wandb(tmp_path, "spec.yaml", agents=1)
     assert launched.returncode == 0, launched.stdout + launched.stderr
     (sweep,) = wandb_server.sweeps.values()
     runs = [run for run in _runs(wandb_server) if run.sweep_id == sweep.id]
